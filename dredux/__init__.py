@@ -1,0 +1,31 @@
+"""dredux: huge generic reductions on CPUs and GPUs, distributed with Dask.
+
+>>> from dredux import Genred
+>>> routine = Genred("Exp(-SqDist(x, y)) * b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"],
+...                  reduction_op="Sum", axis=1)
+
+See :class:`dredux.Genred` and ``docs/``.
+"""
+
+from . import config as _config  # noqa: F401  (registers the dredux config keys)
+from .api import Genred, reduce
+from .errors import (
+    BackendUnavailable,
+    DtypeError,
+    FormulaError,
+    KernelCompileError,
+    ShapeError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Genred",
+    "reduce",
+    "FormulaError",
+    "ShapeError",
+    "DtypeError",
+    "BackendUnavailable",
+    "KernelCompileError",
+    "__version__",
+]

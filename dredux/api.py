@@ -1,0 +1,472 @@
+"""Public entry points: :class:`Genred` (KeOps-compatible) and :func:`reduce`.
+
+``Genred.__init__`` runs the formula stages once (parse, differentiate,
+simplify, check the reduction); ``Genred.__call__`` checks the arguments,
+builds the :class:`~dredux.program.Program` for their dtype, picks the
+backend's kernel, plans the blocks and runs them: directly when the plan is a
+single task on in-memory arrays, otherwise through the Dask graph (computed at
+once for NumPy/CuPy inputs, returned lazily for dask arrays).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import config
+from ._xp import is_cupy
+from .backends import make_kernel, resolve_backend
+from .errors import DtypeError, FormulaError, ShapeError
+from .ir import Cat
+from .numpy_eval import pair_flops
+from .parse import ArgSpec, parse_aliases, parse_formula
+from .plan import make_plan
+from .printing import to_formula
+from .program import Program, make_program
+from .reductions import acc_dtype_for, make_reduction
+from .simplify import simplify
+
+__all__ = ["Genred", "reduce"]
+
+_FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+_CALL_OPTIONS = ("block_size", "split_every", "scheduler")
+
+
+def _is_dask(a) -> bool:
+    return type(a).__module__.split(".")[0] == "dask" and hasattr(a, "chunks")
+
+
+class Genred:
+    r"""A generic reduction ``out[i] = Reduce_j F(x_i, y_j, p)`` (or over i).
+
+    The signature follows ``pykeops.numpy.Genred``: code written for KeOps
+    changes one import line.
+
+    Parameters
+    ----------
+    formula : str
+        The formula F in KeOps syntax, e.g. ``"Exp(-SqDist(x, y)) * b"``.
+        ``Grad(F, v, e)``, ``Diff(F, v, u)`` and ``Laplacian(F, v)`` are
+        differentiated symbolically.
+    aliases : list of str
+        Variable declarations such as ``"x = Vi(3)"`` (one value of dimension
+        3 per output row i), ``"y = Vj(3)"`` (per reduced index j) or
+        ``"p = Pm(1)"`` (a parameter); ``Vi(pos, dim)`` fixes the position.
+    reduction_op : str, default "Sum"
+        ``Sum``, ``Max``, ``Min``, ``ArgMax``, ``ArgMin``, ``Max_ArgMax``,
+        ``Min_ArgMin``, ``KMin``, ``ArgKMin``, ``KMin_ArgKMin``,
+        ``LogSumExp``, ``LogSumExpWeight``, ``SumSoftMaxWeight``,
+        ``Max_SumShiftExp``, ``Max_SumShiftExpWeight``.
+    axis : {0, 1}, default 0
+        1 reduces over j (one output row per i), 0 reduces over i.
+    dtype : ignored
+        Accepted for KeOps compatibility; the dtype comes from the inputs.
+    opt_arg : int, optional
+        K for ``KMin``, ``ArgKMin`` and ``KMin_ArgKMin``.
+    formula2 : str, optional
+        Weights g for ``LogSumExp`` (then ``log sum_j exp(f_ij) g_ij``),
+        ``LogSumExpWeight``, ``SumSoftMaxWeight`` and ``Max_SumShiftExpWeight``.
+    dtype_acc : str, default "auto"
+        Accumulator dtype: ``"auto"`` (float32 for float16 inputs, else the
+        input dtype), ``"float32"`` or ``"float64"``.
+    use_double_acc : bool
+        Same as ``dtype_acc="float64"``.
+    sum_scheme : str, default "auto"
+        ``"direct_sum"``, ``"block_sum"`` or ``"kahan_scheme"`` (compensated
+        summation, for Sum and the LogSumExp family).
+    use_fast_math : bool, default False
+        GPU only: use fast approximate intrinsics (``__expf``...).
+    cuda_type, enable_chunks, rec_multVar_highdim : ignored
+        Accepted for KeOps compatibility.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dredux import Genred
+    >>> gauss = Genred("Exp(-SqDist(x, y)) * b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"],
+    ...                reduction_op="Sum", axis=1)
+    >>> rng = np.random.default_rng(0)
+    >>> x, y, b = rng.random((5, 3)), rng.random((7, 3)), rng.random((7, 1))
+    >>> out = gauss(x, y, b, backend="numpy")
+    >>> ref = (np.exp(-((x[:, None] - y[None]) ** 2).sum(-1)) * b[:, 0]).sum(1)
+    >>> bool(np.allclose(out[:, 0], ref))
+    True
+    """
+
+    def __init__(self, formula: str, aliases: Sequence[str], reduction_op: str = "Sum",
+                 axis: int = 0, dtype=None, opt_arg: int | None = None,
+                 formula2: str | None = None, cuda_type=None, dtype_acc: str = "auto",
+                 use_double_acc: bool = False, sum_scheme: str = "auto",
+                 enable_chunks: bool = True, rec_multVar_highdim: bool = False,
+                 use_fast_math: bool = False):
+        if dtype is not None or cuda_type is not None:
+            warnings.warn("Genred's dtype/cuda_type arguments are ignored: the dtype "
+                          "comes from the input arrays", DeprecationWarning, stacklevel=2)
+        if axis not in (0, 1) or isinstance(axis, bool):
+            raise FormulaError(f"axis must be 0 (reduce over i) or 1 (reduce over j), "
+                               f"got {axis!r}")
+        self.formula = formula
+        self.formula2 = formula2
+        self.aliases = list(aliases) if not isinstance(aliases, str) else aliases
+        self.axis = int(axis)
+        self.opt_arg = opt_arg
+        self.dtype_acc = dtype_acc
+        self.use_double_acc = bool(use_double_acc)
+        self.use_fast_math = bool(use_fast_math)
+        names, self.signature = parse_aliases(self.aliases)
+        f = simplify(parse_formula(formula, names, self.signature))
+        formulas = [f]
+        if formula2 is not None:
+            formulas.append(simplify(parse_formula(formula2, names, self.signature,
+                                                   what="formula2")))
+        self.formulas = tuple(formulas)
+        self.reduction = make_reduction(reduction_op, f.dim,
+                                        formulas[1].dim if formula2 is not None else 0,
+                                        opt_arg, sum_scheme)
+        self.reduction_op = reduction_op
+        self.sum_scheme = sum_scheme
+        if dtype_acc not in ("auto", "float16", "float32", "float64"):
+            raise DtypeError(f"dtype_acc must be 'auto', 'float16', 'float32' or 'float64',"
+                             f" got {dtype_acc!r}")
+        self._programs: dict[str, Program] = {}
+        self._kernels: dict[tuple, Any] = {}
+
+    # ------------------------------------------------------------------ info
+    def __repr__(self) -> str:
+        return (f"Genred({self.formula!r}, {self.aliases!r}, "
+                f"reduction_op={self.reduction.name!r}, axis={self.axis})")
+
+    @property
+    def nargs(self) -> int:
+        return len(self.signature.args)
+
+    def simplified_formula(self) -> str:
+        """The formula after differentiation and simplification, as text."""
+        return to_formula(self.formulas[0], self.signature.names())
+
+    def program(self, dtype="float32") -> Program:
+        """The :class:`~dredux.program.Program` run for inputs of ``dtype``."""
+        dtype = np.dtype(dtype)
+        prog = self._programs.get(dtype.name)
+        if prog is None:
+            acc = acc_dtype_for(dtype, self.dtype_acc, self.use_double_acc)
+            prog = make_program(self.formulas, self.reduction, self.axis, dtype, acc,
+                                self.sum_scheme)
+            self._programs[dtype.name] = prog
+        return prog
+
+    def kernel(self, backend: str = "cpu", dtype="float32", **options):
+        """The block kernel for ``backend`` and ``dtype`` (compiled lazily)."""
+        if backend in ("gpu", "GPU") and self.use_fast_math:
+            options.setdefault("fast_math", True)
+        key = (backend, np.dtype(dtype).name, tuple(sorted(options.items())))
+        kern = self._kernels.get(key)
+        if kern is None:
+            kern = make_kernel(self.program(dtype), backend, **options)
+            self._kernels[key] = kern
+        return kern
+
+    def source(self, backend: str = "cpu", dtype="float32") -> str:
+        """The generated kernel source for ``backend`` ("cpu" or "gpu")."""
+        from .backends import normalize_backend
+
+        backend = normalize_backend(backend)
+        if backend == "auto":
+            backend = resolve_backend("auto", [])
+        if backend == "numpy":
+            raise ValueError("the 'numpy' backend evaluates the formula with array "
+                             "operations and has no generated source; ask for "
+                             "source('cpu') or source('gpu')")
+        return self.kernel(backend, dtype).source
+
+    # ------------------------------------------------------------------ call
+    def __call__(self, *args, backend: str | None = None, device_id: int = -1,
+                 ranges=None, out=None, **options):
+        """Run the reduction on ``args`` (one array per alias, in position order).
+
+        Parameters
+        ----------
+        *args : arrays
+            NumPy, CuPy or dask arrays: ``(M, dim)`` for ``Vi``, ``(N, dim)`` for
+            ``Vj``, ``(dim,)`` for ``Pm``, all of the same float dtype.
+        backend : str, optional
+            ``"auto"`` (default: ``dredux.backend``), ``"cpu"``, ``"gpu"`` or
+            ``"numpy"``; KeOps spellings ``"CPU"``, ``"GPU"``, ``"GPU_1D"`` work.
+        device_id : int
+            GPU to use (-1: the current device).
+        ranges : None
+            Block-sparse ranges are not supported yet (raises).
+        out : ndarray, optional
+            Output array for NumPy results.
+        block_size : int or (int, int), optional
+            Rows per block and columns per task (default: planned).
+        split_every : int, optional
+            Fan-in of the merge tree (default: ``dredux.split-every``).
+        scheduler : optional
+            Any Dask scheduler (``"threads"``, ``"sync"``, a ``Client``...);
+            default: the active ``distributed.Client``, else threads.
+
+        Returns
+        -------
+        array, or tuple of arrays for ``*_Arg*`` reductions. NumPy in: NumPy out;
+        CuPy in: CuPy out; dask arrays in: lazy dask arrays out.
+        """
+        unknown = sorted(set(options) - set(_CALL_OPTIONS))
+        if unknown:
+            raise TypeError(f"Genred call got unexpected option(s) {', '.join(unknown)}; "
+                            f"expected backend, device_id, ranges, out, "
+                            f"{', '.join(_CALL_OPTIONS)}")
+        if ranges is not None:
+            raise NotImplementedError(
+                "block-sparse 'ranges' are not supported by dredux yet; call without "
+                "ranges (dredux splits the i/j plane into blocks itself)")
+        args = _check_args(self.signature, args)
+        dtype = _common_dtype(self.signature, args)
+        counts = _axis_lengths(self.signature, args)
+        out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
+        m, n = counts[out_cat], counts[red_cat]
+        program = self.program(dtype)
+        backend_name = resolve_backend(backend, args)
+        kernel = self.kernel(backend_name, dtype, **_kernel_options(backend_name, device_id))
+        by_pos = {spec.pos: a for spec, a in zip(self.signature.args, args)}
+        # the program's I/J are the output/reduced axes: its vars map back by position
+        rows = [by_pos[v.params[0]] for v in program.row_vars]
+        cols = [by_pos[v.params[0]] for v in program.col_vars]
+        params = [by_pos[v.params[0]] for v in program.param_vars]
+        lazy = any(_is_dask(a) for a in args)
+        row_args_all = [a for spec, a in zip(self.signature.args, args) if spec.cat == out_cat]
+        scheduler = options.get("scheduler")
+        plan = make_plan(
+            m, n, self._cost(), backend_name, _worker_count(scheduler),
+            row_bytes=_row_bytes(program.row_vars, dtype),
+            col_bytes=_row_bytes(program.col_vars, dtype),
+            state_bytes=self._state_bytes(program),
+            block_size=options.get("block_size"), split_every=options.get("split_every"),
+            row_chunks=_dask_chunks(row_args_all),
+            col_chunks=_dask_chunks([a for s, a in zip(self.signature.args, args)
+                                     if s.cat == red_cat]))
+        if not lazy and plan.n_tasks == 1 and scheduler is None:
+            result = self._run_single(kernel, program, rows, cols, params, m, n)
+        else:
+            result = self._run_graph(kernel, program, plan, rows, cols, params,
+                                     row_args_all, lazy, scheduler)
+        return _write_out(result, out) if out is not None else result
+
+    # -------------------------------------------------------------- helpers
+    def _cost(self) -> float:
+        cost = sum(pair_flops(f) for f in self.formulas)
+        red = self.reduction
+        if red.family == "lse":
+            cost += 20 + red.sum_dim
+        elif red.family == "kmin":
+            cost += red.k * red.dim
+        return float(cost)
+
+    @staticmethod
+    def _state_bytes(program: Program) -> int:
+        return sum(8 * math.prod(shape) for _, shape, _ in program.reduction.fields())
+
+    def _run_single(self, kernel, program, rows, cols, params, m, n):
+        from ._xp import get_xp
+
+        state = kernel(rows, cols, params, m, n, 0)
+        xp = get_xp(*rows, *cols, *params, *state)
+        return program.reduction.finalize(state, program.np_dtype, xp)
+
+    def _run_graph(self, kernel, program, plan, rows, cols, params, row_args_all,
+                   lazy: bool, scheduler):
+        import dask
+        import dask.array as da
+
+        from .graph import build_graph
+
+        def as_dask(a, row_chunks):
+            if _is_dask(a):
+                return a.rechunk({0: row_chunks, 1: -1}) if row_chunks else \
+                    a.rechunk({1: -1})
+            return da.from_array(a, chunks=(row_chunks or -1, -1),
+                                 asarray=False if is_cupy(a) else None)
+
+        row_chunks = tuple(plan.rows)
+        col_chunks = tuple(c1 - c0 for c0, c1 in plan.cols)
+        drows = [as_dask(a, row_chunks) for a in rows]
+        dcols = [as_dask(a, None) if _is_dask(a) else as_dask(a, col_chunks) for a in cols]
+        dparams = [a.rechunk(-1) if _is_dask(a) else a for a in params]
+        meta_xp = _meta_module([*rows, *cols, *params, *row_args_all])
+        outputs = []
+        for shape, kind in program.reduction.outputs():
+            outputs.append((shape, np.int64 if kind == "idx" else program.np_dtype))
+        arrays = build_graph(program, kernel, plan, drows, dcols, dparams, outputs, meta_xp)
+        result = tuple(arrays) if len(arrays) > 1 else arrays[0]
+        if lazy:
+            return result
+        computed = dask.compute(*arrays, scheduler=scheduler)
+        return tuple(computed) if len(computed) > 1 else computed[0]
+
+
+# ---------------------------------------------------------------------------
+# argument checks
+# ---------------------------------------------------------------------------
+
+def _describe(spec: ArgSpec, index: int) -> str:
+    return f"argument {index} ({spec.describe()})"
+
+
+def _check_args(signature, args) -> list:
+    specs = signature.args
+    if len(args) != len(specs):
+        listed = ", ".join(s.describe() for s in specs)
+        raise ShapeError(
+            f"Genred routine takes {len(specs)} arguments, got {len(args)}; expected, in "
+            f"order: {listed}")
+    checked = []
+    for index, (spec, a) in enumerate(zip(specs, args)):
+        if not (_is_dask(a) or is_cupy(a) or isinstance(a, np.ndarray)):
+            try:
+                a = np.asarray(a)
+            except Exception as exc:  # pragma: no cover - exotic inputs
+                raise DtypeError(f"{_describe(spec, index)} is a {type(a).__name__}, which "
+                                 "is not an array") from exc
+        shape = tuple(a.shape)
+        if any(isinstance(s, float) and math.isnan(s) for s in shape):
+            raise ShapeError(f"{_describe(spec, index)} is a dask array of unknown chunk "
+                             "sizes; call .compute_chunk_sizes() on it first")
+        if spec.cat == Cat.P:
+            if len(shape) != 1 or shape[0] != spec.dim:
+                fix = " (flatten it with .ravel())" if math.prod(shape) == spec.dim else ""
+                raise ShapeError(f"{_describe(spec, index)} has shape {shape}; expected a "
+                                 f"1-D array of shape ({spec.dim},){fix}")
+        else:
+            rows = "M" if spec.cat == Cat.I else "N"
+            if len(shape) > 2:
+                raise ShapeError(f"{_describe(spec, index)} has shape {shape}: batch "
+                                 "dimensions are not supported; expected a 2-D array of "
+                                 f"shape ({rows}, {spec.dim}). Loop over the batch, or "
+                                 "fold it into the rows.")
+            if len(shape) != 2 or shape[1] != spec.dim:
+                fix = (f" (reshape it with .reshape(-1, {spec.dim}))"
+                       if len(shape) == 1 and spec.dim == 1 else "")
+                raise ShapeError(f"{_describe(spec, index)} has shape {shape}; expected "
+                                 f"a 2-D array of shape ({rows}, {spec.dim}){fix}")
+        if np.dtype(a.dtype).type not in _FLOAT_DTYPES:
+            raise DtypeError(f"{_describe(spec, index)} has dtype {a.dtype}; expected "
+                             "float16, float32 or float64 (convert it with "
+                             ".astype(np.float32))")
+        checked.append(a)
+    for cat in (Cat.I, Cat.J):
+        sized = [(spec, a) for spec, a in zip(specs, checked) if spec.cat == cat]
+        if len({a.shape[0] for _, a in sized}) > 1:
+            listed = ", ".join(f"'{s.name}' has {a.shape[0]}" for s, a in sized)
+            word = "Vi" if cat == Cat.I else "Vj"
+            raise ShapeError(f"the {word} arguments must have the same number of rows: "
+                             f"{listed}")
+    return checked
+
+
+def _common_dtype(signature, args) -> np.dtype:
+    dtypes = {np.dtype(a.dtype) for a in args}
+    if len(dtypes) > 1:
+        listed = ", ".join(f"'{s.name}' is {np.dtype(a.dtype).name}"
+                           for s, a in zip(signature.args, args))
+        raise DtypeError(f"all arguments must have the same dtype: {listed}; convert "
+                         "them with .astype(...) to one of them")
+    return dtypes.pop() if dtypes else np.dtype(np.float64)
+
+
+def _axis_lengths(signature, args) -> dict:
+    counts = {Cat.I: 1, Cat.J: 1}
+    for spec, a in zip(signature.args, args):
+        if spec.cat in counts:
+            counts[spec.cat] = int(a.shape[0])
+    return counts
+
+
+def _dask_chunks(arrays) -> tuple[int, ...] | None:
+    for a in arrays:
+        if _is_dask(a):
+            return tuple(int(c) for c in a.chunks[0])
+    return None
+
+
+def _row_bytes(variables, dtype) -> int:
+    return max(1, sum(v.dim for v in variables)) * np.dtype(dtype).itemsize
+
+
+def _meta_module(arrays):
+    for a in arrays:
+        if is_cupy(a) or (_is_dask(a) and is_cupy(getattr(a, "_meta", None))):
+            return sys.modules["cupy"]
+    return np
+
+
+def _worker_count(scheduler) -> int:
+    client = scheduler if hasattr(scheduler, "nthreads") else None
+    if client is None and scheduler is None and "distributed" in sys.modules:
+        try:
+            from distributed import default_client
+
+            client = default_client()
+        except ValueError:
+            client = None
+    if client is not None:
+        try:
+            return max(1, sum(client.nthreads().values()))
+        except Exception:  # pragma: no cover - a client without workers yet
+            return 1
+    if scheduler in ("sync", "single-threaded", "synchronous"):
+        return 1
+    import dask
+
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+def _kernel_options(backend: str, device_id: int) -> dict:
+    if backend == "gpu" and device_id is not None and device_id >= 0:
+        return {"device_id": int(device_id)}
+    return {}
+
+
+def _write_out(result, out):
+    if isinstance(result, tuple) or _is_dask(result):
+        raise ShapeError("out= is supported for single NumPy/CuPy results only; this call "
+                         f"returns {'a tuple' if isinstance(result, tuple) else 'a dask array'}")
+    if tuple(out.shape) != tuple(result.shape) or out.dtype != result.dtype:
+        raise ShapeError(f"out has shape {tuple(out.shape)} and dtype {out.dtype}; expected "
+                         f"shape {tuple(result.shape)} and dtype {result.dtype}")
+    out[...] = result
+    return out
+
+
+@functools.lru_cache(maxsize=128)
+def _cached_routine(formula, aliases, reduction_op, axis, opt_arg, formula2, kwargs):
+    return Genred(formula, list(aliases), reduction_op=reduction_op, axis=axis,
+                  opt_arg=opt_arg, formula2=formula2, **dict(kwargs))
+
+
+def reduce(formula: str, aliases: Sequence[str], *args, reduction_op: str = "Sum",
+           axis: int = 1, opt_arg: int | None = None, formula2: str | None = None,
+           dtype_acc: str = "auto", sum_scheme: str = "auto", **call_options):
+    """One-shot reduction: ``Genred(formula, aliases, ...)(*args, **call_options)``.
+
+    The routine is cached, so calling :func:`reduce` in a loop parses and
+    compiles the formula once. Note the default ``axis=1`` (reduce over j),
+    the common case; :class:`Genred` keeps KeOps's ``axis=0``.
+
+    Examples
+    --------
+    >>> import numpy as np, dredux
+    >>> x = np.arange(6.0).reshape(3, 2); y = np.ones((4, 2))
+    >>> dredux.reduce("SqDist(x, y)", ["x = Vi(2)", "y = Vj(2)"], x, y,
+    ...               backend="numpy").ravel().tolist()
+    [8.0, 72.0, 264.0]
+    """
+    kwargs = tuple(sorted({"dtype_acc": dtype_acc, "sum_scheme": sum_scheme}.items()))
+    routine = _cached_routine(formula, tuple(aliases), reduction_op, axis, opt_arg,
+                              formula2, kwargs)
+    return routine(*args, **call_options)

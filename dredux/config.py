@@ -1,0 +1,76 @@
+"""Configuration under the ``dredux`` key of ``dask.config``.
+
+Every key can be set three ways, like any Dask library's:
+
+* in code: ``with dask.config.set({"dredux.block-size": 4096}): ...``
+* in a Dask YAML file (``~/.config/dask/dredux.yaml``)
+* as an environment variable ``DREDUX_BLOCK_SIZE=4096`` (read at import;
+  ``DASK_DREDUX__BLOCK_SIZE`` works too)
+
+=====================  =========  ================================================
+key                    default    meaning
+=====================  =========  ================================================
+cache-dir              None       compiled kernels (None: the user cache folder)
+block-size             None       rows per block, or [rows, cols] (None: planned)
+split-every            8          fan-in of the tree merge
+task-seconds           0.2        target duration of one block task
+max-tasks-per-worker   2000       graph-size cap
+memory-per-task        256 MiB    bound on one task's partial state
+backend                auto       default backend of a call
+cxx                    None       C++ compiler (None: $CXX, else g++)
+cxxflags               ""         extra compiler flags
+march                  native     -march for the CPU backend ("" to omit)
+=====================  =========  ================================================
+"""
+
+from __future__ import annotations
+
+import os
+
+import dask.config
+
+__all__ = ["DEFAULTS", "get", "cache_dir"]
+
+DEFAULTS = {
+    "cache-dir": None,
+    "block-size": None,
+    "split-every": 8,
+    "task-seconds": 0.2,
+    "max-tasks-per-worker": 2000,
+    "memory-per-task": "256 MiB",
+    "backend": "auto",
+    "cxx": None,
+    "cxxflags": "",
+    "march": "native",
+}
+
+_ENV_PREFIX = "DREDUX_"
+
+
+def _load() -> None:
+    dask.config.update_defaults({"dredux": dict(DEFAULTS)})
+    env = {"DASK_DREDUX__" + name[len(_ENV_PREFIX):]: value
+           for name, value in os.environ.items() if name.startswith(_ENV_PREFIX)}
+    if env:
+        found = dask.config.collect_env(env)
+        dask.config.update(dask.config.config, found, priority="new")
+
+
+_load()
+
+
+def get(key: str, override=None):
+    """``override`` if given, else ``dredux.<key>`` from ``dask.config``."""
+    if override is not None:
+        return override
+    return dask.config.get(f"dredux.{key}", DEFAULTS.get(key))
+
+
+def cache_dir() -> str:
+    """The kernel cache folder: ``dredux.cache-dir`` or the user cache folder."""
+    configured = get("cache-dir")
+    if configured:
+        return os.path.abspath(os.path.expanduser(str(configured)))
+    import platformdirs
+
+    return platformdirs.user_cache_dir("dredux", appauthor=False)

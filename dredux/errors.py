@@ -1,0 +1,133 @@
+"""Exceptions raised by dredux.
+
+Every message names the offending value, what was expected and how to fix it.
+The classes also derive from the built-in exception a NumPy user would catch
+(``ValueError`` for bad formulas and shapes, ``TypeError`` for dtypes), so
+code written against KeOps's ``ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DreduxError",
+    "FormulaError",
+    "ShapeError",
+    "DtypeError",
+    "BackendUnavailable",
+    "KernelCompileError",
+    "CacheError",
+    "caret_line",
+]
+
+
+class DreduxError(Exception):
+    """Base class of every error dredux raises on purpose."""
+
+
+def caret_line(text: str, start: int, end: int | None = None) -> str:
+    """Return ``text`` with a line of carets under the characters [start, end).
+
+    Multi-line texts show only the line that holds ``start``.
+    """
+    end = start + 1 if end is None or end <= start else end
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line_end = len(text) if line_end < 0 else line_end
+    line = text[line_start:line_end]
+    col = start - line_start
+    width = max(1, min(end, line_end) - start)
+    return f"    {line}\n    {' ' * col}{'^' * width}"
+
+
+class FormulaError(DreduxError, ValueError):
+    """A formula or an alias could not be understood.
+
+    Attributes
+    ----------
+    text : str
+        The formula (or alias) as the user wrote it.
+    start, end : int or None
+        Character span of the offending token in ``text``.
+    problem : str
+        What is wrong, naming the bad token.
+    hint : str
+        What was expected and how to fix it.
+    """
+
+    def __init__(self, problem: str, text: str = "", start: int | None = None,
+                 end: int | None = None, hint: str = ""):
+        self.problem = problem
+        self.text = text
+        self.start = start
+        self.end = end
+        self.hint = hint
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = [self.problem]
+        if self.text:
+            if self.start is None:
+                parts.append(f"    {self.text}")
+            else:
+                parts.append(caret_line(self.text, self.start, self.end))
+        if self.hint:
+            parts.append(self.hint)
+        return "\n".join(parts)
+
+    def __reduce__(self):
+        return (type(self), (self.problem, self.text, self.start, self.end, self.hint))
+
+
+class ShapeError(DreduxError, ValueError):
+    """An argument's shape does not match its alias or the other arguments."""
+
+
+class DtypeError(DreduxError, TypeError):
+    """An argument's dtype is not supported or differs from the others."""
+
+
+class BackendUnavailable(DreduxError, RuntimeError):
+    """The requested backend cannot run here (no compiler, no CuPy, no GPU)."""
+
+
+class CacheError(DreduxError, RuntimeError):
+    """The kernel cache folder is unsafe or unusable."""
+
+
+class KernelCompileError(DreduxError, RuntimeError):
+    """The compiler rejected generated code.
+
+    This is a bug in dredux for any formula that parsed; the error carries
+    everything needed to report it.
+
+    Attributes
+    ----------
+    source : str
+        The generated source that failed to compile.
+    log : str
+        The compiler's output.
+    options : tuple of str
+        The compiler command line or options.
+    """
+
+    def __init__(self, message: str, source: str = "", log: str = "",
+                 options: tuple[str, ...] = ()):
+        self.message = message
+        self.source = source
+        self.log = log
+        self.options = tuple(options)
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        log = self.log.strip()
+        if len(log) > 4000:
+            log = log[:4000] + "\n... (log truncated; the full log is in .log)"
+        return (
+            f"{self.message}\ncompiler command: {' '.join(self.options)}\n"
+            f"compiler log:\n{log}\n"
+            "This is a bug in dredux: please report it with this message; the "
+            "generated source is in the exception's .source attribute."
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.source, self.log, self.options))

@@ -1,0 +1,171 @@
+"""The Dask graph: block tasks -> tree merge (split_every) -> finalize.
+
+For row block r and column range c of a :class:`~dredux.plan.BlockPlan`::
+
+    (block, r, c)        = kernel(rows of block r, columns of range c) -> state
+    (merge, r, level, g) = merge of up to split_every states of the level below
+    (final, r)           = reduction.finalize(root state of row block r)
+
+and the finals are the chunks of the output dask array(s). Keys derive from
+``dask.base.tokenize`` of everything that determines the result, so the same
+call builds the same keys. The kernel, the parameters and every input chunk
+enter the graph once; tasks refer to them by key.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Sequence
+
+import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from ._xp import get_xp
+
+__all__ = ["run_block", "merge_states", "finalize_state", "build_graph", "column_slices"]
+
+
+def run_block(kernel, rows: list, col_parts: list, col_slices: list, params: list,
+              m: int, n: int, j0: int):
+    """One block task: gather the columns of range ``[j0, j0 + n)`` and run ``kernel``.
+
+    ``col_parts[k]`` are the input chunks of column variable k that overlap the
+    range and ``col_slices[k]`` the range's (start, stop) in their concatenation.
+    """
+    cols = []
+    for parts, (start, stop) in zip(col_parts, col_slices):
+        if len(parts) == 1:
+            cols.append(parts[0][start:stop])
+        else:
+            xp = get_xp(*parts)
+            cols.append(xp.concatenate(parts, axis=0)[start:stop])
+    return kernel(list(rows), cols, list(params), m, n, j0)
+
+
+def merge_states(reduction, states: Sequence[tuple]) -> tuple:
+    """Merge partial states of the same rows, left to right."""
+    xp = get_xp(*(a for s in states for a in s))
+    out = states[0]
+    for state in states[1:]:
+        out = reduction.merge(out, state, xp)
+    return out
+
+
+def finalize_state(reduction, state: tuple, dtype):
+    """Output array(s) of a row block from its merged state."""
+    return reduction.finalize(state, np.dtype(dtype), get_xp(*state))
+
+
+def column_slices(chunks: Sequence[int], start: int, stop: int) -> tuple[list[int], tuple[int, int]]:
+    """Chunk indices overlapping [start, stop) and the range in their concatenation."""
+    bounds = np.concatenate([[0], np.cumsum(chunks)])
+    if stop <= start:
+        k = int(np.searchsorted(bounds, start, side="right")) - 1
+        k = min(max(k, 0), len(chunks) - 1)
+        return [k], (start - int(bounds[k]), start - int(bounds[k]))
+    first = int(np.searchsorted(bounds, start, side="right")) - 1
+    last = int(np.searchsorted(bounds, stop, side="left")) - 1
+    first = min(max(first, 0), len(chunks) - 1)
+    indices = list(range(first, max(first, last) + 1))
+    offset = int(bounds[first])
+    return indices, (start - offset, stop - offset)
+
+
+def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
+                out_shapes: list[tuple[tuple[int, ...], Any]], meta_xp=np,
+                token_extra: Any = None) -> list:
+    """Dask arrays of the routine's output(s).
+
+    Parameters
+    ----------
+    program : Program
+    kernel : callable
+        ``kernel(rows, cols, params, m, n, j0) -> state``; pickled once into the graph.
+    plan : BlockPlan
+    rows : list of dask arrays
+        Row variables, chunked as ``plan.rows`` along axis 0, one chunk along axis 1.
+    cols : list of dask arrays
+        Column variables, one chunk along axis 1 (any chunks along axis 0).
+    params : list of arrays or dask arrays
+        Parameters (a dask array must have a single chunk).
+    out_shapes : list of (shape after the row axis, dtype)
+        One entry per output array.
+    """
+    import dask.array as da
+
+    reduction = program.reduction
+    dask_inputs = [a for a in (*rows, *cols, *params) if isinstance(a, da.Array)]
+    token = tokenize(program.key, kernel.backend, plan, [a.name for a in dask_inputs],
+                     [p for p in params if not isinstance(p, da.Array)], token_extra)
+    prefix = f"dredux-{reduction.name.lower()}"
+    names = {k: f"{prefix}-{k}-{token}" for k in ("inputs", "block", "merge", "final")}
+
+    inputs: dict = {(names["inputs"], 0): kernel}
+    param_keys = []
+    for k, p in enumerate(params):
+        if isinstance(p, da.Array):
+            param_keys.append((p.name, 0))
+        else:
+            inputs[(names["inputs"], k + 1)] = p
+            param_keys.append((names["inputs"], k + 1))
+    kernel_key = (names["inputs"], 0)
+
+    blocks: dict = {}
+    merges: dict = {}
+    finals: dict = {}
+    col_plans = []
+    for c0, c1 in plan.cols:
+        col_plans.append([column_slices(a.chunks[0], c0, c1) for a in cols])
+    for r, size in enumerate(plan.rows):
+        row_keys = [(a.name, r, 0) for a in rows]
+        level = []
+        for c, (c0, c1) in enumerate(plan.cols):
+            parts = [[(a.name, k, 0) for k in idx] for a, (idx, _) in zip(cols, col_plans[c])]
+            slices = [sl for _, sl in col_plans[c]]
+            key = (names["block"], r, c)
+            blocks[key] = (run_block, kernel_key, row_keys, parts, slices, param_keys,
+                           size, c1 - c0, c0)
+            level.append(key)
+        depth = 0
+        while len(level) > 1:
+            nxt = []
+            for g in range(0, len(level), plan.split_every):
+                key = (names["merge"], r, depth, g // plan.split_every)
+                merges[key] = (merge_states, reduction, level[g:g + plan.split_every])
+                nxt.append(key)
+            level, depth = nxt, depth + 1
+        finals[(names["final"], r)] = (finalize_state, reduction, level[0], program.dtype)
+
+    layers = {}
+    deps = {}
+    for a in dask_inputs:
+        g = a.__dask_graph__()
+        layers.update(g.layers)
+        deps.update(g.dependencies)
+    input_layers = {layer for a in dask_inputs for layer in a.__dask_layers__()}
+    layers[names["inputs"]] = inputs
+    deps[names["inputs"]] = set()
+    layers[names["block"]] = blocks
+    deps[names["block"]] = {names["inputs"]} | input_layers
+    layers[names["merge"]] = merges
+    deps[names["merge"]] = {names["block"]}
+    layers[names["final"]] = finals
+    deps[names["final"]] = {names["merge"], names["block"]}
+
+    outputs = []
+    for k, (shape, dtype) in enumerate(out_shapes):
+        name = f"{prefix}-{token}" if len(out_shapes) == 1 else f"{prefix}-{k}-{token}"
+        zeros = (0,) * len(shape)
+        if len(out_shapes) == 1:
+            layer = {(name, r, *zeros): (names["final"], r) for r in range(len(plan.rows))}
+        else:
+            layer = {(name, r, *zeros): (operator.getitem, (names["final"], r), k)
+                     for r in range(len(plan.rows))}
+        layers[name] = layer
+        deps[name] = {names["final"]}
+        graph = HighLevelGraph(dict(layers), dict(deps))
+        chunks = (tuple(plan.rows), *((s,) for s in shape))
+        meta = meta_xp.empty((0,) * (1 + len(shape)), dtype=dtype)
+        outputs.append(da.Array(graph, name, chunks, meta=meta))
+    return outputs

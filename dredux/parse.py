@@ -1,0 +1,680 @@
+"""Formula and alias text -> Expr, with ``ast.parse`` and a whitelisting visitor.
+
+Nothing here ever calls ``eval``: the text is parsed by Python's own parser
+into a syntax tree, and only the node kinds listed in :class:`_Builder` are
+accepted (numbers, alias names, the whitelisted function calls of
+``FUNCTIONS``, ``+ - * / | **`` and comparisons). Anything else is a
+:class:`~dredux.errors.FormulaError` with a caret under the offending token.
+
+Entry points: :func:`parse_aliases` and :func:`parse_formula`.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from . import autodiff
+from .errors import FormulaError
+from .ir import Cat, DimError, Expr, Op, const, var, zero
+
+__all__ = ["ArgSpec", "Signature", "FUNCTIONS", "parse_aliases", "parse_formula"]
+
+_CATS = {"Vi": Cat.I, "Vx": Cat.I, "Vj": Cat.J, "Vy": Cat.J, "Pm": Cat.P}
+_CAT_WORD = {Cat.I: "Vi", Cat.J: "Vj", Cat.P: "Pm"}
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One positional argument of a routine."""
+
+    pos: int
+    dim: int
+    cat: Cat
+    name: str  # the alias, or "Var(pos,dim,cat)" for inline variables
+
+    def describe(self) -> str:
+        return f"'{self.name}' = {_CAT_WORD.get(self.cat, 'Var')}({self.dim})"
+
+
+@dataclass
+class Signature:
+    """The routine's arguments: ``args[k]`` is the argument at position k."""
+
+    args: list[ArgSpec]
+
+    def names(self) -> dict[tuple[int, int], str]:
+        return {(a.pos, int(a.cat)): a.name for a in self.args}
+
+    def next_position(self) -> int:
+        return 1 + max((a.pos for a in self.args), default=-1)
+
+
+# --------------------------------------------------------------------------
+# aliases
+# --------------------------------------------------------------------------
+
+def _span(text: str, node: ast.AST) -> tuple[int, int]:
+    """Character span of an ast node in ``text`` (ast offsets are utf-8 bytes)."""
+    lines = text.splitlines(keepends=True) or [""]
+
+    def offset(lineno: int, col: int) -> int:
+        before = sum(len(line) for line in lines[: lineno - 1])
+        line = lines[lineno - 1] if lineno - 1 < len(lines) else ""
+        return before + len(line.encode()[:col].decode(errors="ignore"))
+
+    start = offset(node.lineno, node.col_offset)
+    end_line = getattr(node, "end_lineno", None) or node.lineno
+    end_col = getattr(node, "end_col_offset", None)
+    end = offset(end_line, end_col) if end_col is not None else start + 1
+    return start, end
+
+
+def _syntax_error(text: str, exc: SyntaxError, what: str) -> FormulaError:
+    start = None
+    if exc.lineno is not None and exc.offset is not None:
+        lines = text.splitlines(keepends=True) or [""]
+        start = sum(len(line) for line in lines[: exc.lineno - 1]) + max(exc.offset - 1, 0)
+        start = min(start, max(len(text) - 1, 0))
+    return FormulaError(
+        f"syntax error in {what}: {exc.msg}", text, start,
+        hint="Formulas use KeOps syntax, e.g. \"Exp(-SqDist(x, y)) * b\".")
+
+
+def _literal_int(text: str, node: ast.AST, what: str) -> int:
+    sign = 1
+    inner = node
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        sign = -1 if isinstance(node.op, ast.USub) else 1
+        inner = node.operand
+    if (isinstance(inner, ast.Constant) and isinstance(inner.value, int)
+            and not isinstance(inner.value, bool)):
+        return sign * inner.value
+    start, end = _span(text, node)
+    raise FormulaError(
+        f"{what} must be an integer literal, got '{text[start:end]}'", text, start, end,
+        hint="Write a whole number here, e.g. 3.")
+
+
+def _var_from_call(text: str, call: ast.Call, implicit_pos: int | None) -> tuple[int, int, Cat]:
+    """(pos, dim, cat) of ``Vi(dim)``, ``Vi(pos, dim)`` or ``Var(pos, dim, cat)``."""
+    fname = call.func.id  # type: ignore[attr-defined]
+    start, end = _span(text, call)
+    if call.keywords:
+        raise FormulaError(f"{fname}(...) takes no keyword arguments", text, start, end)
+    ints = [_literal_int(text, a, f"an argument of {fname}") for a in call.args]
+    if fname == "Var":
+        if len(ints) != 3:
+            raise FormulaError(
+                f"Var takes 3 arguments (position, dimension, category), got {len(ints)}",
+                text, start, end, hint="Write e.g. Var(0, 3, 0) for an i-variable of "
+                "dimension 3 at position 0 (categories: 0 = Vi, 1 = Vj, 2 = Pm).")
+        pos, dim, cat = ints
+        if cat not in (0, 1, 2):
+            raise FormulaError(
+                f"Var category must be 0 (Vi), 1 (Vj) or 2 (Pm), got {cat}",
+                text, start, end)
+        cat = Cat(cat)
+    else:
+        cat = _CATS[fname]
+        if len(ints) == 1 and implicit_pos is not None:
+            pos, dim = implicit_pos, ints[0]
+        elif len(ints) == 2:
+            pos, dim = ints
+        else:
+            form = f"{fname}(dim) or {fname}(pos, dim)" if implicit_pos is not None \
+                else f"{fname}(pos, dim)"
+            raise FormulaError(
+                f"{fname} takes {'1 or 2' if implicit_pos is not None else 2} integer "
+                f"arguments, got {len(ints)}", text, start, end, hint=f"Write {form}.")
+    if pos < 0:
+        raise FormulaError(f"argument position must be >= 0, got {pos}", text, start, end)
+    if dim < 1:
+        raise FormulaError(f"dimension must be >= 1, got {dim}", text, start, end,
+                           hint="A variable holds at least one value per row.")
+    return pos, dim, cat
+
+
+def parse_aliases(aliases: Sequence[str]) -> tuple[dict[str, Expr], Signature]:
+    """Parse KeOps aliases such as ``"x = Vi(3)"``, ``"y = Vj(1, 3)"``, ``"Pm(2, 1)"``.
+
+    Returns
+    -------
+    names : dict
+        Alias name -> ``VAR`` node.
+    signature : Signature
+        The declared arguments, by position (holes are checked later, once the
+        formula's inline ``Var(...)`` are known).
+    """
+    if isinstance(aliases, str):
+        raise FormulaError(
+            "aliases must be a list of strings, got a single string", aliases,
+            hint=f"Write [{aliases!r}] instead of {aliases!r}.")
+    names: dict[str, Expr] = {}
+    specs: dict[int, ArgSpec] = {}
+    for index, alias in enumerate(aliases):
+        if not isinstance(alias, str):
+            raise FormulaError(
+                f"alias number {index} must be a string like \"x = Vi(3)\", got {alias!r}")
+        try:
+            tree = ast.parse(alias.strip(), mode="exec")
+        except SyntaxError as exc:
+            raise _syntax_error(alias.strip(), exc, "alias") from None
+        text = alias.strip()
+        stmt = tree.body[0] if len(tree.body) == 1 else None
+        name = None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \
+                and isinstance(stmt.targets[0], ast.Name):
+            name = stmt.targets[0].id
+            call = stmt.value
+        elif isinstance(stmt, ast.Expr):
+            call = stmt.value
+        else:
+            raise FormulaError(
+                f"bad alias {alias!r}", text, 0, len(text),
+                hint="Expected \"name = Vi(dim)\", \"name = Vj(pos, dim)\", "
+                "\"name = Pm(dim)\" or \"name = Var(pos, dim, cat)\".")
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                and call.func.id in (*_CATS, "Var")):
+            start, end = _span(text, call)
+            raise FormulaError(
+                f"bad alias {alias!r}: the right-hand side must be Vi(...), Vj(...), "
+                "Pm(...) or Var(...)", text, start, end,
+                hint="Expected e.g. \"x = Vi(3)\" (i-variable of dimension 3).")
+        pos, dim, cat = _var_from_call(text, call, implicit_pos=index)
+        if name is not None:
+            if name in FUNCTIONS or name in _CATS or name == "Var":
+                raise FormulaError(
+                    f"alias name '{name}' is the name of an operation", text, 0, len(name),
+                    hint="Choose another name for this variable.")
+            if name in names:
+                raise FormulaError(
+                    f"duplicate alias '{name}'", text, 0, len(name),
+                    hint="Each alias name may be declared once.")
+        else:
+            name = f"Var({pos},{dim},{int(cat)})"
+        if pos in specs:
+            raise FormulaError(
+                f"alias {alias!r} uses argument position {pos}, already used by "
+                f"{specs[pos].describe()}", text, 0, len(text),
+                hint="Give each argument its own position.")
+        node = var(pos, dim, cat)
+        names[name] = node
+        specs[pos] = ArgSpec(pos, dim, cat, name)
+    return names, Signature([specs[p] for p in sorted(specs)])
+
+
+# --------------------------------------------------------------------------
+# the function table
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Function:
+    """One callable name of the formula language.
+
+    ``signature`` has one letter per argument: ``e`` expression, ``i`` integer,
+    ``l`` list of integers; letters after ``|`` are optional. ``op`` is the
+    primitive the call produces, or None for names that expand into others.
+    """
+
+    signature: str
+    build: Callable[..., Expr]
+    op: Op | None = None
+    usage: str = ""
+
+
+def _primitive(op: Op, signature: str = "e", usage: str = "") -> Function:
+    n_expr = signature.count("e")
+
+    def build(*args):
+        return Expr(op, args[:n_expr], tuple(args[n_expr:]))
+    return Function(signature, build, op, usage)
+
+
+def _sqnorm2(f):
+    return Expr(Op.SUM, (Expr(Op.SQUARE, (f,)),))
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise DimError(message)
+
+
+def _sqnorm_iso(s, f):
+    _require(s.dim == 1, f"SqNormIso(s, f) needs s of dimension 1, got {s.dim}")
+    return s * _sqnorm2(f)
+
+
+def _sqnorm_diag(s, f):
+    _require(s.dim == f.dim, f"SqNormDiag(s, f) needs s and f of equal dimensions, "
+             f"got {s.dim} and {f.dim}")
+    return Expr(Op.SUM, (s * Expr(Op.SQUARE, (f,)),))
+
+
+def _symsqnorm(a, f):
+    _require(a.dim == f.dim * f.dim,
+             f"SymSqNorm(A, f) needs A of dimension {f.dim}*{f.dim} = {f.dim ** 2} "
+             f"for f of dimension {f.dim}, got {a.dim}")
+    return Expr(Op.SCALPROD, (f, Expr(Op.MATVECMULT, (a, f))))
+
+
+def _weighted_sqnorm(s, f):
+    if s.dim == 1:
+        return _sqnorm_iso(s, f)
+    if s.dim == f.dim:
+        return _sqnorm_diag(s, f)
+    _require(s.dim == f.dim ** 2,
+             f"WeightedSqNorm(s, f) needs s of dimension 1, {f.dim} or {f.dim ** 2} for "
+             f"f of dimension {f.dim}, got {s.dim}")
+    return _symsqnorm(s, f)
+
+
+def _tensordot(fa, fb, dimsfa, dimsfb, contfa, contfb, permute=None):
+    """KeOps's TensorDot parameters -> one einsum-style TENSORDOT node."""
+    dimsfa, dimsfb = list(dimsfa), list(dimsfb)
+    contfa, contfb = list(contfa), list(contfb)
+    if len(contfa) != len(contfb):
+        raise DimError(f"TensorDot contracts {len(contfa)} axes of a but {len(contfb)} "
+                       "axes of b; expected the same number")
+    for name, axes, shape in (("a", contfa, dimsfa), ("b", contfb, dimsfb)):
+        if len(set(axes)) != len(axes) or any(not 0 <= k < len(shape) for k in axes):
+            raise DimError(f"TensorDot contraction axes {axes} of {name} are not distinct "
+                           f"axes of its shape {shape}")
+    for ka, kb in zip(contfa, contfb):
+        if dimsfa[ka] != dimsfb[kb]:
+            raise DimError(f"TensorDot contracts axis {ka} of a (length {dimsfa[ka]}) with "
+                           f"axis {kb} of b (length {dimsfb[kb]}); lengths must agree")
+    sub_a = list(range(len(dimsfa)))
+    sub_b = list(range(len(dimsfa), len(dimsfa) + len(dimsfb)))
+    for ka, kb in zip(contfa, contfb):
+        sub_b[kb] = sub_a[ka]
+    size = {label: n for label, n in zip(sub_a, dimsfa)}
+    size.update({label: n for label, n in zip(sub_b, dimsfb)})
+    keep = [label for k, label in enumerate(sub_a) if k not in contfa]
+    keep += [label for k, label in enumerate(sub_b) if k not in contfb]
+    permute = list(range(len(keep))) if permute is None else list(permute)
+    if sorted(permute) != list(range(len(keep))):
+        raise DimError(f"TensorDot permutation {permute} is not a permutation of "
+                       f"{list(range(len(keep)))}")
+    inverse = sorted(range(len(permute)), key=permute.__getitem__)
+    sub_out = [keep[k] for k in inverse]
+    return tensordot_node(fa, fb, sub_a, sub_b, sub_out, size)
+
+
+def tensordot_node(fa: Expr, fb: Expr, sub_a, sub_b, sub_out, size) -> Expr:
+    """A TENSORDOT node from einsum labels, labels renumbered canonically."""
+    order: dict[int, int] = {}
+    for label in [*sub_a, *sub_b, *sub_out]:
+        order.setdefault(label, len(order))
+    params = (
+        tuple(size[label] for label in sub_a),
+        tuple(size[label] for label in sub_b),
+        tuple(order[label] for label in sub_a),
+        tuple(order[label] for label in sub_b),
+        tuple(order[label] for label in sub_out),
+        tuple(size[label] for label in sub_out),
+    )
+    return Expr(Op.TENSORDOT, (fa, fb), params)
+
+
+def _intcst(n):
+    return const(n)
+
+
+def _intinv(n):
+    if n == 0:
+        raise DimError("IntInv(0) is a division by zero; expected a non-zero integer")
+    return const(1.0 / n)
+
+
+def _zero(d):
+    if d < 1:
+        raise DimError(f"Zero(dim) needs dim >= 1, got {d}")
+    return zero(d)
+
+
+_P = _primitive
+FUNCTIONS: dict[str, Function] = {
+    "Add": _P(Op.ADD, "ee"), "Subtract": _P(Op.SUB, "ee"), "Mult": _P(Op.MUL, "ee"),
+    "Divide": _P(Op.DIV, "ee"), "Minus": _P(Op.NEG, "e"),
+    "Scalprod": _P(Op.SCALPROD, "ee"),
+    "Equal": _P(Op.EQ, "ee"), "NotEqual": _P(Op.NE, "ee"), "LessThan": _P(Op.LT, "ee"),
+    "LessOrEqual": _P(Op.LE, "ee"), "GreaterThan": _P(Op.GT, "ee"),
+    "GreaterOrEqual": _P(Op.GE, "ee"),
+    "Exp": _P(Op.EXP), "Log": _P(Op.LOG), "XLogX": _P(Op.XLOGX), "Sin": _P(Op.SIN),
+    "Cos": _P(Op.COS), "Asin": _P(Op.ASIN), "Acos": _P(Op.ACOS), "Atan": _P(Op.ATAN),
+    "SinXDivX": _P(Op.SINXDIVX), "Sqrt": _P(Op.SQRT), "Rsqrt": _P(Op.RSQRT),
+    "Square": _P(Op.SQUARE), "Inv": _P(Op.INV), "Abs": _P(Op.ABS), "Sign": _P(Op.SIGN),
+    "Step": _P(Op.STEP), "ReLU": _P(Op.RELU), "Floor": _P(Op.FLOOR),
+    "Round": _P(Op.ROUND, "ei", "Round(f, decimals)"),
+    "Pow": _P(Op.POW, "ei", "Pow(f, n) with an integer n"),
+    "Powf": _P(Op.POWF, "ee"), "Atan2": _P(Op.ATAN2, "ee"),
+    "Clamp": _P(Op.CLAMP, "eee", "Clamp(f, a, b)"),
+    "ClampInt": _P(Op.CLAMPINT, "eii", "ClampInt(f, a, b) with integers a <= b"),
+    "IfElse": _P(Op.IFELSE, "eee", "IfElse(f, a, b): a where f >= 0, else b"),
+    "Mod": _P(Op.MOD, "eee", "Mod(f, n, d) = f - n*Floor((f - d)/n)"),
+    "Sum": _P(Op.SUM), "SumT": _P(Op.SUMT, "ei", "SumT(f, dim)"),
+    "Max": _P(Op.MAX), "Min": _P(Op.MIN), "ArgMax": _P(Op.ARGMAX), "ArgMin": _P(Op.ARGMIN),
+    "Elem": _P(Op.ELEM, "ei", "Elem(f, index)"),
+    "ElemT": _P(Op.ELEMT, "eii", "ElemT(f, dim, index)"),
+    "Extract": _P(Op.EXTRACT, "eii", "Extract(f, start, dim)"),
+    "ExtractT": _P(Op.EXTRACTT, "eii", "ExtractT(f, start, dim)"),
+    "Concat": _P(Op.CONCAT, "ee"), "OneHot": _P(Op.ONEHOT, "ei", "OneHot(f, dim)"),
+    "MatVecMult": _P(Op.MATVECMULT, "ee"), "VecMatMult": _P(Op.VECMATMULT, "ee"),
+    "TensorProd": _P(Op.TENSORPROD, "ee"),
+    "TensorDot": Function("eellll|l", _tensordot, Op.TENSORDOT,
+                          "TensorDot(a, b, [dims a], [dims b], [axes a], [axes b], [perm])"),
+    # names that expand into primitives
+    "SqNorm2": Function("e", _sqnorm2),
+    "Norm2": Function("e", lambda f: Expr(Op.SQRT, (_sqnorm2(f),))),
+    "Normalize": Function("e", lambda f: Expr(Op.RSQRT, (_sqnorm2(f),)) * f),
+    "SqDist": Function("ee", lambda f, g: _sqnorm2(f - g)),
+    "SqNormIso": Function("ee", _sqnorm_iso),
+    "SqNormDiag": Function("ee", _sqnorm_diag),
+    "SymSqNorm": Function("ee", _symsqnorm),
+    "WeightedSqNorm": Function("ee", _weighted_sqnorm),
+    "WeightedSqDist": Function("eee", lambda s, f, g: _weighted_sqnorm(s, f - g)),
+    "IntCst": Function("i", _intcst, usage="IntCst(n)"),
+    "IntInv": Function("i", _intinv, usage="IntInv(n) = 1/n"),
+    "Zero": Function("i", _zero, usage="Zero(dim)"),
+}
+
+# Autodiff and variable declarations are special forms (their arguments are not
+# all plain expressions); they are handled by _Builder and listed here for the
+# "unknown function" suggestions.
+_SPECIAL = ("Grad", "Diff", "Laplacian", "Var", "Vi", "Vj", "Pm", "Vx", "Vy")
+
+_BINOPS = {ast.Add: Op.ADD, ast.Sub: Op.SUB, ast.Mult: Op.MUL, ast.Div: Op.DIV,
+           ast.BitOr: Op.SCALPROD}
+_CMPOPS = {ast.Lt: Op.LT, ast.LtE: Op.LE, ast.Gt: Op.GT, ast.GtE: Op.GE,
+           ast.Eq: Op.EQ, ast.NotEq: Op.NE}
+_NODE_WORDS = {
+    ast.Attribute: "attribute access", ast.Subscript: "subscripts",
+    ast.Lambda: "lambdas", ast.JoinedStr: "f-strings", ast.Dict: "dicts",
+    ast.Set: "sets", ast.Tuple: "tuples", ast.IfExp: "conditional expressions",
+    ast.BoolOp: "and/or", ast.Starred: "starred arguments", ast.Await: "await",
+    ast.ListComp: "comprehensions", ast.GeneratorExp: "comprehensions",
+    ast.NamedExpr: "assignment expressions",
+}
+
+
+# --------------------------------------------------------------------------
+# the visitor
+# --------------------------------------------------------------------------
+
+class _Builder:
+    """Walks a whitelisted Python syntax tree and builds the Expr."""
+
+    def __init__(self, text: str, names: dict[str, Expr], signature: Signature):
+        self.text = text
+        self.names = names
+        self.signature = signature
+        self.specs = {a.pos: a for a in signature.args}
+
+    def error(self, node: ast.AST, problem: str, hint: str = "") -> FormulaError:
+        start, end = _span(self.text, node)
+        return FormulaError(problem, self.text, start, end, hint)
+
+    def source(self, node: ast.AST) -> str:
+        start, end = _span(self.text, node)
+        return self.text[start:end]
+
+    def dims(self, node: ast.AST, build: Callable[[], Expr]) -> Expr:
+        try:
+            return build()
+        except DimError as exc:
+            raise self.error(node, f"dimension mismatch in '{self.source(node)}': {exc}",
+                             "Check the dimensions declared in the aliases.") from None
+
+    # dispatch --------------------------------------------------------------
+    def visit(self, node: ast.AST) -> Expr:
+        if isinstance(node, ast.Constant):
+            return self.constant(node)
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.BinOp):
+            return self.binop(node)
+        if isinstance(node, ast.UnaryOp):
+            return self.unaryop(node)
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        what = _NODE_WORDS.get(type(node), f"'{type(node).__name__}' expressions")
+        raise self.error(
+            node, f"{what} are not allowed in a formula: '{self.source(node)}'",
+            "A formula is built from numbers, alias names, operations such as "
+            "Exp(...) and the operators + - * / | ** < <= > >=.")
+
+    def constant(self, node: ast.Constant) -> Expr:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(node, f"{type(value).__name__} literals are not allowed in a "
+                             f"formula: {self.source(node)}",
+                             "Only integer and float numbers may appear in a formula.")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(node, f"non-finite number {value} in formula")
+        return const(value)
+
+    def name(self, node: ast.Name) -> Expr:
+        found = self.names.get(node.id)
+        if found is not None:
+            return found
+        declared = ", ".join(sorted(self.names)) or "none"
+        near = difflib.get_close_matches(node.id, list(self.names), n=1)
+        hint = f"Did you mean '{near[0]}'? " if near else ""
+        if node.id in FUNCTIONS or node.id in _SPECIAL:
+            hint += f"'{node.id}' is an operation: call it, e.g. {node.id}(...). "
+        raise self.error(node, f"unknown variable '{node.id}'",
+                         f"{hint}Declared variables: {declared}. Declare it in the "
+                         f"aliases, e.g. \"{node.id} = Vi(3)\".")
+
+    def binop(self, node: ast.BinOp) -> Expr:
+        if isinstance(node.op, ast.Pow):
+            return self.power(node)
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            symbol = {ast.Mod: "%", ast.FloorDiv: "//", ast.MatMult: "@",
+                      ast.BitAnd: "&", ast.BitXor: "^", ast.LShift: "<<",
+                      ast.RShift: ">>"}.get(type(node.op), type(node.op).__name__)
+            raise self.error(node, f"operator '{symbol}' is not allowed in a formula",
+                             "Allowed operators: + - * / | (scalar product) ** "
+                             "(integer power) and comparisons; use Mod(f, n, d) for "
+                             "modulo.")
+        left, right = self.visit(node.left), self.visit(node.right)
+        return self.dims(node, lambda: Expr(op, (left, right)))
+
+    def power(self, node: ast.BinOp) -> Expr:
+        base = self.visit(node.left)
+        exponent = node.right
+        sign = 1
+        if isinstance(exponent, ast.UnaryOp) and isinstance(exponent.op, ast.USub):
+            sign, exponent = -1, exponent.operand
+        if isinstance(exponent, ast.Constant) and not isinstance(exponent.value, bool):
+            value = exponent.value
+            if isinstance(value, int):
+                return Expr(Op.POW, (base,), (sign * value,))
+            if isinstance(value, float) and value == 0.5:
+                return Expr(Op.SQRT if sign > 0 else Op.RSQRT, (base,))
+        raise self.error(
+            node.right, f"exponent '{self.source(node.right)}' is not an integer",
+            "'**' takes an integer exponent (or 0.5 / -0.5 for Sqrt / Rsqrt); "
+            "use Powf(f, g) for other exponents.")
+
+    def unaryop(self, node: ast.UnaryOp) -> Expr:
+        if isinstance(node.op, ast.USub):
+            if isinstance(node.operand, ast.Constant):
+                inner = self.constant(node.operand)
+                return const(-inner.value)
+            return Expr(Op.NEG, (self.visit(node.operand),))
+        if isinstance(node.op, ast.UAdd):
+            return self.visit(node.operand)
+        raise self.error(node, f"unary operator in '{self.source(node)}' is not allowed",
+                         "Only unary minus (and plus) are allowed in a formula.")
+
+    def compare(self, node: ast.Compare) -> Expr:
+        if len(node.ops) != 1:
+            raise self.error(node, f"chained comparison '{self.source(node)}' is not "
+                             "allowed", "Compare two expressions at a time, e.g. "
+                             "(a < b) * (b < c).")
+        op = _CMPOPS.get(type(node.ops[0]))
+        if op is None:
+            raise self.error(node, f"comparison in '{self.source(node)}' is not allowed",
+                             "Allowed comparisons: < <= > >= == !=.")
+        left, right = self.visit(node.left), self.visit(node.comparators[0])
+        return self.dims(node, lambda: Expr(op, (left, right)))
+
+    # calls -----------------------------------------------------------------
+    def call(self, node: ast.Call) -> Expr:
+        if not isinstance(node.func, ast.Name):
+            raise self.error(node.func, f"'{self.source(node.func)}' is not an operation "
+                             "name", "Call operations by their plain names, e.g. Exp(x).")
+        fname = node.func.id
+        if node.keywords:
+            raise self.error(node.keywords[0].value if node.keywords else node,
+                             f"{fname}(...) takes no keyword arguments",
+                             "Pass arguments by position, as in KeOps.")
+        if fname in ("Var", "Vi", "Vj", "Pm", "Vx", "Vy"):
+            return self.inline_var(node)
+        if fname in ("Grad", "Diff", "Laplacian"):
+            return self.autodiff(node, fname)
+        function = FUNCTIONS.get(fname)
+        if function is None:
+            near = difflib.get_close_matches(fname, [*FUNCTIONS, *_SPECIAL], n=3)
+            hint = f"Did you mean {' or '.join(near)}? " if near else ""
+            raise self.error(node.func, f"unknown function '{fname}'",
+                             f"{hint}The operations are listed in docs/formulas.md.")
+        return self.apply(node, fname, function)
+
+    def arity_error(self, node: ast.Call, fname: str, function: Function) -> FormulaError:
+        sig = function.signature
+        required = len(sig.split("|")[0])
+        total = len(sig.replace("|", ""))
+        count = f"{required}" if required == total else f"{required} to {total}"
+        usage = function.usage or f"{fname}({', '.join('f' + str(k) for k in range(total))})"
+        return self.error(node, f"{fname} takes {count} argument"
+                          f"{'s' if total > 1 else ''}, got {len(node.args)}",
+                          f"Usage: {usage}.")
+
+    def apply(self, node: ast.Call, fname: str, function: Function) -> Expr:
+        required, _, optional = function.signature.partition("|")
+        if not len(required) <= len(node.args) <= len(required) + len(optional):
+            raise self.arity_error(node, fname, function)
+        values = []
+        for letter, arg in zip(required + optional, node.args):
+            if letter == "e":
+                values.append(self.visit(arg))
+            elif letter == "i":
+                values.append(_literal_int(self.text, arg, f"argument '{self.source(arg)}'"
+                                           f" of {fname}"))
+            else:
+                values.append(self.int_list(arg, fname))
+        return self.dims(node, lambda: function.build(*values))
+
+    def int_list(self, node: ast.AST, fname: str) -> list[int]:
+        if not isinstance(node, (ast.List, ast.Tuple)):
+            raise self.error(node, f"{fname} expects a list of integers here, got "
+                             f"'{self.source(node)}'", "Write e.g. [2, 3].")
+        return [_literal_int(self.text, e, f"an entry of a {fname} list") for e in node.elts]
+
+    def inline_var(self, node: ast.Call) -> Expr:
+        pos, dim, cat = _var_from_call(self.text, node, implicit_pos=None)
+        spec = self.specs.get(pos)
+        if spec is not None and (spec.dim, spec.cat) != (dim, cat):
+            raise self.error(node, f"'{self.source(node)}' uses argument position {pos}, "
+                             f"declared as {spec.describe()}",
+                             "Use the alias, or a position that no alias uses.")
+        if spec is None:
+            spec = ArgSpec(pos, dim, cat, f"Var({pos},{dim},{int(cat)})")
+            self.specs[pos] = spec
+            self.signature.args.append(spec)
+            self.signature.args.sort(key=lambda a: a.pos)
+        return var(pos, dim, cat)
+
+    def variable_arg(self, node: ast.AST, fname: str) -> Expr:
+        found = self.visit(node)
+        if found.op is not Op.VAR:
+            raise self.error(node, f"{fname} differentiates with respect to a variable, "
+                             f"got '{self.source(node)}'",
+                             f"Write e.g. {fname}(F, x, ...) with x an alias name.")
+        return found
+
+    def autodiff(self, node: ast.Call, fname: str) -> Expr:
+        nargs = {"Grad": (2, 3), "Diff": (3, 3), "Laplacian": (2, 2)}[fname]
+        usage = {"Grad": "Grad(F, v, e) or Grad(F, v)", "Diff": "Diff(F, v, u)",
+                 "Laplacian": "Laplacian(F, v)"}[fname]
+        if not nargs[0] <= len(node.args) <= nargs[1]:
+            raise self.error(node, f"{fname} takes {' or '.join(map(str, sorted(set(nargs))))}"
+                             f" arguments, got {len(node.args)}", f"Usage: {usage}.")
+        formula = self.visit(node.args[0])
+        v = self.variable_arg(node.args[1], fname)
+        if fname == "Laplacian":
+            return self.dims(node, lambda: autodiff.laplacian(formula, v))
+        if fname == "Diff":
+            u = self.visit(node.args[2])
+            return self.dims(node, lambda: autodiff.diff(formula, v, u))
+        if len(node.args) == 3:
+            e = self.visit(node.args[2])
+        else:
+            if v.params[1] == Cat.P:
+                raise self.error(node, "Grad(F, v) without a gradient input needs v to be "
+                                 "an i- or j-variable", "Pass the gradient input: "
+                                 "Grad(F, v, e).")
+            pos = self.signature.next_position()
+            cat = Cat.J if v.params[1] == Cat.I else Cat.I
+            e = self.inline_var_spec(pos, formula.dim, cat)
+        return self.dims(node, lambda: autodiff.grad(formula, v, e))
+
+    def inline_var_spec(self, pos: int, dim: int, cat: Cat) -> Expr:
+        spec = ArgSpec(pos, dim, cat, f"Var({pos},{dim},{int(cat)})")
+        self.specs[pos] = spec
+        self.signature.args.append(spec)
+        return var(pos, dim, cat)
+
+
+def _reserve_inline_positions(tree: ast.AST, text: str, signature: Signature,
+                              builder: _Builder) -> None:
+    """Register inline Var(...) before building, so Grad(F, v) numbers past them."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("Var", "Vi", "Vj", "Pm", "Vx", "Vy"):
+            builder.inline_var(node)
+
+
+def parse_formula(formula: str, names: dict[str, Expr], signature: Signature,
+                  what: str = "formula") -> Expr:
+    """Parse ``formula`` against the aliases of :func:`parse_aliases`.
+
+    Inline ``Var(...)`` and the variables that ``Grad(F, v)`` creates are
+    appended to ``signature``. Returns the (unsimplified) Expr.
+    """
+    if not isinstance(formula, str):
+        raise FormulaError(f"the {what} must be a string, got {type(formula).__name__}",
+                           hint="Write the formula as text, e.g. \"Exp(-SqDist(x,y))\".")
+    text = formula.strip()
+    if not text:
+        raise FormulaError(f"the {what} is empty", formula,
+                           hint="Write a formula, e.g. \"Exp(-SqDist(x,y))\".")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise _syntax_error(text, exc, what) from None
+    builder = _Builder(text, names, signature)
+    _reserve_inline_positions(tree, text, signature, builder)
+    expr = builder.visit(tree.body)
+    _check_positions(signature, text)
+    return expr
+
+
+def _check_positions(signature: Signature, text: str) -> None:
+    positions = [a.pos for a in signature.args]
+    missing = sorted(set(range(max(positions, default=-1) + 1)) - set(positions))
+    if missing:
+        raise FormulaError(
+            f"argument position{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(str, missing))} {'are' if len(missing) > 1 else 'is'} not "
+            "declared by any alias or Var(...)", text,
+            hint="Positions must be 0, 1, ..., n-1 with no gap: one argument each.")

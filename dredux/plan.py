@@ -1,0 +1,214 @@
+"""Block planning: how the i/j plane is cut into tasks.
+
+The output axis is cut into *row blocks* (one output chunk each) and the
+reduced axis into *column ranges*; task (r, c) computes the partial state of
+row block r over column range c, and the states of a row block are merged by a
+tree of fan-in ``split_every``.
+
+The planner sizes tasks from an estimate of the work (pairs x cost per pair x
+seconds per unit of cost on the backend), so that a task lasts about
+``dredux.task-seconds`` (long enough to amortise Dask's overhead of a few
+hundred microseconds to a few milliseconds per task), there are enough tasks
+to keep every worker busy, the graph stays under
+``dredux.max-tasks-per-worker`` tasks per worker, and one task's inputs and
+partial state fit ``dredux.memory-per-task``. A problem that fits in one task
+is planned as one task, which the API runs without a scheduler.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import dask.utils
+
+from . import config
+from .errors import ShapeError
+
+__all__ = ["BlockPlan", "make_plan", "SECONDS_PER_COST", "split_sizes"]
+
+# Seconds per unit of pair cost on one worker thread (measured orders of
+# magnitude; they only need to be right within a factor of a few).
+SECONDS_PER_COST = {"numpy": 3e-9, "cpu": 1e-10, "gpu": 1e-13}
+MIN_ROWS = {"numpy": 64, "cpu": 256, "gpu": 65536}
+MIN_COLS = {"numpy": 256, "cpu": 1024, "gpu": 65536}
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """Row blocks and column ranges of one call.
+
+    Attributes
+    ----------
+    rows : tuple of int
+        Sizes of the row blocks (the output's chunks); they sum to M.
+    cols : tuple of (int, int)
+        Column ranges [start, stop) of the tasks; they tile [0, N).
+    split_every : int
+        Fan-in of the merge tree.
+    """
+
+    rows: tuple[int, ...]
+    cols: tuple[tuple[int, int], ...]
+    split_every: int
+
+    @property
+    def m(self) -> int:
+        return sum(self.rows)
+
+    @property
+    def n(self) -> int:
+        return self.cols[-1][1] if self.cols else 0
+
+    @property
+    def n_tasks(self) -> int:
+        """Block tasks (merge and finalize tasks not counted)."""
+        return len(self.rows) * max(1, len(self.cols))
+
+    @property
+    def row_starts(self) -> list[int]:
+        starts, at = [], 0
+        for size in self.rows:
+            starts.append(at)
+            at += size
+        return starts
+
+    def graph_size(self) -> int:
+        """Total tasks of the graph: blocks, merges and finalizes."""
+        leaves = max(1, len(self.cols))
+        merges = 0
+        while leaves > 1:
+            leaves = math.ceil(leaves / self.split_every)
+            merges += leaves
+        return len(self.rows) * (max(1, len(self.cols)) + merges + 1)
+
+
+def split_sizes(total: int, parts: int) -> tuple[int, ...]:
+    """``total`` cut into ``parts`` sizes differing by at most one."""
+    parts = max(1, min(parts, total)) if total else 1
+    base, extra = divmod(total, parts)
+    return tuple(base + (1 if k < extra else 0) for k in range(parts))
+
+
+def _ranges_from_sizes(sizes) -> tuple[tuple[int, int], ...]:
+    out, at = [], 0
+    for size in sizes:
+        out.append((at, at + size))
+        at += size
+    return tuple(out)
+
+
+def _group_chunks(chunks: tuple[int, ...], target: int) -> tuple[tuple[int, int], ...]:
+    """Column ranges of about ``target`` columns, cut at the input's chunk edges
+    (a chunk much larger than ``target`` is itself cut)."""
+    ranges: list[tuple[int, int]] = []
+    start = at = 0
+    for size in chunks:
+        if size > 2 * target:
+            if at > start:
+                ranges.append((start, at))
+            for piece in split_sizes(size, math.ceil(size / target)):
+                ranges.append((at, at + piece))
+                at += piece
+            start = at
+            continue
+        at += size
+        if at - start >= target:
+            ranges.append((start, at))
+            start = at
+    if at > start:
+        ranges.append((start, at))
+    return tuple(ranges) or ((0, 0),)
+
+
+def _parse_block_size(value) -> tuple[int | None, int | None]:
+    if value is None:
+        return None, None
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        pair = (value, value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        pair = tuple(value)
+    else:
+        raise ShapeError(f"block_size must be an int or a pair (rows, cols), got {value!r}")
+    for v in pair:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ShapeError(f"block_size entries must be positive integers, got {value!r}")
+    return pair  # type: ignore[return-value]
+
+
+def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
+              row_bytes: int = 8, col_bytes: int = 8, state_bytes: int = 8,
+              block_size=None, split_every=None,
+              row_chunks: tuple[int, ...] | None = None,
+              col_chunks: tuple[int, ...] | None = None) -> BlockPlan:
+    """Plan the blocks of an M x N reduction.
+
+    Parameters
+    ----------
+    m, n : int
+        Output rows and reduced columns.
+    cost : float
+        Cost of one pair in units of :data:`SECONDS_PER_COST` (flops, roughly).
+    backend : str
+        ``numpy``, ``cpu`` or ``gpu``.
+    workers : int
+        Tasks that can run at once (threads, or the cluster's worker threads).
+    row_bytes, col_bytes, state_bytes : int
+        Bytes per row of the row inputs, of the column inputs, and of the state.
+    block_size : int or (int, int), optional
+        Rows per block and columns per task, overriding the planner
+        (default: ``dredux.block-size``).
+    split_every : int, optional
+        Fan-in of the merge tree (default: ``dredux.split-every``).
+    row_chunks, col_chunks : tuple of int, optional
+        Chunks of dask inputs: the row blocks follow ``row_chunks`` exactly and
+        the column ranges are cut at ``col_chunks`` edges where possible.
+    """
+    split_every = int(config.get("split-every", split_every))
+    if split_every < 2:
+        raise ShapeError(f"split_every must be an integer >= 2, got {split_every}")
+    workers = max(1, int(workers))
+    bm, bn = _parse_block_size(config.get("block-size", block_size))
+    budget = dask.utils.parse_bytes(config.get("memory-per-task"))
+    cap = int(config.get("max-tasks-per-worker")) * workers
+
+    if bm is None or bn is None:
+        auto_m, auto_n = _auto_blocks(m, n, cost, backend, workers, cap)
+        bm = bm or auto_m
+        bn = bn or auto_n
+    # memory: a task holds its rows, its columns and its state
+    bm = max(1, min(bm, budget // (2 * max(1, row_bytes + state_bytes))))
+    bn = max(1, min(bn, budget // (2 * max(1, col_bytes))))
+
+    if row_chunks is not None:
+        rows = tuple(int(c) for c in row_chunks)
+    else:
+        rows = split_sizes(m, math.ceil(m / bm)) if m else (0,)
+    if col_chunks is not None and n:
+        cols = _group_chunks(tuple(int(c) for c in col_chunks), bn)
+    else:
+        cols = _ranges_from_sizes(split_sizes(n, math.ceil(n / bn)) if n else (0,))
+    # graph-size cap: grow the column ranges (then rows, if we own them)
+    while len(rows) * len(cols) > cap and len(cols) > 1:
+        cols = _ranges_from_sizes(split_sizes(n, max(1, len(cols) // 2)))
+    if len(rows) * len(cols) > cap and row_chunks is None:
+        rows = split_sizes(m, max(1, cap))
+    return BlockPlan(rows, cols, split_every)
+
+
+def _auto_blocks(m: int, n: int, cost: float, backend: str, workers: int,
+                 cap: int) -> tuple[int, int]:
+    """Rows per block and columns per task from the work estimate."""
+    if not m or not n:
+        return max(1, m), max(1, n)
+    seconds = m * n * max(cost, 1.0) * SECONDS_PER_COST.get(backend, 1e-9)
+    target = float(config.get("task-seconds"))
+    if seconds <= target:
+        return m, n
+    tasks = math.ceil(seconds / target)
+    # enough tasks for every worker, as long as each still does real work
+    tasks = max(tasks, min(4 * workers, math.ceil(seconds / (target / 4))))
+    tasks = min(tasks, cap)
+    n_rows = min(tasks, max(1, m // MIN_ROWS.get(backend, 256)))
+    n_cols = min(math.ceil(tasks / n_rows), max(1, n // MIN_COLS.get(backend, 1024)))
+    return math.ceil(m / n_rows), math.ceil(n / n_cols)

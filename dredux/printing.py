@@ -1,0 +1,98 @@
+"""Expr -> formula text in KeOps syntax (for messages, ``repr`` and docs).
+
+The output parses back to the same Expr (``tests/unit/test_parse.py`` checks
+the round trip), with variables written as ``Var(pos, dim, cat)`` unless a
+``names`` mapping gives their aliases.
+"""
+
+from __future__ import annotations
+
+from .ir import Cat, Expr, Op, walk
+
+__all__ = ["to_formula", "tensordot_keops_params"]
+
+_INFIX = {Op.ADD: ("+", 1), Op.SUB: ("-", 1), Op.MUL: ("*", 2), Op.DIV: ("/", 2)}
+_ATOM = 4
+
+
+def _number(value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"non-finite constant {value} has no formula spelling")
+    return repr(float(value))
+
+
+def _argmap(labels_from, labels_to) -> list[int]:
+    return [labels_from.index(label) for label in labels_to]
+
+
+def tensordot_keops_params(params: tuple) -> tuple[list, list, list, list, list]:
+    """The KeOps (dimfa, dimfb, contfa, contfb, permute) of a TENSORDOT node."""
+    dims_a, dims_b, sub_a, sub_b, sub_out, _ = params
+    contracted = [label for label in sub_a if label in sub_b]
+    contfa = _argmap(sub_a, contracted)
+    contfb = _argmap(sub_b, contracted)
+    keep = [label for label in sub_a if label not in contracted]
+    keep += [label for label in sub_b if label not in contracted]
+    inverse = _argmap(keep, sub_out)  # out axis i is keep axis inverse[i]
+    permute = [0] * len(inverse)
+    for i, k in enumerate(inverse):
+        permute[k] = i
+    return list(dims_a), list(dims_b), contfa, contfb, permute
+
+
+def _params_text(node: Expr) -> list[str]:
+    if node.op is Op.TENSORDOT:
+        return [str(list(p)) for p in tensordot_keops_params(node.params)]
+    return [_number(p) for p in node.params]
+
+
+def to_formula(root: Expr, names: dict[tuple[int, int], str] | None = None) -> str:
+    """Render ``root`` as a formula string.
+
+    Parameters
+    ----------
+    root : Expr
+    names : dict, optional
+        ``{(pos, cat): alias}`` used to print variables by name.
+    """
+    names = names or {}
+    text: dict[Expr, tuple[str, int]] = {}
+    for node in walk(root):
+        text[node] = _render(node, text, names)
+    return text[root][0]
+
+
+def _render(node: Expr, text, names) -> tuple[str, int]:
+    op = node.op
+    if op is Op.VAR:
+        pos, cat = node.params
+        name = names.get((pos, cat))
+        if name is not None:
+            return name, _ATOM
+        if cat == Cat.DUMMY:
+            return f"_dummy{pos}", _ATOM
+        return f"Var({pos},{node.dim},{cat})", _ATOM
+    if op is Op.CONST:
+        value = node.params[0]
+        if node.dim != 1:
+            return (("Zero(%d)" % node.dim, _ATOM) if value == 0
+                    else (f"SumT({_number(value)},{node.dim})", _ATOM))
+        if isinstance(value, int):
+            return (f"IntCst({value})", _ATOM) if value < 0 else (str(value), _ATOM)
+        return (f"({_number(value)})" if value < 0 else _number(value)), _ATOM
+    if op in _INFIX:
+        symbol, prec = _INFIX[op]
+        left, lp = text[node.args[0]]
+        right, rp = text[node.args[1]]
+        if lp < prec:
+            left = f"({left})"
+        if rp <= prec:
+            right = f"({right})"
+        return f"{left}{symbol}{right}", prec
+    if op is Op.NEG:
+        inner, ip = text[node.args[0]]
+        return (f"-{inner}" if ip >= 3 else f"-({inner})"), 3
+    parts = [text[a][0] for a in node.args] + _params_text(node)
+    return f"{op.value}({', '.join(parts)})", _ATOM

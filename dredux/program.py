@@ -1,0 +1,107 @@
+"""Program: everything a block kernel computes, independent of the backend.
+
+A :class:`Program` is the formula(s) with categories made canonical for the
+kernel (category I = the output axis, category J = the reduced axis, whatever
+the user's ``axis``), the reduction, the dtypes and the order in which the
+kernel receives its row, column and parameter arrays. It is hashable,
+picklable and has a stable :attr:`Program.key`, so it can travel to Dask
+workers and key the compile cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ir import Cat, Expr, Op, canonical, var, walk
+from .reductions import Reduction
+
+__all__ = ["Program", "make_program", "swap_categories"]
+
+
+def swap_categories(root: Expr) -> Expr:
+    """``root`` with i- and j-variables exchanged (for ``axis=0``)."""
+    memo: dict[Expr, Expr] = {}
+    for node in walk(root):
+        if node.op is Op.VAR:
+            pos, cat = node.params
+            if cat in (Cat.I, Cat.J):
+                cat = Cat.J if cat == Cat.I else Cat.I
+            memo[node] = var(pos, node.dim, cat)
+        elif node.args:
+            args = tuple(memo[a] for a in node.args)
+            memo[node] = node if args == node.args else Expr(node.op, args, node.params)
+        else:
+            memo[node] = node
+    return memo[root]
+
+
+@dataclass(frozen=True)
+class Program:
+    """What one block kernel computes.
+
+    Attributes
+    ----------
+    formulas : tuple of Expr
+        F, and the weights G for the weighted lse reductions; category I is
+        the output axis and J the reduced axis.
+    reduction : Reduction
+    dtype, acc_dtype : str
+        Input/output dtype and accumulator dtype names.
+    sum_scheme : str
+        ``direct_sum``, ``block_sum`` or ``kahan_scheme``.
+    row_vars, col_vars, param_vars : tuple of Expr
+        The variables the formulas use, in the order the kernel takes them.
+    """
+
+    formulas: tuple[Expr, ...]
+    reduction: Reduction
+    dtype: str
+    acc_dtype: str
+    sum_scheme: str
+    row_vars: tuple[Expr, ...]
+    col_vars: tuple[Expr, ...]
+    param_vars: tuple[Expr, ...]
+
+    @property
+    def key(self) -> str:
+        """Stable sha256 of everything that determines the kernel's code."""
+        parts = [canonical(f) for f in self.formulas]
+        parts += [repr(self.reduction), self.dtype, self.acc_dtype, self.sum_scheme]
+        parts += [",".join(f"{v.params}" for v in vs)
+                  for vs in (self.row_vars, self.col_vars, self.param_vars)]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    @property
+    def np_acc_dtype(self) -> np.dtype:
+        return np.dtype(self.acc_dtype)
+
+    def with_dtype(self, dtype, acc_dtype) -> "Program":
+        """The same program for other dtypes."""
+        return Program(self.formulas, self.reduction, np.dtype(dtype).name,
+                       np.dtype(acc_dtype).name, self.sum_scheme, self.row_vars,
+                       self.col_vars, self.param_vars)
+
+
+def make_program(formulas: tuple[Expr, ...], reduction: Reduction, axis: int, dtype,
+                 acc_dtype, sum_scheme: str) -> Program:
+    """Canonicalise user formulas for ``axis`` and collect the kernel's inputs."""
+    if axis == 0:
+        formulas = tuple(swap_categories(f) for f in formulas)
+    used: set[Expr] = set()
+    for f in formulas:
+        used.update(n for n in walk(f) if n.op is Op.VAR)
+    by_cat = {cat: tuple(sorted((v for v in used if v.params[1] == cat),
+                                key=lambda v: v.params[0]))
+              for cat in (Cat.I, Cat.J, Cat.P)}
+    if sum_scheme == "auto":
+        sum_scheme = "block_sum"
+    return Program(tuple(formulas), reduction, np.dtype(dtype).name,
+                   np.dtype(acc_dtype).name, sum_scheme, by_cat[Cat.I], by_cat[Cat.J],
+                   by_cat[Cat.P])

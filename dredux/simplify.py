@@ -1,0 +1,272 @@
+"""Algebraic simplification: rewrite rules kept as a table.
+
+``RULES`` maps an :class:`~dredux.ir.Op` to the rules tried on nodes of that
+op; ``GENERIC`` rules are tried on every node. A rule takes a node whose
+children are already simplified and returns an equivalent node of the same
+dimension, or None. :func:`simplify` applies them bottom-up until nothing
+changes. Rules only drop work or fold constants: on finite inputs the value
+never changes beyond rounding (``tests/unit/test_simplify.py`` checks this on
+random formulas).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+from .ir import OPS, Expr, Op, const, walk, zero
+
+__all__ = ["simplify", "RULES", "GENERIC"]
+
+Rule = Callable[[Expr], Optional[Expr]]
+
+
+def _e(op: Op, *args: Expr, params: tuple = ()) -> Expr:
+    return Expr(op, args, params)
+
+
+def _widen(x: Expr, dim: int) -> Expr:
+    """``x`` as a node of dimension ``dim`` (a dimension-1 ``x`` is repeated)."""
+    if x.dim == dim:
+        return x
+    if x.is_const:
+        return const(x.value, dim)
+    return _e(Op.SUMT, x, params=(dim,))
+
+
+def _scalar_const(x: Expr) -> bool:
+    return x.is_const and x.dim == 1
+
+
+# generic rules -------------------------------------------------------------
+
+def _fold_constants(n: Expr) -> Expr | None:
+    """Evaluate a node whose children are all constants (uniform result only)."""
+    if not n.args or not all(a.is_const for a in n.args):
+        return None
+    from .numpy_eval import NUMPY, Ctx
+
+    values = [np.full((1, a.dim), a.value, dtype=np.float64) for a in n.args]
+    with np.errstate(all="ignore"):
+        out = np.asarray(NUMPY[n.op](Ctx(np, np.dtype(np.float64)), n, *values))
+    out = np.broadcast_to(out, (1, n.dim)).ravel()
+    first = float(out[0])
+    if not math.isfinite(first) or not np.all(out == first):
+        return None
+    return const(first, n.dim)
+
+
+def _zero_in_linear_slot(n: Expr) -> Expr | None:
+    """An op that is linear in a child gives zero when that child is zero."""
+    if any(n.args[k].is_zero() for k in OPS[n.op].linear):
+        return zero(n.dim)
+    return None
+
+
+GENERIC: list[Rule] = [_fold_constants, _zero_in_linear_slot]
+
+
+# per-op rules ----------------------------------------------------------------
+
+def _add(n: Expr) -> Expr | None:
+    a, b = n.args
+    if a.is_zero():
+        return _widen(b, n.dim)
+    if b.is_zero():
+        return _widen(a, n.dim)
+    if a is b:
+        return 2 * a
+    if b.op is Op.NEG:
+        return a - b.args[0]
+    if a.op is Op.NEG:
+        return b - a.args[0]
+    return None
+
+
+def _sub(n: Expr) -> Expr | None:
+    a, b = n.args
+    if b.is_zero():
+        return _widen(a, n.dim)
+    if a.is_zero():
+        return _widen(-b, n.dim)
+    if a is b:
+        return zero(n.dim)
+    if b.op is Op.NEG:
+        return a + b.args[0]
+    return None
+
+
+def _mul(n: Expr) -> Expr | None:
+    a, b = n.args
+    if b.is_const and not a.is_const:
+        return b * a  # constants first: c1 * (c2 * x) folds below
+    if a.is_one():
+        return _widen(b, n.dim)
+    if _scalar_const(a) and a.value == -1:
+        return _widen(-b, n.dim)
+    if a is b:
+        return _e(Op.SQUARE, a)
+    if a.op is Op.NEG and b.op is Op.NEG:
+        return a.args[0] * b.args[0]
+    if a.op is Op.NEG:
+        return -(a.args[0] * b)
+    if b.op is Op.NEG:
+        return -(a * b.args[0])
+    if _scalar_const(a) and b.op is Op.MUL and _scalar_const(b.args[0]):
+        return const(a.value * b.args[0].value) * b.args[1]
+    if a.op is Op.EXP and b.op is Op.EXP:
+        return _e(Op.EXP, a.args[0] + b.args[0])
+    return None
+
+
+def _div(n: Expr) -> Expr | None:
+    a, b = n.args
+    if b.is_one():
+        return _widen(a, n.dim)
+    if _scalar_const(b) and b.value != 0:
+        return const(1.0 / b.value) * a
+    return None
+
+
+def _neg(n: Expr) -> Expr | None:
+    (a,) = n.args
+    if a.op is Op.NEG:
+        return a.args[0]
+    if a.op is Op.SUB:
+        return a.args[1] - a.args[0]
+    return None
+
+
+def _through_neg(n: Expr) -> Expr | None:
+    """Square(-x) = Square(x), Abs(-x) = Abs(x)."""
+    (a,) = n.args
+    return _e(n.op, a.args[0]) if a.op is Op.NEG else None
+
+
+def _pow(n: Expr) -> Expr | None:
+    (a,) = n.args
+    p = n.params[0]
+    if p == 0:
+        return const(1, n.dim)
+    if p == 1:
+        return a
+    if p == 2:
+        return _e(Op.SQUARE, a)
+    if p == -1:
+        return _e(Op.INV, a)
+    return None
+
+
+def _sum(n: Expr) -> Expr | None:
+    (a,) = n.args
+    if a.dim == 1:
+        return a
+    if a.op is Op.SUMT:
+        return a.dim * a.args[0]
+    return None
+
+
+def _sumt(n: Expr) -> Expr | None:
+    (a,) = n.args
+    return a if n.dim == 1 else None
+
+
+def _elem(n: Expr) -> Expr | None:
+    (a,) = n.args
+    (m,) = n.params
+    if a.dim == 1:
+        return a
+    if a.op is Op.ELEMT:
+        return a.args[0] if a.params[1] == m else zero()
+    if a.op is Op.SUMT:
+        return a.args[0]
+    if a.op is Op.CONCAT:
+        left, right = a.args
+        if m < left.dim:
+            return _e(Op.ELEM, left, params=(m,))
+        return _e(Op.ELEM, right, params=(m - left.dim,))
+    if a.op is Op.EXTRACT:
+        return _e(Op.ELEM, a.args[0], params=(a.params[0] + m,))
+    return None
+
+
+def _extract(n: Expr) -> Expr | None:
+    (a,) = n.args
+    start, d = n.params
+    if start == 0 and d == a.dim:
+        return a
+    if a.op is Op.EXTRACTT and a.params[0] == start and a.args[0].dim == d:
+        return a.args[0]
+    if a.op is Op.CONCAT:
+        left, right = a.args
+        if start + d <= left.dim:
+            return _e(Op.EXTRACT, left, params=(start, d))
+        if start >= left.dim:
+            return _e(Op.EXTRACT, right, params=(start - left.dim, d))
+    return None
+
+
+def _ifelse(n: Expr) -> Expr | None:
+    c, a, b = n.args
+    if a is b:
+        return _widen(a, n.dim)
+    if c.is_const:
+        return _widen(a if c.value >= 0 else b, n.dim)
+    return None
+
+
+RULES: dict[Op, list[Rule]] = {
+    Op.ADD: [_add],
+    Op.SUB: [_sub],
+    Op.MUL: [_mul],
+    Op.DIV: [_div],
+    Op.NEG: [_neg],
+    Op.SQUARE: [_through_neg],
+    Op.ABS: [_through_neg],
+    Op.POW: [_pow],
+    Op.SUM: [_sum],
+    Op.SUMT: [_sumt],
+    Op.ELEM: [_elem],
+    Op.EXTRACT: [_extract],
+    Op.IFELSE: [_ifelse],
+}
+
+
+def _rewrite_once(n: Expr) -> Expr | None:
+    for rule in (*GENERIC, *RULES.get(n.op, ())):
+        out = rule(n)
+        if out is not None and out is not n:
+            if out.dim != n.dim:  # a wrong rule, never a user error
+                raise AssertionError(f"rule {rule.__name__} changed the dimension of {n}")
+            return out
+    return None
+
+
+def simplify(root: Expr) -> Expr:
+    """Simplified equivalent of ``root`` (same dimension, same values)."""
+    done: dict[Expr, Expr] = {}
+
+    def run(top: Expr) -> Expr:
+        for node in walk(top):
+            if node in done:
+                continue
+            args = tuple(done[a] for a in node.args)
+            current = node if args == node.args else Expr(node.op, args, node.params)
+            seen = 0
+            while True:
+                if current in done and done[current] is current:
+                    break
+                out = _rewrite_once(current)
+                if out is None:
+                    break
+                seen += 1
+                if seen > 100:  # pragma: no cover - rules must terminate
+                    raise AssertionError(f"simplification does not terminate on {node}")
+                current = run(out) if any(done.get(a) is not a for a in out.args) else out
+            done[node] = current
+            done.setdefault(current, current)
+        return done[top]
+
+    return run(root)
