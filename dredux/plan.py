@@ -176,9 +176,10 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
         auto_m, auto_n = _auto_blocks(m, n, cost, backend, workers, cap)
         bm = bm or auto_m
         bn = bn or auto_n
-    # memory: a task holds its rows, its columns and its state
-    bm = max(1, min(bm, budget // (2 * max(1, row_bytes + state_bytes))))
-    bn = max(1, min(bn, budget // (2 * max(1, col_bytes))))
+    # memory (a hard bound): a task holds its rows, its columns and its state
+    bm_max = max(1, budget // (2 * max(1, row_bytes + state_bytes)))
+    bn_max = max(1, budget // (2 * max(1, col_bytes)))
+    bm, bn = min(bm, bm_max), min(bn, bn_max)
 
     if row_chunks is not None:
         rows = tuple(int(c) for c in row_chunks)
@@ -188,11 +189,16 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
         cols = _group_chunks(tuple(int(c) for c in col_chunks), bn)
     else:
         cols = _ranges_from_sizes(split_sizes(n, math.ceil(n / bn)) if n else (0,))
-    # graph-size cap: grow the column ranges (then rows, if we own them)
-    while len(rows) * len(cols) > cap and len(cols) > 1:
-        cols = _ranges_from_sizes(split_sizes(n, max(1, len(cols) // 2)))
-    if len(rows) * len(cols) > cap and row_chunks is None:
-        rows = split_sizes(m, max(1, cap))
+    # graph-size cap (a soft bound): grow column ranges, then row blocks if we
+    # own them, as far as the memory bound allows
+    while len(rows) * len(cols) > cap:
+        if len(cols) > 1 and math.ceil(n / (len(cols) // 2)) <= bn_max:
+            cols = _ranges_from_sizes(split_sizes(n, len(cols) // 2))
+        elif (row_chunks is None and len(rows) > 1
+              and math.ceil(m / (len(rows) // 2)) <= bm_max):
+            rows = split_sizes(m, len(rows) // 2)
+        else:
+            break
     return BlockPlan(rows, cols, split_every)
 
 

@@ -1,0 +1,53 @@
+"""The same graph on a LocalCluster of 2 worker processes gives the threaded result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from dredux import Genred  # noqa: E402
+
+pytestmark = pytest.mark.distributed
+
+ALIASES = ["x = Vi(3)", "y = Vj(3)", "a = Vj(1)", "p = Pm(1)", "e = Vi(3)"]
+SEED = "Square(p-a)*Exp(x+y)"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+@pytest.fixture(scope="module")
+def args():
+    rng = np.random.default_rng(7)
+    m, n = 129, 257
+    return [rng.uniform(-1, 1, s) for s in ((m, 3), (n, 3), (n, 1), (1,), (m, 3))]
+
+
+@pytest.mark.parametrize("formula,reduction,axis", [
+    (SEED, "Sum", 1),
+    (f"Grad({SEED}, y, e)", "Sum", 0),
+    (SEED, "ArgKMin", 0),
+    ("-SqDist(x,y)", "LogSumExp", 1),
+    (SEED, "Min_ArgMin", 1),
+])
+def test_cluster_equals_threads(client, args, formula, reduction, axis):
+    routine = Genred(formula, ALIASES, reduction_op=reduction, axis=axis,
+                     opt_arg=5 if "K" in reduction else None)
+    options = dict(backend="numpy", block_size=(32, 40), split_every=3)
+    with distributed.get_task_stream(client) as stream:
+        on_cluster = routine(*args, **options)  # the active Client is used
+    threads = routine(*args, scheduler="threads", **options)
+    ran = {t["worker"] for t in stream.data if "-block-" in str(t["key"])}
+    assert len(ran) == 2  # block tasks ran on both worker processes
+    pairs = zip(on_cluster, threads) if isinstance(threads, tuple) else [(on_cluster, threads)]
+    for got, ref in pairs:
+        assert type(got) is np.ndarray and got.dtype == ref.dtype
+        # same tree, same merge order: identical bits
+        np.testing.assert_array_equal(got, ref)

@@ -1,0 +1,115 @@
+"""The block planner: sizes, overrides, chunk alignment, caps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dask
+import pytest
+
+from dredux import ShapeError
+from dredux.plan import SECONDS_PER_COST, BlockPlan, make_plan, split_sizes
+
+
+def tiles(plan: BlockPlan, m: int, n: int) -> None:
+    """The plan's rows and column ranges tile [0, m) x [0, n) exactly."""
+    assert sum(plan.rows) == m and all(r >= 0 for r in plan.rows)
+    at = 0
+    for c0, c1 in plan.cols:
+        assert c0 == at and c1 >= c0
+        at = c1
+    assert at == n
+
+
+@pytest.mark.parametrize("total,parts", [(10, 3), (7, 7), (5, 9), (0, 3), (1, 1), (100, 1)])
+def test_split_sizes(total, parts):
+    sizes = split_sizes(total, parts)
+    assert sum(sizes) == total
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_small_problem_is_one_task():
+    plan = make_plan(1000, 1000, 20.0, "cpu", workers=2)
+    assert plan.n_tasks == 1 and plan.rows == (1000,) and plan.cols == ((0, 1000),)
+
+
+def test_big_problem_has_work_for_every_worker():
+    m = n = 10**6
+    plan = make_plan(m, n, 20.0, "cpu", workers=4)
+    tiles(plan, m, n)
+    assert plan.n_tasks >= 4 * 4
+    seconds = m * n * 20.0 * SECONDS_PER_COST["cpu"] / plan.n_tasks
+    assert seconds >= 0.05  # tasks long enough to amortise Dask's overhead
+
+
+@pytest.mark.parametrize("m,n,bm,bn", [(100, 100, 7, 9), (5, 3, 1, 1), (64, 64, 64, 64),
+                                       (65, 63, 64, 64)])
+def test_block_size_override(m, n, bm, bn):
+    plan = make_plan(m, n, 1.0, "numpy", workers=2, block_size=(bm, bn))
+    tiles(plan, m, n)
+    assert max(plan.rows) <= bm and len(plan.rows) == -(-m // bm)
+    assert max(c1 - c0 for c0, c1 in plan.cols) <= bn
+
+
+def test_config_and_environment_overrides():
+    with dask.config.set({"dredux.block-size": 10, "dredux.split-every": 3}):
+        plan = make_plan(95, 40, 1.0, "numpy", workers=1)
+    assert len(plan.rows) == 10 and len(plan.cols) == 4 and plan.split_every == 3
+    code = ("from dredux.plan import make_plan; p = make_plan(95, 40, 1.0, 'numpy', 1); "
+            "print(len(p.rows), len(p.cols), p.split_every)")
+    env = dict(os.environ, DREDUX_BLOCK_SIZE="[20, 8]", DREDUX_SPLIT_EVERY="5")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["5", "5", "5"]
+
+
+def test_explicit_arguments_beat_config():
+    with dask.config.set({"dredux.block-size": 10}):
+        plan = make_plan(95, 40, 1.0, "numpy", workers=1, block_size=(50, 40))
+    assert len(plan.rows) == 2 and len(plan.cols) == 1
+
+
+def test_dask_chunks_are_followed():
+    plan = make_plan(100, 1000, 1.0, "numpy", 2, block_size=(10, 300),
+                     row_chunks=(30, 30, 40), col_chunks=(100,) * 10)
+    assert plan.rows == (30, 30, 40)
+    tiles(plan, 100, 1000)
+    # column ranges are cut at the input's chunk edges
+    assert all(c0 % 100 == 0 and c1 % 100 == 0 for c0, c1 in plan.cols)
+
+
+def test_huge_chunk_is_cut():
+    plan = make_plan(10, 10_000, 1.0, "numpy", 2, block_size=(10, 1000), col_chunks=(10_000,))
+    tiles(plan, 10, 10_000)
+    assert len(plan.cols) == 10
+
+
+def test_memory_budget_bounds_blocks():
+    with dask.config.set({"dredux.memory-per-task": "1 MiB"}):
+        plan = make_plan(10**6, 10**6, 1.0, "cpu", 2, row_bytes=800, col_bytes=800,
+                         state_bytes=800)
+    assert max(plan.rows) * 1600 <= 2**20
+    assert max(c1 - c0 for c0, c1 in plan.cols) * 800 <= 2**20
+
+
+def test_graph_cap():
+    with dask.config.set({"dredux.max-tasks-per-worker": 10}):
+        plan = make_plan(10**5, 10**5, 1.0, "numpy", 2, block_size=(100, 100))
+    assert plan.n_tasks <= 20
+
+
+def test_bad_options():
+    with pytest.raises(ShapeError, match="split_every must be an integer >= 2, got 1"):
+        make_plan(10, 10, 1.0, "numpy", 1, split_every=1)
+    with pytest.raises(ShapeError, match=r"block_size .* got \(0, 5\)"):
+        make_plan(10, 10, 1.0, "numpy", 1, block_size=(0, 5))
+    with pytest.raises(ShapeError, match="block_size must be an int or a pair"):
+        make_plan(10, 10, 1.0, "numpy", 1, block_size="big")
+
+
+def test_graph_size_counts_merges():
+    plan = BlockPlan(rows=(5, 5), cols=tuple((k, k + 1) for k in range(9)), split_every=3)
+    # per row block: 9 blocks, 3 + 1 merges, 1 finalize
+    assert plan.graph_size() == 2 * (9 + 4 + 1)
