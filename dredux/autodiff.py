@@ -15,7 +15,7 @@ because every VJP rule is linear in ``g``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .ir import OPS, Cat, DimError, Expr, Op, const, var, walk, zero
 

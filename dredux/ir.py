@@ -24,8 +24,8 @@ import hashlib
 import math
 import threading
 import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 __all__ = [
     "Cat", "Op", "OpSpec", "OPS", "Expr", "DimError",
@@ -335,7 +335,7 @@ OPS: dict[Op, OpSpec] = {
 # the node type
 # --------------------------------------------------------------------------
 
-_INTERN: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDictionary()
+_INTERN: weakref.WeakValueDictionary[tuple, Expr] = weakref.WeakValueDictionary()
 _INTERN_LOCK = threading.Lock()
 
 
@@ -351,12 +351,12 @@ class Expr:
     __slots__ = ("op", "args", "params", "dim", "_hash", "_key", "__weakref__")
 
     op: Op
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     params: tuple
     dim: int
 
-    def __new__(cls, op: Op, args: tuple["Expr", ...] = (), params: tuple = (),
-                dim: int | None = None) -> "Expr":
+    def __new__(cls, op: Op, args: tuple[Expr, ...] = (), params: tuple = (),
+                dim: int | None = None) -> Expr:
         args = tuple(args)
         params = tuple(params)
         spec = OPS[op]

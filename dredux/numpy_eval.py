@@ -13,8 +13,9 @@ intermediates fit a memory budget, so memory stays bounded for any M and N.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -99,9 +100,23 @@ def _where(ctx, cond, a, b):
     return ctx.xp.where(cond, a, b).astype(ctx.dtype)
 
 
-def _argbest(pick):
+def _best(greater: bool, want_index: bool):
+    """Max / Min / ArgMax / ArgMin as a left-to-right scan with a strict comparison.
+
+    This is how the compiled backends (and KeOps) spell them: ties keep the first
+    component, a NaN in component 0 sticks and a later NaN is skipped (NumPy's
+    max and argmax would return the NaN wherever it is).
+    """
     def fn(ctx, node, a):
-        return pick(ctx.xp, a)[..., None].astype(ctx.dtype)
+        xp = ctx.xp
+        best = a[..., :1]
+        index = xp.zeros(best.shape, dtype=ctx.dtype)
+        for k in range(1, a.shape[-1]):
+            cur = a[..., k:k + 1]
+            better = cur > best if greater else cur < best
+            best = xp.where(better, cur, best)
+            index = xp.where(better, k, index)
+        return (index if want_index else best).astype(ctx.dtype)
     return fn
 
 
@@ -131,7 +146,7 @@ NUMPY: dict[Op, Callable[..., Any]] = {
     Op.SQUARE: lambda c, n, a: a * a,
     Op.INV: lambda c, n, a: 1 / a,
     Op.ABS: lambda c, n, a: c.xp.abs(a),
-    Op.SIGN: lambda c, n, a: c.xp.sign(a),
+    Op.SIGN: lambda c, n, a: _f(c, a > 0) - _f(c, a < 0),  # Sign(NaN) = 0, as in C
     Op.STEP: lambda c, n, a: _where(c, a < 0, 0, 1),
     Op.RELU: lambda c, n, a: _where(c, a < 0, 0, a),
     Op.FLOOR: lambda c, n, a: c.xp.floor(a),
@@ -146,10 +161,10 @@ NUMPY: dict[Op, Callable[..., Any]] = {
     Op.MOD: lambda c, n, x, m, d: x - m * c.xp.floor((x - d) / m),
     Op.SUM: lambda c, n, a: a.sum(-1, keepdims=True),
     Op.SUMT: lambda c, n, a: c.xp.broadcast_to(a, a.shape[:-1] + (n.dim,)),
-    Op.MAX: lambda c, n, a: a.max(-1, keepdims=True),
-    Op.MIN: lambda c, n, a: a.min(-1, keepdims=True),
-    Op.ARGMAX: _argbest(lambda xp, a: a.argmax(-1)),
-    Op.ARGMIN: _argbest(lambda xp, a: a.argmin(-1)),
+    Op.MAX: _best(True, False),
+    Op.MIN: _best(False, False),
+    Op.ARGMAX: _best(True, True),
+    Op.ARGMIN: _best(False, True),
     Op.SCALPROD: lambda c, n, a, b: (a * b).sum(-1, keepdims=True),
     Op.ELEM: lambda c, n, a: a[..., n.params[0]:n.params[0] + 1],
     Op.ELEMT: _elemt,

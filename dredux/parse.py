@@ -14,8 +14,8 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from . import autodiff
 from .errors import FormulaError
@@ -392,7 +392,7 @@ _BINOPS = {ast.Add: Op.ADD, ast.Sub: Op.SUB, ast.Mult: Op.MUL, ast.Div: Op.DIV,
 _CMPOPS = {ast.Lt: Op.LT, ast.LtE: Op.LE, ast.Gt: Op.GT, ast.GtE: Op.GE,
            ast.Eq: Op.EQ, ast.NotEq: Op.NE}
 _NODE_WORDS = {
-    ast.Attribute: "attribute access", ast.Subscript: "subscripts",
+    ast.Attribute: "attribute lookups", ast.Subscript: "subscripts", ast.List: "lists",
     ast.Lambda: "lambdas", ast.JoinedStr: "f-strings", ast.Dict: "dicts",
     ast.Set: "sets", ast.Tuple: "tuples", ast.IfExp: "conditional expressions",
     ast.BoolOp: "and/or", ast.Starred: "starred arguments", ast.Await: "await",

@@ -77,7 +77,7 @@ def _render(node: Expr, text, names) -> tuple[str, int]:
     if op is Op.CONST:
         value = node.params[0]
         if node.dim != 1:
-            return (("Zero(%d)" % node.dim, _ATOM) if value == 0
+            return ((f"Zero({node.dim})", _ATOM) if value == 0
                     else (f"SumT({_number(value)},{node.dim})", _ATOM))
         if isinstance(value, int):
             return (f"IntCst({value})", _ATOM) if value < 0 else (str(value), _ATOM)

@@ -12,7 +12,7 @@ random formulas).
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from .ir import OPS, Expr, Op, const, walk, zero
 
 __all__ = ["simplify", "RULES", "GENERIC"]
 
-Rule = Callable[[Expr], Optional[Expr]]
+Rule = Callable[[Expr], Expr | None]
 
 
 def _e(op: Op, *args: Expr, params: tuple = ()) -> Expr:

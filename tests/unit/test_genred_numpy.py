@@ -1,0 +1,121 @@
+"""Genred end to end on the "numpy" backend: the seed example, arguments, memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dredux
+from dredux import Genred
+from dredux.numpy_eval import NumpyKernel
+from tests.helpers import assert_close, rng
+
+ALIASES = ["x = Vi(3)", "y = Vj(3)", "a = Vj(1)", "p = Pm(1)"]
+
+
+def seed_inputs(m, n, seed=0):
+    gen = rng(seed)
+    return (gen.random((m, 3)), gen.random((n, 3)), gen.random((n, 1)), gen.random(1),
+            gen.random((m, 3)))
+
+
+def seed_forward(x, y, a, p):
+    """sum_j (p - a_j)^2 exp(x_i + y_j) = exp(x_i) * sum_j (p - a_j)^2 exp(y_j)."""
+    return np.exp(x) * ((p - a) ** 2 * np.exp(y)).sum(0)
+
+
+def seed_gradient(x, y, a, p, e):
+    """d/dy_j of sum_i <F_ij, e_i> = (p - a_j)^2 exp(y_j) * sum_i exp(x_i) e_i."""
+    return (p - a) ** 2 * np.exp(y) * (np.exp(x) * e).sum(0)
+
+
+def rel_err(out, ref):
+    return float(np.abs(out.astype(np.float64) - ref).max() / np.abs(ref).max())
+
+
+@pytest.mark.parametrize("m, n", [(30, 50), (3000, 5000)])
+def test_seed_formula_and_gradient_in_float32(m, n):
+    x, y, a, p, e = seed_inputs(m, n)
+    forward = Genred("Square(p-a)*Exp(x+y)", ALIASES, reduction_op="Sum", axis=1)
+    gradient = Genred("Grad(Square(p-a)*Exp(x+y), y, e)", ALIASES + ["e = Vi(3)"],
+                      reduction_op="Sum", axis=0)
+    cast = [v.astype(np.float32) for v in (x, y, a, p, e)]
+    c = forward(*cast[:4], backend="numpy")
+    g = gradient(*cast, backend="numpy")
+    assert c.dtype == np.float32 and c.shape == (m, 3)
+    assert g.dtype == np.float32 and g.shape == (n, 3)
+    assert rel_err(c, seed_forward(x, y, a, p)) < 1e-5
+    assert rel_err(g, seed_gradient(x, y, a, p, e)) < 1e-5
+    c64 = forward(x, y, a, p, backend="numpy")
+    assert rel_err(c64, seed_forward(x, y, a, p)) < 1e-12
+
+
+def test_out_argument_is_filled():
+    x, y, a, p, _ = seed_inputs(7, 9)
+    out = np.full((7, 3), np.nan)  # poisoned: every row must be written
+    r = Genred("Square(p-a)*Exp(x+y)", ALIASES, axis=1)
+    result = r(x, y, a, p, backend="numpy", out=out)
+    assert result is out
+    assert_close(out, seed_forward(x, y, a, p))
+
+
+def test_float16_inputs_accumulate_in_float32():
+    gen = rng(1)
+    x = gen.random((4, 1)).astype(np.float16)
+    y = gen.random((3000, 1)).astype(np.float16)
+    out = Genred("x * y", ["x = Vi(1)", "y = Vj(1)"], axis=1)(x, y, backend="numpy")
+    ref = (x.astype(np.float64) * y.astype(np.float64).sum())
+    assert out.dtype == np.float16
+    assert rel_err(out, ref) < 2e-3  # float16 output rounding only
+
+
+def test_dtype_argument_is_accepted_and_ignored():
+    with pytest.warns(DeprecationWarning):
+        r = Genred("x", ["x = Vi(2)"], axis=1, dtype="float32")
+    x = rng(2).random((3, 2))
+    assert r(x, backend="numpy").dtype == np.float64
+
+
+def test_dask_inputs_give_a_lazy_result():
+    da = pytest.importorskip("dask.array")
+    x, y, a, p, _ = seed_inputs(20, 30)
+    r = Genred("Square(p-a)*Exp(x+y)", ALIASES, axis=1)
+    lazy = r(da.from_array(x, chunks=(7, 3)), y, a, p, backend="numpy")
+    assert isinstance(lazy, da.Array) and lazy.shape == (20, 3)
+    assert_close(lazy.compute(scheduler="sync"), seed_forward(x, y, a, p))
+
+
+def test_reduce_one_shot():
+    x, y = rng(3).random((4, 2)), rng(4).random((5, 2))
+    out = dredux.reduce("SqDist(x, y)", ["x = Vi(2)", "y = Vj(2)"], x, y, backend="numpy")
+    assert_close(out, ((x[:, None] - y[None]) ** 2).sum(-1).sum(1, keepdims=True))
+
+
+def test_keops_argument_order_and_count():
+    r = Genred("Square(p-a)*Exp(x+y)", ALIASES, axis=1)
+    assert r.nargs == 4
+    assert [s.name for s in r.signature.args] == ["x", "y", "a", "p"]
+
+
+def test_block_budget_bounds_the_intermediates():
+    """The numpy kernel evaluates sub-blocks whose intermediates fit its budget."""
+    r = Genred("Exp(-SqDist(x, y)) * y", ["x = Vi(3)", "y = Vj(3)"], axis=1)
+    program = r.program("float64")
+    budget = 16 << 10
+    kernel = NumpyKernel(program, budget=budget)
+    seen = []
+    values = kernel.values
+
+    def recording(rows, cols, params, i0, i1, j0, j1, xp):
+        seen.append((i1 - i0) * (j1 - j0))
+        return values(rows, cols, params, i0, i1, j0, j1, xp)
+
+    kernel.values = recording
+    gen = rng(5)
+    x, y = gen.random((300, 3)), gen.random((400, 3))
+    state = kernel([x], [y], [], 300, 400, 0)
+    out = program.reduction.finalize(state, np.float64)
+    ref = (np.exp(-((x[:, None] - y[None]) ** 2).sum(-1))[..., None] * y[None]).sum(1)
+    assert_close(out, ref)
+    assert len(seen) > 1 and sum(seen) == 300 * 400
+    assert max(seen) * kernel._pair_bytes() <= budget
