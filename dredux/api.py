@@ -15,11 +15,11 @@ import math
 import os
 import sys
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from . import config
 from ._xp import is_cupy
 from .backends import make_kernel, resolve_backend
 from .errors import DtypeError, FormulaError, ShapeError

@@ -51,7 +51,7 @@ def cpu_available() -> bool:
     return shutil.which(shlex.split(cxx_compiler())[0]) is not None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gpu_count() -> int:
     try:
         import cupy

@@ -15,7 +15,8 @@ enter the graph once; tasks refer to them by key.
 from __future__ import annotations
 
 import operator
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from dask.base import tokenize
@@ -57,7 +58,8 @@ def finalize_state(reduction, state: tuple, dtype):
     return reduction.finalize(state, np.dtype(dtype), get_xp(*state))
 
 
-def column_slices(chunks: Sequence[int], start: int, stop: int) -> tuple[list[int], tuple[int, int]]:
+def column_slices(chunks: Sequence[int], start: int,
+                  stop: int) -> tuple[list[int], tuple[int, int]]:
     """Chunk indices overlapping [start, stop) and the range in their concatenation."""
     bounds = np.concatenate([[0], np.cumsum(chunks)])
     if stop <= start:

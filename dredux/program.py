@@ -82,7 +82,7 @@ class Program:
     def np_acc_dtype(self) -> np.dtype:
         return np.dtype(self.acc_dtype)
 
-    def with_dtype(self, dtype, acc_dtype) -> "Program":
+    def with_dtype(self, dtype, acc_dtype) -> Program:
         """The same program for other dtypes."""
         return Program(self.formulas, self.reduction, np.dtype(dtype).name,
                        np.dtype(acc_dtype).name, self.sum_scheme, self.row_vars,
