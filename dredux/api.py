@@ -36,6 +36,7 @@ __all__ = ["Genred", "reduce"]
 
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 _CALL_OPTIONS = ("block_size", "split_every", "scheduler")
+_SCATTER_BYTES = 1 << 20  # in-memory inputs above this go to workers by scatter
 
 
 def _is_dask(a) -> bool:
@@ -286,10 +287,19 @@ class Genred:
 
         from .graph import build_graph
 
+        client = None if lazy else _client_for(scheduler)
+
         def as_dask(a, row_chunks):
             if _is_dask(a):
                 return a.rechunk({0: row_chunks, 1: -1}) if row_chunks else \
                     a.rechunk({1: -1})
+            if client is not None and isinstance(a, np.ndarray) and a.nbytes > _SCATTER_BYTES:
+                # send big in-memory inputs straight to a worker, not through the
+                # scheduler inside the graph; tasks then slice the remote array
+                future = client.scatter(np.ascontiguousarray(a))
+                whole = da.from_delayed(dask.delayed(future), shape=a.shape,
+                                        dtype=a.dtype, meta=np.empty((0, 0), a.dtype))
+                return whole.rechunk((row_chunks or -1, -1))
             return da.from_array(a, chunks=(row_chunks or -1, -1),
                                  asarray=False if is_cupy(a) else None)
 
@@ -405,15 +415,22 @@ def _meta_module(arrays):
     return np
 
 
-def _worker_count(scheduler) -> int:
-    client = scheduler if hasattr(scheduler, "nthreads") else None
-    if client is None and scheduler is None and "distributed" in sys.modules:
-        try:
-            from distributed import default_client
+def _client_for(scheduler):
+    """The distributed Client a computation will use, or None."""
+    if hasattr(scheduler, "scatter") and hasattr(scheduler, "nthreads"):
+        return scheduler
+    if scheduler is None and "distributed" in sys.modules:
+        from distributed import default_client
 
-            client = default_client()
+        try:
+            return default_client()
         except ValueError:
-            client = None
+            return None
+    return None
+
+
+def _worker_count(scheduler) -> int:
+    client = _client_for(scheduler)
     if client is not None:
         try:
             return max(1, sum(client.nthreads().values()))

@@ -51,3 +51,29 @@ def test_cluster_equals_threads(client, args, formula, reduction, axis):
         assert type(got) is np.ndarray and got.dtype == ref.dtype
         # same tree, same merge order: identical bits
         np.testing.assert_array_equal(got, ref)
+
+
+def test_big_inputs_are_scattered_not_embedded(client, monkeypatch):
+    import dredux.api
+
+    monkeypatch.setattr(dredux.api, "_SCATTER_BYTES", 20_000)
+    rng = np.random.default_rng(3)
+    m, n = 1500, 2000  # x and y are above the (lowered) scatter threshold, b is not
+    x, y = rng.random((m, 3)), rng.random((n, 3))
+    b = rng.random((n, 1))
+    routine = Genred("SqDist(x, y) * b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"],
+                     reduction_op="Max", axis=1)
+    sent = []
+    scatter = client.scatter
+
+    def spy(data, *args, **kwargs):
+        sent.append(data.nbytes)
+        return scatter(data, *args, **kwargs)
+
+    monkeypatch.setattr(client, "scatter", spy)
+    options = dict(backend="numpy", block_size=(400, 700))
+    got = routine(x, y, b, **options)
+    assert sorted(sent) == [x.nbytes, y.nbytes]
+    ref = (np.square(x[:, None] - y[None]).sum(-1) * b[:, 0]).max(1, keepdims=True)
+    np.testing.assert_allclose(got, ref, rtol=1e-13)
+    np.testing.assert_array_equal(got, routine(x, y, b, scheduler="threads", **options))
