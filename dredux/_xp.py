@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import numpy as np
 
-__all__ = ["get_xp", "is_cupy", "to_numpy"]
+__all__ = ["get_xp", "is_cupy", "to_numpy", "on_device_of"]
 
 
 def is_cupy(array) -> bool:
@@ -25,3 +26,15 @@ def get_xp(*arrays):
 def to_numpy(array) -> np.ndarray:
     """A NumPy copy of a NumPy or CuPy array."""
     return array.get() if is_cupy(array) else np.asarray(array)
+
+
+def on_device_of(*arrays):
+    """A context in which array code runs on the GPU holding the first CuPy array.
+
+    Merges and finalizes of CuPy states must run on their own device, which need
+    not be the current one when a kernel was given a ``device_id``.
+    """
+    for array in arrays:
+        if is_cupy(array):
+            return array.device
+    return contextlib.nullcontext()

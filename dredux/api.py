@@ -274,11 +274,10 @@ class Genred:
         return sum(8 * math.prod(shape) for _, shape, _ in program.reduction.fields())
 
     def _run_single(self, kernel, program, rows, cols, params, m, n):
-        from ._xp import get_xp
+        from .graph import finalize_state
 
         state = kernel(rows, cols, params, m, n, 0)
-        xp = get_xp(*rows, *cols, *params, *state)
-        return program.reduction.finalize(state, program.np_dtype, xp)
+        return finalize_state(program.reduction, state, program.np_dtype)
 
     def _run_graph(self, kernel, program, plan, rows, cols, params, row_args_all,
                    lazy: bool, scheduler):

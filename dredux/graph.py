@@ -22,7 +22,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from ._xp import get_xp
+from ._xp import get_xp, on_device_of
 
 __all__ = ["run_block", "merge_states", "finalize_state", "build_graph", "column_slices"]
 
@@ -46,16 +46,19 @@ def run_block(kernel, rows: list, col_parts: list, col_slices: list, params: lis
 
 def merge_states(reduction, states: Sequence[tuple]) -> tuple:
     """Merge partial states of the same rows, left to right."""
-    xp = get_xp(*(a for s in states for a in s))
+    arrays = [a for s in states for a in s]
+    xp = get_xp(*arrays)
     out = states[0]
-    for state in states[1:]:
-        out = reduction.merge(out, state, xp)
+    with on_device_of(*arrays):
+        for state in states[1:]:
+            out = reduction.merge(out, state, xp)
     return out
 
 
 def finalize_state(reduction, state: tuple, dtype):
     """Output array(s) of a row block from its merged state."""
-    return reduction.finalize(state, np.dtype(dtype), get_xp(*state))
+    with on_device_of(*state):
+        return reduction.finalize(state, np.dtype(dtype), get_xp(*state))
 
 
 def column_slices(chunks: Sequence[int], start: int,
