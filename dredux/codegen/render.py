@@ -21,15 +21,15 @@ generated here, every number is printed from a Python ``int`` or ``float``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import product
-from typing import Callable, Sequence, Union
 
-from ..ir import OPS, Expr, Op, walk
+from ..ir import OPS, Expr, Op
 
 __all__ = ["Spelling", "Renderer", "render", "Index"]
 
-Index = Union[int, str]
+Index = int | str
 
 
 def _ix(base: Index, offset: int = 0, scale: int = 1) -> Index:
@@ -44,7 +44,7 @@ def _ix(base: Index, offset: int = 0, scale: int = 1) -> Index:
 # statement generators shared by C-like backends
 # --------------------------------------------------------------------------
 
-def _sum_of(r: "Renderer", terms: Callable[[Index], str], count: int, out: str) -> list[str]:
+def _sum_of(r: Renderer, terms: Callable[[Index], str], count: int, out: str) -> list[str]:
     """``out = sum_k terms(k)`` for k < count."""
     if count <= r.unroll:
         return [f"{out} = {' + '.join(terms(k) for k in range(count))};"]
@@ -342,17 +342,23 @@ class Renderer:
     """State of one rendering: names of nodes, fresh identifiers, the mode."""
 
     def __init__(self, spelling: Spelling, var_ref: Callable[[Expr, Index], str],
-                 ctype: str, unroll: int = 32):
+                 ctype: str, unroll: int = 32, prefix: str = "_v",
+                 known: dict[Expr, str] | None = None):
         self.spelling = spelling
         self.var_ref = var_ref
         self.T = ctype
         self.unroll = unroll
-        self.names: dict[Expr, str] = {}
+        self.prefix = prefix
+        # nodes computed elsewhere (e.g. hoisted out of a loop), read by name
+        self.names: dict[Expr, str] = dict(known or {})
+        self._count = 0
         self._fresh = 0
 
     def fresh(self, stem: str) -> str:
+        """A new local identifier; renderings with distinct prefixes never clash."""
         self._fresh += 1
-        return f"{stem}{self._fresh}"
+        tag = "" if self.prefix == "_v" else self.prefix
+        return f"{stem}{tag}{self._fresh}"
 
     def lit(self, value) -> str:
         return self.spelling.literal(value, self.T)
@@ -387,7 +393,8 @@ class Renderer:
         return [f"for (int {k} = {start}; {k} < {stop}; ++{k}) {{ {inner} }}"]
 
     def node(self, n: Expr) -> list[str]:
-        name = f"_v{len(self.names)}"
+        name = f"{self.prefix}{self._count}"
+        self._count += 1
         self.names[n] = name
         lines = [f"{self.T} {name}[{n.dim}];"]
         expr = self.spelling.expressions.get(n.op)
@@ -400,7 +407,8 @@ class Renderer:
 
 
 def render(roots: Sequence[Expr], spelling: Spelling, var_ref: Callable[[Expr, Index], str],
-           ctype: str, unroll: int = 32) -> tuple[list[str], Renderer]:
+           ctype: str, unroll: int = 32, *, prefix: str = "_v",
+           known: dict[Expr, str] | None = None) -> tuple[list[str], Renderer]:
     """C statements computing every node of ``roots`` (shared nodes once).
 
     Parameters
@@ -413,6 +421,12 @@ def render(roots: Sequence[Expr], spelling: Spelling, var_ref: Callable[[Expr, I
         The computation type (``float`` or ``double``).
     unroll : int
         Dimensions up to this are written component by component.
+    prefix : str
+        Stem of the arrays that hold the nodes' values (``_v0``, ``_v1``...);
+        renderings that share a scope need distinct prefixes.
+    known : dict, optional
+        Nodes already computed by an earlier rendering (node -> array name):
+        they are read, not recomputed, and their subtrees are not visited.
 
     Returns
     -------
@@ -420,13 +434,32 @@ def render(roots: Sequence[Expr], spelling: Spelling, var_ref: Callable[[Expr, I
     renderer : Renderer
         ``renderer.acc(root, k)`` reads component k of a root afterwards.
     """
-    r = Renderer(spelling, var_ref, ctype, unroll)
+    r = Renderer(spelling, var_ref, ctype, unroll, prefix=prefix, known=known)
     lines: list[str] = []
-    seen: set[Expr] = set()
+    seen: set[Expr] = set(r.names)
     for root in roots:
-        for n in walk(root):
-            if n in seen or n.op in (Op.VAR, Op.CONST):
+        for n in _walk_until(root, seen):
+            if n.op in (Op.VAR, Op.CONST):
                 continue
-            seen.add(n)
             lines += r.node(n)
     return lines, r
+
+
+def _walk_until(root: Expr, seen: set[Expr]):
+    """Nodes of ``root``'s DAG not in ``seen``, children first, not below ``seen``
+    nodes; every yielded node is added to ``seen``."""
+    if root in seen:
+        return
+    stack: list[tuple[Expr, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            yield node
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        for child in reversed(node.args):
+            if child not in seen:
+                stack.append((child, False))

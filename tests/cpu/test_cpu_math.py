@@ -1,0 +1,86 @@
+"""Accuracy of the CPU kernels' own vectorised exp and log (kernels/cpu/math.hpp).
+
+Each value is computed as a ``Sum`` over a single column, which returns the
+formula's value unchanged, and compared with NumPy's exp/log evaluated in
+float64 (float32 case) or in extended precision where available. The error is
+counted in ulp of the exact result in the tested dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dredux import Genred
+
+ALIASES = ["x = Vi(1)", "y = Vj(1)"]
+EXP = Genred("Exp(x * y)", ALIASES, axis=1)
+LOG = Genred("Log(x * y)", ALIASES, axis=1)
+MAX_ULP = 2.0
+
+
+def values(routine, x, dtype):
+    """The formula at (x_i, 1) for every i, through the CPU kernel."""
+    x = np.asarray(x, dtype=dtype).reshape(-1, 1)
+    return routine(x, np.ones((1, 1), dtype), backend="cpu")[:, 0]
+
+
+def exact(fn, x, dtype):
+    if np.dtype(dtype) == np.float32:
+        return fn(x.astype(np.float64))
+    ld = np.longdouble
+    if np.finfo(ld).nmant < 60:  # pragma: no cover - platforms without 80-bit long double
+        pytest.skip("no extended precision to check float64 results against")
+    return fn(x.astype(ld))
+
+
+def ulp_error(got, ref, dtype):
+    """|got - ref| in units of the spacing of ``dtype`` at ``ref`` (subnormals included)."""
+    tiny = np.finfo(dtype).smallest_subnormal
+    spacing = np.spacing(np.abs(ref.astype(dtype))).astype(ref.dtype)
+    return np.abs(got.astype(ref.dtype) - ref) / np.maximum(spacing, tiny)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_is_within_two_ulp(dtype):
+    info = np.finfo(dtype)
+    lo = np.log(info.smallest_subnormal) * 0.999
+    hi = np.log(info.max) * 0.999
+    gen = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(lo, hi, 200_001), gen.uniform(-1, 1, 100_000),
+                        gen.uniform(lo, hi, 100_000)]).astype(dtype)
+    got = values(EXP, x, dtype)
+    err = ulp_error(got, exact(np.exp, x, dtype), dtype)
+    assert err.max() <= MAX_ULP, (float(err.max()), x[np.argmax(err)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_is_within_two_ulp(dtype):
+    info = np.finfo(dtype)
+    gen = np.random.default_rng(1)
+    logs = np.concatenate([np.linspace(np.log(info.smallest_subnormal), np.log(info.max),
+                                       200_001), gen.uniform(-2, 2, 100_000)])
+    with np.errstate(over="ignore"):
+        x = np.exp(logs).astype(dtype)
+    x = np.concatenate([x, (1 + gen.uniform(-0.3, 0.3, 100_000)).astype(dtype)])
+    x = x[(x > 0) & np.isfinite(x)]
+    got = values(LOG, x, dtype)
+    err = ulp_error(got, exact(np.log, x, dtype), dtype)
+    assert err.max() <= MAX_ULP, (float(err.max()), x[np.argmax(err)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_special_values(dtype):
+    info = np.finfo(dtype)
+    big = np.log(info.max) * 1.01
+    tiny = np.log(info.smallest_subnormal) * 1.01
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, big, tiny, 1.0])
+    with np.errstate(over="ignore", under="ignore"):
+        want = np.exp(x).astype(dtype)
+    np.testing.assert_array_equal(values(EXP, x, dtype), want)
+    x = np.array([0.0, -1.0, np.inf, np.nan, 1.0, info.smallest_subnormal, -np.inf])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.log(x.astype(dtype))
+    got = values(LOG, x, dtype)
+    np.testing.assert_array_equal(got[[0, 1, 2, 3, 4, 6]], want[[0, 1, 2, 3, 4, 6]])
+    assert abs(got[5] - want[5]) <= np.spacing(abs(want[5]))
