@@ -1,0 +1,77 @@
+// dredux CUDA block kernel, generated from kernels/cuda/block.cu.
+// @@TITLE@@
+//
+// dredux_reduce computes the partial state of rows [0, m) against columns
+// [0, n) of one task, one thread per output row:
+// * the row's variables (and the parameters) are read once, into registers
+//   (wide ones into local memory), with the parts of the formula that depend
+//   on them alone;
+// * the block walks the columns in tiles of `_tile` columns that its threads
+//   copy together into shared memory (coalesced), then every thread folds
+//   the tile into its row's state (registers);
+// * the grid's y dimension splits the columns into ranges of `_span`, so that
+//   few rows still fill the GPU; range y writes its partial state at row
+//   y * m + i of the state arrays, and dredux_merge then combines groups of
+//   those partial states on the device with the same merge as the host.
+// Inputs are row-major (rows, dim) arrays; index arithmetic is 64-bit.
+//
+// The source includes no header (NVRTC needs no include path).
+
+@@CONFIG@@
+
+@@MATH@@
+
+@@STATES@@
+
+typedef @@STATE@@ _DrState;
+
+extern "C" __global__ void __launch_bounds__(256)
+dredux_reduce(long long _m, long long _n, long long _j0, long long _span, int _tile@@INPUTS@@@@OUTPUTS@@) {
+    extern __shared__ double _dr_smem[];  // declared double: aligned for every T
+    T* const _dr_sm = reinterpret_cast<T*>(_dr_smem);
+    (void)_dr_sm;
+    const long long _i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const bool _active = _i < _m;
+    const long long _row = _active ? _i : _m - 1;  // idle threads read a valid row
+    (void)_row;
+@@ROWS@@
+@@SHARED@@
+    _DrState _st;
+    _st.init();
+    const long long _jb = (long long)blockIdx.y * _span;
+    const long long _je = (_jb + _span < _n) ? _jb + _span : _n;
+    for (long long _jt = _jb; _jt < _je; _jt += _tile) {
+        const int _tn = (int)((_je - _jt < _tile) ? _je - _jt : _tile);
+        (void)_tn;
+        __syncthreads();  // every thread is done with the previous tile
+@@TILE@@
+        __syncthreads();
+        if (_active) {
+            _st.begin_tile();
+            for (int _jj = 0; _jj < _tn; ++_jj) {
+                const long long _j = _j0 + _jt + _jj;  // global column index
+@@PAIR@@
+            }
+            _st.end_tile();
+        }
+    }
+    if (_active) _st.store((long long)blockIdx.y * _m + _i, @@STORE_ARGS@@);
+}
+
+// Row i of group y: merges the partial states y * group ... (y + 1) * group - 1
+// (of `parts`, in column order) into row y * m + i of the outputs.
+extern "C" __global__ void
+dredux_merge(long long _m, long long _parts, int _group@@PARTS@@@@OUTPUTS@@) {
+    const long long _i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (_i >= _m) return;
+    const long long _s0 = (long long)blockIdx.y * _group;
+    const long long _s1 = (_s0 + _group < _parts) ? _s0 + _group : _parts;
+    _DrState _st;
+    _st.load(_s0 * _m + _i, @@LOAD_ARGS@@);
+    for (long long _s = _s0 + 1; _s < _s1; ++_s) {
+        _DrState _o;
+        _o.load(_s * _m + _i, @@LOAD_ARGS@@);
+        _st.merge(_o);
+    }
+    _st.store((long long)blockIdx.y * _m + _i, @@STORE_ARGS@@);
+}

@@ -1,0 +1,381 @@
+"""The GPU backend's generated CUDA: it compiles, and it is built from the tree only.
+
+No GPU is needed here. Every op and every reduction, in float16, float32 and
+float64, is rendered and compiled with ``nvcc -arch=sm_90 -cubin`` (the
+device-side compile: front end, optimiser and ptxas); the sources include no
+header, as NVRTC (which CuPy uses at run time) needs. When a standalone
+``libnvrtc`` is found (``DREDUX_NVRTC`` or the usual places) a sample is
+compiled by NVRTC itself as well. Running the kernels is tests/gpu's job.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from dredux import Genred
+from dredux.codegen import cuda as cuda_codegen
+from dredux.codegen.render import Spelling
+from dredux.compile.cuda import (
+    MAX_SPLITS,
+    MAX_THREADS,
+    SHARED_DEFAULT,
+    SPLIT_BYTES,
+    CudaKernel,
+    plan_launch,
+)
+from dredux.errors import ShapeError
+from dredux.ir import Op, walk
+from dredux.reductions import IDX_NONE, REDUCTIONS
+from tests.codegen.cuda_cases import ALIASES, OP_GROUPS, REDUCTION_CASES, concat
+
+ROOT = Path(__file__).resolve().parents[2]
+NVCC = shutil.which("nvcc")
+ARCH = "sm_90"
+DTYPES = ("float16", "float32", "float64")
+
+needs_nvcc = pytest.mark.skipif(
+    NVCC is None, reason="nvcc is not on PATH: the CUDA compile checks need the CUDA "
+    "toolkit (the CI image has it)")
+
+
+def compile_all(sources: dict[str, str], folder: Path) -> dict[str, str]:
+    """nvcc every source (a few at a time); {name: log} of those that failed."""
+    def one(item):
+        name, text = item
+        src, out = folder / f"{name}.cu", folder / f"{name}.cubin"
+        src.write_text(text)
+        proc = subprocess.run([NVCC, f"-arch={ARCH}", "-cubin", "-x", "cu", str(src),
+                               "-o", str(out)], capture_output=True, text=True)
+        ok = proc.returncode == 0 and out.is_file() and out.stat().st_size > 0
+        return name, ok, proc.stdout + proc.stderr
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        results = list(pool.map(one, sources.items()))
+    assert len(results) == len(sources)
+    return {name: log[-3000:] for name, ok, log in results if not ok}
+
+
+def routine(formula, reduction_op="Sum", formula2=None, opt_arg=None, aliases=ALIASES,
+            **kwargs) -> Genred:
+    return Genred(formula, list(aliases), reduction_op=reduction_op, axis=1,
+                  formula2=formula2, opt_arg=opt_arg, **kwargs)
+
+
+def group_routine(terms) -> Genred:
+    return routine(concat(terms))
+
+
+def reduction_routine(name) -> Genred:
+    formula, formula2, opt_arg = REDUCTION_CASES[name]
+    return routine(formula, name, formula2, opt_arg)
+
+
+# ---------------------------------------------------------------------------
+# coverage of the cases
+# ---------------------------------------------------------------------------
+
+def test_op_groups_cover_every_op():
+    seen = set()
+    for terms in OP_GROUPS.values():
+        for f in group_routine(terms).program("float32").formulas:
+            seen |= {node.op for node in walk(f)}
+    missing = set(Op) - seen
+    assert not missing, f"no CUDA test case uses {sorted(op.name for op in missing)}"
+
+
+def test_reduction_cases_cover_every_reduction():
+    assert set(REDUCTION_CASES) == set(REDUCTIONS)
+
+
+# ---------------------------------------------------------------------------
+# nvcc
+# ---------------------------------------------------------------------------
+
+@needs_nvcc
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_op_and_reduction_compiles(dtype, tmp_path):
+    sources = {f"ops_{name}": group_routine(terms).source("gpu", dtype)
+               for name, terms in OP_GROUPS.items()}
+    sources |= {f"red_{name}": reduction_routine(name).source("gpu", dtype)
+                for name in REDUCTIONS}
+    failed = compile_all(sources, tmp_path)
+    assert not failed, "\n\n".join(f"{name}:\n{log}" for name, log in failed.items())
+
+
+def _variants() -> dict[str, str]:
+    """Sources of the options and shapes that change the generated code."""
+    gauss = "Exp(-SqDist(x, y)) * b"
+    out = {}
+    for scheme in ("direct_sum", "block_sum", "kahan_scheme"):
+        out[f"sum_{scheme}"] = routine("x * y + v", sum_scheme=scheme).source("gpu")
+        out[f"lse_{scheme}"] = routine("-SqDist(x, y)", "LogSumExp", formula2="v",
+                                       sum_scheme=scheme).source("gpu", "float64")
+    out["acc64"] = routine("x * y", dtype_acc="float64").source("gpu", "float32")
+    out["acc16"] = routine("x * y", dtype_acc="float16").source("gpu", "float16")
+    out["argkmin_acc16"] = routine("x * y", "ArgKMin", opt_arg=2,
+                                   dtype_acc="float16").source("gpu", "float16")
+    fast = routine("Sum(Exp(x - y) / v + Log(v) * Sin(x) - Cos(y) + XLogX(v) + SinXDivX(x))",
+                   "LogSumExpWeight", formula2="SqDist(x, y)", use_fast_math=True)
+    fast_src = fast.source("gpu", "float32")
+    assert "__expf" in fast_src
+    out["fast_math"] = fast_src
+    out["axis0"] = Genred("x * y + v", ALIASES, axis=0).source("gpu")
+    for d in (64, 256):
+        out[f"gauss{d}"] = routine(gauss, aliases=[f"x = Vi({d})", f"y = Vj({d})",
+                                                   "b = Vj(1)"]).source("gpu")
+    out["wide_out"] = routine("Exp(-SqDist(x, y)) * b",
+                              aliases=["x = Vi(64)", "y = Vj(64)", "b = Vj(200)"],
+                              reduction_op="Max_ArgMax").source("gpu")
+    out["wide_kmin"] = routine("x - y", "KMin_ArgKMin", opt_arg=7,
+                               aliases=["x = Vi(20)", "y = Vj(20)"]).source("gpu")
+    out["rows_only"] = routine("Exp(x) * u").source("gpu")
+    out["cols_only"] = routine("Exp(y) * v").source("gpu")
+    out["params_only"] = routine("p * 2 + 1", aliases=["x = Vi(1)", "y = Vj(1)",
+                                                       "p = Pm(1)"]).source("gpu")
+    out["wide_param"] = routine("MatVecMult(A, x - y)",
+                                aliases=["x = Vi(20)", "y = Vj(20)", "A = Pm(400)"]
+                                ).source("gpu", "float64")
+    out["grad"] = routine("Grad(Exp(-SqDist(x, y)) * v, x, e)",
+                          aliases=["x = Vi(3)", "y = Vj(3)", "v = Vj(1)", "e = Vi(1)"]
+                          ).source("gpu", "float64")
+    return out
+
+
+@needs_nvcc
+def test_variants_compile(tmp_path):
+    failed = compile_all(_variants(), tmp_path)
+    assert not failed, "\n\n".join(f"{name}:\n{log}" for name, log in failed.items())
+
+
+# ---------------------------------------------------------------------------
+# NVRTC itself, when a standalone library is at hand
+# ---------------------------------------------------------------------------
+
+def _find_nvrtc() -> str | None:
+    if os.environ.get("DREDUX_NVRTC"):
+        return os.environ["DREDUX_NVRTC"]
+    found = ctypes.util.find_library("nvrtc")
+    if found:
+        return found
+    for base in (os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
+        if base:
+            for lib in sorted(Path(base, "lib64").glob("libnvrtc.so*")):
+                return str(lib)
+    return None
+
+
+def _nvrtc_compile(lib, source: str) -> tuple[int, str]:
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"kernel.cu", 0,
+                                  None, None) == 0
+    # the options CuPy passes for an sm_90 device
+    opts = [b"-arch=sm_90", b"-std=c++17", b"-ftz=true"]
+    rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(max(1, size.value))
+    lib.nvrtcGetProgramLog(prog, log)
+    lib.nvrtcDestroyProgram(ctypes.byref(prog))
+    return rc, log.value.decode(errors="replace")
+
+
+def test_nvrtc_compiles_a_sample():
+    path = _find_nvrtc()
+    if path is None:
+        pytest.skip("no standalone libnvrtc found (set DREDUX_NVRTC to its path); the "
+                    "nvcc tests above still compile every source")
+    lib = ctypes.CDLL(path)
+    sources = {name: reduction_routine(name).source("gpu", dtype)
+               for name, dtype in (("Sum", "float16"), ("ArgKMin", "float32"),
+                                   ("SumSoftMaxWeight", "float64"),
+                                   ("Min_ArgMin", "float32"))}
+    sources |= {name: group_routine(terms).source("gpu", "float32")
+                for name, terms in OP_GROUPS.items()}
+    sources["fast"] = routine("Sum(Exp(x - y) / v)", "LogSumExp",
+                              use_fast_math=True).source("gpu", "float32")
+    for name, src in sources.items():
+        rc, log = _nvrtc_compile(lib, src)
+        assert rc == 0, f"NVRTC rejected {name}:\n{log}"
+        assert "warning" not in log.lower(), f"NVRTC warns on {name}:\n{log}"
+
+
+# ---------------------------------------------------------------------------
+# the source itself
+# ---------------------------------------------------------------------------
+
+def test_source_needs_no_cupy():
+    code = (
+        "import sys\n"
+        "sys.modules['cupy'] = None  # any import of cupy fails\n"
+        "import dredux\n"
+        "from dredux import Genred\n"
+        "g = Genred('Exp(-SqDist(x, y))', ['x = Vi(3)', 'y = Vj(3)'], axis=1)\n"
+        "src = g.source('gpu')\n"
+        "assert 'dredux_reduce' in src and 'dredux_merge' in src\n"
+        "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_importing_dredux_does_not_import_cupy():
+    code = "import sys, dredux\nprint('cupy' in sys.modules)\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_source_is_self_contained_and_deterministic():
+    g = reduction_routine("SumSoftMaxWeight")
+    src = g.source("gpu", "float16")
+    assert "#include" not in src
+    assert "@@" not in src  # every template slot filled
+    assert src == reduction_routine("SumSoftMaxWeight").source("gpu", "float16")
+    assert 'extern "C" __global__' in src
+
+
+def test_no_index_constant_matches_the_host():
+    text = (ROOT / "kernels" / "cuda" / "math.cuh").read_text()
+    assert f"#define _DR_IDX_NONE {IDX_NONE}LL" in text
+
+
+def test_fast_math_only_when_asked_and_only_for_float32():
+    def kernel_body(src):  # the generated code, after the fixed helpers
+        return src.split("dredux_reduce(")[1]
+
+    formula = "Exp(x - y) + Log(v) + Sin(x) + Cos(y) + x / v"
+    intrinsics = ("__expf(", "__logf(", "__sinf(", "__cosf(", "__fdividef(")
+    plain = routine(formula).source("gpu", "float32")
+    assert not any(f in kernel_body(plain) for f in intrinsics)
+    assert "#define _DR_FAST_MATH 0" in plain
+    fast = routine(formula, use_fast_math=True)
+    src32 = fast.source("gpu", "float32")
+    for intrinsic in intrinsics:
+        assert intrinsic in kernel_body(src32)
+    assert "#define _DR_FAST_MATH 1" in src32
+    src64 = fast.source("gpu", "float64")
+    assert "#define _DR_FAST_MATH 0" in src64
+    assert not any(f in kernel_body(src64) for f in intrinsics)
+
+
+def test_cuda_spelling_overrides_only_fast_rows():
+    base, cuda = Spelling(), cuda_codegen.CudaSpelling()
+    assert cuda.expressions.keys() == base.expressions.keys()
+    assert cuda.statements.keys() == base.statements.keys()
+    def same(f, g):  # the same row: same code, same bound name
+        return f.__code__ is g.__code__ and f.__defaults__ == g.__defaults__
+
+    assert all(same(cuda.expressions[op], base.expressions[op]) for op in base.expressions)
+    fast = cuda_codegen.CudaSpelling(fast_math=True)
+    changed = {op for op in base.expressions
+               if not same(fast.expressions[op], base.expressions[op])}
+    assert changed and changed <= {Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.DIV, Op.XLOGX,
+                                   Op.SINXDIVX}
+
+
+def test_wide_chains_are_fused_into_one_loop():
+    g = routine("Exp(-SqDist(x, y)) * b", aliases=["x = Vi(256)", "y = Vj(256)",
+                                                   "b = Vj(1)"])
+    src = g.source("gpu")
+    pair = src[src.index("_st.begin_tile();"):src.index("_st.end_tile();")]
+    assert "[256]" not in pair  # no per-pair array of 256 values (local memory)
+    assert "for (int" in pair  # a loop, not 256 unrolled terms
+    assert pair.count("\n") < 40
+
+
+def test_row_only_parts_are_hoisted_out_of_the_column_loop():
+    g = routine("Exp(Sum(x * x)) * y")
+    src = g.source("gpu")
+    before = src[:src.index("for (long long _jt")]
+    assert "_dr_exp(" in before.split("dredux_reduce(")[1]
+
+
+def test_generated_identifiers_only():
+    # alias names never reach the code: only positions do
+    g = Genred("Exp(-SqDist(alpha_i, beta_j)) * gamma_j",
+               ["alpha_i = Vi(3)", "beta_j = Vj(3)", "gamma_j = Vj(1)"], axis=1)
+    src = g.source("gpu")
+    body = src.split("dredux_reduce(")[1]
+    for name in ("alpha_i", "beta_j", "gamma_j"):
+        assert name not in body
+
+
+def test_kernel_pickles_as_program_and_options():
+    g = reduction_routine("ArgKMin")
+    kernel = g.kernel("gpu", "float32", fast_math=True, device_id=0)
+    assert isinstance(kernel, CudaKernel) and kernel.backend == "gpu"
+    src = kernel.source
+    data = pickle.dumps(kernel)
+    assert b"dredux_reduce" not in data  # neither source nor binary travels
+    back = pickle.loads(data)
+    assert back.program == kernel.program
+    assert (back.device_id, back.fast_math) == (0, True)
+    assert back.source == src and back.key == kernel.key
+
+
+# ---------------------------------------------------------------------------
+# launch geometry
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("m", [1, 31, 32, 33, 255, 256, 257, 10_000, 10**7])
+@pytest.mark.parametrize("n", [1, 1023, 1024, 1025, 10**6, 10**9])
+@pytest.mark.parametrize("column_bytes", [0, 16, 1028, 40_000])
+def test_launch_plan_covers_the_columns(m, n, column_bytes):
+    plan = plan_launch(m, n, column_bytes, sm_count=132, max_threads=256,
+                       shared_optin=227 << 10)
+    assert plan.threads % 32 == 0 and 32 <= plan.threads <= MAX_THREADS
+    assert plan.blocks * plan.threads >= m > (plan.blocks - 1) * plan.threads
+    assert plan.tile >= 1 and plan.span % plan.tile == 0
+    assert plan.splits * plan.span >= n > (plan.splits - 1) * plan.span  # no empty split
+    assert 1 <= plan.splits <= MAX_SPLITS
+    assert plan.shared == plan.tile * column_bytes
+    if column_bytes and column_bytes * 32 <= SHARED_DEFAULT:
+        assert plan.shared <= SHARED_DEFAULT
+
+
+def test_launch_plan_splits_columns_when_rows_are_few():
+    few = plan_launch(100, 10**7, 16, sm_count=132, max_threads=256, shared_optin=227 << 10)
+    assert few.splits > 100  # one block of rows: the columns fill the GPU
+    many = plan_launch(10**6, 10**6, 16, sm_count=132, max_threads=256,
+                       shared_optin=227 << 10)
+    assert many.splits == 1
+    small_threads = plan_launch(100, 10**6, 16, sm_count=132, max_threads=64,
+                                shared_optin=227 << 10)
+    assert small_threads.threads <= 64
+
+
+@pytest.mark.parametrize("m", [1, 700, 33_000, 66_667, 270_000, 1_000_000, 1_300_000])
+def test_launch_plan_fills_whole_waves(m):
+    def waves(plan):  # launch time in units of one full-range column pass
+        per_wave = 132 * (2048 // plan.threads)
+        return -(-plan.blocks * plan.splits // per_wave) / plan.splits
+
+    plan = plan_launch(m, 10**6, 16, sm_count=132, max_threads=256, shared_optin=227 << 10)
+    single = plan_launch(m, 10**6, 16, sm_count=132, max_threads=256,
+                         shared_optin=227 << 10, state_bytes=10**9)  # no room to split
+    assert single.splits == 1
+    assert waves(plan) <= waves(single)
+    if m == 66_667:  # 261 blocks of 256 threads, 1056 resident: 4 splits fill one wave
+        assert plan.splits == 4
+
+
+def test_launch_plan_bounds_the_partial_states():
+    plan = plan_launch(10_000, 10**7, 16, sm_count=132, max_threads=256,
+                       shared_optin=227 << 10, state_bytes=4000)
+    assert plan.splits * 10_000 * 4000 <= SPLIT_BYTES
+
+
+def test_launch_plan_refuses_columns_wider_than_shared_memory():
+    with pytest.raises(ShapeError, match="bytes per column"):
+        plan_launch(10, 10, 300_000, sm_count=132, max_threads=256, shared_optin=227 << 10)

@@ -1,0 +1,316 @@
+"""The generated CUDA kernels, run on the CPU through tests/codegen/cuda_emulator.py.
+
+The kernels' logic (tiles, states, column splits, merge rounds, argument
+packing by CudaKernel) is checked here against NumPy references in float64
+written in this file, on sizes at the edges of blocks, tiles and splits.
+float16, NVRTC and the device itself are left to tests/gpu.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import dask.array  # noqa: F401  (imported before the stand-in CuPy exists: dask looks for CuPy once)
+import numpy as np
+import pytest
+
+import dredux.compile.cuda as cuda_backend
+from dredux import Genred
+from dredux.backends import make_kernel
+from tests.codegen import cuda_emulator as emu
+from tests.codegen.cuda_cases import (
+    ALIASES,
+    OP_GROUPS,
+    REDUCTION_CASES,
+    concat,
+    inputs,
+    reduction_ref,
+)
+
+pytestmark = pytest.mark.skipif(emu.CXX is None, reason="g++ is not on PATH: the CUDA "
+                                "kernels are emulated with a C++20 compiler")
+
+GAUSS = ("Exp(-SqDist(x, y)) * b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"])
+
+
+@pytest.fixture
+def cp(monkeypatch):
+    """The stand-in CuPy; CudaKernel compiles its kernels with g++ in the emulator."""
+    fake = emu.fake_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(cuda_backend, "_COMPILED", {})
+    return fake
+
+
+def gauss_ref(x, y, b):
+    x, y, b = (a.astype(np.float64) for a in (x, y, b))
+    return (np.exp(-((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)) * b[None, :, 0]).sum(1)
+
+
+# ---------------------------------------------------------------------------
+# sizes on the edges of blocks (32/64/256 threads), tiles and splits
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("m", [0, 1, 31, 32, 33, 255, 256, 257])
+@pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 2047, 2048, 2049])
+def test_block_edges(cp, m, n):
+    rng = np.random.default_rng(m * 10_000 + n)
+    x, y = rng.uniform(-1, 1, (m, 3)), rng.uniform(-1, 1, (n, 3))
+    b = rng.uniform(0.5, 1.5, (n, 1))
+    out = Genred(GAUSS[0], GAUSS[1], axis=1)(x, y, b, backend="gpu")
+    assert isinstance(out, np.ndarray) and out.shape == (m, 1) and out.dtype == np.float64
+    np.testing.assert_allclose(out[:, 0], gauss_ref(x, y, b), rtol=1e-12, atol=1e-12)
+    if m == 0 or n == 0:
+        assert cp.calls == []  # the identity, without a launch
+
+
+def test_many_splits_and_two_merge_rounds(cp):
+    # 3 rows cannot fill the (emulated, 2-SM) device: the columns are split
+    # into more than MERGE_GROUP ranges, merged in two rounds
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-1, 1, (3, 3)), rng.uniform(-1, 1, (70_000, 3))
+    b = rng.uniform(0.5, 1.5, (70_000, 1))
+    out = Genred(GAUSS[0], GAUSS[1], axis=1)(x, y, b, backend="gpu")
+    np.testing.assert_allclose(out[:, 0], gauss_ref(x, y, b), rtol=1e-12)
+    launches = [c for c in cp.calls if c[0] == "dredux_reduce"]
+    merges = [c for c in cp.calls if c[0] == "dredux_merge"]
+    assert launches[0][1][1] > cuda_backend.MERGE_GROUP
+    assert len(merges) == 2
+
+
+# ---------------------------------------------------------------------------
+# every op (against the NumPy backend) and every reduction (against NumPy)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("group", sorted(OP_GROUPS))
+@pytest.mark.parametrize("axis", [0, 1])
+def test_ops_agree_with_the_numpy_backend(cp, group, axis):
+    terms = OP_GROUPS[group]
+    g = Genred(concat(terms), ALIASES, axis=axis)
+    args = inputs(45, 2500, np.float64, seed=3)
+    out = g(*args, backend="gpu")
+    ref = g(*args, backend="numpy")
+    assert out.shape == ref.shape and np.isfinite(ref).all()
+    widths = [Genred(t, ALIASES).formulas[0].dim for t in terms]
+    at = 0
+    for term, width in zip(terms, widths):
+        np.testing.assert_allclose(out[:, at:at + width], ref[:, at:at + width],
+                                   rtol=1e-11, atol=1e-11, err_msg=term)
+        at += width
+    assert at == ref.shape[1]
+
+
+def assert_output(out, ref, rtol, what):
+    outs, refs = (out, ref) if isinstance(ref, tuple) else ((out,), (ref,))
+    assert len(outs) == len(refs), what
+    for a, r in zip(outs, refs):
+        assert a.shape == r.shape, (what, a.shape, r.shape)
+        if np.issubdtype(r.dtype, np.integer):
+            assert a.dtype == np.int64, what
+            np.testing.assert_array_equal(a, r, err_msg=what)
+        else:
+            np.testing.assert_allclose(a, r, rtol=rtol, atol=rtol, err_msg=what)
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTION_CASES))
+def test_reductions_agree_with_numpy(cp, name):
+    formula, formula2, k = REDUCTION_CASES[name]
+    g = Genred(formula, ALIASES, reduction_op=name, axis=1, formula2=formula2, opt_arg=k)
+    args = inputs(40, 3000, np.float64, seed=5)
+    assert_output(g(*args, backend="gpu"), reduction_ref(name, args), 1e-12, name)
+    # the state itself, with the buffers poisoned before the launch: every
+    # row is written, in the layout of Reduction.fields()
+    prog = g.program("float64")
+    kernel = make_kernel(prog, "gpu", poison=True)
+    by_pos = dict(enumerate(args))
+    state = kernel(*([by_pos[v.params[0]] for v in group]
+                     for group in (prog.row_vars, prog.col_vars, prog.param_vars)),
+                   40, 3000, 10**12)
+    assert [c[0] for c in cp.calls[-2:]] == ["dredux_reduce", "dredux_merge"]
+    for array, (field, shape, kind) in zip(state, prog.reduction.fields()):
+        assert array.shape == (40, *shape), field
+        assert array.dtype == (np.int64 if kind == "idx" else np.float64), field
+        if kind == "idx":  # global indices: the offset j0 is added
+            assert ((array >= 10**12) & (array < 10**12 + 3000)).all(), field
+        else:
+            assert not np.isnan(array).any(), field
+    assert_output(prog.reduction.finalize(state, np.float64),
+                  _shift(reduction_ref(name, args), 10**12), 1e-12, name)
+
+
+def _shift(out, j0):
+    """Reference outputs with index arrays offset by ``j0``."""
+    if isinstance(out, tuple):
+        return tuple(_shift(o, j0) for o in out)
+    return out + j0 if np.issubdtype(out.dtype, np.integer) else out
+
+
+# ---------------------------------------------------------------------------
+# the merge contract: ties, NaN, -inf, Kahan, states across tasks
+# ---------------------------------------------------------------------------
+
+def test_ties_go_to_the_smaller_index_across_tiles_and_splits(cp):
+    rng = np.random.default_rng(7)
+    n = 9000
+    x = rng.integers(0, 3, (20, 1)).astype(np.float64)
+    y = rng.integers(0, 3, (n, 1)).astype(np.float64)  # thousands of equal values
+    aliases = ["x = Vi(1)", "y = Vj(1)"]
+    f = -np.abs(x[:, None, 0] - y[None, :, 0])
+    for name, k in (("ArgMax", None), ("Min_ArgMin", None), ("KMin_ArgKMin", 6)):
+        g = Genred("-Abs(x - y)", aliases, reduction_op=name, axis=1, opt_arg=k)
+        out = g(x, y, backend="gpu")
+        if name == "ArgMax":
+            np.testing.assert_array_equal(out[:, 0], f.argmax(1))
+        elif name == "Min_ArgMin":
+            np.testing.assert_array_equal(out[1][:, 0], f.argmin(1))
+        else:
+            order = np.argsort(f, axis=1, kind="stable")[:, :6]
+            np.testing.assert_array_equal(out[1], order)
+            np.testing.assert_array_equal(out[0], np.take_along_axis(f, order, 1))
+
+
+def test_nan_never_wins_and_propagates_in_sums(cp):
+    rng = np.random.default_rng(8)
+    x, y = rng.uniform(0.5, 1, (10, 1)), rng.uniform(-1, 1, (5000, 1))
+    aliases = ["x = Vi(1)", "y = Vj(1)"]
+    f = x[:, None, 0] * np.log(np.where(y[None, :, 0] > 0, y[None, :, 0], np.nan))
+    clean_max = np.where(np.isnan(f), -np.inf, f)
+    clean_min = np.where(np.isnan(f), np.inf, f)
+    run = {name: Genred("x * Log(y)", aliases, reduction_op=name, axis=1,
+                        opt_arg=3)(x, y, backend="gpu")
+           for name in ("Max", "ArgMax", "Min_ArgMin", "KMin", "Sum", "LogSumExp")}
+    np.testing.assert_allclose(run["Max"][:, 0], clean_max.max(1), rtol=1e-12)
+    np.testing.assert_array_equal(run["ArgMax"][:, 0], clean_max.argmax(1))
+    np.testing.assert_array_equal(run["Min_ArgMin"][1][:, 0], clean_min.argmin(1))
+    np.testing.assert_allclose(run["KMin"], np.sort(clean_min, 1)[:, :3], rtol=1e-12)
+    assert np.isnan(run["Sum"]).all() and np.isnan(run["LogSumExp"]).all()
+
+
+def test_lse_with_empty_partials_never_makes_nan(cp):
+    # f = -inf on most columns: whole splits see only -inf (empty partials)
+    rng = np.random.default_rng(9)
+    n = 20_000
+    x = rng.uniform(-1, 1, (4, 1))
+    y = rng.uniform(-1, 1, (n, 1))
+    y[: n - 50] += 10.0  # Log(Step(5 - y)) = -inf there
+    aliases = ["x = Vi(1)", "y = Vj(1)"]
+    formula = "Log(Step(5 - y)) + x * y"
+    f = np.where(y[None, :, 0] < 5, x * y[None, :, 0], -np.inf)
+    m = f.max(1, keepdims=True)
+    ref = m[:, 0] + np.log(np.exp(f - m).sum(1))
+    out = Genred(formula, aliases, reduction_op="LogSumExp", axis=1)(x, y, backend="gpu")
+    np.testing.assert_allclose(out[:, 0], ref, rtol=1e-12)
+    none = Genred("Log(Step(y - 50)) + x", aliases, reduction_op="LogSumExp",
+                  axis=1)(x, y, backend="gpu")
+    assert np.all(none == -np.inf)  # nothing at all: -inf, not NaN
+
+
+def test_kahan_scheme_carries_the_rounding_errors(cp):
+    rng = np.random.default_rng(10)
+    n = 50_000
+    x = rng.uniform(0.5, 1.5, (6, 1)).astype(np.float32)
+    y = (1 + rng.uniform(0, 1e-3, (n, 1))).astype(np.float32)
+    exact = (x.astype(np.float64) * y.astype(np.float64).T).sum(1)
+    errors = {}
+    for scheme in ("direct_sum", "block_sum", "kahan_scheme"):
+        g = Genred("x * y", ["x = Vi(1)", "y = Vj(1)"], axis=1, sum_scheme=scheme)
+        out = g(x, y, backend="gpu")[:, 0].astype(np.float64)
+        errors[scheme] = np.abs(out / exact - 1).max()
+    assert errors["kahan_scheme"] < 2e-7, errors  # a few float32 roundings, not n of them
+    assert errors["direct_sum"] > errors["kahan_scheme"], errors
+
+
+def test_states_merge_across_tasks_like_one_task(cp):
+    for name in ("Sum", "Min_ArgMin", "KMin_ArgKMin", "SumSoftMaxWeight"):
+        formula, formula2, k = REDUCTION_CASES[name]
+        g = Genred(formula, ALIASES, reduction_op=name, axis=1, formula2=formula2, opt_arg=k)
+        args = inputs(50, 3100, np.float64, seed=11)
+        whole = g(*args, backend="gpu")
+        tasks = g(*args, backend="gpu", block_size=(17, 700), scheduler="sync")
+        assert_output(tasks, whole, 1e-12, name)
+
+
+# ---------------------------------------------------------------------------
+# shapes of formulas and options
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("d", [64, 256])
+def test_wide_variables(cp, d):
+    rng = np.random.default_rng(d)
+    x, y = rng.uniform(-1, 1, (40, d)) / np.sqrt(d), rng.uniform(-1, 1, (700, d)) / np.sqrt(d)
+    b = rng.uniform(0.5, 1.5, (700, 1))
+    aliases = [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)"]
+    out = Genred(GAUSS[0], aliases, axis=1)(x, y, b, backend="gpu")
+    np.testing.assert_allclose(out[:, 0], gauss_ref(x, y, b), rtol=1e-12)
+
+
+def test_wide_fused_chains_agree_with_the_numpy_backend(cp):
+    aliases = ["x = Vi(40)", "y = Vj(40)", "v = Vj(1)", "p = Pm(40)"]
+    formula = ("Sum(Clamp(x - y, -v, v) * Exp(x * y) + IfElse(x - p, Square(x - y), p))"
+               " * (x | (y - p))")
+    rng = np.random.default_rng(17)
+    args = [rng.uniform(-1, 1, (30, 40)), rng.uniform(-1, 1, (1100, 40)),
+            rng.uniform(0.2, 0.9, (1100, 1)), rng.uniform(-1, 1, (40,))]
+    g = Genred(formula, aliases, axis=1)
+    src = g.source("gpu", "float64")
+    pair = src[src.index("_st.begin_tile();"):src.index("_st.end_tile();")]
+    # x - y is read twice: stored once; every other wide intermediate is fused
+    assert pair.count("[40];") == 1
+    np.testing.assert_allclose(g(*args, backend="gpu"), g(*args, backend="numpy"),
+                               rtol=1e-12)
+
+
+def test_wide_output_and_hoisted_row_terms(cp):
+    rng = np.random.default_rng(12)
+    x, y = rng.uniform(-1, 1, (30, 20)), rng.uniform(-1, 1, (900, 20))
+    aliases = ["x = Vi(20)", "y = Vj(20)"]
+    g = Genred("Exp(-Sum(x * x)) * (x - y)", aliases, reduction_op="Max_ArgMax", axis=1)
+    val, idx = g(x, y, backend="gpu")
+    f = np.exp(-(x * x).sum(1))[:, None, None] * (x[:, None, :] - y[None, :, :])
+    np.testing.assert_allclose(val, f.max(1), rtol=1e-12)
+    np.testing.assert_array_equal(idx, f.argmax(1))
+
+
+def test_float32_inputs_with_float64_accumulators(cp):
+    rng = np.random.default_rng(13)
+    x, y = rng.uniform(-1, 1, (33, 3)).astype(np.float32), \
+        rng.uniform(-1, 1, (4000, 3)).astype(np.float32)
+    b = rng.uniform(0.5, 1.5, (4000, 1)).astype(np.float32)
+    g = Genred(GAUSS[0], GAUSS[1], axis=1, dtype_acc="float64")
+    out = g(x, y, b, backend="gpu")
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[:, 0], gauss_ref(x, y, b), rtol=2e-6)
+
+
+def test_formulas_without_rows_columns_or_both(cp):
+    rng = np.random.default_rng(14)
+    x, y = rng.uniform(0.5, 1, (9, 2)), rng.uniform(0.5, 1, (1300, 2))
+    p = rng.uniform(0.5, 1, (1,))
+    aliases = ["x = Vi(2)", "y = Vj(2)", "p = Pm(1)"]
+    cases = {"Exp(x) * p": np.exp(x) * p * 1300,
+             "Log(y) + p": np.log(y).sum(0) + 1300 * p,
+             "p * 2": np.full((9, 1), 2 * p[0] * 1300)}
+    for formula, ref in cases.items():
+        out = Genred(formula, aliases, axis=1)(x, y, p, backend="gpu")
+        np.testing.assert_allclose(out, np.broadcast_to(ref, out.shape), rtol=1e-12,
+                                   err_msg=formula)
+
+
+def test_gradient_formula(cp):
+    aliases = ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)", "e = Vi(1)"]
+    g = Genred("Grad(Exp(-SqDist(x, y)) * b, x, e)", aliases, axis=1)
+    rng = np.random.default_rng(15)
+    x, y = rng.uniform(-1, 1, (20, 3)), rng.uniform(-1, 1, (1500, 3))
+    b, e = rng.uniform(0.5, 1.5, (1500, 1)), rng.uniform(0.5, 1.5, (20, 1))
+    d = x[:, None, :] - y[None, :, :]
+    k = np.exp(-(d ** 2).sum(-1)) * b[None, :, 0]
+    ref = (-2 * k[..., None] * d).sum(1) * e
+    np.testing.assert_allclose(g(x, y, b, e, backend="gpu"), ref, rtol=1e-11, atol=1e-12)
+
+
+def test_fast_math_runs(cp):
+    x, y = np.random.default_rng(16).uniform(-1, 1, (2, 20, 3)).astype(np.float32)
+    b = np.ones((20, 1), np.float32)
+    g = Genred(GAUSS[0], GAUSS[1], axis=1, use_fast_math=True)
+    np.testing.assert_allclose(g(x, y, b, backend="gpu")[:, 0], gauss_ref(x, y, b),
+                               rtol=1e-5)
