@@ -1,0 +1,71 @@
+"""A dredux job on PBS with dask-jobqueue and dask-cuda: one worker per GPU.
+
+Each batch job books a node's GPUs and starts ``dask cuda worker``, which runs one
+worker process per GPU with ``CUDA_VISIBLE_DEVICES`` set so that each worker
+sees its own GPU. Run it on a login node:
+
+    python cluster/pbs/jobqueue_gpu.py examples/gaussian.toml --jobs 2
+    python cluster/pbs/jobqueue_gpu.py examples/gaussian.toml --dry-run   # job script only
+
+Arguments after the job file that this script does not know go to ``dredux run``.
+The workers need ``pip install "dredux[cluster,gpu]"`` (CuPy, dask-cuda).
+"""
+
+# ---- edit these lines ------------------------------------------------------
+JOBS = 2                  # worker batch jobs (one node each)
+GPUS = 4                  # GPUs per node: one worker process each
+CPUS = 32                 # CPU cores per node (for the job request)
+MEMORY = "256GB"          # host memory per node
+WALLTIME = "01:00:00"
+QUEUE = None              # GPU queue, e.g. "gpu"
+ACCOUNT = None            # project to charge, e.g. "abc123"
+EXTRA_DIRECTIVES = []     # more #PBS lines
+PROLOGUE = ['export DREDUX_CACHE_DIR="${TMPDIR:-/tmp}/dredux-cache-$USER"']
+QUEUE_WAIT = 24 * 3600    # seconds to wait for the worker jobs to start
+# ----------------------------------------------------------------------------
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+
+def make_cluster():
+    """The PBSCluster (a scheduler here; GPU workers once scaled)."""
+    import dask
+    from dask.utils import format_bytes, parse_bytes
+    from dask_jobqueue import PBSCluster
+
+    # `dask cuda worker` takes no --death-timeout option: do not pass one
+    dask.config.set({"jobqueue.pbs.death-timeout": None})
+    return PBSCluster(
+        # one process per job: `dask cuda worker` starts one worker per GPU itself,
+        # each with one thread (a GPU runs one kernel launch of a task at a time)
+        cores=1, processes=1,
+        resource_spec=f"select=1:ncpus={CPUS}:ngpus={GPUS}:mem={MEMORY}",
+        memory=format_bytes(parse_bytes(MEMORY) // GPUS),  # host memory per GPU worker
+        walltime=WALLTIME, queue=QUEUE, account=ACCOUNT,
+        job_extra_directives=EXTRA_DIRECTIVES,
+        job_script_prologue=PROLOGUE, worker_command="dask cuda worker",
+        job_name="dredux-gpu-worker")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("job", help="the job file (TOML)")
+    parser.add_argument("--jobs", type=int, default=JOBS, help=f"worker jobs ({JOBS})")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the worker job script and exit")
+    args, run_options = parser.parse_known_args(argv)
+    with make_cluster() as cluster:
+        if args.dry_run:
+            print(cluster.job_script())
+            return 0
+        from dredux.cli import main as dredux_main
+
+        cluster.scale(jobs=args.jobs)
+        return dredux_main(["run", args.job, "--scheduler", cluster.scheduler_address,
+                            "--backend", "gpu", "--wait-workers", str(args.jobs * GPUS),
+                            "--wait-timeout", str(QUEUE_WAIT), *run_options])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,598 @@
+"""The ``dredux`` command line: run job files, show the installation, manage the cache.
+
+::
+
+    dredux run JOB.toml [--scheduler S] [--backend B] [--output PATH] [--check N]
+    dredux info [--json]
+    dredux cache clear
+
+``run`` reads a job file (see :mod:`dredux.jobs`), runs it on a Dask scheduler
+with a progress bar, and writes the output atomically: into a temporary file
+in the output's folder, renamed over the output once complete, so a failed or
+interrupted job (Ctrl-C, or SIGTERM from a batch system) leaves no partial file.
+
+Schedulers (``--scheduler``, else the job's ``options.scheduler``, else threads):
+
+* ``threads``: the threaded scheduler in this process (the embedded default);
+  ``sync``: one thread, for debugging;
+* ``local``: a ``distributed.LocalCluster`` of worker processes for this job
+  (``--workers``, ``--threads-per-worker``);
+* an address such as ``tcp://host:8786``: a running Dask cluster;
+* the path of a scheduler file written by ``dask scheduler --scheduler-file``
+  or ``dask-mpi``.
+
+Exit status: 0 done, 1 the job failed or its check did not pass, 2 bad job file
+or command line, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from dask.utils import format_bytes
+
+from . import __version__
+from .errors import CacheError, DreduxError
+from .jobs import GEN_ROWS, JobError, load_inputs, load_job, output_names
+
+__all__ = ["main", "parse_scheduler", "write_output", "SchedulerSpec"]
+
+_CHECK_RTOL = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-10}
+# index outputs (ArgMin...) of a float32 run may differ from the float64
+# reference at near-ties; this fraction of the checked rows must agree.
+INDEX_AGREEMENT = 0.99
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# schedulers
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A ``--scheduler`` value: kind is threads, sync, local, address or file."""
+
+    kind: str
+    target: str | None = None
+
+
+_ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]]+:\d+$")
+
+
+def parse_scheduler(text: str) -> SchedulerSpec:
+    """Classify a ``--scheduler`` value (checked before any data is read)."""
+    value = text.strip()
+    if value in ("threads", "sync", "local"):
+        return SchedulerSpec(value)
+    if "://" in value or _ADDRESS.match(value):
+        return SchedulerSpec("address", value)
+    if os.path.isfile(os.path.expanduser(value)):
+        return SchedulerSpec("file", os.path.expanduser(value))
+    raise JobError(
+        f"--scheduler {text!r} is not a scheduler: expected 'threads', 'sync', 'local', "
+        "an address such as tcp://host:8786, or the path of an existing scheduler file "
+        f"(no file {value!r} exists)")
+
+
+class _ClientGet:
+    """A Dask scheduler function: runs a graph on ``client`` with its progress bar."""
+
+    def __init__(self, client, progress: bool, interval: str):
+        self.client = client
+        self.progress = progress
+        self.interval = interval
+
+    def __call__(self, dsk, keys, **kwargs):
+        from distributed import progress
+
+        futures = self.client.get(dsk, keys, sync=False, **kwargs)
+        try:
+            if self.progress:
+                progress(futures, interval=self.interval)
+                print(flush=True)
+            return self.client.gather(futures)
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+
+
+@contextlib.contextmanager
+def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None,
+                   wait_workers: int = 1, wait_timeout: float = 300.0,
+                   progress: bool = True):
+    """Make ``spec`` the Dask scheduler of the enclosed block, with a progress bar;
+    yields a description of the scheduler."""
+    import dask
+
+    interactive = sys.stdout.isatty()
+    if spec.kind in ("threads", "sync"):
+        from dask.diagnostics import ProgressBar
+
+        threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+        bar = ProgressBar(dt=0.1 if interactive else 0.5) if progress \
+            else contextlib.nullcontext()
+        with dask.config.set(scheduler=spec.kind), bar:
+            yield (f"{spec.kind} ({threads if spec.kind == 'threads' else 1} "
+                   "thread(s) in this process)")
+        return
+
+    from distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        if spec.kind == "local":
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=workers, threads_per_worker=threads_per_worker, processes=True))
+            client = stack.enter_context(Client(cluster))
+        elif spec.kind == "address":
+            client = stack.enter_context(Client(spec.target, timeout="60s"))
+        else:
+            client = stack.enter_context(Client(scheduler_file=spec.target, timeout="60s"))
+        if wait_workers > 0:
+            try:
+                client.wait_for_workers(wait_workers, timeout=wait_timeout)
+            except (TimeoutError, asyncio.TimeoutError):  # distinct types on 3.10
+                raise DreduxError(
+                    f"the scheduler {client.scheduler.address} has "
+                    f"{len(client.nthreads())} worker(s) after {wait_timeout:g} s; expected "
+                    f"at least {wait_workers} (--wait-workers). Start workers, or lower "
+                    "--wait-workers") from None
+        threads = sum(client.nthreads().values())
+        link = _dashboard_link(client)
+        if link:
+            say(f"dashboard: {link}")
+        # a batch log gets one bar update a second; a local scheduler lives in
+        # this process and stops right after the job: its progress feed must
+        # notice the end before that
+        interval = "100ms" if interactive or spec.kind == "local" else "1s"
+        stack.enter_context(dask.config.set(scheduler=_ClientGet(client, progress, interval)))
+        yield (f"{spec.kind} {client.scheduler.address} ({len(client.nthreads())} "
+               f"worker(s), {threads} thread(s))")
+
+
+def _dashboard_link(client) -> str | None:
+    try:
+        if "dashboard" not in client.scheduler_info().get("services", {}):
+            return None
+        link = client.dashboard_link
+    except Exception:  # a link is a convenience, never a reason to fail
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("bokeh") is None:
+        link += " (install bokeh to view it here)"
+    return link
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """Turn SIGTERM (batch systems, ``kill``) into an exception while the block
+    runs, so that temporary files are removed exactly as for Ctrl-C."""
+    def handler(signum, frame):
+        raise Terminated(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------------------
+# output files
+# ---------------------------------------------------------------------------
+
+def _is_dask(a) -> bool:
+    return type(a).__module__.split(".")[0] == "dask" and hasattr(a, "chunks")
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def prepare_output(path: Path) -> None:
+    """Fail before the run if the output cannot be written (folder, kind, rights)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JobError(f"cannot create the output folder '{path.parent}': {exc}") from None
+    is_zarr = path.suffix == ".zarr"
+    if path.exists() and path.is_dir() != is_zarr:
+        what = "a folder" if path.is_dir() else "a file"
+        raise JobError(f"the output '{path}' exists and is {what}; expected "
+                       f"{'a .zarr folder' if is_zarr else 'a file'} to replace (or no "
+                       "output yet). Move it away or choose another output path")
+    probe = _temp_path(path)
+    try:
+        probe.touch()
+    except OSError as exc:
+        raise JobError(f"cannot write in the output folder '{path.parent}': {exc}") from None
+    probe.unlink()
+
+
+def write_output(path: Path, names: list[str], results: list) -> list:
+    """Write the routine's results to ``path`` atomically; return them readable.
+
+    ``.npy``: the single array. ``.npz``: one array per output, named
+    ``values`` and ``indices``. ``.zarr``: an array, or a group of ``values``
+    and ``indices``; dask results are written by the workers, chunk by chunk.
+    On any error or interrupt the temporary file is removed and an existing
+    output is left untouched.
+    """
+    path = Path(path)
+    if path.suffix == ".zarr":
+        return _write_zarr(path, names, results)
+    import dask
+
+    arrays = [np.asarray(a) for a in dask.compute(*results)]
+    tmp = _temp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            if path.suffix == ".npy":
+                np.save(f, arrays[0])
+            else:
+                np.savez(f, **dict(zip(names, arrays)))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return arrays
+
+
+def _write_zarr(path: Path, names: list[str], results: list) -> list:
+    import dask
+    import dask.array as da
+
+    tmp = _temp_path(path)
+    single = len(names) == 1
+    try:
+        stores = []
+        for name, result in zip(names, results):
+            arr = result if _is_dask(result) else da.from_array(
+                result, chunks=(GEN_ROWS,) + tuple(result.shape[1:]))
+            if len(set(arr.chunks[0][:-1])) > 1 or (
+                    len(arr.chunks[0]) > 1 and arr.chunks[0][-1] > arr.chunks[0][0]):
+                arr = arr.rechunk({0: max(arr.chunks[0])})  # zarr needs regular chunks
+            stores.append(da.to_zarr(arr, str(tmp), component=None if single else name,
+                                     compute=False))
+        dask.compute(*stores)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{secrets.token_hex(4)}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return [da.from_zarr(str(path), component=None if single else name) for name in names]
+
+
+# ---------------------------------------------------------------------------
+# dredux run
+# ---------------------------------------------------------------------------
+
+def cmd_run(args) -> int:
+    job = load_job(args.job, output=args.output, backend=args.backend,
+                   scheduler=args.scheduler, check_rows=args.check)
+    spec = parse_scheduler(job.scheduler or "threads")
+    routine = job.routine()
+    names = output_names(routine, job.output)
+    prepare_output(job.output)
+    say(f"job {job.source}: {routine.reduction.name} over {'j' if job.axis == 1 else 'i'} "
+        f"of {job.formula}")
+    with terminate_as_interrupt():
+        inputs = load_inputs(job, routine, log=say)
+        for spec_arg, a in zip(routine.signature.args, inputs):
+            where = job.inputs[spec_arg.name].path or "inline"
+            say(f"  {spec_arg.name}: {tuple(a.shape)} {np.dtype(a.dtype).name} ({where})")
+        with open_scheduler(spec, workers=args.workers,
+                            threads_per_worker=args.threads_per_worker,
+                            wait_workers=args.wait_workers, wait_timeout=args.wait_timeout,
+                            progress=not args.no_progress) as described:
+            from .backends import resolve_backend
+
+            backend = resolve_backend(job.backend, inputs)
+            say(f"scheduler: {described}; backend: {backend}")
+            start = time.perf_counter()
+            result = routine(*inputs, **job.call_options())
+            results = list(result) if isinstance(result, tuple) else [result]
+            written = write_output(job.output, names, results)
+            seconds = time.perf_counter() - start
+            shapes = ", ".join(f"{n} {tuple(a.shape)} {np.dtype(a.dtype).name}"
+                               for n, a in zip(names, written))
+            say(f"wrote {job.output}: {shapes} in {seconds:.2f} s")
+            ok = True
+            if job.check_rows:
+                ok = check_output(job, inputs, written, names)
+    return 0 if ok else 1
+
+
+def check_output(job, inputs, outputs, names, seed: int = 0) -> bool:
+    """Compare ``job.check_rows`` random output rows with a float64 run of the
+    NumPy evaluator on the same rows; print the result; True if within tolerance."""
+    import dask
+
+    from .api import Genred
+    from .ir import Cat
+
+    reference = Genred(job.formula, list(job.aliases), reduction_op=job.reduction,
+                       axis=job.axis, opt_arg=job.opt_arg, formula2=job.formula2)
+    out_cat = Cat.I if job.axis == 1 else Cat.J
+    m = int(outputs[0].shape[0])
+    rows = np.sort(np.random.default_rng(seed).choice(m, size=min(job.check_rows, m),
+                                                      replace=False))
+    if rows.size == 0:
+        say("check: the output has no rows; nothing to compare")
+        return True
+    sub = [(a[rows] if spec.cat == out_cat else a).astype(np.float64)
+           for spec, a in zip(reference.signature.args, inputs)]
+    ref = reference(*sub, backend="numpy")
+    refs = list(ref) if isinstance(ref, tuple) else [ref]
+    got = [a[rows] for a in outputs]
+    say(f"checking {rows.size} random output rows against a float64 NumPy evaluation")
+    refs, got = dask.compute(refs, got)
+    dtype = np.dtype(inputs[0].dtype).name if inputs else "float64"
+    rtol = job.check_rtol or _CHECK_RTOL.get(dtype, 1e-10)
+    ok = True
+    for name, g, r in zip(names, got, refs):
+        if name == "indices":
+            agree = float(np.mean(np.asarray(g) == np.asarray(r)))
+            passed = agree >= INDEX_AGREEMENT
+            say(f"check {name}: {rows.size} rows, {agree:.2%} equal to the float64 NumPy "
+                f"evaluator (need {INDEX_AGREEMENT:.0%}): {'OK' if passed else 'FAILED'}")
+        else:
+            err = _relative_error(np.asarray(g, dtype=np.float64), np.asarray(r))
+            passed = err <= rtol
+            say(f"check {name}: {rows.size} rows, max relative error {err:.2e} against the "
+                f"float64 NumPy evaluator (rtol {rtol:g}): {'OK' if passed else 'FAILED'}")
+        ok = ok and passed
+    return ok
+
+
+def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    """max |got - want| / max |want| over finite values; inf if non-finite
+    values (NaN, +-inf) do not sit at the same places."""
+    same = (got == want) | (np.isnan(got) & np.isnan(want))
+    finite = np.isfinite(want) & np.isfinite(got)
+    if not np.all(same | finite):
+        return float("inf")
+    if not finite.any():
+        return 0.0
+    scale = float(np.abs(want[finite]).max()) or 1.0
+    return float(np.abs(got[finite] - want[finite]).max()) / scale
+
+
+# ---------------------------------------------------------------------------
+# dredux info / cache
+# ---------------------------------------------------------------------------
+
+_PACKAGES = ("numpy", "dask", "distributed", "filelock", "platformdirs", "zarr",
+             "cupy", "dask-cuda", "dask-jobqueue", "dask-mpi", "mpi4py", "bokeh", "pykeops")
+
+
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
+    names = [package] + ([f"cupy-cuda{v}" for v in ("13x", "12x", "11x")]
+                         if package == "cupy" else [])
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _first_line(command: list[str], containing: str = "") -> str | None:
+    import subprocess
+
+    if shutil.which(command[0]) is None:
+        return None
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = [line for line in (done.stdout + done.stderr).splitlines()
+             if line.strip() and containing in line]
+    return lines[0].strip() if lines else None
+
+
+def _gpus() -> list[str]:
+    try:
+        import cupy
+
+        count = cupy.cuda.runtime.getDeviceCount()
+        names = []
+        for k in range(count):
+            name = cupy.cuda.runtime.getDeviceProperties(k)["name"]
+            names.append(name.decode() if isinstance(name, bytes) else str(name))
+        return names
+    except Exception:  # no CuPy or no driver: ask nvidia-smi
+        line = _first_line(["nvidia-smi", "-L"])
+        return [line] if line and line.startswith("GPU") else []
+
+
+def folder_size(folder: Path) -> tuple[int, int]:
+    """(files, bytes) under ``folder`` (0, 0 if it does not exist)."""
+    files = size = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(OSError):
+                size += os.lstat(os.path.join(root, name)).st_size
+                files += 1
+    return files, size
+
+
+def collect_info() -> dict:
+    """Versions, backends, GPUs, compilers and the kernel cache, as a dict."""
+    import importlib.util
+    import platform
+    import shlex
+
+    from . import config
+    from .backends import cpu_available, cxx_compiler
+
+    gpus = _gpus()
+    cxx = cxx_compiler()
+    cpp = cpu_available() and importlib.util.find_spec("dredux.compile.cpp") is not None
+    cache = Path(config.cache_dir())
+    files, size = folder_size(cache)
+    return {
+        "dredux": __version__,
+        "python": f"{platform.python_version()} ({sys.executable})",
+        "platform": platform.platform(),
+        "packages": {p: _version(p) for p in _PACKAGES},
+        "backends": {"numpy": True, "cpu": cpp, "gpu": bool(gpus) and
+                     importlib.util.find_spec("cupy") is not None},
+        "default backend": config.get("backend"),
+        "gpus": gpus,
+        "compilers": {"c++": _first_line([*shlex.split(cxx), "--version"]),
+                      "nvcc": _first_line(["nvcc", "--version"], containing="release")},
+        "cache": {"folder": str(cache), "files": files, "bytes": size},
+    }
+
+
+def cmd_info(args) -> int:
+    info = collect_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    say(f"dredux {info['dredux']}")
+    say(f"python {info['python']}")
+    say(f"platform {info['platform']}")
+    say("packages:")
+    for name, version in info["packages"].items():
+        say(f"  {name:14s} {version or '-'}")
+    say("backends: " + ", ".join(f"{k} {'yes' if v else 'no'}"
+                                 for k, v in info["backends"].items())
+        + f" (default: {info['default backend']})")
+    say(f"gpus: {', '.join(info['gpus']) if info['gpus'] else 'none found'}")
+    for name, line in info["compilers"].items():
+        say(f"compiler {name}: {line or 'not found'}")
+    cache = info["cache"]
+    say(f"cache: {cache['folder']} ({cache['files']} files, "
+        f"{format_bytes(cache['bytes'])})")
+    return 0
+
+
+def cmd_cache(args) -> int:
+    from . import config
+
+    folder = Path(config.cache_dir())
+    if not folder.exists():
+        say(f"cache {folder} does not exist; nothing to clear")
+        return 0
+    if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
+        raise CacheError(f"the cache folder {folder} belongs to another user (uid "
+                         f"{folder.stat().st_uid}); dredux does not touch it. Set "
+                         "DREDUX_CACHE_DIR to a folder of yours")
+    files, size = folder_size(folder)
+    for entry in folder.iterdir():
+        _remove(entry)
+    say(f"cleared {folder}: {files} files, {format_bytes(size)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dredux", description="Huge generic reductions on CPUs and GPUs, with Dask.")
+    parser.add_argument("--version", action="version", version=f"dredux {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on failure, print the full Python traceback")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a job file",
+                         description="Run a job file and write its output atomically.")
+    run.add_argument("job", help="the job file (TOML)")
+    run.add_argument("--scheduler", help="threads (default), sync, local, an address such "
+                     "as tcp://host:8786, or a scheduler file")
+    run.add_argument("--backend", choices=("auto", "cpu", "gpu", "numpy"),
+                     help="kernel backend (default: the job's, else dredux.backend)")
+    run.add_argument("-o", "--output", help="output path (overrides the job's output.path)")
+    run.add_argument("--check", type=int, metavar="ROWS",
+                     help="compare ROWS random output rows with a float64 NumPy run "
+                     "(0: no check; default: the job's check.rows)")
+    run.add_argument("--workers", type=int, help="worker processes of --scheduler local")
+    run.add_argument("--threads-per-worker", type=int,
+                     help="threads per worker of --scheduler local")
+    run.add_argument("--wait-workers", type=int, default=1, metavar="N",
+                     help="with a cluster, wait for N workers before planning (default 1)")
+    run.add_argument("--wait-timeout", type=float, default=300.0, metavar="SECONDS",
+                     help="how long to wait for them (default 300)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(handler=cmd_run)
+
+    info = sub.add_parser("info", help="versions, backends, GPUs, compilers, cache")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(handler=cmd_info)
+
+    cache = sub.add_parser("cache", help="manage the kernel cache")
+    cache_sub = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    clear = cache_sub.add_parser("clear", help="delete every compiled kernel in the cache")
+    clear.set_defaults(handler=cmd_cache)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``dredux`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except JobError as exc:
+        print(f"dredux: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"dredux: {'terminated' if terminated else 'interrupted'} (outputs are "
+              "written atomically: no partial file is left)", file=sys.stderr)
+        return 143 if terminated else 130
+    except Exception as exc:  # a failed job: say what failed, without a traceback
+        if args.traceback:
+            raise
+        where = "" if isinstance(exc, (DreduxError, OSError)) else " (--traceback shows where)"
+        print(f"dredux: error: {type(exc).__name__}: {exc}{where}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,519 @@
+"""Job files for ``dredux run``: reading, checking, and loading the input arrays.
+
+A job file is TOML. It names the routine (as the keyword arguments of
+:class:`~dredux.Genred`), one input per alias, the output file, and run
+options::
+
+    formula = "Exp(-g * SqDist(x, y)) * b"
+    aliases = ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)", "g = Pm(1)"]
+    reduction = "Sum"
+    axis = 1                       # 1: one output row per x_i, reduce over j
+
+    [inputs]
+    x = { path = "data/x.npy" }                              # a .npy file
+    y = { path = "data/y.zarr" }                             # a .zarr array (dask)
+    b = { path = "data/b.npy", random = { rows = 1000, seed = 3 } }
+    g = { value = [0.5] }                                    # a parameter, inline
+
+    [output]
+    path = "data/out.npy"          # .npy, .npz (named arrays) or .zarr
+
+    [options]                      # all optional
+    backend = "auto"               # auto | cpu | gpu | numpy
+    scheduler = "threads"          # threads | sync | local | tcp://host:8786 | FILE.json
+    block_size = [4096, 65536]     # rows per block, columns per task
+    split_every = 8
+
+    [check]                        # optional
+    rows = 200                     # compare 200 output rows with a float64 NumPy run
+
+``x = "data/x.npy"`` and ``output = "out.npy"`` are short for tables with a
+``path`` only. Relative paths are relative to the job file's folder, so a job
+runs the same from any working directory (batch systems start jobs elsewhere).
+
+An input with a ``random`` recipe is created when its file is missing, with
+deterministic values (``rows``, ``seed``, ``dtype`` = "float64", ``distribution``
+= "uniform" on [0, 1) or "normal"); an existing file is used as it is, after
+checking that its shape and dtype match the recipe. This is how the examples
+ship without binary data.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DreduxError
+from .ir import Cat
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["JobError", "Job", "InputSpec", "Recipe", "load_job", "load_inputs",
+           "output_names", "GEN_ROWS", "OUTPUT_SUFFIXES"]
+
+# Rows generated per random draw (and per zarr chunk of generated inputs): the
+# values depend on (seed, chunk index) only, so they do not depend on memory.
+GEN_ROWS = 1 << 20
+OUTPUT_SUFFIXES = (".npy", ".npz", ".zarr")
+_DTYPES = ("float16", "float32", "float64")
+_DISTRIBUTIONS = ("uniform", "normal")
+_OUTPUT_NAMES = {"val": "values", "idx": "indices"}
+
+# key -> what a valid value looks like (printed in every message about the key)
+TOP_KEYS = {
+    "formula": 'a formula string, e.g. "Exp(-SqDist(x, y)) * b"',
+    "aliases": 'a list of alias strings, e.g. ["x = Vi(3)", "y = Vj(3)"]',
+    "reduction": 'a reduction name such as "Sum", "Min_ArgMin" or "LogSumExp"',
+    "axis": "1 (reduce over j: one output row per Vi row) or 0 (reduce over i)",
+    "opt_arg": "a positive integer (K of KMin, ArgKMin and KMin_ArgKMin)",
+    "formula2": "a formula string (the weights of LogSumExp, SumSoftMaxWeight, ...)",
+    "dtype_acc": '"auto", "float16", "float32" or "float64"',
+    "sum_scheme": '"auto", "direct_sum", "block_sum" or "kahan_scheme"',
+    "inputs": 'a table with one entry per alias, e.g. x = { path = "x.npy" }',
+    "output": 'a table naming the output file, e.g. [output] path = "out.npy"',
+    "options": "a table of run options: backend, scheduler, block_size, split_every",
+    "check": "a table: rows = N (output rows compared with a float64 NumPy run), rtol",
+}
+INPUT_KEYS = {
+    "path": "the path of a .npy file or a .zarr array",
+    "random": "a table { rows = N, seed = S, dtype = ..., distribution = ... }",
+    "value": "a list of numbers (a parameter given inline), e.g. [0.5]",
+}
+RANDOM_KEYS = {
+    "rows": "a positive integer: the number of rows (not for Pm parameters)",
+    "seed": "a non-negative integer",
+    "dtype": '"float16", "float32" or "float64"',
+    "distribution": '"uniform" (on [0, 1)) or "normal" (standard normal)',
+}
+OUTPUT_KEYS = {"path": "the output path, ending in .npy, .npz or .zarr"}
+OPTION_KEYS = {
+    "backend": '"auto", "cpu", "gpu" or "numpy"',
+    "scheduler": '"threads", "sync", "local", an address such as "tcp://host:8786", '
+                 "or the path of a scheduler file",
+    "block_size": "a positive integer or a pair [rows, cols]",
+    "split_every": "an integer >= 2",
+}
+CHECK_KEYS = {
+    "rows": "a non-negative integer (0: no check)",
+    "rtol": "a positive number (default: 1e-2, 1e-4, 1e-10 for float16, 32, 64)",
+}
+
+
+class JobError(DreduxError, ValueError):
+    """A job file is missing a key, has an unknown key, or a bad value."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to create a missing input file with deterministic random values."""
+
+    rows: int | None
+    seed: int
+    dtype: str
+    distribution: str
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input of a job: a file, an inline parameter value, or both missing."""
+
+    name: str
+    path: Path | None = None
+    value: tuple[float, ...] | None = None
+    random: Recipe | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A checked job file. Paths are absolute."""
+
+    source: Path
+    formula: str
+    aliases: tuple[str, ...]
+    reduction: str
+    axis: int
+    inputs: dict[str, InputSpec]
+    output: Path
+    opt_arg: int | None = None
+    formula2: str | None = None
+    dtype_acc: str = "auto"
+    sum_scheme: str = "auto"
+    backend: str | None = None
+    scheduler: str | None = None
+    block_size: int | tuple[int, int] | None = None
+    split_every: int | None = None
+    check_rows: int = 0
+    check_rtol: float | None = None
+
+    def routine(self):
+        """The :class:`~dredux.Genred` routine of this job."""
+        from .api import Genred
+
+        return Genred(self.formula, list(self.aliases), reduction_op=self.reduction,
+                      axis=self.axis, opt_arg=self.opt_arg, formula2=self.formula2,
+                      dtype_acc=self.dtype_acc, sum_scheme=self.sum_scheme)
+
+    def call_options(self) -> dict:
+        """Keyword arguments of the routine's call (backend and planning options)."""
+        options: dict[str, Any] = {"backend": self.backend}
+        if self.block_size is not None:
+            options["block_size"] = self.block_size
+        if self.split_every is not None:
+            options["split_every"] = self.split_every
+        return options
+
+
+# ---------------------------------------------------------------------------
+# reading values
+# ---------------------------------------------------------------------------
+
+class _Reader:
+    """Type checks that name the job file, the dotted key and the expected value."""
+
+    def __init__(self, source: Path):
+        self.source = source
+
+    def error(self, message: str) -> JobError:
+        return JobError(f"job file '{self.source}': {message}")
+
+    def bad(self, key: str, value, expected: str) -> JobError:
+        return self.error(f"key '{key}' is {value!r}; expected {expected}")
+
+    def table(self, data, key: str, known: dict[str, str], required=(),
+              what: str = "a table") -> dict:
+        if not isinstance(data, dict):
+            raise self.bad(key, data, what)
+        prefix = f"{key}." if key else ""
+        for name in data:
+            if name not in known:
+                close = difflib.get_close_matches(name, list(known), n=1)
+                hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+                raise self.error(f"unknown key '{prefix}{name}'{hint}; expected keys: "
+                                 f"{', '.join(prefix + k for k in known)}")
+        for name in required:
+            if name not in data:
+                raise self.error(f"missing key '{prefix}{name}'; expected {known[name]}")
+        return data
+
+    def typed(self, data: dict, key: str, prefix: str, known: dict[str, str],
+              check: Callable[[Any], bool], default=None):
+        if key not in data:
+            return default
+        value = data[key]
+        if not check(value):
+            raise self.bad(f"{prefix}{key}", value, known[key])
+        return value
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_str(v) -> bool:
+    return isinstance(v, str) and v.strip() != ""
+
+
+def _in(*choices) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and v in choices
+
+
+def _resolve(source: Path, value: str) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else (source.parent / path).resolve()
+
+
+# ---------------------------------------------------------------------------
+# the job file
+# ---------------------------------------------------------------------------
+
+def load_job(path, *, output=None, backend: str | None = None,
+             scheduler: str | None = None, check_rows: int | None = None) -> Job:
+    """Read and check the job file at ``path``.
+
+    Keyword arguments override the file (they come from the command line;
+    ``output`` is relative to the current directory). The routine is built once
+    here so that a bad formula or alias is reported before any data is read.
+
+    Raises
+    ------
+    JobError
+        The file is missing, is not TOML, or a key is missing, unknown or bad;
+        the message names the key and the expected value.
+    """
+    source = Path(path).expanduser().resolve()
+    read = _Reader(source)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JobError(f"job file '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobError(f"job file '{path}' cannot be read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise read.error(f"not valid TOML: {exc}") from None
+
+    read.table(data, "", TOP_KEYS, required=("formula", "aliases", "axis", "inputs",
+                                             "output"))
+    formula = read.typed(data, "formula", "", TOP_KEYS, _is_str)
+    aliases = read.typed(data, "aliases", "", TOP_KEYS,
+                         lambda v: isinstance(v, list) and v and all(map(_is_str, v)))
+    axis = read.typed(data, "axis", "", TOP_KEYS, lambda v: _is_int(v) and v in (0, 1))
+    fields = dict(
+        source=source, formula=formula, aliases=tuple(aliases), axis=axis,
+        reduction=read.typed(data, "reduction", "", TOP_KEYS, _is_str, "Sum"),
+        opt_arg=read.typed(data, "opt_arg", "", TOP_KEYS, lambda v: _is_int(v) and v > 0),
+        formula2=read.typed(data, "formula2", "", TOP_KEYS, _is_str),
+        dtype_acc=read.typed(data, "dtype_acc", "", TOP_KEYS,
+                             _in("auto", *_DTYPES), "auto"),
+        sum_scheme=read.typed(data, "sum_scheme", "", TOP_KEYS,
+                              _in("auto", "direct_sum", "block_sum", "kahan_scheme"), "auto"),
+    )
+
+    out = data["output"]
+    out = {"path": out} if isinstance(out, str) else out  # output = "out.npy"
+    out = read.table(out, "output", OUTPUT_KEYS, required=("path",), what=TOP_KEYS["output"])
+    out_path = read.typed(out, "path", "output.", OUTPUT_KEYS, _is_str)
+    fields["output"] = (Path(output).expanduser().resolve() if output is not None
+                        else _resolve(source, out_path))
+
+    opts = read.table(data.get("options", {}), "options", OPTION_KEYS,
+                      what=TOP_KEYS["options"])
+    fields["backend"] = read.typed(opts, "backend", "options.", OPTION_KEYS,
+                                   _in("auto", "cpu", "gpu", "numpy"))
+    fields["scheduler"] = read.typed(opts, "scheduler", "options.", OPTION_KEYS, _is_str)
+    block = read.typed(opts, "block_size", "options.", OPTION_KEYS,
+                       lambda v: (_is_int(v) and v > 0) or (
+                           isinstance(v, list) and len(v) == 2
+                           and all(_is_int(b) and b > 0 for b in v)))
+    fields["block_size"] = tuple(block) if isinstance(block, list) else block
+    fields["split_every"] = read.typed(opts, "split_every", "options.", OPTION_KEYS,
+                                       lambda v: _is_int(v) and v >= 2)
+
+    check = read.table(data.get("check", {}), "check", CHECK_KEYS, what=TOP_KEYS["check"])
+    fields["check_rows"] = read.typed(check, "rows", "check.", CHECK_KEYS,
+                                      lambda v: _is_int(v) and v >= 0, 0)
+    rtol = read.typed(check, "rtol", "check.", CHECK_KEYS, lambda v: _is_number(v) and v > 0)
+    fields["check_rtol"] = float(rtol) if rtol is not None else None
+
+    if backend is not None:
+        fields["backend"] = backend
+    if scheduler is not None:
+        fields["scheduler"] = scheduler
+    if check_rows is not None:
+        fields["check_rows"] = check_rows
+
+    job = Job(inputs={}, **fields)
+    try:
+        routine = job.routine()
+    except DreduxError as exc:
+        raise read.error("the routine of keys 'formula', 'aliases', 'reduction', "
+                         f"'opt_arg', 'formula2' cannot be built:\n{exc}") from None
+    inputs = _read_inputs(read, data["inputs"], routine.signature.args)
+    output_names(routine, fields["output"], read)
+    return Job(inputs=inputs, **fields)
+
+
+def _read_inputs(read: _Reader, table, args) -> dict[str, InputSpec]:
+    known = {spec.name: spec for spec in args}
+    table = read.table(table, "inputs", {name: INPUT_KEYS["path"] for name in known},
+                       what=TOP_KEYS["inputs"])
+    missing = [name for name in known if name not in table]
+    if missing:
+        first = known[missing[0]]
+        example = (f"{first.name} = {{ value = [{', '.join(['1.0'] * first.dim)}] }}"
+                   if first.cat == Cat.P else f'{first.name} = {{ path = "{first.name}.npy" }}')
+        raise read.error(
+            f"missing input(s) {', '.join(repr(m) for m in missing)}; every alias needs "
+            f"an entry under [inputs], e.g. {example}")
+    inputs = {}
+    for name, spec in known.items():
+        key = f"inputs.{name}"
+        entry = table[name]
+        entry = {"path": entry} if isinstance(entry, str) else entry  # x = "x.npy"
+        entry = read.table(entry, key, INPUT_KEYS,
+                           what='a path or a table such as { path = "x.npy" }')
+        if ("path" in entry) == ("value" in entry):
+            raise read.error(f"key '{key}' needs exactly one of 'path' (a .npy file or "
+                             "a .zarr array) or 'value' (numbers, for a Pm parameter)")
+        if "value" in entry:
+            if spec.cat != Cat.P:
+                raise read.error(f"key '{key}.value' is only for Pm parameters; "
+                                 f"'{name}' is {spec.describe()}: give a 'path' instead")
+            value = entry["value"]
+            value = [value] if _is_number(value) else value
+            if not (isinstance(value, list) and all(map(_is_number, value))
+                    and len(value) == spec.dim):
+                raise read.bad(f"{key}.value", entry["value"],
+                               f"a list of {spec.dim} number(s) ({spec.describe()})")
+            if "random" in entry:
+                raise read.error(f"key '{key}' has both 'value' and 'random'; keep one")
+            inputs[name] = InputSpec(name, value=tuple(float(v) for v in value))
+            continue
+        path = _resolve(read.source, read.typed(entry, "path", f"{key}.", INPUT_KEYS, _is_str))
+        if path.suffix not in (".npy", ".zarr"):
+            raise read.bad(f"{key}.path", str(path), INPUT_KEYS["path"])
+        recipe = None
+        if "random" in entry:
+            rnd = read.table(entry["random"], f"{key}.random", RANDOM_KEYS,
+                             required=("seed",), what=INPUT_KEYS["random"])
+            pre = f"{key}.random."
+            rows = read.typed(rnd, "rows", pre, RANDOM_KEYS, lambda v: _is_int(v) and v >= 0)
+            if spec.cat == Cat.P and rows is not None:
+                raise read.error(f"key '{pre}rows' is not allowed: '{name}' is "
+                                 f"{spec.describe()}, a vector of {spec.dim} value(s)")
+            if spec.cat != Cat.P and rows is None:
+                raise read.error(f"missing key '{pre}rows'; expected {RANDOM_KEYS['rows']}")
+            recipe = Recipe(
+                rows=rows,
+                seed=read.typed(rnd, "seed", pre, RANDOM_KEYS, lambda v: _is_int(v) and v >= 0),
+                dtype=read.typed(rnd, "dtype", pre, RANDOM_KEYS, _in(*_DTYPES), "float64"),
+                distribution=read.typed(rnd, "distribution", pre, RANDOM_KEYS,
+                                        _in(*_DISTRIBUTIONS), "uniform"))
+        inputs[name] = InputSpec(name, path=path, random=recipe)
+    return inputs
+
+
+def output_names(routine, path: Path, read: _Reader | None = None) -> list[str]:
+    """Names of the routine's outputs in ``path`` ("values", "indices"), checked
+    against the file type: a ``.npy`` file holds a single array; two outputs
+    (``Min_ArgMin``...) go to a ``.npz`` file or a ``.zarr`` group."""
+    kinds = [kind for _, kind in routine.reduction.outputs()]
+    names = [_OUTPUT_NAMES[k] for k in kinds]
+    where = f"job file '{read.source}': " if read is not None else ""
+    if path.suffix not in OUTPUT_SUFFIXES:
+        raise JobError(f"{where}key 'output.path' is '{path}'; expected a path ending in "
+                       ".npy, .npz or .zarr")
+    if path.suffix == ".npy" and len(names) > 1:
+        raise JobError(
+            f"{where}key 'output.path' is '{path}', but reduction "
+            f"{routine.reduction.name!r} returns {len(names)} arrays ({', '.join(names)}); "
+            f"expected a path ending in .npz (one named array each) or .zarr (a group)")
+    return names
+
+
+# ---------------------------------------------------------------------------
+# input arrays
+# ---------------------------------------------------------------------------
+
+def load_inputs(job: Job, routine, log: Callable[[str], None] = print) -> list:
+    """The routine's arguments, in position order: NumPy arrays (``.npy``, memory
+    mapped), dask arrays (``.zarr``) and inline parameters; missing inputs that
+    have a random recipe are created first."""
+    args = routine.signature.args
+    arrays: dict[str, Any] = {}
+    for spec in args:
+        inp = job.inputs[spec.name]
+        if inp.value is not None:
+            continue
+        key = f"inputs.{spec.name}"
+        shape = (spec.dim,) if spec.cat == Cat.P else None
+        if inp.random is not None:
+            want = shape if shape is not None else (inp.random.rows, spec.dim)
+            if not inp.path.exists():
+                make_random(inp.path, want, inp.random)
+                log(f"created {inp.path} {want} {inp.random.dtype} "
+                    f"({inp.random.distribution}, seed {inp.random.seed})")
+        arrays[spec.name] = _open(job, key, inp.path)
+        _check_shape(job, key, inp, arrays[spec.name], spec)
+    dtypes = {np.dtype(a.dtype) for a in arrays.values()}
+    dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
+    out = []
+    for spec in args:
+        inp = job.inputs[spec.name]
+        out.append(np.asarray(inp.value, dtype=dtype) if inp.value is not None
+                   else arrays[spec.name])
+    return out
+
+
+def _open(job: Job, key: str, path: Path):
+    where = f"job file '{job.source}': key '{key}.path'"
+    if not path.exists():
+        raise JobError(f"{where}: '{path}' does not exist; expected an existing .npy file "
+                       "or .zarr array (or add a random = {...} recipe to create it)")
+    try:
+        if path.suffix == ".zarr":
+            import dask.array as da
+
+            return da.from_zarr(str(path))
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise JobError(f"{where}: '{path}' cannot be read as "
+                       f"{'a zarr array' if path.suffix == '.zarr' else 'a .npy file'}: "
+                       f"{exc}") from None
+
+
+def _check_shape(job: Job, key: str, inp: InputSpec, array, spec) -> None:
+    shape = tuple(int(s) for s in array.shape)
+    dtype = np.dtype(array.dtype)
+    if spec.cat == Cat.P:
+        want, words = (spec.dim,), f"({spec.dim},)"
+    else:
+        rows = "M" if spec.cat == Cat.I else "N"
+        want, words = None, f"({rows}, {spec.dim})"
+    recipe = inp.random
+    if recipe is not None:
+        want = want or (recipe.rows, spec.dim)
+        if shape != want or dtype != np.dtype(recipe.dtype):
+            raise JobError(
+                f"job file '{job.source}': key '{key}': '{inp.path}' has shape {shape} and "
+                f"dtype {dtype}, but its random recipe asks for {want} {recipe.dtype}; delete "
+                "the file to create it again, or fix the recipe")
+    ok = shape == want if want else (len(shape) == 2 and shape[1] == spec.dim)
+    if not ok:
+        raise JobError(f"job file '{job.source}': key '{key}': '{inp.path}' has shape "
+                       f"{shape}; expected {words} for {spec.describe()}")
+
+
+def make_random(path: Path, shape: tuple[int, ...], recipe: Recipe) -> None:
+    """Write deterministic random values to ``path`` (.npy or .zarr), atomically.
+
+    Rows are drawn in chunks of :data:`GEN_ROWS` from
+    ``numpy.random.default_rng([seed, chunk])``, so the values depend only on
+    the recipe, and the file appears complete or not at all.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    dtype = np.dtype(recipe.dtype)
+    try:
+        if path.suffix == ".zarr":
+            import zarr
+
+            target = zarr.open_array(str(tmp), mode="w", shape=shape, dtype=dtype,
+                                     chunks=(min(GEN_ROWS, max(1, shape[0])),) + shape[1:])
+        else:
+            target = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        rows = shape[0] if shape else 0
+        for chunk, start in enumerate(range(0, rows, GEN_ROWS)):
+            stop = min(rows, start + GEN_ROWS)
+            gen = np.random.default_rng([recipe.seed, chunk])
+            size = (stop - start,) + shape[1:]
+            values = (gen.random(size) if recipe.distribution == "uniform"
+                      else gen.standard_normal(size))
+            target[start:stop] = values.astype(dtype)
+        if isinstance(target, np.memmap):
+            target.flush()
+            del target
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise
