@@ -16,6 +16,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import CancelledError
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ __all__ = ["Genred", "reduce"]
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 _CALL_OPTIONS = ("block_size", "split_every", "scheduler")
 _SCATTER_BYTES = 1 << 20  # in-memory inputs above this go to workers by scatter
+_SCATTER_RETRIES = 2  # runs again after losing the worker that held scattered inputs
 
 
 def _is_dask(a) -> bool:
@@ -282,11 +284,36 @@ class Genred:
     def _run_graph(self, kernel, program, plan, rows, cols, params, row_args_all,
                    lazy: bool, scheduler):
         import dask
+
+        client = None if lazy else _client_for(scheduler)
+        attempts = _SCATTER_RETRIES + 1 if client is not None else 1
+        for attempt in range(attempts):
+            scattered: list = []
+            arrays = self._graph_arrays(kernel, program, plan, rows, cols, params,
+                                        row_args_all, client, scattered)
+            if lazy:
+                return tuple(arrays) if len(arrays) > 1 else arrays[0]
+            try:
+                computed = dask.compute(*arrays, scheduler=scheduler)
+            except CancelledError:
+                # Data scattered by a client cannot be recomputed: if the worker
+                # holding it died, send the inputs again and run the graph again.
+                lost = any(f.status != "finished" for f in scattered)
+                if not lost or attempt == attempts - 1:
+                    raise
+                warnings.warn("a worker holding this call's scattered inputs was lost; "
+                              "sending them again and recomputing", RuntimeWarning,
+                              stacklevel=3)
+                continue
+            return tuple(computed) if len(computed) > 1 else computed[0]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _graph_arrays(self, kernel, program, plan, rows, cols, params, row_args_all,
+                      client, scattered: list) -> list:
+        import dask
         import dask.array as da
 
         from .graph import build_graph
-
-        client = None if lazy else _client_for(scheduler)
 
         def as_dask(a, row_chunks):
             if _is_dask(a):
@@ -294,8 +321,10 @@ class Genred:
                     a.rechunk({1: -1})
             if client is not None and isinstance(a, np.ndarray) and a.nbytes > _SCATTER_BYTES:
                 # send big in-memory inputs straight to a worker, not through the
-                # scheduler inside the graph; tasks then slice the remote array
-                future = client.scatter(np.ascontiguousarray(a))
+                # scheduler inside the graph; tasks then slice the remote array.
+                # Unique keys: a second call must not reuse futures being released.
+                future = client.scatter(np.ascontiguousarray(a), hash=False)
+                scattered.append(future)
                 whole = da.from_delayed(dask.delayed(future), shape=a.shape,
                                         dtype=a.dtype, meta=np.empty((0, 0), a.dtype))
                 return whole.rechunk((row_chunks or -1, -1))
@@ -311,12 +340,7 @@ class Genred:
         outputs = []
         for shape, kind in program.reduction.outputs():
             outputs.append((shape, np.int64 if kind == "idx" else program.np_dtype))
-        arrays = build_graph(program, kernel, plan, drows, dcols, dparams, outputs, meta_xp)
-        result = tuple(arrays) if len(arrays) > 1 else arrays[0]
-        if lazy:
-            return result
-        computed = dask.compute(*arrays, scheduler=scheduler)
-        return tuple(computed) if len(computed) > 1 else computed[0]
+        return build_graph(program, kernel, plan, drows, dcols, dparams, outputs, meta_xp)
 
 
 # ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ SEED = "Square(p-a)*Exp(x+y)"
 @pytest.fixture(scope="module")
 def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, host="127.0.0.1") as cluster:
+                                  dashboard_address=":0", host="127.0.0.1") as cluster:
         with distributed.Client(cluster) as c:
             yield c
 
@@ -77,3 +77,7 @@ def test_big_inputs_are_scattered_not_embedded(client, monkeypatch):
     ref = (np.square(x[:, None] - y[None]).sum(-1) * b[:, 0]).max(1, keepdims=True)
     np.testing.assert_allclose(got, ref, rtol=1e-13)
     np.testing.assert_array_equal(got, routine(x, y, b, scheduler="threads", **options))
+    # back-to-back calls with the same inputs must not trip over the previous
+    # call's scattered data being released
+    for _ in range(6):
+        np.testing.assert_array_equal(routine(x, y, b, **options), got)
