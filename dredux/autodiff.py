@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .functions import tensordot_node
 from .ir import OPS, Cat, DimError, Expr, Op, const, var, walk, zero
 
 __all__ = ["VJP", "grad", "diff", "laplacian"]
@@ -36,8 +37,6 @@ def _none(n: Expr, g: Expr):
 
 
 def _tensordot_vjp(n: Expr, g: Expr):
-    from .parse import tensordot_node
-
     a, b = n.args
     dims_a, dims_b, sub_a, sub_b, sub_out, out_shape = n.params
     size = dict(zip(sub_a, dims_a)) | dict(zip(sub_b, dims_b))
