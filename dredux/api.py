@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._xp import is_cupy
+from ._xp import get_xp, is_cupy
 from .backends import make_kernel, resolve_backend
 from .errors import DtypeError, FormulaError, ShapeError
 from .ir import Cat
@@ -319,14 +319,16 @@ class Genred:
             if _is_dask(a):
                 return a.rechunk({0: row_chunks, 1: -1}) if row_chunks else \
                     a.rechunk({1: -1})
-            if client is not None and isinstance(a, np.ndarray) and a.nbytes > _SCATTER_BYTES:
-                # send big in-memory inputs straight to a worker, not through the
-                # scheduler inside the graph; tasks then slice the remote array.
-                # Unique keys: a second call must not reuse futures being released.
-                future = client.scatter(np.ascontiguousarray(a), hash=False)
+            if client is not None and a.nbytes > _SCATTER_BYTES:
+                # send big in-memory inputs (NumPy, or CuPy to dask-cuda workers)
+                # straight to a worker, not through the scheduler inside the graph;
+                # tasks then slice the remote array. Unique keys: a second call
+                # must not reuse futures being released.
+                xp = get_xp(a)
+                future = client.scatter(xp.ascontiguousarray(a), hash=False)
                 scattered.append(future)
                 whole = da.from_delayed(dask.delayed(future), shape=a.shape,
-                                        dtype=a.dtype, meta=np.empty((0, 0), a.dtype))
+                                        dtype=a.dtype, meta=xp.empty((0, 0), a.dtype))
                 return whole.rechunk((row_chunks or -1, -1))
             return da.from_array(a, chunks=(row_chunks or -1, -1),
                                  asarray=False if is_cupy(a) else None)
