@@ -23,7 +23,6 @@ PROLOGUE = ['export DREDUX_CACHE_DIR="${TMPDIR:-/tmp}/dredux-cache-$USER"']
 QUEUE_WAIT = 24 * 3600    # seconds to wait for the worker jobs to start
 # ----------------------------------------------------------------------------
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
 
 
@@ -38,22 +37,9 @@ def make_cluster():
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("job", help="the job file (TOML)")
-    parser.add_argument("--jobs", type=int, default=JOBS, help=f"worker jobs ({JOBS})")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the worker job script and exit")
-    args, run_options = parser.parse_known_args(argv)
-    with make_cluster() as cluster:
-        if args.dry_run:
-            print(cluster.job_script())
-            return 0
-        from dredux.cli import main as dredux_main
+    from dredux.jobqueue import run_with_cluster
 
-        cluster.scale(jobs=args.jobs)
-        return dredux_main(["run", args.job, "--scheduler", cluster.scheduler_address,
-                            "--wait-workers", str(args.jobs), "--wait-timeout",
-                            str(QUEUE_WAIT), *run_options])
+    return run_with_cluster(make_cluster, __doc__, argv, jobs=JOBS, queue_wait=QUEUE_WAIT)
 
 
 if __name__ == "__main__":
