@@ -9,9 +9,13 @@ fills its slots with code rendered from the formula tree:
   j-loop,
 * nodes that depend on the column (and parameters) once per column, shared by
   the ``R`` rows of a pass,
-* the rest once per pair, inside the j-loop, which writes the formula's
-  values for the tile into a buffer; the reduction's row state
-  (``kernels/cpu/reduce.hpp``) then folds the buffer in.
+* the rest once per pair, inside the j-loop. For ``Sum`` (except
+  ``kahan_scheme``) the j-loop adds the values into per-row accumulators
+  declared as an OpenMP simd reduction (*fused*: the product with a weight
+  and the addition become one FMA, and no buffer is written and read back);
+  for the other reductions it writes the formula's values for the tile into
+  a buffer, and the reduction's row state (``kernels/cpu/reduce.hpp``) then
+  folds the buffer in.
 
 This hoisting is what a compiler's loop-invariant code motion would do, made
 explicit so that it also crosses the ``R`` rows of a pass. The j-loop is a
@@ -35,13 +39,21 @@ from ..reductions import Reduction
 from . import templates
 from .render import Index, Spelling, render
 
-__all__ = ["CppSpelling", "CppLayout", "layout", "layout_tag", "default_rows_per_pass",
-           "cpp_source"]
+__all__ = ["CppSpelling", "CppLayout", "layout", "fuses_sum", "layout_tag",
+           "default_rows_per_pass", "cpp_source"]
 
 _CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _SCHEMES = {"direct_sum": 0, "block_sum": 1}
 _TILE_BYTES = 16384  # formula buffer per pass: stays in L1 with the inputs
 _MAX_TJ = 512
+# fused sums: at most this many components (each row of a pass keeps one vector
+# accumulator per component in a register), and the columns summed per tile
+# (block_sum: one partial sum per tile and component is added to the row's sum;
+# 2048 measured 5% faster than 512 on the float32 Gaussian, the tile's set-up
+# and lane sums being paid less often, and still keeps the lanes' sums short)
+_FUSED_MAX_DIM = 8
+_FUSED_TJ = 2048
+_WHOLE_ROW = 1 << 30  # direct_sum: a tile spans the row
 
 
 class CppSpelling(Spelling):
@@ -64,12 +76,16 @@ class CppLayout:
         dtype the kernel accumulates and returns float state fields in.
     rows_per_pass, tile : int
         ``R`` and ``TJ`` of the template.
+    fused : bool
+        The j-loop sums into accumulators (no formula buffer); see
+        :func:`fuses_sum`.
     """
 
     compute: np.dtype
     acc: np.dtype
     rows_per_pass: int
     tile: int
+    fused: bool = False
 
     @property
     def ctype(self) -> str:
@@ -81,16 +97,33 @@ class CppLayout:
 
 
 def default_rows_per_pass(program: Program) -> int:
-    """``R`` for ``program``: 4 rows per pass share the column loads and the
-    column-only work, which measured 8-13% faster on the Gaussian and LogSumExp
-    kernels; 1 for the KMin family (its per-row insertion scan does not gain)
-    and for big formulas (four copies of a big j-loop body cost compile time)."""
+    """``R`` for ``program``: rows per pass share the column loads and the
+    column-only work, and give the j-loop independent chains to interleave.
+    4 measured 8-13% faster than 1 on the Gaussian and LogSumExp kernels; 8 a
+    further ~10% on small scalar fused sums (the Gaussian), whose 8
+    accumulators still fit in registers; 1 for the KMin family (its per-row
+    insertion scan does not gain) and for big formulas (copies of a big
+    j-loop body cost compile time)."""
     if program.reduction.family == "kmin":
         return 1
     level = _levels(program.formulas)
     pair_work = sum(n.dim for f in program.formulas for n in walk(f) if level[n] == "pair"
                     and n.op not in (Op.VAR, Op.CONST))
-    return 4 if pair_work <= 48 else 1
+    if pair_work > 48:
+        return 1
+    if fuses_sum(program) and program.reduction.dim == 1 and pair_work <= 24:
+        return 8
+    return 4
+
+
+def fuses_sum(program: Program) -> bool:
+    """Whether the kernel of ``program`` sums inside its j-loop (no formula buffer).
+
+    Sums of up to ``_FUSED_MAX_DIM`` components do, except with
+    ``kahan_scheme``, whose compensated lanes keep the buffer.
+    """
+    red = program.reduction
+    return red.family == "sum" and not red.kahan and red.dim <= _FUSED_MAX_DIM
 
 
 def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
@@ -105,6 +138,9 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     compute = np.dtype(np.float64 if program.np_dtype == np.float64 else np.float32)
     acc = np.dtype(np.float64 if program.np_acc_dtype == np.float64 else np.float32)
     red = program.reduction
+    if fuses_sum(program):
+        tile = _WHOLE_ROW if program.sum_scheme == "direct_sum" else _FUSED_TJ
+        return CppLayout(compute, acc, int(rows_per_pass), tile, True)
     width = rows_per_pass * sum(_buffer_dims(red)) * compute.itemsize
     tile = _MAX_TJ
     while tile > 64 and tile * width > _TILE_BYTES:
@@ -116,9 +152,11 @@ def _buffer_dims(red: Reduction) -> tuple[int, int]:
     return red.dim, max(1, red.weight_dim)
 
 
-def _state_type(red: Reduction, sum_scheme: str) -> str:
+def _state_type(red: Reduction, sum_scheme: str, fused: bool) -> str:
     """The RowState template of reduce.hpp for ``red``."""
     fam = red.family
+    if fused:
+        return f"FusedSumState<{red.dim}>"
     if fam == "sum":
         scheme = 2 if red.kahan else _SCHEMES.get(sum_scheme, 1)
         return f"SumState<{red.dim}, {scheme}>"
@@ -228,6 +266,11 @@ def _store_lines(rend, root: Expr, buffer: str, row: int, unroll: int) -> list[s
             f"{buffer}[{row}][_d * TJ + jj] = (T)({rend.acc(root, '_d')});"]
 
 
+def _sum_lines(rend, root: Expr, row: int) -> list[str]:
+    """``_s<row>_<d> += root[d]`` for every component d (fused sums)."""
+    return [f"_s{row}_{d} += (A)({rend.acc(root, d)});" for d in range(root.dim)]
+
+
 def _title(program: Program) -> str:
     text = "; ".join(to_formula(f) for f in program.formulas)
     text = "".join(ch for ch in text if 32 <= ord(ch) < 127 and ch != "\\")
@@ -277,6 +320,10 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     for k in range(len(program.param_vars)):
         pointers.append(f"const T* const _p{k} = (const T*)params_in[{k}];")
     pointers += const_lines
+    dbuf, ebuf = _buffer_dims(red)
+    if not lay.fused:
+        pointers += [f"alignas(64) T fbuf[R][{dbuf} * TJ];",
+                     f"alignas(64) T gbuf[R][{ebuf} * TJ];"]
 
     # per row, before the j-loop
     rows, known_rows = [], []
@@ -299,18 +346,30 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     for r in range(R):
         known = {**known_rows[r], **rcol.names}
         lines, rp = draw(formulas, _Refs(program, r), f"_q{r}_", known)
-        lines += _store_lines(rp, formulas[0], "fbuf", r, unroll)
-        if len(formulas) > 1:
-            lines += _store_lines(rp, formulas[1], "gbuf", r, unroll)
+        if lay.fused:
+            lines += _sum_lines(rp, formulas[0], r)
+        else:
+            lines += _store_lines(rp, formulas[0], "fbuf", r, unroll)
+            if len(formulas) > 1:
+                lines += _store_lines(rp, formulas[1], "gbuf", r, unroll)
         pair += ["{"] + ["    " + line for line in lines] + ["}"]
 
-    dbuf, ebuf = _buffer_dims(red)
+    if lay.fused:
+        sums = [f"_s{r}_{d}" for r in range(R) for d in range(red.dim)]
+        tile.append(f"A {' = 0, '.join(sums)} = 0;")
+        simd = f" reduction(+: {', '.join(sums)})"
+        fold = [f"st[{r}].add({d}, _s{r}_{d});" for r in range(R) for d in range(red.dim)]
+    else:
+        simd = ""
+        fold = ["for (int r = 0; r < R; ++r) st[r].update(fbuf[r], gbuf[r], nt, j0 + jt);"]
+
     return templates.fill(
         templates.load("cpu/block.cpp"),
         TITLE=_title(program),
         MATH=templates.load("cpu/math.hpp"),
         REDUCE=templates.load("cpu/reduce.hpp"),
         T=T, A=lay.acc_ctype, W=str(64 // lay.compute.itemsize), TJ=str(lay.tile),
-        R=str(R), STATE=_state_type(red, program.sum_scheme), DBUF=str(dbuf),
-        EBUF=str(ebuf), POINTERS=_indent(pointers, 1), ROWS=_indent(rows, 2),
-        TILE=_indent(tile, 3), PAIR=_indent(pair, 4), LAYOUT=layout_tag(program, lay))
+        R=str(R), STATE=_state_type(red, program.sum_scheme, lay.fused),
+        POINTERS=_indent(pointers, 1), ROWS=_indent(rows, 2), TILE=_indent(tile, 3),
+        SIMD=simd, PAIR=_indent(pair, 4), FOLD=_indent(fold, 3),
+        LAYOUT=layout_tag(program, lay))

@@ -5,9 +5,16 @@
 // [0, n) on the calling thread. Row variables are (m, dim) row-major, column
 // variables are transposed to (dim, n) so that the j-loop reads them with unit
 // stride, parameters are flat. For each group of R rows the columns are
-// visited in tiles of TJ: the generated j-loop computes the formula for the
-// tile into a buffer (a pure map, which GCC vectorises), then each row's
-// state folds the tile in (kernels/cpu/reduce.hpp).
+// visited in tiles of TJ, in one of two ways (dredux/codegen/cpp.py picks):
+//
+// * buffered: the generated j-loop computes the formula for the tile into a
+//   buffer (a pure map, which GCC vectorises), then each row's state folds
+//   the tile in (kernels/cpu/reduce.hpp);
+// * fused (Sum, except kahan_scheme): the j-loop adds the formula's values
+//   into one accumulator per row and component, declared as an OpenMP simd
+//   reduction so that GCC keeps them in vector registers (one lane per
+//   column mod the vector width, combined when the loop ends); the tile's
+//   sums then go into the row states. No buffer is written or read back.
 
 @@MATH@@
 
@@ -20,8 +27,6 @@ static const int R = @@R@@;    // rows per pass
 @@REDUCE@@
 
 typedef @@STATE@@ RowState;
-static const int D_BUF = @@DBUF@@;  // components of the formula buffer
-static const int E_BUF = @@EBUF@@;  // components of the weights buffer
 
 extern "C" int dredux_block(const void* const* rows_in, const void* const* cols_in,
                             const void* const* params_in, int64_t m, int64_t n,
@@ -29,9 +34,8 @@ extern "C" int dredux_block(const void* const* rows_in, const void* const* cols_
     (void)rows_in;
     (void)cols_in;
     (void)params_in;
+    (void)j0;
 @@POINTERS@@
-    alignas(64) T fbuf[R][D_BUF * TJ];
-    alignas(64) T gbuf[R][E_BUF * TJ];
     for (int64_t i0 = 0; i0 < m; i0 += R) {
         RowState st[R];
         for (int r = 0; r < R; ++r) st[r].init();
@@ -39,11 +43,11 @@ extern "C" int dredux_block(const void* const* rows_in, const void* const* cols_
         for (int64_t jt = 0; jt < n; jt += TJ) {
             const int nt = (int)(n - jt < TJ ? n - jt : TJ);
 @@TILE@@
-#pragma omp simd
+#pragma omp simd@@SIMD@@
             for (int jj = 0; jj < nt; ++jj) {
 @@PAIR@@
             }
-            for (int r = 0; r < R; ++r) st[r].update(fbuf[r], gbuf[r], nt, j0 + jt);
+@@FOLD@@
         }
         for (int r = 0; r < R && i0 + r < m; ++r) st[r].store(state, i0 + r);
     }

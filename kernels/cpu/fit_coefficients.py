@@ -8,7 +8,8 @@ polynomial of that degree), and the script prints the coefficients, the
 largest relative error of the polynomial on a fine grid, and whether
 math.hpp holds the same numbers.
 
-* exp: e^r on [-ln2/2, ln2/2], degree 6 (float) and 11 (double).
+* exp: e^r on [0, ln2] (the kernel's range reduction takes k = floor(x log2 e),
+  see math.hpp), degree 6 (float) and 11 (double).
 * log: with s = f / (2 + f), log(1 + f) = f - s (f - z P(z)), z = s^2, where
   P(z) = (2 atanh(s) / s - 2) / z on z in [0, (3 - 2 sqrt 2)^2] (the range of
   z for 1 + f in [sqrt(1/2), sqrt(2))); degree 3 (float) and 6 (double).
@@ -65,10 +66,10 @@ def atanh_p(z: Decimal) -> Decimal:
 def main() -> None:
     text = (Path(__file__).with_name("math.hpp")).read_text()
     in_header = {float(m) for m in re.findall(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?", text)}
-    half_ln2 = float(Decimal(2).ln() / 2)
+    ln2 = float(Decimal(2).ln())
     z_max = (3 - 2 * math.sqrt(2)) ** 2
-    jobs = [("exp, float", lambda x: x.exp(), -half_ln2, half_ln2, 6, lambda x: x.exp()),
-            ("exp, double", lambda x: x.exp(), -half_ln2, half_ln2, 11, lambda x: x.exp()),
+    jobs = [("exp, float", lambda x: x.exp(), 0.0, ln2, 6, lambda x: x.exp()),
+            ("exp, double", lambda x: x.exp(), 0.0, ln2, 11, lambda x: x.exp()),
             ("log P, float", atanh_p, 0.0, z_max * 1.0001, 3, None),
             ("log P, double", atanh_p, 0.0, z_max * 1.0001, 6, None)]
     for label, fn, lo, hi, degree, scale in jobs:

@@ -7,19 +7,23 @@
 //
 // * _dr_exp and _dr_log are written here: Cody-Waite range reduction, then a
 //   near-minimax polynomial (coefficients from interpolation at Chebyshev
-//   nodes in 60-digit arithmetic: kernels/cpu/fit_coefficients.py), then an
-//   exact rescaling by powers of two. Special values follow C99 (exp: NaN ->
-//   NaN, +inf -> +inf, -inf -> 0, overflow -> +inf, subnormal results; log:
-//   x < 0 -> NaN, 0 -> -inf, +inf -> +inf, subnormal x). Measured against
-//   NumPy over the whole range (tests/cpu/test_cpu_math.py checks <= 2 ulp):
-//   exp <= 0.99 ulp (float and double), log <= 0.91 ulp (float), 1.15 ulp
-//   (double).
+//   nodes in 60-digit arithmetic: kernels/cpu/fit_coefficients.py), then a
+//   rescaling by a power of two. Special values follow C99 (exp: NaN -> NaN,
+//   +inf -> +inf, -inf -> +0, overflow -> +inf; log: x < 0 -> NaN, 0 -> -inf,
+//   +inf -> +inf, subnormal x), except that exp FLUSHES RESULTS BELOW THE
+//   SMALLEST NORMAL NUMBER TO +0 (2^-126 in float, 2^-1022 in double), as
+//   CUDA does with -ftz: one scaling factor instead of two, ~6 integer ops
+//   fewer per call (docs/formulas.md says so; tests/cpu/test_cpu_math.py
+//   checks the rule). Measured against NumPy: exp <= 1.49 ulp (float, every
+//   input), 1.57 ulp (double, 1.6e8 random inputs), log <= 0.91 ulp (float),
+//   1.15 ulp (double); the tests check <= 2 ulp.
 //   Why not glibc's libmvec (via "#pragma omp declare simd")? Measured here
-//   (AVX-512, GCC 12, glibc 2.36): its exp is 17% (float) and 2x (double)
-//   faster in a bare loop, but the Gaussian kernel gains 17% in double only;
-//   its errors reach 2.5 ulp (expf), 2.8 ulp (exp), 3.9 ulp (logf); it exists
-//   for glibc on x86-64 only; and its results would depend on the glibc of
-//   each cluster node; these do not depend on the C library.
+//   (AVX-512, GCC 12, glibc 2.36) against the earlier, exact-subnormal
+//   version of this exp: its exp was 17% (float) and 2x (double) faster in a
+//   bare loop, but the Gaussian kernel gained 17% in double only; its errors
+//   reach 2.5 ulp (expf), 2.8 ulp (exp), 3.9 ulp (logf); it exists for glibc
+//   on x86-64 only; and its results would depend on the glibc of each
+//   cluster node; these do not depend on the C library.
 // * sqrt, floor, round and fabs map to instructions (-fno-math-errno).
 // * the other functions call the C library's scalar versions; a loop that
 //   uses them is not vectorised, but stays correct.
@@ -51,60 +55,65 @@ static inline __attribute__((always_inline)) int64_t _dr_double_to_bits(double f
 }
 
 // ---------------------------------------------------------------- exp
+// e^x = 2^k e^r with k = floor(x log2 e) and r = x - k ln2 in [0, ln2). The
+// floor (not the nearest integer) keeps k in [-126, 127] over the whole range
+// of normal float results, so that 2^k is ONE factor built by a single shift
+// of the bits of j below (a second factor for the extremes would cost ~6
+// more integer ops per call). Results below 2^-126 come out as +0 (flush to
+// zero: 2^k's exponent field is 0 there); results above the largest float
+// as +inf (the field saturates at 255, 2^128 = +inf); NaN gives NaN.
 static inline __attribute__((always_inline)) float _dr_exp(float x) {
-    // e^x = 2^k e^r, r = x - k ln2 in [-ln2/2, ln2/2]; 2^k is applied as two
-    // factors 2^(k/2) 2^(k - k/2) so that overflow and subnormal results come
-    // out right (one rounding) without a branch.
-    const float lo = -104.0f, hi = 89.0f;  // e^lo rounds to 0, e^hi to +inf
-    float xc = x < lo ? lo : x;  // NaN passes through both clamps
-    xc = xc > hi ? hi : xc;
-    // adding 1.5 * 2^23 rounds to an integer k, held in the low bits of j
-    const float j = xc * 1.44269504088896341f + 12582912.0f;
-    const float k = j - 12582912.0f;
-    // unsigned arithmetic: NaN inputs give garbage bits here, never overflow
-    const int32_t ki = (int32_t)((uint32_t)_dr_float_to_bits(j) - 0x4b400000u);
-    float r = k * -0.693145751953125f + xc;  // ln2 split in a short high part ...
-    r = k * -1.4286068203094173e-06f + r;    // ... and the rest
-    float p = 0.0013941108433972674f;
-    p = p * r + 0.008375126398153335f;
-    p = p * r + 0.04166635289677516f;
-    p = p * r + 0.16666415514653277f;
-    p = p * r + 0.5000000047117757f;
-    p = p * r + 1.000000037716214f;
-    p = p * r + 1.0f;
-    const int32_t k1 = ki >> 1;
-    const int32_t k2 = ki - k1;
-    const float s1 = _dr_bits_to_float((int32_t)((uint32_t)(k1 + 127) << 23));
-    const float s2 = _dr_bits_to_float((int32_t)((uint32_t)(k2 + 127) << 23));
-    return (p * s1) * s2;
+    // 1.5 * 2^23 + 127 (the exponent bias): adding it rounds to an integer
+    // held in the low bits of j, already biased; subtracting ln2/2 first
+    // turns the rounding to nearest into a floor
+    const float magic = 12583039.0f;
+    const float j = (x - 0.3465735902799726547f) * 1.44269504088896341f + magic;
+    // the bits of j as an integer, saturated at the field of 2^128: x > 89,
+    // +inf and +NaN (bit pattern above it) give field 255; an integer min,
+    // not a float select, which GCC would turn into compares and blends
+    int32_t ji = _dr_float_to_bits(j);
+    ji = ji < 0x4b4000ff ? ji : 0x4b4000ff;
+    const float k = _dr_bits_to_float(ji) - magic;
+    float r = k * -0.693145751953125f + x;  // ln2 split in a short high part ...
+    r = k * -1.4286068203094173e-06f + r;   // ... and the rest
+    float p = 0.0019715704621838096f;
+    p = p * r + 0.007744451817443449f;
+    p = p * r + 0.04195283286547857f;
+    p = p * r + 0.16659616597557358f;
+    p = p * r + 0.5000082161066548f;
+    p = p * r + 0.999999642498613f;
+    p = p * r + 1.0000000025307452f;
+    // 2^k: the field k + 127 shifted into place (the high bits of j fall off)
+    const float s = _dr_bits_to_float((int32_t)((uint32_t)ji << 23));
+    const float out = p * s;
+    // below -88 the field would wrap (and r grow without bound): 0 there,
+    // -inf included; NaN compares false and keeps its NaN
+    return x < -88.0f ? 0.0f : out;
 }
 
 static inline __attribute__((always_inline)) double _dr_exp(double x) {
-    const double lo = -746.0, hi = 710.0;
-    double xc = x < lo ? lo : x;
-    xc = xc > hi ? hi : xc;
-    const double j = xc * 1.4426950408889634074 + 6755399441055744.0;  // 1.5 * 2^52
-    const double k = j - 6755399441055744.0;
-    const int64_t ki = (int64_t)((uint64_t)_dr_double_to_bits(j) - 0x4338000000000000ULL);
-    double r = k * -0.6931471803691238165 + xc;  // ln2 high part: k * it is exact
+    const double magic = 6755399441056767.0;  // 1.5 * 2^52 + 1023
+    const double j = (x - 0.34657359027997264) * 1.4426950408889634074 + magic;
+    int64_t ji = _dr_double_to_bits(j);
+    ji = ji < 0x43380000000007ffLL ? ji : 0x43380000000007ffLL;
+    const double k = _dr_bits_to_double(ji) - magic;
+    double r = k * -0.6931471803691238165 + x;  // ln2 high part: k * it is exact
     r = k * -1.9082149292705877000e-10 + r;
-    double p = 2.5110037605963777e-08;
-    p = p * r + 2.763263963904103e-07;
-    p = p * r + 2.755724091857897e-06;
-    p = p * r + 2.4801485482328494e-05;
-    p = p * r + 0.00019841269890047113;
-    p = p * r + 0.0013888888952314775;
-    p = p * r + 0.008333333333319601;
-    p = p * r + 0.0416666666664881;
-    p = p * r + 0.1666666666666668;
-    p = p * r + 0.5000000000000019;
+    double p = 3.551095573405242e-08;
+    p = p * r + 2.554057837637411e-07;
+    p = p * r + 2.7774198867848245e-06;
+    p = p * r + 2.478696907686569e-05;
+    p = p * r + 0.00019841916794385652;
+    p = p * r + 0.001388886985494254;
+    p = p * r + 0.008333333701134052;
+    p = p * r + 0.04166666662168456;
+    p = p * r + 0.16666666666990854;
+    p = p * r + 0.49999999999987943;
+    p = p * r + 1.0000000000000018;
     p = p * r + 1.0;
-    p = p * r + 1.0;
-    const int64_t k1 = ki >> 1;
-    const int64_t k2 = ki - k1;
-    const double s1 = _dr_bits_to_double((int64_t)((uint64_t)(k1 + 1023) << 52));
-    const double s2 = _dr_bits_to_double((int64_t)((uint64_t)(k2 + 1023) << 52));
-    return (p * s1) * s2;
+    const double s = _dr_bits_to_double((int64_t)((uint64_t)ji << 52));
+    const double out = p * s;
+    return x < -709.0 ? 0.0 : out;
 }
 
 // ---------------------------------------------------------------- log

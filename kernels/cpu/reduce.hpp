@@ -1,10 +1,12 @@
 // dredux CPU kernels: the reductions' per-row states.
 //
-// The generated kernel computes the formula for a tile of TJ columns into a
+// A buffered kernel computes the formula for a tile of TJ columns into a
 // buffer f[d * TJ + jj] (and the weights into g[e * TJ + jj]), then calls
 // RowState::update(f, g, nt, j) for each output row; j is the global index
-// of the tile's first column. store() writes the row's partial state into
-// the state arrays in the layout of dredux.reductions.Reduction.fields().
+// of the tile's first column. A fused kernel (FusedSumState, at the end)
+// sums the tile in its own j-loop and calls add() instead. store() writes the
+// row's partial state into the state arrays in the layout of
+// dredux.reductions.Reduction.fields().
 //
 // Updates work on W independent lanes (lane l sees columns jj = l mod W) so
 // that GCC turns them into vector code without reassociating anything; the
@@ -74,6 +76,7 @@ static inline void _dr_kahan_into(const A* s, const A* c, A& acc, A& comp) {
 }
 
 // ------------------------------------------------------------------ Sum
+// (buffered: kahan_scheme, and sums of more components than a fused kernel takes)
 // SCHEME 0 direct_sum: the lanes run over the whole row.
 // SCHEME 1 block_sum: each tile is summed in lanes, then added to acc.
 // SCHEME 2 kahan_scheme: compensated lanes per tile, carried as acc + comp.
@@ -332,5 +335,21 @@ template <int E_, int ONE, bool KAHAN> struct LseState {
             A* c = (A*)state[2] + i * ES;
             for (int e = 0; e < ES; ++e) c[e] = comp[e];
         }
+    }
+};
+
+// ------------------------------------------------------------------ Sum, fused
+// The kernel's j-loop sums each tile itself (kernels/cpu/block.cpp, fused) and
+// add(d, part) takes the tile's sum of component d: block_sum has one call per
+// tile, direct_sum one per row (its tile spans the row).
+template <int D_> struct FusedSumState {
+    A acc[D_];
+    void init() {
+        for (int d = 0; d < D_; ++d) acc[d] = 0;
+    }
+    void add(int d, A part) { acc[d] += part; }
+    void store(void* const* state, int64_t i) const {
+        A* out = (A*)state[0] + i * D_;
+        for (int d = 0; d < D_; ++d) out[d] = acc[d];
     }
 };

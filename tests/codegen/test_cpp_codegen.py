@@ -182,7 +182,27 @@ def test_rows_per_pass_shares_column_work():
     columns, pairs = column_and_row_parts(src)
     assert "(_p0[0] - _y1[jj])" in columns and "_y1[jj]" not in pairs  # once per pass
     assert pairs.count("_dr_exp") == 4 * 3  # the pair work once per row (3 components)
-    assert all(f"fbuf[{r}][0 * TJ + jj]" in pairs for r in range(4))
+    assert all(f"_s{r}_{d} += " in pairs for r in range(4) for d in range(3))  # fused sum
+
+
+def test_sums_fuse_into_the_j_loop_and_the_rest_keep_the_buffer():
+    """Sum (not kahan_scheme, up to 8 components) accumulates in the j-loop as an OpenMP
+    simd reduction; the other reductions write the formula buffer that reduce.hpp folds."""
+    aliases = ["x = Vi(9)", "y = Vj(9)"]
+
+    def src(formula="x * y", **kwargs):
+        return Genred(formula, aliases, axis=1, **kwargs).source("cpu")
+
+    fused = src("Extract(x * y, 0, 8)")
+    assert "#pragma omp simd reduction(+: _s0_0, " in fused and "_s3_7 += (A)(" in fused
+    assert "fbuf" not in fused and "FusedSumState<8>" in fused
+    assert "static const int TJ = 2048;" in fused
+    whole_row = src("Extract(x * y, 0, 8)", sum_scheme="direct_sum")
+    assert "FusedSumState<8>" in whole_row and f"TJ = {1 << 30};" in whole_row
+    for other in (src(), src(sum_scheme="kahan_scheme"),  # 9 components; compensated
+                  src(reduction_op="Max"), src("Sum(x * y)", reduction_op="LogSumExp")):
+        assert "fbuf[0][0 * TJ + jj]" in other and "reduction(+:" not in other
+        assert "FusedSumState" not in other.split("typedef ")[-1]
 
 
 def test_no_user_text_reaches_the_source():

@@ -215,6 +215,20 @@ def test_flags_and_target_are_part_of_the_key(fresh_cache):
     assert sum("-fno-unroll-loops" in c for c in commands) == 1
 
 
+@pytest.mark.parametrize("banner, gcc", [
+    ("g++ (Debian 12.2.0-14) 12.2.0\nCopyright (C) 2022 Free Software Foundation, Inc.", True),
+    ("Debian clang version 14.0.6\nTarget: x86_64-pc-linux-gnu", False)])
+def test_gcc_only_flags_go_to_gcc_alone(tmp_path, banner, gcc):
+    """-fschedule-insns/-fsched-pressure are GCC options: another compiler never sees them."""
+    fake = tmp_path / ("fake-gcc" if gcc else "fake-clang")
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' {banner!r}\n")
+    fake.chmod(0o755)
+    with dask.config.set({"dredux.cxx": str(fake)}):
+        flags = cpp_compile.compile_flags()
+    assert all(f in flags for f in cpp_compile.BASE_FLAGS)
+    assert all((f in flags) == gcc for f in cpp_compile.GCC_FLAGS), flags
+
+
 def test_cache_key_covers_every_ingredient():
     base = {"source": "s", "compiler": ["g++"], "compiler_version": "12", "flags": ["-O3"],
             "target": {"march": "native", "cpu": "abc"}, "dtype": "float32", "dredux": "0.1"}

@@ -4,6 +4,12 @@ Each value is computed as a ``Sum`` over a single column, which returns the
 formula's value unchanged, and compared with NumPy's exp/log evaluated in
 float64 (float32 case) or in extended precision where available. The error is
 counted in ulp of the exact result in the tested dtype.
+
+exp flushes results below the smallest normal number to +0 (as CUDA does with
+-ftz); the tests state that rule: every normal result is within ``MAX_ULP``,
+every result below the smallest normal is +0 except just below it (a relative
+``FTZ_EDGE``, where the rounding of the range reduction decides), where it may
+also be the correctly rounded subnormal.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ ALIASES = ["x = Vi(1)", "y = Vj(1)"]
 EXP = Genred("Exp(x * y)", ALIASES, axis=1)
 LOG = Genred("Log(x * y)", ALIASES, axis=1)
 MAX_ULP = 2.0
+FTZ_EDGE = 1e-5
 
 
 def values(routine, x, dtype):
@@ -42,16 +49,31 @@ def ulp_error(got, ref, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_exp_is_within_two_ulp(dtype):
+def test_exp_is_within_two_ulp_and_flushes_subnormal_results(dtype):
     info = np.finfo(dtype)
     lo = np.log(info.smallest_subnormal) * 0.999
     hi = np.log(info.max) * 0.999
+    edge = np.log(info.smallest_normal)
     gen = np.random.default_rng(0)
     x = np.concatenate([np.linspace(lo, hi, 200_001), gen.uniform(-1, 1, 100_000),
-                        gen.uniform(lo, hi, 100_000)]).astype(dtype)
+                        gen.uniform(lo, hi, 100_000),
+                        np.linspace(edge - 0.01, edge + 0.01, 20_001),  # the flush edge
+                        np.linspace(hi - 0.1, hi / 0.999 + 0.5, 20_001)]).astype(dtype)
     got = values(EXP, x, dtype)
-    err = ulp_error(got, exact(np.exp, x, dtype), dtype)
-    assert err.max() <= MAX_ULP, (float(err.max()), x[np.argmax(err)])
+    ref = exact(np.exp, x, dtype)
+    wide = ref.dtype.type  # float64, or extended precision for float64 results
+    overflow = ref > wide(info.max) * (1 + wide(info.eps))
+    assert overflow.any() and np.all(got[overflow] == np.inf)
+    normal = (ref >= info.smallest_normal) & (ref <= info.max)
+    err = ulp_error(got[normal], ref[normal], dtype)
+    assert err.max() <= MAX_ULP, (float(err.max()), x[normal][np.argmax(err)])
+    flushed = ref < info.smallest_normal * (1 - FTZ_EDGE)
+    near = (ref < info.smallest_normal) & ~flushed  # just below the smallest normal
+    assert flushed.sum() > 1000 and near.any()  # both rules are exercised
+    assert np.all(got[flushed] == 0) and not np.signbit(got[flushed]).any(), \
+        x[flushed][got[flushed] != 0][:5]
+    near_err = ulp_error(got[near], ref[near], dtype)
+    assert np.all((got[near] == 0) | (near_err <= MAX_ULP)), near_err.max()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -74,10 +96,14 @@ def test_special_values(dtype):
     info = np.finfo(dtype)
     big = np.log(info.max) * 1.01
     tiny = np.log(info.smallest_subnormal) * 1.01
-    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, big, tiny, 1.0])
+    subnormal = np.log(info.smallest_normal) - 1.0  # e^x is subnormal: flushed to +0
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, big, tiny, 1.0, subnormal])
     with np.errstate(over="ignore", under="ignore"):
         want = np.exp(x).astype(dtype)
-    np.testing.assert_array_equal(values(EXP, x, dtype), want)
+    want[-1] = 0.0
+    got = values(EXP, x, dtype)
+    np.testing.assert_array_equal(got, want)
+    assert not np.signbit(got[[3, 7, 9]]).any()  # +0, not -0
     x = np.array([0.0, -1.0, np.inf, np.nan, 1.0, info.smallest_subnormal, -np.inf])
     with np.errstate(divide="ignore", invalid="ignore"):
         want = np.log(x.astype(dtype))
