@@ -6,8 +6,11 @@ For each formula, dtype and size, both libraries reduce the same NumPy inputs:
 dredux through ``Genred.__call__`` with its default (threaded) scheduler,
 KeOps through ``pykeops.numpy.Genred(...)(..., backend="CPU")`` (OpenMP on all
 cores). Each library's first call (its compile, on small inputs) is excluded;
-the times are medians of ``--repeats`` calls (KeOps: ``--keops-repeats``, and
-one call at sizes >= 100,000, where a KeOps call takes minutes). Printed: pairs per second
+the times are medians of ``--repeats`` calls (default 5: dredux's first call at
+full size also imports the Dask modules of its graph path, about 0.3 s once
+per process, and of 3 calls the median would be the slower of only two
+representative ones; KeOps: ``--keops-repeats``, and one call at sizes >=
+100,000, where a KeOps call takes minutes). Printed: pairs per second
 (M x N / seconds), the ratio dredux / KeOps, and the largest difference
 between the two results (they must compute the same thing).
 
@@ -20,9 +23,12 @@ Also measured:
 * the Gaussian kernel's achieved GFLOP/s and fraction of that peak, counting
   the floating-point operations dredux's kernel executes per pair (see
   ``GAUSS_FLOPS``: an FMA counts 2, exp counts the operations of its
-  polynomial), and, for comparison, with exp counted as 1; and the same for
-  the kernel alone on one thread against one core's peak, both timed by the
-  thread's CPU time, which other jobs on the machine do not inflate;
+  polynomial), and, for comparison, with exp counted as 1; then the same
+  fraction with each Gaussian call timed between two peak measurements (the
+  machine's clock varies with load and turbo: the kernel and its peak are then
+  measured in the same state; the median over calls is printed with every
+  call's value); and the kernel alone on one thread against one core's peak,
+  both timed by the thread's CPU time, which other jobs do not inflate;
 * the first-call time of a new formula (fresh cache folder: parse, codegen,
   compile, run) and of a cached formula in a new process, both in a
   subprocess, timed from ``Genred(...)`` to the first result: interpreter
@@ -59,12 +65,16 @@ CASES = {
     "argkmin": ("SqDist(x,y)", ALIASES, "ArgKMin", 1, 10),
 }
 
-# Floating-point operations per pair executed by dredux's Gaussian kernel
-# (x - y: 3; squared norm: 1 mul + 2 FMA = 5; times p: 1; times a: 1; sum: 1)
-# plus exp: k = rint(x log2 e) 1 FMA + 1 sub, r = x - k ln2 2 FMA, the
-# polynomial (degree 6 in float32, 11 in float64) and 2 scalings.
-EXP_FLOPS = {"float32": 2 + 1 + 4 + 2 * 6 + 2, "float64": 2 + 1 + 4 + 2 * 11 + 2}
-GAUSS_FLOPS = {dt: 11 + f for dt, f in EXP_FLOPS.items()}
+# Floating-point operations per pair executed by dredux's Gaussian kernel, as
+# counted in its compiled j-loop (objdump -d of the cached library; an FMA
+# counts 2): x - y: 3 sub; squared norm: 1 mul + 2 FMA = 5; times p: 1 mul;
+# times a and the sum: 1 FMA = 2; plus exp (kernels/cpu/math.hpp): x - ln2/2
+# 1 sub, k = floor(x log2 e) 1 FMA + 1 sub, r = x - k ln2 2 FMA, the polynomial
+# (degree 6 in float32, 11 in float64, Horner: FMAs) and the scaling 1 mul.
+# Not counted (they are no flops, but take the same vector ports): exp's
+# integer min, shift and range compare, and the compiler's register copies.
+EXP_FLOPS = {"float32": 1 + 2 + 1 + 4 + 2 * 6 + 1, "float64": 1 + 2 + 1 + 4 + 2 * 11 + 1}
+GAUSS_FLOPS = {dt: 3 + 5 + 1 + 2 + f for dt, f in EXP_FLOPS.items()}
 
 FMA_SOURCE = r"""
 #include <chrono>
@@ -133,6 +143,36 @@ def fma_peak(cores: int, folder: Path, cpu_time: bool = False) -> dict:
     fn.argtypes = [ctypes.c_int, ctypes.c_double, ctypes.c_int, ctypes.c_int]
     return {dt: max(fn(cores, 0.5, int(dt == "float64"), int(cpu_time)) for _ in range(3))
             for dt in ("float32", "float64")}
+
+
+def paired_roofline(dtype, cores: int, folder: Path, size: int = 30_000,
+                    repeats: int = 9) -> list[float]:
+    """Fractions of the FMA peak reached by the Gaussian, each from one call timed
+    between two peak measurements (their mean is that call's peak), so that
+    kernel and peak are measured in the same state of a shared, turbo-boosting
+    machine. Returns the fractions, one per call."""
+    from dredux import Genred
+
+    formula, aliases, reduction, axis, _ = CASES["gaussian"]
+    g = Genred(formula, aliases, reduction_op=reduction, axis=axis)
+    args = make_inputs("gaussian", size, dtype)
+    lib = folder / "fma.so"
+    fn = ctypes.CDLL(str(lib)).fma_flops
+    fn.restype = ctypes.c_double
+    fn.argtypes = [ctypes.c_int, ctypes.c_double, ctypes.c_int, ctypes.c_int]
+    dbl = int(np.dtype(dtype) == np.float64)
+    g(*args, backend="cpu")  # compile and warm up
+    fractions = []
+    before = fn(cores, 0.3, dbl, 0)
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        g(*args, backend="cpu")
+        seconds = time.perf_counter() - t0
+        after = fn(cores, 0.3, dbl, 0)
+        rate = size * size / seconds * GAUSS_FLOPS[np.dtype(dtype).name]
+        fractions.append(rate / ((before + after) / 2))
+        before = after
+    return fractions
 
 
 def gaussian_one_thread(dtype, n: int = 30_000, m: int = 2_000) -> float:
@@ -247,7 +287,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--cases", nargs="+", default=list(CASES))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--keops-repeats", type=int, default=3)
     parser.add_argument("--write", type=Path, help="write a markdown report here")
     args = parser.parse_args(argv)
@@ -309,6 +349,12 @@ def main(argv=None) -> int:
                 f"{achieved / 1e9:.1f} GFLOP/s = {achieved / peak[r['dtype']] * 100:.0f}% "
                 f"of the FMA peak (exp as 1 flop: {conservative / 1e9:.1f} GFLOP/s, "
                 f"{conservative / peak[r['dtype']] * 100:.0f}%)")
+        say()
+        for dt in args.dtypes:
+            fractions = paired_roofline(np.dtype(dt), cores, tmp)
+            say(f"Gaussian {dt} M=N=30,000, each call between two FMA-peak measurements "
+                f"({cores} threads): median {np.median(fractions) * 100:.0f}% of the FMA "
+                f"peak (calls: {', '.join(f'{f * 100:.0f}' for f in fractions)})")
         say()
         core_peak = fma_peak(1, tmp, cpu_time=True)
         for dt in ("float32", "float64"):
