@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import os
 import sys
 import warnings
@@ -25,9 +26,8 @@ from ._xp import get_xp, is_cupy
 from .backends import make_kernel, resolve_backend
 from .errors import DtypeError, FormulaError, ShapeError
 from .ir import Cat
-from .numpy_eval import pair_flops
 from .parse import ArgSpec, parse_aliases, parse_formula
-from .plan import make_plan
+from .plan import make_plan, pair_cost
 from .printing import to_formula
 from .program import Program, make_program
 from .reductions import acc_dtype_for, make_reduction
@@ -246,7 +246,7 @@ class Genred:
         row_args_all = [a for spec, a in zip(self.signature.args, args) if spec.cat == out_cat]
         scheduler = options.get("scheduler")
         plan = make_plan(
-            m, n, self._cost(), backend_name, _worker_count(scheduler),
+            m, n, self._cost(dtype), backend_name, _worker_count(scheduler),
             row_bytes=_row_bytes(program.row_vars, dtype),
             col_bytes=_row_bytes(program.col_vars, dtype),
             state_bytes=self._state_bytes(program),
@@ -262,14 +262,8 @@ class Genred:
         return _write_out(result, out) if out is not None else result
 
     # -------------------------------------------------------------- helpers
-    def _cost(self) -> float:
-        cost = sum(pair_flops(f) for f in self.formulas)
-        red = self.reduction
-        if red.family == "lse":
-            cost += 20 + red.sum_dim
-        elif red.family == "kmin":
-            cost += red.k * red.dim
-        return float(cost)
+    def _cost(self, dtype="float32") -> float:
+        return pair_cost(self.formulas, self.reduction, dtype)
 
     @staticmethod
     def _state_bytes(program: Program) -> int:
@@ -310,7 +304,6 @@ class Genred:
 
     def _graph_arrays(self, kernel, program, plan, rows, cols, params, row_args_all,
                       client, scattered: list) -> list:
-        import dask
         import dask.array as da
 
         from .graph import build_graph
@@ -327,9 +320,7 @@ class Genred:
                 xp = get_xp(a)
                 future = client.scatter(xp.ascontiguousarray(a), hash=False)
                 scattered.append(future)
-                whole = da.from_delayed(dask.delayed(future), shape=a.shape,
-                                        dtype=a.dtype, meta=xp.empty((0, 0), a.dtype))
-                return whole.rechunk((row_chunks or -1, -1))
+                return _sliced_future(future, a, row_chunks or (a.shape[0],), xp)
             return da.from_array(a, chunks=(row_chunks or -1, -1),
                                  asarray=False if is_cupy(a) else None)
 
@@ -438,6 +429,21 @@ def _meta_module(arrays):
         if is_cupy(a) or (_is_dask(a) and is_cupy(getattr(a, "_meta", None))):
             return sys.modules["cupy"]
     return np
+
+
+def _sliced_future(future, like, chunks, xp):
+    """A dask array over the rows of a scattered array: one slicing task per chunk."""
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = f"dredux-scattered-{future.key}"
+    layer, start = {}, 0
+    for k, size in enumerate(chunks):
+        layer[(name, k, 0)] = (operator.getitem, future, (slice(start, start + size),))
+        start += size
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
+    return da.Array(graph, name, (tuple(chunks), (like.shape[1],)),
+                    meta=xp.empty((0, 0), like.dtype))
 
 
 def _client_for(scheduler):

@@ -4,11 +4,11 @@ For row block r and column range c of a :class:`~dredux.plan.BlockPlan`::
 
     (block, r, c)        = kernel(rows of block r, columns of range c) -> state
     (merge, r, level, g) = merge of up to split_every states of the level below
-    (final, r)           = reduction.finalize(root state of row block r)
+    (final, r)           = merge of the top states and finalize -> output chunk r
 
-and the finals are the chunks of the output dask array(s). Keys derive from
-``dask.base.tokenize`` of everything that determines the result, so the same
-call builds the same keys. The kernel, the parameters and every input chunk
+When a row block has a single column range, its block task finalizes itself.
+Keys derive from ``dask.base.tokenize`` of everything that determines the
+result, so the same call builds the same keys. The kernel, the parameters and every input chunk
 enter the graph once; tasks refer to them by key.
 """
 
@@ -28,11 +28,13 @@ __all__ = ["run_block", "merge_states", "finalize_state", "build_graph", "column
 
 
 def run_block(kernel, rows: list, col_parts: list, col_slices: list, params: list,
-              m: int, n: int, j0: int):
+              m: int, n: int, j0: int, finalize=None):
     """One block task: gather the columns of range ``[j0, j0 + n)`` and run ``kernel``.
 
     ``col_parts[k]`` are the input chunks of column variable k that overlap the
     range and ``col_slices[k]`` the range's (start, stop) in their concatenation.
+    ``finalize = (reduction, dtype)`` returns the row block's output instead of
+    its state (when the block is the row block's only one).
     """
     cols = []
     for parts, (start, stop) in zip(col_parts, col_slices):
@@ -41,18 +43,20 @@ def run_block(kernel, rows: list, col_parts: list, col_slices: list, params: lis
         else:
             xp = get_xp(*parts)
             cols.append(xp.concatenate(parts, axis=0)[start:stop])
-    return kernel(list(rows), cols, list(params), m, n, j0)
+    state = kernel(list(rows), cols, list(params), m, n, j0)
+    return state if finalize is None else finalize_state(finalize[0], state, finalize[1])
 
 
-def merge_states(reduction, states: Sequence[tuple]) -> tuple:
-    """Merge partial states of the same rows, left to right."""
+def merge_states(reduction, states: Sequence[tuple], finalize_dtype=None):
+    """Merge partial states of the same rows, left to right; with
+    ``finalize_dtype``, return the finalized output instead of the state."""
     arrays = [a for s in states for a in s]
     xp = get_xp(*arrays)
     out = states[0]
     with on_device_of(*arrays):
         for state in states[1:]:
             out = reduction.merge(out, state, xp)
-    return out
+    return out if finalize_dtype is None else finalize_state(reduction, out, finalize_dtype)
 
 
 def finalize_state(reduction, state: tuple, dtype):
@@ -116,31 +120,44 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
             param_keys.append((names["inputs"], k + 1))
     kernel_key = (names["inputs"], 0)
 
+    # The last task of a row block (its only block, or the top of its merge tree)
+    # also finalizes: with a single output it is the output chunk itself, so a
+    # row block costs no finalize or alias task (each task costs a scheduler
+    # round trip, milliseconds on a cluster).
+    single = len(out_shapes) == 1
+    out_names = ([f"{prefix}-{token}"] if single else
+                 [f"{prefix}-{k}-{token}" for k in range(len(out_shapes))])
+    zeros = [(0,) * len(shape) for shape, _ in out_shapes]
     blocks: dict = {}
     merges: dict = {}
     finals: dict = {}
+    final_layer = out_names[0] if single else names["final"]
     col_plans = []
     for c0, c1 in plan.cols:
         col_plans.append([column_slices(a.chunks[0], c0, c1) for a in cols])
     for r, size in enumerate(plan.rows):
         row_keys = [(a.name, r, 0) for a in rows]
+        final_key = (final_layer, r, *zeros[0]) if single else (final_layer, r)
         level = []
         for c, (c0, c1) in enumerate(plan.cols):
             parts = [[(a.name, k, 0) for k in idx] for a, (idx, _) in zip(cols, col_plans[c])]
             slices = [sl for _, sl in col_plans[c]]
-            key = (names["block"], r, c)
-            blocks[key] = (run_block, kernel_key, row_keys, parts, slices, param_keys,
-                           size, c1 - c0, c0)
-            level.append(key)
+            task = (run_block, kernel_key, row_keys, parts, slices, param_keys, size, c1 - c0, c0)
+            if len(plan.cols) == 1:
+                finals[final_key] = task + ((reduction, program.dtype),)
+            else:
+                blocks[(names["block"], r, c)] = task
+                level.append((names["block"], r, c))
         depth = 0
-        while len(level) > 1:
+        while len(level) > plan.split_every:
             nxt = []
             for g in range(0, len(level), plan.split_every):
                 key = (names["merge"], r, depth, g // plan.split_every)
                 merges[key] = (merge_states, reduction, level[g:g + plan.split_every])
                 nxt.append(key)
             level, depth = nxt, depth + 1
-        finals[(names["final"], r)] = (finalize_state, reduction, level[0], program.dtype)
+        if level:
+            finals[final_key] = (merge_states, reduction, level, program.dtype)
 
     layers = {}
     deps = {}
@@ -155,20 +172,16 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
     deps[names["block"]] = {names["inputs"]} | input_layers
     layers[names["merge"]] = merges
     deps[names["merge"]] = {names["block"]}
-    layers[names["final"]] = finals
-    deps[names["final"]] = {names["merge"], names["block"]}
+    layers[final_layer] = finals
+    deps[final_layer] = {names["merge"], names["block"], names["inputs"]} | input_layers
 
     outputs = []
     for k, (shape, dtype) in enumerate(out_shapes):
-        name = f"{prefix}-{token}" if len(out_shapes) == 1 else f"{prefix}-{k}-{token}"
-        zeros = (0,) * len(shape)
-        if len(out_shapes) == 1:
-            layer = {(name, r, *zeros): (names["final"], r) for r in range(len(plan.rows))}
-        else:
-            layer = {(name, r, *zeros): (operator.getitem, (names["final"], r), k)
-                     for r in range(len(plan.rows))}
-        layers[name] = layer
-        deps[name] = {names["final"]}
+        name = out_names[k]
+        if not single:
+            layers[name] = {(name, r, *zeros[k]): (operator.getitem, (final_layer, r), k)
+                            for r in range(len(plan.rows))}
+            deps[name] = {final_layer}
         graph = HighLevelGraph(dict(layers), dict(deps))
         chunks = (tuple(plan.rows), *((s,) for s in shape))
         meta = meta_xp.empty((0,) * (1 + len(shape)), dtype=dtype)

@@ -298,8 +298,3 @@ class NumpyKernel:
             value = evaluate(formula, env, dtype, xp, memo)
             out.append(xp.broadcast_to(value, shape + (formula.dim,)))
         return out[0], (out[1] if len(out) > 1 else None)
-
-
-def pair_flops(root: Expr) -> int:
-    """A rough count of arithmetic operations per pair (for the planner)."""
-    return sum(max(1, n.dim) for n in walk(root) if n.op not in (Op.VAR, Op.CONST)) or 1

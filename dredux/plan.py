@@ -21,15 +21,27 @@ import math
 from dataclasses import dataclass
 
 import dask.utils
+import numpy as np
 
 from . import config
 from .errors import ShapeError
+from .ir import Op, walk
 
-__all__ = ["BlockPlan", "make_plan", "SECONDS_PER_COST", "split_sizes"]
+__all__ = ["BlockPlan", "make_plan", "SECONDS_PER_COST", "split_sizes", "pair_cost"]
 
-# Seconds per unit of pair cost on one worker thread (measured orders of
-# magnitude; they only need to be right within a factor of a few).
-SECONDS_PER_COST = {"numpy": 3e-9, "cpu": 1e-10, "gpu": 1e-13}
+# Seconds per unit of pair cost on one worker thread, float32 (measured: the
+# Gaussian, seed-formula, LogSumExp and ArgKMin kernels of the CPU backend on a
+# 2.9 GHz AVX-512 core give 1.6e-11 to 2.9e-11; they only need to be right
+# within a factor of a few).
+SECONDS_PER_COST = {"numpy": 3e-9, "cpu": 2e-11, "gpu": 1e-13}
+
+# Cost of one component of an op relative to an add: transcendental functions
+# are polynomials (exp, log) or scalar library calls (the others).
+OP_COST = {
+    Op.EXP: 8, Op.LOG: 10, Op.XLOGX: 11, Op.DIV: 4, Op.INV: 4, Op.SQRT: 4,
+    Op.RSQRT: 5, Op.SIN: 20, Op.COS: 20, Op.ASIN: 25, Op.ACOS: 25, Op.ATAN: 20,
+    Op.SINXDIVX: 24, Op.ATAN2: 30, Op.POWF: 30, Op.MOD: 6, Op.ROUND: 2,
+}
 MIN_ROWS = {"numpy": 64, "cpu": 256, "gpu": 65536}
 MIN_COLS = {"numpy": 256, "cpu": 1024, "gpu": 65536}
 
@@ -74,13 +86,34 @@ class BlockPlan:
         return starts
 
     def graph_size(self) -> int:
-        """Total tasks of the graph: blocks, merges and finalizes."""
+        """Total tasks of the graph: blocks and merges (the last task of a row
+        block finalizes it, so there is no separate finalize task)."""
         leaves = max(1, len(self.cols))
+        if leaves == 1:
+            return len(self.rows)
         merges = 0
-        while leaves > 1:
+        while leaves > self.split_every:
             leaves = math.ceil(leaves / self.split_every)
             merges += leaves
         return len(self.rows) * (max(1, len(self.cols)) + merges + 1)
+
+
+def pair_cost(formulas, reduction, dtype) -> float:
+    """Estimated cost of one (i, j) pair, in units of :data:`SECONDS_PER_COST`.
+
+    The ops of the formulas (each weighted by :data:`OP_COST` and its
+    dimension), the reduction's update, and twice that in float64.
+    """
+    cost = sum(OP_COST.get(n.op, 1) * n.dim for f in formulas for n in walk(f)
+               if n.op not in (Op.VAR, Op.CONST))
+    fam = reduction.family
+    if fam == "lse":
+        cost += OP_COST[Op.EXP] + 2 * reduction.sum_dim
+    elif fam == "kmin":
+        cost += reduction.k * reduction.dim
+    else:
+        cost += reduction.dim * (2 if fam in ("argmax", "argmin") else 1)
+    return float(max(cost, 1)) * (2.0 if np.dtype(dtype) == np.float64 else 1.0)
 
 
 def split_sizes(total: int, parts: int) -> tuple[int, ...]:

@@ -111,5 +111,7 @@ def test_bad_options():
 
 def test_graph_size_counts_merges():
     plan = BlockPlan(rows=(5, 5), cols=tuple((k, k + 1) for k in range(9)), split_every=3)
-    # per row block: 9 blocks, 3 + 1 merges, 1 finalize
-    assert plan.graph_size() == 2 * (9 + 4 + 1)
+    # per row block: 9 blocks, 3 merges, 1 top merge that also finalizes
+    assert plan.graph_size() == 2 * (9 + 3 + 1)
+    one_range = BlockPlan(rows=(5, 5, 5), cols=((0, 9),), split_every=3)
+    assert one_range.graph_size() == 3  # each block task finalizes its row block
