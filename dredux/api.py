@@ -306,28 +306,32 @@ class Genred:
                       client, scattered: list) -> list:
         import dask.array as da
 
-        from .graph import build_graph
+        from .graph import RowChunks, build_graph
 
-        def as_dask(a, row_chunks):
+        def as_dask(a, chunks, is_row):
             if _is_dask(a):
-                return a.rechunk({0: row_chunks, 1: -1}) if row_chunks else \
-                    a.rechunk({1: -1})
+                return a.rechunk({0: chunks, 1: -1}) if is_row else a.rechunk({1: -1})
             if client is not None and a.nbytes > _SCATTER_BYTES:
                 # send big in-memory inputs (NumPy, or CuPy to dask-cuda workers)
-                # straight to a worker, not through the scheduler inside the graph;
-                # tasks then slice the remote array. Unique keys: a second call
-                # must not reuse futures being released.
+                # straight to the workers, not through the scheduler inside the
+                # graph: row variables block by block (spread over the workers,
+                # each block task takes its own), column variables whole (sliced
+                # once per column range). Unique keys: a second call must not
+                # reuse futures being released.
                 xp = get_xp(a)
+                if is_row:
+                    futures = _scatter_rows(client, a, chunks, xp)
+                    scattered.extend(futures)
+                    return RowChunks(tuple(futures), f"scattered-{futures[0].key}")
                 future = client.scatter(xp.ascontiguousarray(a), hash=False)
                 scattered.append(future)
-                return _sliced_future(future, a, row_chunks or (a.shape[0],), xp)
-            return da.from_array(a, chunks=(row_chunks or -1, -1),
-                                 asarray=False if is_cupy(a) else None)
+                return _sliced_future(future, a, chunks, xp)
+            return da.from_array(a, chunks=(chunks, -1), asarray=False if is_cupy(a) else None)
 
         row_chunks = tuple(plan.rows)
         col_chunks = tuple(c1 - c0 for c0, c1 in plan.cols)
-        drows = [as_dask(a, row_chunks) for a in rows]
-        dcols = [as_dask(a, None) if _is_dask(a) else as_dask(a, col_chunks) for a in cols]
+        drows = [as_dask(a, row_chunks, True) for a in rows]
+        dcols = [as_dask(a, col_chunks, False) for a in cols]
         dparams = [a.rechunk(-1) if _is_dask(a) else a for a in params]
         meta_xp = _meta_module([*rows, *cols, *params, *row_args_all])
         outputs = []
@@ -444,6 +448,15 @@ def _sliced_future(future, like, chunks, xp):
     graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
     return da.Array(graph, name, (tuple(chunks), (like.shape[1],)),
                     meta=xp.empty((0, 0), like.dtype))
+
+
+def _scatter_rows(client, a, chunks, xp) -> list:
+    """The row blocks of ``a`` scattered over the workers, one future each."""
+    parts, start = [], 0
+    for size in chunks:
+        parts.append(xp.ascontiguousarray(a[start:start + size]))
+        start += size
+    return client.scatter(parts, hash=False)
 
 
 def _client_for(scheduler):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,19 @@ from dask.highlevelgraph import HighLevelGraph
 
 from ._xp import get_xp, on_device_of
 
-__all__ = ["run_block", "merge_states", "finalize_state", "build_graph", "column_slices"]
+__all__ = ["run_block", "merge_states", "finalize_state", "build_graph", "column_slices",
+           "RowChunks"]
+
+
+@dataclass(frozen=True)
+class RowChunks:
+    """A row variable already cut into the plan's row blocks and held elsewhere:
+    one reference per block (a ``distributed.Future`` of scattered data), which
+    the block tasks take directly, with no slicing task in between.
+    """
+
+    refs: tuple
+    name: str
 
 
 def run_block(kernel, rows: list, col_parts: list, col_slices: list, params: list,
@@ -92,7 +105,7 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
     kernel : callable
         ``kernel(rows, cols, params, m, n, j0) -> state``; pickled once into the graph.
     plan : BlockPlan
-    rows : list of dask arrays
+    rows : list of dask arrays or RowChunks
         Row variables, chunked as ``plan.rows`` along axis 0, one chunk along axis 1.
     cols : list of dask arrays
         Column variables, one chunk along axis 1 (any chunks along axis 0).
@@ -105,7 +118,8 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
 
     reduction = program.reduction
     dask_inputs = [a for a in (*rows, *cols, *params) if isinstance(a, da.Array)]
-    token = tokenize(program.key, kernel.backend, plan, [a.name for a in dask_inputs],
+    chunked = [a.name for a in rows if isinstance(a, RowChunks)]
+    token = tokenize(program.key, kernel.backend, plan, [a.name for a in dask_inputs], chunked,
                      [p for p in params if not isinstance(p, da.Array)], token_extra)
     prefix = f"dredux-{reduction.name.lower()}"
     names = {k: f"{prefix}-{k}-{token}" for k in ("inputs", "block", "merge", "final")}
@@ -136,7 +150,7 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
     for c0, c1 in plan.cols:
         col_plans.append([column_slices(a.chunks[0], c0, c1) for a in cols])
     for r, size in enumerate(plan.rows):
-        row_keys = [(a.name, r, 0) for a in rows]
+        row_keys = [a.refs[r] if isinstance(a, RowChunks) else (a.name, r, 0) for a in rows]
         final_key = (final_layer, r, *zeros[0]) if single else (final_layer, r)
         level = []
         for c, (c0, c1) in enumerate(plan.cols):

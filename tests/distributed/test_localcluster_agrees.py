@@ -63,17 +63,22 @@ def test_big_inputs_are_scattered_not_embedded(client, monkeypatch):
     b = rng.random((n, 1))
     routine = Genred("SqDist(x, y) * b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"],
                      reduction_op="Max", axis=1)
-    sent = []
+    sent, pieces = [], []
     scatter = client.scatter
 
     def spy(data, *args, **kwargs):
-        sent.append(data.nbytes)
+        parts = data if isinstance(data, list) else [data]
+        sent.append(sum(p.nbytes for p in parts))
+        pieces.append(len(parts))
         return scatter(data, *args, **kwargs)
 
     monkeypatch.setattr(client, "scatter", spy)
     options = dict(backend="numpy", block_size=(400, 700))
     got = routine(x, y, b, **options)
     assert sorted(sent) == [x.nbytes, y.nbytes]
+    # the row variable goes block by block (each block task takes its own
+    # piece), the column variable whole
+    assert sorted(pieces) == [1, 4]
     ref = (np.square(x[:, None] - y[None]).sum(-1) * b[:, 0]).max(1, keepdims=True)
     np.testing.assert_allclose(got, ref, rtol=1e-13)
     np.testing.assert_array_equal(got, routine(x, y, b, scheduler="threads", **options))
