@@ -1,7 +1,8 @@
 """Overhead of the Dask graph against the same blocks evaluated in a plain loop.
 
 For the Gaussian matvec ``Sum_j Exp(-g*SqDist(x_i, y_j)) * b_j`` with fixed
-blocks, this times (medians of ``--repeat`` runs):
+blocks, this times (medians of ``--repeat`` runs, the three taking turns in a
+rotating order so that a change of the machine's load affects them alike):
 
 * loop:          the block kernel called on every (row block, column range) in a
                  Python loop on one thread, states merged and finalized in place;
@@ -11,7 +12,7 @@ blocks, this times (medians of ``--repeat`` runs):
 
 and prints graph/loop ratios. The overhead is ``sync / loop - 1``.
 
-    python benchmarks/overhead.py [--backend cpu|numpy] [--m 40000] [--n 40000]
+    python benchmarks/overhead.py [--backend cpu|numpy] [--m M] [--n N] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -46,13 +47,18 @@ def plain_loop(routine, backend, args, row_block, col_block):
     return np.concatenate(out)
 
 
-def median_time(fn, repeat):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+def interleaved_medians(runs: list, repeat: int) -> list:
+    """(median seconds, last result) of each function, the functions taking turns
+    (in a rotated order each round, so that none always follows the same one)."""
+    times = [[] for _ in runs]
+    results = [None] * len(runs)
+    for turn in range(repeat):
+        for step in range(len(runs)):
+            k = (turn + step) % len(runs)
+            start = time.perf_counter()
+            results[k] = runs[k]()
+            times[k].append(time.perf_counter() - start)
+    return [(statistics.median(t), r) for t, r in zip(times, results)]
 
 
 def main(argv=None):
@@ -67,7 +73,7 @@ def main(argv=None):
     opts = parser.parse_args(argv)
 
     backend = resolve_backend(opts.backend, [])
-    size = {"numpy": 4000, "cpu": 40000}.get(backend, 10**6)
+    size = {"numpy": 6000, "cpu": 100000}.get(backend, 10**6)  # seconds of compute
     m, n = opts.m or size, opts.n or size
     rng = np.random.default_rng(0)
     dtype = np.dtype(opts.dtype)
@@ -83,12 +89,11 @@ def main(argv=None):
     args = (x, y, b, g)
     routine(*args, **blocks)  # compile and warm up
 
-    loop_t, loop_out = median_time(
-        lambda: plain_loop(routine, backend, args, row_block, col_block), opts.repeat)
-    sync_t, sync_out = median_time(lambda: routine(*args, scheduler="sync", **blocks),
-                                   opts.repeat)
-    thr_t, thr_out = median_time(lambda: routine(*args, scheduler="threads", **blocks),
-                                 opts.repeat)
+    (loop_t, loop_out), (sync_t, sync_out), (thr_t, thr_out) = interleaved_medians([
+        lambda: plain_loop(routine, backend, args, row_block, col_block),
+        lambda: routine(*args, scheduler="sync", **blocks),
+        lambda: routine(*args, scheduler="threads", **blocks),
+    ], opts.repeat)
     np.testing.assert_array_equal(sync_out, loop_out)  # the very same computation
     np.testing.assert_array_equal(thr_out, loop_out)
 
