@@ -475,9 +475,14 @@ def canonical(root: Expr) -> str:
     return ";".join(lines)
 
 
-def walk(root: Expr) -> Iterator[Expr]:
-    """Yield every distinct node of ``root``'s DAG, children before parents."""
-    seen: set[Expr] = set()
+def walk(root: Expr, seen: set[Expr] | None = None) -> Iterator[Expr]:
+    """Yield every distinct node of ``root``'s DAG, children before parents.
+
+    With ``seen``, nodes in it (and what lies only below them) are skipped and
+    every yielded node is added to it, so that walks over several roots sharing
+    one set visit each node once.
+    """
+    seen = set() if seen is None else seen
     stack: list[tuple[Expr, bool]] = [(root, False)]
     while stack:
         node, expanded = stack.pop()

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
-from ..ir import OPS, Expr, Op
+from ..ir import OPS, Expr, Op, walk
 
 __all__ = ["Spelling", "Renderer", "render", "Index"]
 
@@ -438,28 +438,8 @@ def render(roots: Sequence[Expr], spelling: Spelling, var_ref: Callable[[Expr, I
     lines: list[str] = []
     seen: set[Expr] = set(r.names)
     for root in roots:
-        for n in _walk_until(root, seen):
+        for n in walk(root, seen):
             if n.op in (Op.VAR, Op.CONST):
                 continue
             lines += r.node(n)
     return lines, r
-
-
-def _walk_until(root: Expr, seen: set[Expr]):
-    """Nodes of ``root``'s DAG not in ``seen``, children first, not below ``seen``
-    nodes; every yielded node is added to ``seen``."""
-    if root in seen:
-        return
-    stack: list[tuple[Expr, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            yield node
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
-        for child in reversed(node.args):
-            if child not in seen:
-                stack.append((child, False))
