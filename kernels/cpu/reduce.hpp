@@ -147,52 +147,50 @@ template <int D_, bool MAX> struct BestState {
 
 // ------------------------------------------------------------------ ArgMax / ArgMin
 // NaN counts as the worst value (-inf for Max, +inf for Min); ties go to the
-// smaller global index, as in Reduction.merge.
+// smaller global index, as in Reduction.merge. Columns arrive in increasing
+// order, so a tile can only change the state if its best value is strictly
+// better: each tile is first reduced to its best value in W vector lanes (as
+// in BestState), and only a tile that improves on the row's best is searched
+// for the first column holding that value.
 template <int D_, bool MAX> struct ArgState {
-    T val[D_][W];
-    int64_t idx[D_][W];
+    T val[D_];
+    int64_t idx[D_];
+    static inline T worst() { return MAX ? -_dr_inf<T>() : _dr_inf<T>(); }
+    static inline T better(T v, T b) { return MAX ? (v > b ? v : b) : (v < b ? v : b); }
     void init() {
-        for (int d = 0; d < D_; ++d)
-            for (int l = 0; l < W; ++l) {
-                val[d][l] = MAX ? -_dr_inf<T>() : _dr_inf<T>();
-                idx[d][l] = IDX_NONE;
-            }
-    }
-    static inline bool takes(T v, int64_t j, T b, int64_t ib) {
-        return (MAX ? v > b : v < b) | ((v == b) & (j < ib));  // no branch: | and &
-    }
-    static inline void step(T v, int64_t j, T& b, int64_t& ib) {
-        v = (v != v) ? (MAX ? -_dr_inf<T>() : _dr_inf<T>()) : v;
-        bool t = takes(v, j, b, ib);
-        b = t ? v : b;
-        ib = t ? j : ib;
+        for (int d = 0; d < D_; ++d) {
+            val[d] = worst();
+            idx[d] = IDX_NONE;
+        }
     }
     void update(const T* f, const T*, int nt, int64_t j) {
         for (int d = 0; d < D_; ++d) {
             const T* fd = f + d * TJ;
-            T* b = val[d];
-            int64_t* ib = idx[d];
+            T lane[W];
+            for (int l = 0; l < W; ++l) lane[l] = worst();
             int jj = 0;
             for (; jj + W <= nt; jj += W)
 #pragma omp simd
-                for (int l = 0; l < W; ++l) step(fd[jj + l], j + jj + l, b[l], ib[l]);
-            for (int l = 0; jj + l < nt; ++l) step(fd[jj + l], j + jj + l, b[l], ib[l]);
+                for (int l = 0; l < W; ++l) lane[l] = better(fd[jj + l], lane[l]);
+            for (int l = 0; jj + l < nt; ++l) lane[l] = better(fd[jj + l], lane[l]);
+            T best = lane[0];
+            for (int l = 1; l < W; ++l) best = better(lane[l], best);
+            if (MAX ? best > val[d] : best < val[d]) {
+                int k = 0;
+                while (!(fd[k] == best)) ++k;  // found: best is one of the tile's values
+                val[d] = fd[k];
+                idx[d] = j + k;
+            } else if (idx[d] == IDX_NONE && nt > 0) {
+                idx[d] = j;  // all values so far are the worst or NaN: the first wins
+            }
         }
     }
     void store(void* const* state, int64_t i) const {
         A* out = (A*)state[0] + i * D_;
         int64_t* out_idx = (int64_t*)state[1] + i * D_;
         for (int d = 0; d < D_; ++d) {
-            T b = val[d][0];
-            int64_t ib = idx[d][0];
-            for (int l = 1; l < W; ++l) {
-                if (takes(val[d][l], idx[d][l], b, ib)) {
-                    b = val[d][l];
-                    ib = idx[d][l];
-                }
-            }
-            out[d] = (A)b;
-            out_idx[d] = ib;
+            out[d] = (A)val[d];
+            out_idx[d] = idx[d];
         }
     }
 };
@@ -228,6 +226,17 @@ template <int D_, int K_> struct KMinState {
     void update(const T* f, const T*, int nt, int64_t j) {
         for (int d = 0; d < D_; ++d) {
             const T* fd = f + d * TJ;
+            // the tile's smallest value first (W vector lanes, NaN never wins):
+            // a tile with no value at or below the list's worst is skipped
+            T lane[W];
+            for (int l = 0; l < W; ++l) lane[l] = _dr_inf<T>();
+            for (int jj = 0; jj + W <= nt; jj += W)
+#pragma omp simd
+                for (int l = 0; l < W; ++l) lane[l] = fd[jj + l] < lane[l] ? fd[jj + l] : lane[l];
+            T low = lane[0];
+            for (int l = 1; l < W; ++l) low = lane[l] < low ? lane[l] : low;
+            const bool full = idx[d][K_ - 1] != IDX_NONE;
+            if (full && !(low <= val[d][K_ - 1]) && nt % W == 0) continue;
             int jj = 0;
             for (; jj + W <= nt; jj += W) {
                 const T worst = val[d][K_ - 1];

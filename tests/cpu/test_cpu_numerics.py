@@ -213,3 +213,15 @@ def test_ties_go_to_the_smaller_index(dtype):
     state = Genred("x * y", NAN_ALIASES, reduction_op="ArgMin", axis=1).kernel(
         "cpu", dtype)([x], [y], [], 5, n, 1000)
     assert np.all(as_tuple(state)[1] == 1000 + np.argmin(y))  # indices are global
+
+
+def test_signed_zeros_tie_and_keep_the_first_value():
+    """0.0 and -0.0 compare equal: the first column wins, with its own sign."""
+    n = 1500  # a few tiles
+    y = -np.linspace(1, 2, n).reshape(n, 1)
+    y[5], y[700], y[1400] = -0.0, 0.0, -0.0
+    x = np.ones((3, 1))
+    val, idx = Genred("x * y", NAN_ALIASES, reduction_op="Max_ArgMax", axis=1)(
+        x, y, backend="cpu")
+    assert np.all(idx == 5) and np.all(np.signbit(val))
+    assert np.argmax(y[:, 0]) == 5  # NumPy agrees on the index
