@@ -62,8 +62,10 @@ CASES = {
     "seed": ("Square(p-a)*Exp(x+y)", ALIASES, "Sum", 1, None),
     "seed-grad": ("Grad(Square(p-a)*Exp(x+y), y, e)", ALIASES + ["e = Vi(3)"], "Sum", 0, None),
     "logsumexp": ("-p*SqDist(x,y)", ALIASES, "LogSumExp", 1, None),
+    "argmin": ("SqDist(x,y)", ALIASES, "ArgMin", 1, None),  # nearest neighbour
     "argkmin": ("SqDist(x,y)", ALIASES, "ArgKMin", 1, 10),
 }
+INDEX_CASES = ("argmin", "argkmin")  # functions of x and y alone
 
 # Floating-point operations per pair executed by dredux's Gaussian kernel, as
 # counted in its compiled j-loop (objdump -d of the cached library; an FMA
@@ -199,14 +201,14 @@ def make_inputs(case: str, size: int, dtype, seed: int = 0) -> list:
               np.array([0.5])]
     if case == "seed-grad":
         arrays.append(gen.random((m, 3)))
-    if case == "argkmin":
+    if case in INDEX_CASES:
         arrays = [arrays[0], arrays[1]]
     return [a.astype(dtype) for a in arrays]
 
 
 def aliases_for(case: str) -> list:
     formula, aliases, *_ = CASES[case]
-    return aliases[:2] if case == "argkmin" else aliases
+    return aliases[:2] if case in INDEX_CASES else aliases
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:

@@ -242,11 +242,14 @@ def _auto_blocks(m: int, n: int, cost: float, backend: str, workers: int,
         return max(1, m), max(1, n)
     seconds = m * n * max(cost, 1.0) * SECONDS_PER_COST.get(backend, 1e-9)
     target = float(config.get("task-seconds"))
-    if seconds <= target:
-        return m, n
     tasks = math.ceil(seconds / target)
-    # enough tasks for every worker, as long as each still does real work
-    tasks = max(tasks, min(4 * workers, math.ceil(seconds / (target / 4))))
+    if workers > 1:
+        # enough tasks for every worker, as long as each still does real work
+        # (a quarter of the target): a problem of a fraction of a second still
+        # uses every core, one below a quarter of the target is a single task
+        tasks = max(tasks, min(4 * workers, math.ceil(seconds / (target / 4))))
+    if tasks <= 1:
+        return m, n
     tasks = min(tasks, cap)
     n_rows = min(tasks, max(1, m // MIN_ROWS.get(backend, 256)))
     n_cols = min(math.ceil(tasks / n_rows), max(1, n // MIN_COLS.get(backend, 1024)))

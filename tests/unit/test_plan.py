@@ -35,6 +35,14 @@ def test_small_problem_is_one_task():
     assert plan.n_tasks == 1 and plan.rows == (1000,) and plan.cols == ((0, 1000),)
 
 
+def test_a_fraction_of_a_second_still_uses_every_worker():
+    # 0.15 s of work on one thread: a single task would leave a core idle
+    m = n = 30000
+    cost = 0.15 / (m * n * SECONDS_PER_COST["cpu"])
+    assert make_plan(m, n, cost, "cpu", workers=2).n_tasks >= 2
+    assert make_plan(m, n, cost, "cpu", workers=1).n_tasks == 1  # nothing to gain
+
+
 def test_big_problem_has_work_for_every_worker():
     m = n = 10**6
     plan = make_plan(m, n, 20.0, "cpu", workers=4)
