@@ -38,6 +38,7 @@ __all__ = ["Genred", "reduce"]
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 _CALL_OPTIONS = ("block_size", "split_every", "scheduler")
 _SCATTER_BYTES = 1 << 20  # in-memory inputs above this go to workers by scatter
+_SCATTER_PIECES = 256  # at most this many scattered pieces per row input (a key each)
 _SCATTER_RETRIES = 2  # runs again after losing the worker that held scattered inputs
 
 
@@ -306,7 +307,7 @@ class Genred:
                       client, scattered: list) -> list:
         import dask.array as da
 
-        from .graph import RowChunks, build_graph
+        from .graph import build_graph
 
         def as_dask(a, chunks, is_row):
             if _is_dask(a):
@@ -314,15 +315,15 @@ class Genred:
             if client is not None and a.nbytes > _SCATTER_BYTES:
                 # send big in-memory inputs (NumPy, or CuPy to dask-cuda workers)
                 # straight to the workers, not through the scheduler inside the
-                # graph: row variables block by block (spread over the workers,
-                # each block task takes its own), column variables whole (sliced
-                # once per column range). Unique keys: a second call must not
+                # graph: row variables by row blocks (spread over the workers;
+                # each block task takes its piece and slices its rows), column
+                # variables whole (sliced once per column range). Unique keys: a second call must not
                 # reuse futures being released.
                 xp = get_xp(a)
                 if is_row:
-                    futures = _scatter_rows(client, a, chunks, xp)
+                    futures, pieces = _scatter_rows(client, a, chunks, xp)
                     scattered.extend(futures)
-                    return RowChunks(tuple(futures), f"scattered-{futures[0].key}")
+                    return pieces
                 future = client.scatter(xp.ascontiguousarray(a), hash=False)
                 scattered.append(future)
                 return _sliced_future(future, a, chunks, xp)
@@ -450,13 +451,28 @@ def _sliced_future(future, like, chunks, xp):
                     meta=xp.empty((0, 0), like.dtype))
 
 
-def _scatter_rows(client, a, chunks, xp) -> list:
-    """The row blocks of ``a`` scattered over the workers, one future each."""
-    parts, start = [], 0
-    for size in chunks:
-        parts.append(xp.ascontiguousarray(a[start:start + size]))
-        start += size
-    return client.scatter(parts, hash=False)
+def _scatter_rows(client, a, chunks, xp):
+    """``a``'s rows scattered over the workers in at most ``max_pieces`` pieces
+    of whole row blocks (each piece costs the scheduler a key, ~0.15 ms), as
+    RowChunks: one piece per row block, or a few blocks per piece."""
+    from .graph import RowChunks
+
+    per_piece = max(1, math.ceil(len(chunks) / _SCATTER_PIECES))
+    pieces, refs_of, slices = [], [], []
+    start = 0
+    for g in range(0, len(chunks), per_piece):
+        sizes = chunks[g:g + per_piece]
+        stop = start + sum(sizes)
+        pieces.append(xp.ascontiguousarray(a[start:stop]))
+        at = 0
+        for size in sizes:
+            refs_of.append(len(pieces) - 1)
+            slices.append(None if len(sizes) == 1 else (at, at + size))
+            at += size
+        start = stop
+    futures = client.scatter(pieces, hash=False)
+    return futures, RowChunks(tuple(futures[k] for k in refs_of), tuple(slices),
+                              f"scattered-{futures[0].key}")
 
 
 def _client_for(scheduler):

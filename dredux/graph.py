@@ -31,21 +31,24 @@ __all__ = ["run_block", "merge_states", "finalize_state", "build_graph", "column
 
 @dataclass(frozen=True)
 class RowChunks:
-    """A row variable already cut into the plan's row blocks and held elsewhere:
-    one reference per block (a ``distributed.Future`` of scattered data), which
-    the block tasks take directly, with no slicing task in between.
+    """A row variable held elsewhere in pieces (``distributed.Future`` objects
+    of scattered data), which the block tasks take directly, with no slicing
+    task in between: row block r is ``refs[r][slices[r][0]:slices[r][1]]``.
     """
 
     refs: tuple
+    slices: tuple
     name: str
 
 
-def run_block(kernel, rows: list, col_parts: list, col_slices: list, params: list,
-              m: int, n: int, j0: int, finalize=None):
+def run_block(kernel, rows: list, row_slices: list, col_parts: list, col_slices: list,
+              params: list, m: int, n: int, j0: int, finalize=None):
     """One block task: gather the columns of range ``[j0, j0 + n)`` and run ``kernel``.
 
-    ``col_parts[k]`` are the input chunks of column variable k that overlap the
-    range and ``col_slices[k]`` the range's (start, stop) in their concatenation.
+    ``row_slices[k]`` is None when ``rows[k]`` is the block's rows, else their
+    (start, stop) in it. ``col_parts[k]`` are the input chunks of column
+    variable k that overlap the range and ``col_slices[k]`` the range's (start,
+    stop) in their concatenation.
     ``finalize = (reduction, dtype)`` returns the row block's output instead of
     its state (when the block is the row block's only one).
     """
@@ -56,7 +59,8 @@ def run_block(kernel, rows: list, col_parts: list, col_slices: list, params: lis
         else:
             xp = get_xp(*parts)
             cols.append(xp.concatenate(parts, axis=0)[start:stop])
-    state = kernel(list(rows), cols, list(params), m, n, j0)
+    rows = [r if sl is None else r[sl[0]:sl[1]] for r, sl in zip(rows, row_slices)]
+    state = kernel(rows, cols, list(params), m, n, j0)
     return state if finalize is None else finalize_state(finalize[0], state, finalize[1])
 
 
@@ -151,12 +155,14 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
         col_plans.append([column_slices(a.chunks[0], c0, c1) for a in cols])
     for r, size in enumerate(plan.rows):
         row_keys = [a.refs[r] if isinstance(a, RowChunks) else (a.name, r, 0) for a in rows]
+        row_slices = [a.slices[r] if isinstance(a, RowChunks) else None for a in rows]
         final_key = (final_layer, r, *zeros[0]) if single else (final_layer, r)
         level = []
         for c, (c0, c1) in enumerate(plan.cols):
             parts = [[(a.name, k, 0) for k in idx] for a, (idx, _) in zip(cols, col_plans[c])]
             slices = [sl for _, sl in col_plans[c]]
-            task = (run_block, kernel_key, row_keys, parts, slices, param_keys, size, c1 - c0, c0)
+            task = (run_block, kernel_key, row_keys, row_slices, parts, slices, param_keys,
+                    size, c1 - c0, c0)
             if len(plan.cols) == 1:
                 finals[final_key] = task + ((reduction, program.dtype),)
             else:

@@ -86,3 +86,8 @@ def test_big_inputs_are_scattered_not_embedded(client, monkeypatch):
     # call's scattered data being released
     for _ in range(6):
         np.testing.assert_array_equal(routine(x, y, b, **options), got)
+    # more row blocks than pieces allowed: pieces of a few row blocks each
+    monkeypatch.setattr(dredux.api, "_SCATTER_PIECES", 3)
+    pieces.clear()
+    np.testing.assert_array_equal(routine(x, y, b, **options), got)
+    assert sorted(pieces) == [1, 2]  # y whole; x's 4 row blocks in 2 pieces of 2
