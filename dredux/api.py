@@ -317,8 +317,8 @@ class Genred:
                 # straight to the workers, not through the scheduler inside the
                 # graph: row variables by row blocks (spread over the workers;
                 # each block task takes its piece and slices its rows), column
-                # variables whole (sliced once per column range). Unique keys: a second call must not
-                # reuse futures being released.
+                # variables whole (sliced once per column range). Unique keys:
+                # a second call must not reuse futures being released.
                 xp = get_xp(a)
                 if is_row:
                     futures, pieces = _scatter_rows(client, a, chunks, xp)
@@ -452,9 +452,10 @@ def _sliced_future(future, like, chunks, xp):
 
 
 def _scatter_rows(client, a, chunks, xp):
-    """``a``'s rows scattered over the workers in at most ``max_pieces`` pieces
-    of whole row blocks (each piece costs the scheduler a key, ~0.15 ms), as
-    RowChunks: one piece per row block, or a few blocks per piece."""
+    """``a``'s rows scattered over the workers in at most ``_SCATTER_PIECES``
+    pieces of whole row blocks (each piece costs the scheduler a key, ~0.15 ms):
+    the futures, and the RowChunks that the graph takes (one piece per row
+    block, or a few blocks per piece)."""
     from .graph import RowChunks
 
     per_piece = max(1, math.ceil(len(chunks) / _SCATTER_PIECES))

@@ -45,10 +45,18 @@ def cxx_compiler() -> str:
     return config.get("cxx") or os.environ.get("CXX") or "g++"
 
 
-def cpu_available() -> bool:
+def cxx_command() -> list[str] | None:
+    """The C++ compiler command with its program resolved on PATH, or None
+    when there is none."""
     import shlex
 
-    return shutil.which(shlex.split(cxx_compiler())[0]) is not None
+    words = shlex.split(cxx_compiler())
+    found = shutil.which(words[0]) if words else None
+    return [found, *words[1:]] if found else None
+
+
+def cpu_available() -> bool:
+    return cxx_command() is not None
 
 
 @functools.cache

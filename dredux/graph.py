@@ -8,8 +8,8 @@ For row block r and column range c of a :class:`~dredux.plan.BlockPlan`::
 
 When a row block has a single column range, its block task finalizes itself.
 Keys derive from ``dask.base.tokenize`` of everything that determines the
-result, so the same call builds the same keys. The kernel, the parameters and every input chunk
-enter the graph once; tasks refer to them by key.
+result, so the same call builds the same keys. The kernel, the parameters and
+every input chunk enter the graph once; tasks refer to them by key.
 """
 
 from __future__ import annotations

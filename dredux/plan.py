@@ -95,7 +95,7 @@ class BlockPlan:
         while leaves > self.split_every:
             leaves = math.ceil(leaves / self.split_every)
             merges += leaves
-        return len(self.rows) * (max(1, len(self.cols)) + merges + 1)
+        return len(self.rows) * (len(self.cols) + merges + 1)
 
 
 def pair_cost(formulas, reduction, dtype) -> float:

@@ -33,7 +33,7 @@ from pathlib import Path
 from .. import config
 from ..errors import CacheError
 
-__all__ = ["cache_key", "backend_dir", "fetch", "fetch_or_build", "build_count",
+__all__ = ["cache_key", "backend_dir", "fetch_or_build", "build_count",
            "LOCK_TIMEOUT"]
 
 LOCK_TIMEOUT = 900.0  # seconds to wait for another process's build of the same key
@@ -116,12 +116,6 @@ def _verified(artifact: Path, meta: Path, key: str) -> bool:
     if info.get("size") != stat.st_size:
         return False
     return info.get("sha256") == _digest(artifact)
-
-
-def fetch(backend: str, key: str) -> Path | None:
-    """The verified artifact of ``key``, or None when there is no good entry."""
-    artifact, meta, _ = _paths(backend_dir(backend), key)
-    return artifact if _verified(artifact, meta, key) else None
 
 
 def fetch_or_build(backend: str, key: str, build: Callable[[Path], None],

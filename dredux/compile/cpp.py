@@ -22,7 +22,6 @@ import functools
 import hashlib
 import platform
 import shlex
-import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -57,25 +56,25 @@ def compiler_command() -> list[str]:
     BackendUnavailable
         When the compiler is not found.
     """
-    from ..backends import cxx_compiler
+    from ..backends import cxx_command, cxx_compiler
 
-    words = shlex.split(cxx_compiler())
-    found = shutil.which(words[0]) if words else None
-    if found is None:
+    command = cxx_command()
+    if command is None:
         raise BackendUnavailable(
             f"the CPU backend needs a C++17 compiler, and {cxx_compiler()!r} was not found "
             "on PATH. Install one (e.g. 'apt-get install g++' or 'conda install gxx'), or "
             "set CXX / dask.config 'dredux.cxx' to its path, or call with "
             "backend='numpy' (much slower).")
-    return [found, *words[1:]]
+    return command
 
 
-def compile_flags() -> list[str]:
-    """Flags of the compile: the fixed ones (and GCC's own where the compiler is
-    GCC), ``-march`` and ``dredux.cxxflags``."""
+def compile_flags(command: list[str] | None = None) -> list[str]:
+    """Flags of the compile with ``command`` (default: :func:`compiler_command`):
+    the fixed ones (and GCC's own where the compiler is GCC), ``-march`` and
+    ``dredux.cxxflags``."""
     flags = list(BASE_FLAGS)
     try:
-        if _is_gcc(tuple(compiler_command())):
+        if _is_gcc(tuple(command or compiler_command())):
             flags += GCC_FLAGS
     except BackendUnavailable:
         pass  # no compiler: the flags are only shown, nothing is compiled
@@ -169,7 +168,7 @@ def load_kernel(source: str, program: Program, layout_tag: str):
     kernel wait for the first one's build instead of compiling it again.
     """
     command = compiler_command()
-    flags = compile_flags()
+    flags = compile_flags(command)
     key = cache.cache_key(_ingredients(source, command, flags, program))
     fn = _LOADED.get(key)
     if fn is not None:

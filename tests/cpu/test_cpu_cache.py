@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from dredux import Genred
+from dredux.backends import cpu_available
 from dredux.compile import cache
 from dredux.compile import cpp as cpp_compile
 from dredux.errors import BackendUnavailable, CacheError, KernelCompileError
@@ -198,6 +199,11 @@ def test_a_missing_compiler_is_reported_with_the_fix(fresh_cache):
         with pytest.raises(BackendUnavailable, match="CXX") as info:
             g(x, y, b, backend="cpu")
     assert "/nonexistent/bin/g++" in str(info.value)
+    # a blank compiler setting is a missing compiler too, not a crash
+    with dask.config.set({"dredux.cxx": " "}):
+        assert not cpu_available()
+        with pytest.raises(BackendUnavailable, match="CXX"):
+            g(x, y, b, backend="cpu")
 
 
 def test_flags_and_target_are_part_of_the_key(fresh_cache):
