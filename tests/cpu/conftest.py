@@ -1,8 +1,8 @@
-"""Fixtures of the CPU tier: a temporary kernel cache, poisoned kernel states.
+"""Fixtures of the CPU tier: fresh kernel caches, poisoned kernel states.
 
-Every test of this tier compiles into a temporary cache folder (never the
-user's), shared by the whole session so that tests reuse each other's
-kernels; the cache tests ask for a fresh folder of their own.
+Every test compiles into the session's temporary cache folder (tests/conftest.py),
+so that tests reuse each other's kernels; the cache tests ask for a fresh
+folder of their own.
 """
 
 from __future__ import annotations
@@ -18,13 +18,6 @@ if not cpu_available():  # pragma: no cover - the CI image has g++
 
 POISON_FLOAT = 7.7e33  # a value no test computes, so unwritten state shows
 POISON_INDEX = -777
-
-
-@pytest.fixture(scope="session", autouse=True)
-def session_cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("dredux-cache")
-    with dask.config.set({"dredux.cache-dir": str(path)}):
-        yield path
 
 
 @pytest.fixture

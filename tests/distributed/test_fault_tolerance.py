@@ -59,7 +59,6 @@ def test_worker_killed_mid_job(fresh_cluster, gauss, tools, tmp_path, ext):
             pid = client.run(os.getpid, workers=[address])[address]
             done_before_kill = tools.block_tasks_done(client) - before
             os.kill(pid, signal.SIGKILL)
-            killed_at = time.monotonic()
             assert proc.poll() is None, "the job ended before the kill"
             out, _ = proc.communicate(timeout=240)
         finally:
@@ -67,7 +66,6 @@ def test_worker_killed_mid_job(fresh_cluster, gauss, tools, tmp_path, ext):
                 proc.kill()
                 proc.wait()
         assert proc.returncode == 0, out + fresh_cluster.logs()
-        assert time.monotonic() > killed_at
         assert done_before_kill < tasks, "every task had finished before the kill"
         # the worker process is gone; the scheduler ran the lost work elsewhere
         wait_for(lambda: not _alive(pid), 30, f"process {pid} to disappear")
