@@ -7,12 +7,18 @@ import sys
 
 import numpy as np
 
-__all__ = ["get_xp", "is_cupy", "to_numpy", "on_device_of"]
+__all__ = ["get_xp", "is_cupy", "is_dask", "on_device_of"]
 
 
 def is_cupy(array) -> bool:
     """True for a CuPy array, without importing CuPy."""
     return type(array).__module__.split(".")[0] == "cupy"
+
+
+def is_dask(array) -> bool:
+    """True for a dask array (or another dask collection with chunks), without
+    importing dask.array."""
+    return type(array).__module__.split(".")[0] == "dask" and hasattr(array, "chunks")
 
 
 def get_xp(*arrays):
@@ -21,11 +27,6 @@ def get_xp(*arrays):
         if is_cupy(array):
             return sys.modules["cupy"]
     return np
-
-
-def to_numpy(array) -> np.ndarray:
-    """A NumPy copy of a NumPy or CuPy array."""
-    return array.get() if is_cupy(array) else np.asarray(array)
 
 
 def on_device_of(*arrays):

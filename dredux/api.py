@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._xp import get_xp, is_cupy
+from ._xp import get_xp, is_cupy, is_dask
 from .backends import make_kernel, resolve_backend
 from .errors import DtypeError, FormulaError, ShapeError
 from .ir import Cat
@@ -40,10 +40,6 @@ _CALL_OPTIONS = ("block_size", "split_every", "scheduler")
 _SCATTER_BYTES = 1 << 20  # in-memory inputs above this go to workers by scatter
 _SCATTER_PIECES = 256  # at most this many scattered pieces per row input (a key each)
 _SCATTER_RETRIES = 2  # runs again after losing the worker that held scattered inputs
-
-
-def _is_dask(a) -> bool:
-    return type(a).__module__.split(".")[0] == "dask" and hasattr(a, "chunks")
 
 
 class Genred:
@@ -243,7 +239,7 @@ class Genred:
         rows = [by_pos[v.params[0]] for v in program.row_vars]
         cols = [by_pos[v.params[0]] for v in program.col_vars]
         params = [by_pos[v.params[0]] for v in program.param_vars]
-        lazy = any(_is_dask(a) for a in args)
+        lazy = any(is_dask(a) for a in args)
         row_args_all = [a for spec, a in zip(self.signature.args, args) if spec.cat == out_cat]
         scheduler = options.get("scheduler")
         plan = make_plan(
@@ -310,7 +306,7 @@ class Genred:
         from .graph import build_graph
 
         def as_dask(a, chunks, is_row):
-            if _is_dask(a):
+            if is_dask(a):
                 return a.rechunk({0: chunks, 1: -1}) if is_row else a.rechunk({1: -1})
             if client is not None and a.nbytes > _SCATTER_BYTES:
                 # send big in-memory inputs (NumPy, or CuPy to dask-cuda workers)
@@ -333,8 +329,8 @@ class Genred:
         col_chunks = tuple(c1 - c0 for c0, c1 in plan.cols)
         drows = [as_dask(a, row_chunks, True) for a in rows]
         dcols = [as_dask(a, col_chunks, False) for a in cols]
-        dparams = [a.rechunk(-1) if _is_dask(a) else a for a in params]
-        meta_xp = _meta_module([*rows, *cols, *params, *row_args_all])
+        dparams = [a.rechunk(-1) if is_dask(a) else a for a in params]
+        meta_xp = _meta_module([*row_args_all, *cols, *params])  # rows among the first
         outputs = []
         for shape, kind in program.reduction.outputs():
             outputs.append((shape, np.int64 if kind == "idx" else program.np_dtype))
@@ -358,7 +354,7 @@ def _check_args(signature, args) -> list:
             f"order: {listed}")
     checked = []
     for index, (spec, a) in enumerate(zip(specs, args)):
-        if not (_is_dask(a) or is_cupy(a) or isinstance(a, np.ndarray)):
+        if not (is_dask(a) or is_cupy(a) or isinstance(a, np.ndarray)):
             try:
                 a = np.asarray(a)
             except Exception as exc:  # pragma: no cover - exotic inputs
@@ -420,7 +416,7 @@ def _axis_lengths(signature, args) -> dict:
 
 def _dask_chunks(arrays) -> tuple[int, ...] | None:
     for a in arrays:
-        if _is_dask(a):
+        if is_dask(a):
             return tuple(int(c) for c in a.chunks[0])
     return None
 
@@ -431,7 +427,7 @@ def _row_bytes(variables, dtype) -> int:
 
 def _meta_module(arrays):
     for a in arrays:
-        if is_cupy(a) or (_is_dask(a) and is_cupy(getattr(a, "_meta", None))):
+        if is_cupy(a) or (is_dask(a) and is_cupy(getattr(a, "_meta", None))):
             return sys.modules["cupy"]
     return np
 
@@ -511,7 +507,7 @@ def _kernel_options(backend: str, device_id: int) -> dict:
 
 
 def _write_out(result, out):
-    if isinstance(result, tuple) or _is_dask(result):
+    if isinstance(result, tuple) or is_dask(result):
         raise ShapeError("out= is supported for single NumPy/CuPy results only; this call "
                          f"returns {'a tuple' if isinstance(result, tuple) else 'a dask array'}")
     if tuple(out.shape) != tuple(result.shape) or out.dtype != result.dtype:

@@ -45,8 +45,9 @@ import numpy as np
 from dask.utils import format_bytes
 
 from . import __version__
+from ._xp import is_dask
 from .errors import CacheError, DreduxError
-from .jobs import GEN_ROWS, JobError, load_inputs, load_job, output_names
+from .jobs import GEN_ROWS, JobError, load_inputs, load_job, output_names, remove_path, temp_path
 
 __all__ = ["main", "parse_scheduler", "write_output", "SchedulerSpec"]
 
@@ -128,12 +129,12 @@ def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None
     if spec.kind in ("threads", "sync"):
         from dask.diagnostics import ProgressBar
 
-        threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+        from .api import _worker_count
+
         bar = ProgressBar(dt=0.1 if interactive else 0.5) if progress \
             else contextlib.nullcontext()
         with dask.config.set(scheduler=spec.kind), bar:
-            yield (f"{spec.kind} ({threads if spec.kind == 'threads' else 1} "
-                   "thread(s) in this process)")
+            yield f"{spec.kind} ({_worker_count(spec.kind)} thread(s) in this process)"
         return
 
     from distributed import Client, LocalCluster
@@ -156,7 +157,7 @@ def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None
                     f"{len(client.nthreads())} worker(s) after {wait_timeout:g} s; expected "
                     f"at least {wait_workers} (--wait-workers). Start workers, or lower "
                     "--wait-workers") from None
-        threads = sum(client.nthreads().values())
+        nthreads = client.nthreads()
         link = _dashboard_link(client)
         if link:
             say(f"dashboard: {link}")
@@ -165,8 +166,8 @@ def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None
         # notice the end before that
         interval = "100ms" if interactive or spec.kind == "local" else "1s"
         stack.enter_context(dask.config.set(scheduler=_ClientGet(client, progress, interval)))
-        yield (f"{spec.kind} {client.scheduler.address} ({len(client.nthreads())} "
-               f"worker(s), {threads} thread(s))")
+        yield (f"{spec.kind} {client.scheduler.address} ({len(nthreads)} "
+               f"worker(s), {sum(nthreads.values())} thread(s))")
 
 
 def _dashboard_link(client) -> str | None:
@@ -205,22 +206,6 @@ def terminate_as_interrupt():
 # output files
 # ---------------------------------------------------------------------------
 
-def _is_dask(a) -> bool:
-    return type(a).__module__.split(".")[0] == "dask" and hasattr(a, "chunks")
-
-
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
 def prepare_output(path: Path) -> None:
     """Fail before the run if the output cannot be written (folder, kind, rights)."""
     try:
@@ -233,7 +218,7 @@ def prepare_output(path: Path) -> None:
         raise JobError(f"the output '{path}' exists and is {what}; expected "
                        f"{'a .zarr folder' if is_zarr else 'a file'} to replace (or no "
                        "output yet). Move it away or choose another output path")
-    probe = _temp_path(path)
+    probe = temp_path(path)
     try:
         probe.touch()
     except OSError as exc:
@@ -256,7 +241,7 @@ def write_output(path: Path, names: list[str], results: list) -> list:
     import dask
 
     arrays = [np.asarray(a) for a in dask.compute(*results)]
-    tmp = _temp_path(path)
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             if path.suffix == ".npy":
@@ -267,7 +252,7 @@ def write_output(path: Path, names: list[str], results: list) -> list:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
     return arrays
 
@@ -276,12 +261,12 @@ def _write_zarr(path: Path, names: list[str], results: list) -> list:
     import dask
     import dask.array as da
 
-    tmp = _temp_path(path)
+    tmp = temp_path(path)
     single = len(names) == 1
     try:
         stores = []
         for name, result in zip(names, results):
-            arr = result if _is_dask(result) else da.from_array(
+            arr = result if is_dask(result) else da.from_array(
                 result, chunks=(GEN_ROWS,) + tuple(result.shape[1:]))
             if len(set(arr.chunks[0][:-1])) > 1 or (
                     len(arr.chunks[0]) > 1 and arr.chunks[0][-1] > arr.chunks[0][0]):
@@ -293,11 +278,11 @@ def _write_zarr(path: Path, names: list[str], results: list) -> list:
             old = path.with_name(f".{path.name}.old-{secrets.token_hex(4)}")
             os.replace(path, old)
             os.replace(tmp, path)
-            _remove(old)
+            remove_path(old)
         else:
             os.replace(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
     return [da.from_zarr(str(path), component=None if single else name) for name in names]
 
@@ -469,7 +454,7 @@ def collect_info() -> dict:
 
     gpus = _gpus()
     cxx = cxx_compiler()
-    cpp = cpu_available() and importlib.util.find_spec("dredux.compile.cpp") is not None
+    cpp = cpu_available()
     cache = Path(config.cache_dir())
     files, size = folder_size(cache)
     return {
@@ -523,7 +508,7 @@ def cmd_cache(args) -> int:
                          "DREDUX_CACHE_DIR to a folder of yours")
     files, size = folder_size(folder)
     for entry in folder.iterdir():
-        _remove(entry)
+        remove_path(entry)
     say(f"cleared {folder}: {files} files, {format_bytes(size)}")
     return 0
 

@@ -82,25 +82,25 @@ def finalize_state(reduction, state: tuple, dtype):
         return reduction.finalize(state, np.dtype(dtype), get_xp(*state))
 
 
-def column_slices(chunks: Sequence[int], start: int,
+def column_slices(bounds: np.ndarray, start: int,
                   stop: int) -> tuple[list[int], tuple[int, int]]:
-    """Chunk indices overlapping [start, stop) and the range in their concatenation."""
-    bounds = np.concatenate([[0], np.cumsum(chunks)])
+    """Chunk indices overlapping [start, stop) and the range in their concatenation;
+    ``bounds`` are the chunks' edges (0, then their cumulative sizes)."""
+    nchunks = len(bounds) - 1
     if stop <= start:
         k = int(np.searchsorted(bounds, start, side="right")) - 1
-        k = min(max(k, 0), len(chunks) - 1)
+        k = min(max(k, 0), nchunks - 1)
         return [k], (start - int(bounds[k]), start - int(bounds[k]))
     first = int(np.searchsorted(bounds, start, side="right")) - 1
     last = int(np.searchsorted(bounds, stop, side="left")) - 1
-    first = min(max(first, 0), len(chunks) - 1)
+    first = min(max(first, 0), nchunks - 1)
     indices = list(range(first, max(first, last) + 1))
     offset = int(bounds[first])
     return indices, (start - offset, stop - offset)
 
 
 def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
-                out_shapes: list[tuple[tuple[int, ...], Any]], meta_xp=np,
-                token_extra: Any = None) -> list:
+                out_shapes: list[tuple[tuple[int, ...], Any]], meta_xp=np) -> list:
     """Dask arrays of the routine's output(s).
 
     Parameters
@@ -124,7 +124,7 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
     dask_inputs = [a for a in (*rows, *cols, *params) if isinstance(a, da.Array)]
     chunked = [a.name for a in rows if isinstance(a, RowChunks)]
     token = tokenize(program.key, kernel.backend, plan, [a.name for a in dask_inputs], chunked,
-                     [p for p in params if not isinstance(p, da.Array)], token_extra)
+                     [p for p in params if not isinstance(p, da.Array)])
     prefix = f"dredux-{reduction.name.lower()}"
     names = {k: f"{prefix}-{k}-{token}" for k in ("inputs", "block", "merge", "final")}
 
@@ -150,17 +150,20 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
     merges: dict = {}
     finals: dict = {}
     final_layer = out_names[0] if single else names["final"]
+    # per column range: the input chunk keys it reads and its slice of them
+    bounds = [np.concatenate([[0], np.cumsum(a.chunks[0])]) for a in cols]
     col_plans = []
     for c0, c1 in plan.cols:
-        col_plans.append([column_slices(a.chunks[0], c0, c1) for a in cols])
+        found = [column_slices(edges, c0, c1) for edges in bounds]
+        col_plans.append(([[(a.name, k, 0) for k in idx] for a, (idx, _) in zip(cols, found)],
+                          [sl for _, sl in found]))
     for r, size in enumerate(plan.rows):
         row_keys = [a.refs[r] if isinstance(a, RowChunks) else (a.name, r, 0) for a in rows]
         row_slices = [a.slices[r] if isinstance(a, RowChunks) else None for a in rows]
         final_key = (final_layer, r, *zeros[0]) if single else (final_layer, r)
         level = []
         for c, (c0, c1) in enumerate(plan.cols):
-            parts = [[(a.name, k, 0) for k in idx] for a, (idx, _) in zip(cols, col_plans[c])]
-            slices = [sl for _, sl in col_plans[c]]
+            parts, slices = col_plans[c]
             task = (run_block, kernel_key, row_keys, row_slices, parts, slices, param_keys,
                     size, c1 - c0, c0)
             if len(plan.cols) == 1:

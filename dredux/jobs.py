@@ -40,6 +40,7 @@ ship without binary data.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import secrets
@@ -481,6 +482,20 @@ def _check_shape(job: Job, key: str, inp: InputSpec, array, spec) -> None:
                        f"{shape}; expected {words} for {spec.describe()}")
 
 
+def temp_path(path: Path) -> Path:
+    """A fresh hidden name next to ``path``, for writing it atomically."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or a folder (a .zarr store); nothing if it is not there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 def make_random(path: Path, shape: tuple[int, ...], recipe: Recipe) -> None:
     """Write deterministic random values to ``path`` (.npy or .zarr), atomically.
 
@@ -489,7 +504,7 @@ def make_random(path: Path, shape: tuple[int, ...], recipe: Recipe) -> None:
     the recipe, and the file appears complete or not at all.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    tmp = temp_path(path)
     dtype = np.dtype(recipe.dtype)
     try:
         if path.suffix == ".zarr":
@@ -512,8 +527,5 @@ def make_random(path: Path, shape: tuple[int, ...], recipe: Recipe) -> None:
             del target
         os.replace(tmp, path)
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        remove_path(tmp)
         raise

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from . import autodiff
 from .errors import FormulaError
-from .functions import FUNCTIONS, Function, tensordot_node  # noqa: F401 (re-exported)
+from .functions import FUNCTIONS, Function
 from .ir import Cat, DimError, Expr, Op, const, var
 
 __all__ = ["ArgSpec", "Signature", "FUNCTIONS", "parse_aliases", "parse_formula"]

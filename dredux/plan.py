@@ -65,25 +65,9 @@ class BlockPlan:
     split_every: int
 
     @property
-    def m(self) -> int:
-        return sum(self.rows)
-
-    @property
-    def n(self) -> int:
-        return self.cols[-1][1] if self.cols else 0
-
-    @property
     def n_tasks(self) -> int:
         """Block tasks (merge and finalize tasks not counted)."""
         return len(self.rows) * max(1, len(self.cols))
-
-    @property
-    def row_starts(self) -> list[int]:
-        starts, at = [], 0
-        for size in self.rows:
-            starts.append(at)
-            at += size
-        return starts
 
     def graph_size(self) -> int:
         """Total tasks of the graph: blocks and merges (the last task of a row

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dredux.functions import tensordot_node
 from dredux.ir import OPS, Cat, Expr, Op, const, var, walk, zero
 from dredux.numpy_eval import evaluate
-from dredux.parse import parse_aliases, parse_formula, tensordot_node
+from dredux.parse import parse_aliases, parse_formula
 from dredux.simplify import simplify
 from tests.helpers import rng
 
