@@ -32,18 +32,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Cat, Expr, Op, walk
-from ..printing import to_formula
+from ..ir import Expr, Op, walk
 from ..program import Program
 from ..reductions import Reduction
 from . import templates
-from .render import Index, Spelling, render
+from .render import (
+    Index,
+    Spelling,
+    compute_dtype,
+    hoisted_roots,
+    indent,
+    levels,
+    render,
+    sum_mode,
+    title,
+    var_slots,
+)
 
 __all__ = ["CppSpelling", "CppLayout", "layout", "fuses_sum", "layout_tag",
            "default_rows_per_pass", "cpp_source"]
 
 _CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
-_SCHEMES = {"direct_sum": 0, "block_sum": 1}
 _TILE_BYTES = 16384  # formula buffer per pass: stays in L1 with the inputs
 _MAX_TJ = 512
 # fused sums: at most this many components (each row of a pass keeps one vector
@@ -105,7 +114,7 @@ def default_rows_per_pass(program: Program) -> int:
     faster than 1 for K = 3 to 64, tiles that cannot enter the list being
     skipped); 1 for big formulas (copies of a big j-loop body cost compile
     time)."""
-    level = _levels(program.formulas)
+    level = levels(program.formulas)
     pair_work = sum(n.dim for f in program.formulas for n in walk(f) if level[n] == "pair"
                     and n.op not in (Op.VAR, Op.CONST))
     if pair_work > 48:
@@ -134,7 +143,7 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     """
     if rows_per_pass is None:
         rows_per_pass = default_rows_per_pass(program)
-    compute = np.dtype(np.float64 if program.np_dtype == np.float64 else np.float32)
+    compute = compute_dtype(program)
     acc = np.dtype(np.float64 if program.np_acc_dtype == np.float64 else np.float32)
     red = program.reduction
     if fuses_sum(program):
@@ -157,8 +166,7 @@ def _state_type(red: Reduction, sum_scheme: str, fused: bool) -> str:
     if fused:
         return f"FusedSumState<{red.dim}>"
     if fam == "sum":
-        scheme = 2 if red.kahan else _SCHEMES.get(sum_scheme, 1)
-        return f"SumState<{red.dim}, {scheme}>"
+        return f"SumState<{red.dim}, {sum_mode(red, sum_scheme)}>"
     if fam in ("max", "min"):
         return f"BestState<{red.dim}, {'true' if fam == 'max' else 'false'}>"
     if fam in ("argmax", "argmin"):
@@ -180,50 +188,6 @@ def layout_tag(program: Program, lay: CppLayout) -> str:
 # hoisting levels
 # ---------------------------------------------------------------------------
 
-def _levels(formulas: tuple[Expr, ...]) -> dict[Expr, str]:
-    """'const', 'row', 'col' or 'pair' for every node, from the categories below it."""
-    cats: dict[Expr, frozenset] = {}
-    level: dict[Expr, str] = {}
-    for f in formulas:
-        for node in walk(f):
-            if node in cats:
-                continue
-            if node.op is Op.VAR:
-                cat = Cat(node.params[1])
-                if cat not in (Cat.I, Cat.J, Cat.P):
-                    raise ValueError(f"variable {node} of category {cat.name} cannot be "
-                                     "bound to a kernel argument")
-                below = frozenset((cat,))
-            else:
-                below = frozenset().union(*(cats[a] for a in node.args)) if node.args \
-                    else frozenset()
-            cats[node] = below
-            has_i, has_j = Cat.I in below, Cat.J in below
-            level[node] = ("pair" if has_i and has_j else "row" if has_i
-                           else "col" if has_j else "const")
-    return level
-
-
-def _hoisted_roots(formulas: tuple[Expr, ...], level: dict[Expr, str], which: str) -> list:
-    """Nodes of level ``which`` that a node of another level (or the output) reads."""
-    out: list[Expr] = []
-    seen: set[Expr] = set()
-
-    def want(node):
-        if node.op in (Op.VAR, Op.CONST) or level[node] != which or node in seen:
-            return
-        seen.add(node)
-        out.append(node)
-
-    for f in formulas:
-        want(f)
-        for node in walk(f):
-            if level[node] != which:
-                for child in node.args:
-                    want(child)
-    return out
-
-
 # ---------------------------------------------------------------------------
 # the source
 # ---------------------------------------------------------------------------
@@ -233,13 +197,7 @@ class _Refs:
 
     def __init__(self, program: Program, row: int):
         self.row = row
-        self.slot = {}
-        for k, v in enumerate(program.row_vars):
-            self.slot[v] = ("x", k)
-        for k, v in enumerate(program.col_vars):
-            self.slot[v] = ("y", k)
-        for k, v in enumerate(program.param_vars):
-            self.slot[v] = ("p", k)
+        self.slot = var_slots(program)
 
     def __call__(self, node: Expr, k: Index) -> str:
         kind, slot = self.slot[node]
@@ -249,11 +207,6 @@ class _Refs:
             return f"_y{slot}[({k}) * n + jj]" if not isinstance(k, int) or k else \
                 f"_y{slot}[jj]"
         return f"_p{slot}[{k}]"
-
-
-def _indent(lines: list[str], depth: int) -> str:
-    pad = "    " * depth
-    return "\n".join(pad + line for line in lines)
 
 
 def _store_lines(rend, root: Expr, buffer: str, row: int, unroll: int) -> list[str]:
@@ -268,13 +221,6 @@ def _store_lines(rend, root: Expr, buffer: str, row: int, unroll: int) -> list[s
 def _sum_lines(rend, root: Expr, row: int) -> list[str]:
     """``_s<row>_<d> += root[d]`` for every component d (fused sums)."""
     return [f"_s{row}_{d} += (A)({rend.acc(root, d)});" for d in range(root.dim)]
-
-
-def _title(program: Program) -> str:
-    text = "; ".join(to_formula(f) for f in program.formulas)
-    text = "".join(ch for ch in text if 32 <= ord(ch) < 127 and ch != "\\")
-    return (f"{program.reduction.name} over j of {text}  "
-            f"[{program.dtype}, acc {program.acc_dtype}, {program.sum_scheme}]")
 
 
 def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int = 32) -> str:
@@ -301,14 +247,14 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     T = lay.ctype
     red = program.reduction
     formulas = program.formulas
-    level = _levels(formulas)
+    level = levels(formulas)
     R = lay.rows_per_pass
 
     def draw(roots, refs, prefix, known):
         return render(roots, spelling, refs, T, unroll, prefix=prefix, known=known)
 
     # parameters only: once per call
-    const_lines, rc = draw(_hoisted_roots(formulas, level, "const"), _Refs(program, 0),
+    const_lines, rc = draw(hoisted_roots(formulas, level, {"const"}), _Refs(program, 0),
                            "_h", None)
     known_const = dict(rc.names)
     pointers = []
@@ -326,7 +272,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
 
     # per row, before the j-loop
     rows, known_rows = [], []
-    row_roots = _hoisted_roots(formulas, level, "row")
+    row_roots = hoisted_roots(formulas, level, {"row"})
     for r in range(R):
         rows.append(f"const int64_t _i{r} = i0 + {r} < m ? i0 + {r} : m - 1;")
         for k, v in enumerate(program.row_vars):
@@ -339,7 +285,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
 
     # per column, shared by the rows of the pass
     tile = [f"const T* const _y{k} = _yin{k} + jt;" for k in range(len(program.col_vars))]
-    col_lines, rcol = draw(_hoisted_roots(formulas, level, "col"), _Refs(program, 0), "_c",
+    col_lines, rcol = draw(hoisted_roots(formulas, level, {"col"}), _Refs(program, 0), "_c",
                            known_const)
     pair = list(col_lines)
     for r in range(R):
@@ -364,11 +310,11 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
 
     return templates.fill(
         templates.load("cpu/block.cpp"),
-        TITLE=_title(program),
+        TITLE=title(program),
         MATH=templates.load("cpu/math.hpp"),
         REDUCE=templates.load("cpu/reduce.hpp"),
         T=T, A=lay.acc_ctype, W=str(64 // lay.compute.itemsize), TJ=str(lay.tile),
         R=str(R), STATE=_state_type(red, program.sum_scheme, lay.fused),
-        POINTERS=_indent(pointers, 1), ROWS=_indent(rows, 2), TILE=_indent(tile, 3),
-        SIMD=simd, PAIR=_indent(pair, 4), FOLD=_indent(fold, 3),
+        POINTERS=indent(pointers, 1), ROWS=indent(rows, 2), TILE=indent(tile, 3),
+        SIMD=simd, PAIR=indent(pair, 4), FOLD=indent(fold, 3),
         LAYOUT=layout_tag(program, lay))

@@ -30,12 +30,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import OPS, Cat, Expr, Op, walk
-from ..printing import to_formula
+from ..ir import OPS, Expr, Op, walk
 from ..program import Program
 from ..reductions import Reduction
 from . import templates
-from .render import Index, Renderer, Spelling, render
+from .render import (
+    Index,
+    Spelling,
+    compute_dtype,
+    hoisted_roots,
+    indent,
+    levels,
+    render,
+    sum_mode,
+    title,
+    var_slots,
+)
 
 __all__ = ["CudaSpelling", "CudaCode", "cuda_code", "UNROLL", "REDUCE_KERNEL",
            "MERGE_KERNEL"]
@@ -47,7 +57,6 @@ MERGE_KERNEL = "dredux_merge"
 # storage type of arrays in device memory, computation type of values
 _STORAGE = {"float16": "unsigned short", "float32": "float", "float64": "double"}
 _COMPUTE = {"float16": "float", "float32": "float", "float64": "double"}
-_SCHEMES = {"direct_sum": 0, "block_sum": 1}
 
 
 def _intrinsic(name: str):
@@ -109,22 +118,11 @@ class CudaCode:
     state_bytes: int
 
 
-def compute_dtype(program: Program) -> np.dtype:
-    """dtype the formula is computed in: float32 for float16 and float32 inputs."""
-    return np.dtype(np.float64 if program.dtype == "float64" else np.float32)
-
-
-def _acc_compute(program: Program) -> str:
-    """C type of the accumulators (a float16 accumulator is kept in float)."""
-    return "double" if program.acc_dtype == "float64" else "float"
-
-
 def _state_type(red: Reduction, sum_scheme: str) -> str:
     """The state template of states.cuh for ``red``."""
     fam = red.family
     if fam == "sum":
-        mode = 2 if red.kahan else _SCHEMES.get(sum_scheme, 1)
-        return f"_DrSum<{red.dim}, {mode}>"
+        return f"_DrSum<{red.dim}, {sum_mode(red, sum_scheme)}>"
     if fam in ("max", "min"):
         return f"_DrBest<{red.dim}, {'true' if fam == 'max' else 'false'}>"
     if fam in ("argmax", "argmin"):
@@ -132,38 +130,6 @@ def _state_type(red: Reduction, sum_scheme: str) -> str:
     if fam == "kmin":
         return f"_DrKMin<{red.dim}, {red.k}>"
     return f"_DrLse<{red.sum_dim}, {'true' if red.kahan else 'false'}>"
-
-
-def _hoisted_roots(formulas: tuple[Expr, ...]) -> list[Expr]:
-    """Largest subtrees free of column variables that the per-pair code reads.
-
-    They are computed once per thread (row), before the column loop.
-    """
-    on_j: dict[Expr, bool] = {}
-    for f in formulas:
-        for node in walk(f):
-            if node not in on_j:
-                if node.op is Op.VAR:
-                    cat = Cat(node.params[1])
-                    if cat not in (Cat.I, Cat.J, Cat.P):
-                        raise ValueError(f"variable {node} of category {cat.name} cannot "
-                                         "be bound to a kernel argument")
-                    on_j[node] = cat == Cat.J
-                else:
-                    on_j[node] = any(on_j[a] for a in node.args)
-    out: list[Expr] = []
-
-    def want(node: Expr) -> None:
-        if node.op not in (Op.VAR, Op.CONST) and not on_j[node] and node not in out:
-            out.append(node)
-
-    for f in formulas:
-        want(f)
-        for node in walk(f):
-            if on_j[node]:
-                for child in node.args:
-                    want(child)
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -220,50 +186,12 @@ def _fused_nodes(roots: tuple[Expr, ...], spelling: Spelling, known, unroll: int
     return fused
 
 
-class _FusingRenderer(Renderer):
-    """A renderer that writes the ``fused`` nodes into their reader's expression."""
-
-    def __init__(self, *args, fused: set[Expr] = frozenset(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fused = fused
-
-    def acc(self, node: Expr, k: Index) -> str:
-        if node in self.fused:
-            expr = self.spelling.expressions[node.op]
-            return expr([self.acc(a, k) for a in node.args], node)
-        return super().acc(node, k)
-
-    def node(self, n: Expr) -> list[str]:
-        return [] if n in self.fused else super().node(n)
-
-
-def _render_pair(roots, spelling, refs, T: str, unroll: int, known: dict[Expr, str]):
-    """Statements computing ``roots`` per pair, wide single-use chains fused.
-
-    Like :func:`render` with ``known``: nodes already computed (hoisted) are
-    read by name.
-    """
-    fused = _fused_nodes(tuple(roots), spelling, known, unroll)
-    r = _FusingRenderer(spelling, refs, T, unroll, prefix="_v", known=known, fused=fused)
-    lines: list[str] = []
-    for root in roots:
-        for node in walk(root):
-            if node.op in (Op.VAR, Op.CONST) or node in r.names or node in fused:
-                continue
-            lines += r.node(node)
-    return lines, r
-
-
 class _Refs:
     """CUDA spellings of the kernel's variables (``var_ref`` of the renderer)."""
 
     def __init__(self, program: Program, unroll: int):
         self.unroll = unroll
-        self.slot: dict[Expr, tuple[str, int]] = {}
-        for kind, group in (("x", program.row_vars), ("y", program.col_vars),
-                            ("p", program.param_vars)):
-            for k, v in enumerate(group):
-                self.slot[v] = (kind, k)
+        self.slot = var_slots(program)
 
     def __call__(self, node: Expr, k: Index) -> str:
         kind, slot = self.slot[node]
@@ -273,20 +201,6 @@ class _Refs:
         if kind == "x" or node.dim <= self.unroll:
             return f"_r{kind}{slot}[{k}]"
         return f"_dr_load(_r{kind}{slot}, {k})"
-
-
-def _indent(lines: list[str], depth: int) -> str:
-    pad = "    " * depth
-    return "\n".join(pad + line for line in lines)
-
-
-def _title(program: Program) -> str:
-    text = "; ".join(to_formula(f) for f in program.formulas)
-    text = "".join(ch for ch in text if 32 <= ord(ch) < 127 and ch != "\\")
-    if len(text) > 300:
-        text = text[:300] + "..."
-    return (f"{program.reduction.name} over j of {text}  "
-            f"[{program.dtype}, acc {program.acc_dtype}, {program.sum_scheme}]")
 
 
 def _row_lines(program: Program, unroll: int) -> list[str]:
@@ -349,8 +263,11 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     spelling = CudaSpelling(fast_math=bool(fast_math) and T == "float")
     refs = _Refs(program, unroll)
 
-    hoisted, rh = render(_hoisted_roots(formulas), spelling, refs, T, unroll, prefix="_h")
-    pair, rp = _render_pair(formulas, spelling, refs, T, unroll, dict(rh.names))
+    # the subtrees free of column variables: once per thread, before the column loop
+    hoisted, rh = render(hoisted_roots(formulas, levels(formulas), {"const", "row"}),
+                         spelling, refs, T, unroll, prefix="_h")
+    pair, rp = render(formulas, spelling, refs, T, unroll, known=dict(rh.names),
+                      fused=_fused_nodes(formulas, spelling, rh.names, unroll))
     pair.append(f"T _f[{red.dim}];")
     pair += _fill_lines(rp, formulas[0], "_f", 0, unroll)
     if red.family == "lse":
@@ -387,13 +304,13 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         f"#define _DR_FAST_MATH {1 if spelling.fast_math else 0}",
         f"enum {{ _dr_unroll = {int(unroll)} }};  // arrays up to this are unrolled",
         f"typedef {T} T;  // formula values",
-        f"typedef {_acc_compute(program)} ACC;  // accumulators",
+        f"typedef {_COMPUTE[program.acc_dtype]} ACC;  // accumulators",
         f"typedef {_STORAGE[program.dtype]} IN;  // inputs in device memory",
         f"typedef {_STORAGE[program.acc_dtype]} ACCS;  // states in device memory",
     ]
     source = templates.fill(
         templates.load("cuda/block.cu"),
-        TITLE=_title(program),
+        TITLE=title(program),
         CONFIG="\n".join(config),
         MATH=templates.load("cuda/math.cuh"),
         STATES=templates.load("cuda/states.cuh"),
@@ -401,10 +318,10 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         INPUTS=inputs, OUTPUTS=outputs, PARTS=parts,
         STORE_ARGS=", ".join(f"_o{k}" for k in range(len(fields))),
         LOAD_ARGS=", ".join(f"_q{k}" for k in range(len(fields))),
-        ROWS=_indent(_row_lines(program, unroll) + hoisted, 1),
-        SHARED=_indent(shared, 1),
-        TILE=_indent(tile, 2),
-        PAIR=_indent(pair, 4),
+        ROWS=indent(_row_lines(program, unroll) + hoisted, 1),
+        SHARED=indent(shared, 1),
+        TILE=indent(tile, 2),
+        PAIR=indent(pair, 4),
     )
     dtypes = tuple((program.acc_dtype if kind == "acc" else "int64", kind)
                    for _, _, kind in fields)

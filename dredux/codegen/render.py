@@ -6,7 +6,7 @@ through accessors. Each op is spelled by one row of a :class:`Spelling`:
 
 * elementwise ops by an *expression* template, ``fn(args, node) -> str``,
   applied component by component (dimension-1 operands broadcast);
-* the other ops by a *statement* generator, ``fn(r, node, out, args) -> lines``.
+* the other ops by a *statement* generator, ``fn(r, node, out) -> lines``.
 
 Components are written out one by one (constant indices, which compilers turn
 into registers and vectorise across the surrounding j loop) for dimensions up
@@ -25,7 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
-from ..ir import OPS, Expr, Op, walk
+import numpy as np
+
+from ..ir import OPS, Cat, Expr, Op, walk
+from ..printing import to_formula
 
 __all__ = ["Spelling", "Renderer", "render", "Index"]
 
@@ -53,23 +56,23 @@ def _sum_of(r: Renderer, terms: Callable[[Index], str], count: int, out: str) ->
             f"for (int {k} = 0; {k} < {count}; ++{k}) {out} += {terms(k)};"]
 
 
-def _st_sum(r, n, out, args):
+def _st_sum(r, n, out):
     (a,) = n.args
     return _sum_of(r, lambda k: r.acc(a, k), a.dim, f"{out}[0]")
 
 
-def _st_sumt(r, n, out, args):
+def _st_sumt(r, n, out):
     (a,) = n.args
     return r.each(n.dim, lambda k: f"{out}[{k}] = {r.acc(a, 0)};")
 
 
-def _st_scalprod(r, n, out, args):
+def _st_scalprod(r, n, out):
     a, b = n.args
     return _sum_of(r, lambda k: f"{r.acc(a, k)} * {r.acc(b, k)}", a.dim, f"{out}[0]")
 
 
 def _st_best(greater: bool, want_index: bool):
-    def gen(r, n, out, args):
+    def gen(r, n, out):
         (a,) = n.args
         cmp = ">" if greater else "<"
         best, idx = r.fresh("_best"), r.fresh("_arg")
@@ -91,12 +94,12 @@ def _st_best(greater: bool, want_index: bool):
     return gen
 
 
-def _st_elem(r, n, out, args):
+def _st_elem(r, n, out):
     (a,) = n.args
     return [f"{out}[0] = {r.acc(a, n.params[0])};"]
 
 
-def _st_elemt(r, n, out, args):
+def _st_elemt(r, n, out):
     (a,) = n.args
     _, m = n.params
 
@@ -107,13 +110,13 @@ def _st_elemt(r, n, out, args):
     return r.each(n.dim, body)
 
 
-def _st_extract(r, n, out, args):
+def _st_extract(r, n, out):
     (a,) = n.args
     start = n.params[0]
     return r.each(n.dim, lambda k: f"{out}[{k}] = {r.acc(a, _ix(k, start))};")
 
 
-def _st_extractt(r, n, out, args):
+def _st_extractt(r, n, out):
     (a,) = n.args
     start = n.params[0]
     stop = start + a.dim
@@ -127,7 +130,7 @@ def _st_extractt(r, n, out, args):
     return r.each(n.dim, body)
 
 
-def _st_concat(r, n, out, args):
+def _st_concat(r, n, out):
     a, b = n.args
 
     def body(k):
@@ -139,7 +142,7 @@ def _st_concat(r, n, out, args):
     return r.each(n.dim, body)
 
 
-def _st_onehot(r, n, out, args):
+def _st_onehot(r, n, out):
     (a,) = n.args
     pos = r.fresh("_hot")
     lines = [f"{r.T} {pos} = {r.call('floor', f'{r.acc(a, 0)} + {r.lit(0.5)}')};"]
@@ -152,7 +155,7 @@ def _loop_sum(r, out, i, count, term) -> str:
             f"for (int {k} = 0; {k} < {count}; ++{k}) {out}[{i}] += {term(k)};")
 
 
-def _st_matvec(r, n, out, args):
+def _st_matvec(r, n, out):
     """out[i] = sum_k A[i * m + k] v[k] (A is n x m, row by row)."""
     a, v = n.args
     m = v.dim
@@ -166,7 +169,7 @@ def _st_matvec(r, n, out, args):
     return r.each(n.dim, body)
 
 
-def _st_vecmat(r, n, out, args):
+def _st_vecmat(r, n, out):
     """out[i] = sum_k v[k] A[k * cols + i] (A is m x cols, row by row)."""
     v, a = n.args
     m, cols = v.dim, n.dim
@@ -181,7 +184,7 @@ def _st_vecmat(r, n, out, args):
     return r.each(n.dim, body)
 
 
-def _st_tensorprod(r, n, out, args):
+def _st_tensorprod(r, n, out):
     a, b = n.args
     db = b.dim
     if n.dim <= r.unroll:
@@ -200,7 +203,7 @@ def _strides(shape: Sequence[int]) -> list[int]:
     return out[::-1]
 
 
-def _st_tensordot(r, n, out, args):
+def _st_tensordot(r, n, out):
     a, b = n.args
     dims_a, dims_b, sub_a, sub_b, sub_out, out_shape = n.params
     size = dict(zip(sub_a, dims_a)) | dict(zip(sub_b, dims_b))
@@ -343,8 +346,10 @@ class Renderer:
 
     def __init__(self, spelling: Spelling, var_ref: Callable[[Expr, Index], str],
                  ctype: str, unroll: int = 32, prefix: str = "_v",
-                 known: dict[Expr, str] | None = None):
+                 known: dict[Expr, str] | None = None, fused=frozenset()):
         self.spelling = spelling
+        # elementwise nodes written into their reader's expression, never stored
+        self.fused = fused
         self.var_ref = var_ref
         self.T = ctype
         self.unroll = unroll
@@ -374,6 +379,8 @@ class Renderer:
             k = 0
         if node.op is Op.VAR:
             return self.var_ref(node, k)
+        if node in self.fused:
+            return self.spelling.expressions[node.op]([self.acc(a, k) for a in node.args], node)
         return f"{self.names[node]}[{k}]"
 
     def each(self, dim: int, body: Callable[[Index], object]) -> list[str]:
@@ -393,6 +400,8 @@ class Renderer:
         return [f"for (int {k} = {start}; {k} < {stop}; ++{k}) {{ {inner} }}"]
 
     def node(self, n: Expr) -> list[str]:
+        if n in self.fused:
+            return []
         name = f"{self.prefix}{self._count}"
         self._count += 1
         self.names[n] = name
@@ -402,13 +411,13 @@ class Renderer:
             lines += self.each(n.dim, lambda k: f"{name}[{k}] = "
                                f"{expr([self.acc(a, k) for a in n.args], n)};")
             return lines
-        gen = self.spelling.statements[n.op]
-        return lines + gen(self, n, name, [self.names.get(a, "") for a in n.args])
+        return lines + self.spelling.statements[n.op](self, n, name)
 
 
 def render(roots: Sequence[Expr], spelling: Spelling, var_ref: Callable[[Expr, Index], str],
            ctype: str, unroll: int = 32, *, prefix: str = "_v",
-           known: dict[Expr, str] | None = None) -> tuple[list[str], Renderer]:
+           known: dict[Expr, str] | None = None,
+           fused=frozenset()) -> tuple[list[str], Renderer]:
     """C statements computing every node of ``roots`` (shared nodes once).
 
     Parameters
@@ -427,6 +436,9 @@ def render(roots: Sequence[Expr], spelling: Spelling, var_ref: Callable[[Expr, I
     known : dict, optional
         Nodes already computed by an earlier rendering (node -> array name):
         they are read, not recomputed, and their subtrees are not visited.
+    fused : set of Expr, optional
+        Elementwise nodes not stored but written into their reader's expression
+        (``codegen/cuda.py`` fuses wide single-use chains).
 
     Returns
     -------
@@ -434,7 +446,7 @@ def render(roots: Sequence[Expr], spelling: Spelling, var_ref: Callable[[Expr, I
     renderer : Renderer
         ``renderer.acc(root, k)`` reads component k of a root afterwards.
     """
-    r = Renderer(spelling, var_ref, ctype, unroll, prefix=prefix, known=known)
+    r = Renderer(spelling, var_ref, ctype, unroll, prefix=prefix, known=known, fused=fused)
     lines: list[str] = []
     seen: set[Expr] = set(r.names)
     for root in roots:
@@ -443,3 +455,90 @@ def render(roots: Sequence[Expr], spelling: Spelling, var_ref: Callable[[Expr, I
                 continue
             lines += r.node(n)
     return lines, r
+
+
+# ---------------------------------------------------------------------------
+# pieces shared by the C++ and CUDA kernel generators
+# ---------------------------------------------------------------------------
+
+SUM_SCHEMES = {"direct_sum": 0, "block_sum": 1}  # kahan_scheme: 2
+
+
+def sum_mode(reduction, sum_scheme: str) -> int:
+    """The summation scheme number of the kernels' sum states."""
+    return 2 if reduction.kahan else SUM_SCHEMES.get(sum_scheme, 1)
+
+
+def compute_dtype(program) -> np.dtype:
+    """dtype the formula is computed in: float32 for float16 and float32 inputs."""
+    return np.dtype(np.float64 if program.dtype == "float64" else np.float32)
+
+
+def var_slots(program) -> dict[Expr, tuple[str, int]]:
+    """Kernel argument of each variable: ("x", k) row, ("y", k) column, ("p", k)
+    parameter."""
+    slots: dict[Expr, tuple[str, int]] = {}
+    for kind, group in (("x", program.row_vars), ("y", program.col_vars),
+                        ("p", program.param_vars)):
+        for k, v in enumerate(group):
+            slots[v] = (kind, k)
+    return slots
+
+
+def levels(formulas: Sequence[Expr]) -> dict[Expr, str]:
+    """'const', 'row', 'col' or 'pair' for every node, from the categories below it."""
+    cats: dict[Expr, frozenset] = {}
+    level: dict[Expr, str] = {}
+    seen: set[Expr] = set()
+    for f in formulas:
+        for node in walk(f, seen):
+            if node.op is Op.VAR:
+                cat = Cat(node.params[1])
+                if cat not in (Cat.I, Cat.J, Cat.P):
+                    raise ValueError(f"variable {node} of category {cat.name} cannot be "
+                                     "bound to a kernel argument")
+                below = frozenset((cat,))
+            else:
+                below = frozenset().union(*(cats[a] for a in node.args))
+            cats[node] = below
+            has_i, has_j = Cat.I in below, Cat.J in below
+            level[node] = ("pair" if has_i and has_j else "row" if has_i
+                           else "col" if has_j else "const")
+    return level
+
+
+def hoisted_roots(formulas: Sequence[Expr], level: dict[Expr, str], which) -> list[Expr]:
+    """Nodes whose level is in ``which`` that a node of another level (or the
+    output) reads: the largest subtrees to compute outside the inner loop."""
+    out: list[Expr] = []
+    seen: set[Expr] = set()
+
+    def want(node):
+        if node.op in (Op.VAR, Op.CONST) or level[node] not in which or node in seen:
+            return
+        seen.add(node)
+        out.append(node)
+
+    for f in formulas:
+        want(f)
+        for node in walk(f):
+            if level[node] not in which:
+                for child in node.args:
+                    want(child)
+    return out
+
+
+def indent(lines: list[str], depth: int) -> str:
+    pad = "    " * depth
+    return "\n".join(pad + line for line in lines)
+
+
+def title(program, limit: int = 300) -> str:
+    """A one-line description of the kernel for its source's first comment
+    (printable ASCII, no backslash, which would continue a // comment)."""
+    text = "; ".join(to_formula(f) for f in program.formulas)
+    text = "".join(ch for ch in text if 32 <= ord(ch) < 127 and ch != "\\")
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return (f"{program.reduction.name} over j of {text}  "
+            f"[{program.dtype}, acc {program.acc_dtype}, {program.sum_scheme}]")
