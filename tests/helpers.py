@@ -111,3 +111,15 @@ def assert_caret_under(message: str, text: str, token: str, occurrence: int = 0)
         f"caret at column {col}, expected {expected} (under {token!r}) in:\n{message}")
     assert width >= 1
     assert col + width <= len(text), f"caret runs past the text in:\n{message}"
+
+
+def gauss_reference(x, y, b, g: float = 1.0, step: int = 2048) -> np.ndarray:
+    """out_i = sum_j exp(-g |x_i - y_j|^2) b_j in float64, shape (M, 1), computed
+    in blocks of ``step`` rows and columns (bounded memory for large inputs)."""
+    x, y, b = (np.asarray(a, dtype=np.float64) for a in (x, y, b))
+    out = np.zeros((x.shape[0], 1))
+    for i in range(0, x.shape[0], step):
+        for j in range(0, y.shape[0], step):
+            d2 = ((x[i:i + step, None, :] - y[None, j:j + step, :]) ** 2).sum(-1)
+            out[i:i + step, 0] += np.exp(-g * d2) @ b[j:j + step, 0]
+    return out

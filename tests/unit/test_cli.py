@@ -16,6 +16,7 @@ import pytest
 from dredux import __version__
 from dredux.cli import SchedulerSpec, main, parse_scheduler, write_output
 from dredux.jobs import JobError
+from tests.helpers import gauss_reference
 
 GAUSS = '''
 formula = "Exp(-g * SqDist(x, y)) * b"
@@ -69,12 +70,6 @@ def gauss_job(tmp_path: Path, m=33, n=31, dtype="float64", ext=".npy", output="o
     path.write_text(GAUSS.format(m=m, n=n, dtype=dtype, ext=ext, output=output,
                                  check=check, rtol=rtol))
     return path
-
-
-def gauss_reference(x, y, b, g) -> np.ndarray:
-    x, y, b = (np.asarray(a, dtype=np.float64) for a in (x, y, b))
-    d2 = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
-    return (np.exp(-g * d2) * b[None, :, 0]).sum(1)[:, None]
 
 
 def load(path: Path) -> np.ndarray:
