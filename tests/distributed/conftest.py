@@ -7,6 +7,7 @@ and its nanny) when the fixture ends, whatever the test did.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -135,6 +136,20 @@ class Tools:
     def cli_command(*args: str) -> list[str]:
         """``python -m dredux.cli ARGS``: the console script's code, this interpreter."""
         return [sys.executable, "-m", "dredux.cli", *args]
+
+    @staticmethod
+    @contextlib.contextmanager
+    def popen(command: list[str], **kwargs):
+        """``command`` started with its output (stdout and stderr) as text,
+        killed if it still runs when the block ends."""
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, **kwargs)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
     @staticmethod
     def run_cli(args: list[str], env: dict, cwd: Path, timeout: float = 240,

@@ -117,20 +117,14 @@ def test_local_sh_runs_a_job_and_stops_its_cluster(gauss, tools, tmp_path):
 def test_local_sh_stops_on_sigterm(gauss, tools, tmp_path):
     job = gauss.write(tmp_path, 4096, 65536, (512, 2048))  # ~30 s of work
     env = script_env(tmp_path, tools)
-    proc = subprocess.Popen([BASH, str(CLUSTER / "local.sh"), "-n", "2", str(job),
-                             "--no-progress"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
+    with tools.popen([BASH, str(CLUSTER / "local.sh"), "-n", "2", str(job), "--no-progress"],
+                     env=env, cwd=tmp_path) as proc:
         for line in proc.stdout:
             if line.startswith("scheduler:"):
                 break
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 143, out
     assert not (tmp_path / "out.npy").exists()
     assert wait_gone(str(tmp_path / "tmp")) == []

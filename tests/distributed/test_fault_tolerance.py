@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 import numpy as np
@@ -51,9 +50,7 @@ def test_worker_killed_mid_job(fresh_cluster, gauss, tools, tmp_path, ext):
                                 "--wait-workers", "2", "--no-progress")
     with fresh_cluster.client() as client:
         before = tools.block_tasks_done(client)
-        proc = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        try:
+        with tools.popen(command, env=env, cwd=tmp_path) as proc:
             address, key = wait_for(lambda: running_block(client), 120, "a running block task")
             time.sleep(0.1)  # let the task get well into its kernel
             pid = client.run(os.getpid, workers=[address])[address]
@@ -61,10 +58,6 @@ def test_worker_killed_mid_job(fresh_cluster, gauss, tools, tmp_path, ext):
             os.kill(pid, signal.SIGKILL)
             assert proc.poll() is None, "the job ended before the kill"
             out, _ = proc.communicate(timeout=240)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         assert proc.returncode == 0, out + fresh_cluster.logs()
         assert done_before_kill < tasks, "every task had finished before the kill"
         # the worker process is gone; the scheduler ran the lost work elsewhere
@@ -98,9 +91,7 @@ def test_worker_holding_a_big_input_killed(fresh_cluster, gauss, tools, tmp_path
     command = tools.cli_command("run", str(job), "--scheduler", fresh_cluster.address,
                                 "--wait-workers", "2", "--no-progress")
     with fresh_cluster.client() as client:
-        proc = subprocess.Popen(command, env=tools.env(tmp_path), cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
+        with tools.popen(command, env=tools.env(tmp_path), cwd=tmp_path) as proc:
             def holder_of_scattered_input():
                 if not running_block(client):
                     return None
@@ -112,10 +103,6 @@ def test_worker_holding_a_big_input_killed(fresh_cluster, gauss, tools, tmp_path
             os.kill(client.run(os.getpid, workers=[address])[address], signal.SIGKILL)
             assert proc.poll() is None, "the job ended before the kill"
             out, _ = proc.communicate(timeout=240)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     assert proc.returncode == 0, out
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), gauss.reference(tmp_path),
                                rtol=1e-12, atol=1e-13)

@@ -5,7 +5,6 @@ cluster leaves no task of the job behind."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 import pytest
@@ -19,9 +18,7 @@ PREVIOUS = b"the previous run's output"
 
 def interrupt(tools, command, cwd, env, signum, started_marker="scheduler:"):
     """Start ``command``, send ``signum`` once it computes; (status, output, seconds)."""
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
+    with tools.popen(command, cwd=cwd, env=env) as proc:
         seen = []
         for line in proc.stdout:
             seen.append(line)
@@ -33,10 +30,6 @@ def interrupt(tools, command, cwd, env, signum, started_marker="scheduler:"):
         sent = time.monotonic()
         rest, _ = proc.communicate(timeout=60)
         return proc.returncode, "".join(seen) + rest, time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def assert_no_new_files(folder, before):
