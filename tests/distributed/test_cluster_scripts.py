@@ -149,16 +149,28 @@ def mpi_ready() -> str | None:
     return None
 
 
-def run_batch_script(script: Path, env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([BASH, str(script)], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
-
-
-@pytest.mark.skipif(BASH is None, reason="no bash")
-def test_slurm_dask_mpi_script(gauss, tools, tmp_path):
-    reason = mpi_ready()
+@pytest.fixture
+def mpi():
+    """Skips a test that needs bash, dask-mpi and a working MPI when one is missing."""
+    reason = "no bash" if BASH is None else mpi_ready()
     if reason:
         pytest.skip(reason)
+
+
+def run_mpi_job(script: Path, env: dict, tmp_path: Path, gauss, job_id: str) -> None:
+    """Run a dask-mpi batch script of 3 ranks on the Gaussian job in ``tmp_path``:
+    it must succeed with 2 workers, write the right output and clean up."""
+    done = subprocess.run([BASH, str(script)], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "(2 worker(s), 2 thread(s))" in done.stdout  # 3 ranks: a scheduler, 2 workers
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), gauss.reference(tmp_path),
+                               rtol=1e-12, atol=1e-13)
+    assert not list(tmp_path.glob(".dredux-scheduler-*"))
+    assert wait_gone(f"dredux-scheduler-{job_id}") == []
+
+
+def test_slurm_dask_mpi_script(mpi, gauss, tools, tmp_path):
     gauss.write(tmp_path, M, N, BLOCK)
     shims = tmp_path / "bin"
     shims.mkdir()
@@ -169,33 +181,17 @@ def test_slurm_dask_mpi_script(gauss, tools, tmp_path):
                      SLURM_JOB_ID=4242, SLURM_SUBMIT_DIR=tmp_path, JOB="job.toml",
                      VENV=tmp_path / "no-venv", RUN_OPTIONS="--no-progress")
     env["PATH"] = f"{shims}{os.pathsep}{env['PATH']}"
-    done = run_batch_script(CLUSTER / "slurm" / "dredux-mpi.sbatch", env, tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    assert "(2 worker(s), 2 thread(s))" in done.stdout  # 3 ranks: a scheduler, 2 workers
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), gauss.reference(tmp_path),
-                               rtol=1e-12, atol=1e-13)
-    assert not list(tmp_path.glob(".dredux-scheduler-*"))
-    assert wait_gone("dredux-scheduler-4242") == []
+    run_mpi_job(CLUSTER / "slurm" / "dredux-mpi.sbatch", env, tmp_path, gauss, "4242")
 
 
-@pytest.mark.skipif(BASH is None, reason="no bash")
-def test_pbs_dask_mpi_script(gauss, tools, tmp_path):
-    reason = mpi_ready()
-    if reason:
-        pytest.skip(reason)
+def test_pbs_dask_mpi_script(mpi, gauss, tools, tmp_path):
     gauss.write(tmp_path, M, N, BLOCK)
     nodefile = tmp_path / "nodefile"
     nodefile.write_text("localhost\n" * 3)  # 3 MPI ranks
     env = script_env(tmp_path, tools, PBS_NODEFILE=nodefile, PBS_JOBID="77.pbsserver",
                      PBS_O_WORKDIR=tmp_path, THREADS=1, JOB="job.toml",
                      VENV=tmp_path / "no-venv", RUN_OPTIONS="--no-progress")
-    done = run_batch_script(CLUSTER / "pbs" / "dredux-mpi.pbs", env, tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    assert "(2 worker(s), 2 thread(s))" in done.stdout
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), gauss.reference(tmp_path),
-                               rtol=1e-12, atol=1e-13)
-    assert not list(tmp_path.glob(".dredux-scheduler-*"))
-    assert wait_gone("dredux-scheduler-77") == []
+    run_mpi_job(CLUSTER / "pbs" / "dredux-mpi.pbs", env, tmp_path, gauss, "77")
 
 
 # ------------------------------------------------------------- dask-jobqueue
