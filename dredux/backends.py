@@ -99,7 +99,7 @@ def make_kernel(program, backend: str, **options):
     if backend == "numpy":
         from .numpy_eval import NumpyKernel
 
-        return NumpyKernel(program)
+        return NumpyKernel(program, **options)
     if backend == "cpu":
         from .compile.cpp import CppKernel
 

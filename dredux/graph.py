@@ -123,7 +123,8 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
     reduction = program.reduction
     dask_inputs = [a for a in (*rows, *cols, *params) if isinstance(a, da.Array)]
     chunked = [a.name for a in rows if isinstance(a, RowChunks)]
-    token = tokenize(program.key, kernel.backend, plan, [a.name for a in dask_inputs], chunked,
+    # the kernel tokenizes as its program and every option that changes its output
+    token = tokenize(kernel, plan, [a.name for a in dask_inputs], chunked,
                      [p for p in params if not isinstance(p, da.Array)])
     prefix = f"dredux-{reduction.name.lower()}"
     names = {k: f"{prefix}-{k}-{token}" for k in ("inputs", "block", "merge", "final")}

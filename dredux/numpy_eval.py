@@ -240,6 +240,10 @@ class NumpyKernel:
     def __reduce__(self):
         return (NumpyKernel, (self.program, self.budget))
 
+    def __dask_tokenize__(self):
+        # the sub-block sizes set the order of the partial sums
+        return ("NumpyKernel", self.program.key, self.budget)
+
     def _pair_bytes(self) -> int:
         """Bytes of intermediates per (i, j) pair (sum of node dims)."""
         prog = self.program

@@ -254,6 +254,10 @@ class CppKernel:
     def __reduce__(self):
         return (_rebuild, (self.program, self.options))
 
+    def __dask_tokenize__(self):
+        # rows per pass change the order of the sums: every option is in the token
+        return ("CppKernel", self.program.key, sorted(self.options.items()))
+
     def __repr__(self) -> str:
         red = self.program.reduction
         return f"CppKernel({red.name}, dtype={self.program.dtype}, key={self.program.key[:12]})"

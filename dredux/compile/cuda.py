@@ -274,6 +274,9 @@ class CudaKernel:
     def __reduce__(self):
         return (CudaKernel, (self.program, self.device_id, self.fast_math, self.poison))
 
+    def __dask_tokenize__(self):
+        return ("CudaKernel", self.program.key, self.device_id, self.fast_math, self.poison)
+
     def __repr__(self) -> str:
         return (f"CudaKernel({self.program.reduction.name}, {self.program.dtype}, "
                 f"device_id={self.device_id}, fast_math={self.fast_math})")

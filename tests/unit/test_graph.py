@@ -215,6 +215,55 @@ def test_keys_are_deterministic(data):
     assert finer.name != first.name
 
 
+# (backend, routine options, changed options): each change alters what a kernel
+# computes and must give other graph keys
+KERNEL_OPTIONS = [
+    ("gpu", {}, {"use_fast_math": True}),
+    ("numpy", {}, {"dtype_acc": "float64"}),
+    ("numpy", {}, {"sum_scheme": "kahan_scheme"}),
+    ("numpy", {}, {"sum_scheme": "direct_sum"}),
+    ("numpy", {"reduction_op": "ArgKMin", "opt_arg": 3}, {"opt_arg": 4}),
+    ("numpy", {"reduction_op": "LogSumExp"}, {"formula2": "a"}),
+]
+
+
+@pytest.mark.parametrize("backend, routine, option", KERNEL_OPTIONS,
+                         ids=[",".join(f"{k}={v}" for k, v in o.items())
+                              for _, _, o in KERNEL_OPTIONS])
+def test_kernel_options_change_the_keys(backend, routine, option, data):
+    """A scheduler holding the result of one call must never hand it to a call that
+    computes something else (Dask's same_keys discipline, both ways)."""
+    formula = "Sum(x * y) - a" if "reduction_op" in routine else SEED
+    x = da.from_array(data["x"].astype(np.float32), chunks=(10, 3))
+    args = [x, *(data[k].astype(np.float32) for k in "yap")]
+
+    def call(**kw):
+        return Genred(formula, ALIASES, axis=1, **{**routine, **kw})(*args, backend=backend)
+
+    def own_keys(out):
+        return {k for k in dict(out.__dask_graph__()) if str(k).find("dredux-") >= 0}
+
+    plain = call()
+    assert call().name == plain.name
+    changed = call(**option)
+    assert changed.name != plain.name
+    assert not own_keys(changed) & own_keys(plain)
+    assert call(**option).name == changed.name
+
+
+def test_kernels_tokenize_by_what_they_compute():
+    from dask.base import tokenize
+
+    g = Genred(SEED, ALIASES, reduction_op="Sum", axis=1)
+    for backend, options in (("cpu", ({"rows_per_pass": 1}, {"rows_per_pass": 4})),
+                             ("gpu", ({"fast_math": True}, {"fast_math": False})),
+                             ("numpy", ({"budget": 1 << 20}, {"budget": 1 << 26}))):
+        one, other = (g.kernel(backend, "float32", **o) for o in options)
+        assert tokenize(one) != tokenize(other), backend
+        assert tokenize(one) == tokenize(g.kernel(backend, "float32", **options[0]))
+        assert tokenize(one) != tokenize(g.kernel(backend, "float64", **options[0]))
+
+
 def test_inputs_and_parameters_enter_graph_once(data):
     f = Genred(SEED, ALIASES, reduction_op="Sum", axis=1)
     x = da.from_array(data["x"], chunks=(10, 3))
