@@ -518,6 +518,9 @@ def var(pos: int, dim: int, cat: Cat | int) -> Expr:
 def const(value: float, dim: int = 1) -> Expr:
     """A constant vector of ``dim`` equal values."""
     value = float(value) if not isinstance(value, int) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        # rules fold only into finite values; a renderer never sees inf or NaN
+        raise ValueError(f"a formula constant must be finite, got {value}")
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         value = int(value)  # one node for 2 and 2.0
     return Expr(Op.CONST, (), (value,), dim)

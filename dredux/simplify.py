@@ -40,6 +40,30 @@ def _scalar_const(x: Expr) -> bool:
     return x.is_const and x.dim == 1
 
 
+# Constant rewrites must give the same numbers as the formula they replace, in
+# float32 as in float64 (the program is simplified before its dtype is known).
+# Scaling by 2^k is exact while everything stays a normal number, so these are
+# the rewrites that are: x / c -> (1/c) * x for c = +-2^k, and c1 * (c2 * x) ->
+# (c1 c2) * x when c1 or c2 is +-2^k; both need every constant normal in float32.
+_NORMAL32 = (2.0 ** -126, float(np.finfo(np.float32).max))
+
+
+def _normal32(c: float) -> bool:
+    return _NORMAL32[0] <= abs(c) <= _NORMAL32[1]
+
+
+def _power_of_two(c: float) -> bool:
+    return c != 0 and math.isfinite(c) and abs(math.frexp(c)[0]) == 0.5 and _normal32(c)
+
+
+def _exact_product(c1: float, c2: float) -> float | None:
+    """c1 * c2 when ``c1 * (c2 * x) == (c1 * c2) * x`` for every x, else None."""
+    if not (_power_of_two(c1) or _power_of_two(c2)):
+        return None
+    product = c1 * c2
+    return product if _normal32(c1) and _normal32(c2) and _normal32(product) else None
+
+
 # generic rules -------------------------------------------------------------
 
 def _fold_constants(n: Expr) -> Expr | None:
@@ -115,7 +139,8 @@ def _mul(n: Expr) -> Expr | None:
     if b.op is Op.NEG:
         return -(a * b.args[0])
     if _scalar_const(a) and b.op is Op.MUL and _scalar_const(b.args[0]):
-        return const(a.value * b.args[0].value) * b.args[1]
+        product = _exact_product(a.value, b.args[0].value)
+        return None if product is None else const(product) * b.args[1]
     if a.op is Op.EXP and b.op is Op.EXP:
         return _e(Op.EXP, a.args[0] + b.args[0])
     return None
@@ -125,7 +150,7 @@ def _div(n: Expr) -> Expr | None:
     a, b = n.args
     if b.is_one():
         return _widen(a, n.dim)
-    if _scalar_const(b) and b.value != 0:
+    if _scalar_const(b) and _power_of_two(b.value) and _power_of_two(1.0 / b.value):
         return const(1.0 / b.value) * a
     return None
 
