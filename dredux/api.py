@@ -538,7 +538,7 @@ def reduce(formula: str, aliases: Sequence[str], *args, reduction_op: str = "Sum
     >>> x = np.arange(6.0).reshape(3, 2); y = np.ones((4, 2))
     >>> dredux.reduce("SqDist(x, y)", ["x = Vi(2)", "y = Vj(2)"], x, y,
     ...               backend="numpy").ravel().tolist()
-    [8.0, 72.0, 264.0]
+    [4.0, 20.0, 100.0]
     """
     kwargs = tuple(sorted({"dtype_acc": dtype_acc, "sum_scheme": sum_scheme}.items()))
     routine = _cached_routine(formula, tuple(aliases), reduction_op, axis, opt_arg,

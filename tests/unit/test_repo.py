@@ -32,3 +32,13 @@ def test_ci_runs_the_readme_test_command():
 def test_kernel_templates_ship_in_the_wheel():
     text = (ROOT / "pyproject.toml").read_text()
     assert '"kernels" = "dredux/_kernels"' in text
+
+
+def test_the_test_command_runs_the_doctests():
+    """The README's test command collects the docstring examples of dredux/ too."""
+    import tomllib
+
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"][
+        "ini_options"]
+    assert "dredux" in options["testpaths"]
+    assert "--doctest-modules" in options["addopts"].split()
