@@ -36,7 +36,10 @@ def test_kernel_templates_ship_in_the_wheel():
 
 def test_the_test_command_runs_the_doctests():
     """The README's test command collects the docstring examples of dredux/ too."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"][
         "ini_options"]
