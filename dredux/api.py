@@ -317,7 +317,7 @@ class Genred:
                 # a second call must not reuse futures being released.
                 xp = get_xp(a)
                 if is_row:
-                    futures, pieces = _scatter_rows(client, a, chunks, xp)
+                    futures, pieces = _scatter_rows(client, a, tuple(plan.rows), xp)
                     scattered.extend(futures)
                     return pieces
                 future = client.scatter(xp.ascontiguousarray(a), hash=False)
@@ -325,7 +325,7 @@ class Genred:
                 return _sliced_future(future, a, chunks, xp)
             return da.from_array(a, chunks=(chunks, -1), asarray=False if is_cupy(a) else None)
 
-        row_chunks = tuple(plan.rows)
+        row_chunks = tuple(plan.chunks)
         col_chunks = tuple(c1 - c0 for c0, c1 in plan.cols)
         drows = [as_dask(a, row_chunks, True) for a in rows]
         dcols = [as_dask(a, col_chunks, False) for a in cols]

@@ -4,9 +4,11 @@ For row block r and column range c of a :class:`~dredux.plan.BlockPlan`::
 
     (block, r, c)        = kernel(rows of block r, columns of range c) -> state
     (merge, r, level, g) = merge of up to split_every states of the level below
-    (final, r)           = merge of the top states and finalize -> output chunk r
+    (final, r)           = merge of the top states and finalize -> output of block r
+    (output, k)          = the outputs of the row blocks of chunk k, concatenated
 
-When a row block has a single column range, its block task finalizes itself.
+When a row block has a single column range, its block task finalizes itself;
+when an output chunk is a single row block, its final task is the chunk.
 Keys derive from ``dask.base.tokenize`` of everything that determines the
 result, so the same call builds the same keys. The kernel, the parameters and
 every input chunk enter the graph once; tasks refer to them by key.
@@ -25,8 +27,8 @@ from dask.highlevelgraph import HighLevelGraph
 
 from ._xp import get_xp, on_device_of
 
-__all__ = ["run_block", "merge_states", "finalize_state", "build_graph", "column_slices",
-           "RowChunks"]
+__all__ = ["run_block", "merge_states", "finalize_state", "join_blocks", "build_graph",
+           "column_slices", "RowChunks"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,40 @@ def column_slices(bounds: np.ndarray, start: int,
     return indices, (start - offset, stop - offset)
 
 
+def join_blocks(parts: list, index: int | None = None):
+    """An output chunk from the finalized outputs of its row blocks, in order
+    (``index`` picks one output of each part when there are several)."""
+    if index is not None:
+        parts = [part[index] for part in parts]
+    if len(parts) == 1:
+        return parts[0]
+    return get_xp(*parts).concatenate(parts, axis=0)
+
+
+def _row_refs(plan, rows: list) -> tuple[list, list]:
+    """For every row block: each row variable's key and the block's (start, stop)
+    in it (None: the whole of it)."""
+    refs: list[list] = [[] for _ in plan.rows]
+    slices: list[list] = [[] for _ in plan.rows]
+    where = []  # (chunk index, offset in the chunk, whole chunk?) of each block
+    r = 0
+    for k, count in enumerate(plan.blocks_per_chunk):
+        at = 0
+        for _ in range(count):
+            where.append((k, at, count == 1))
+            at += plan.rows[r]
+            r += 1
+    for a in rows:
+        for r, (k, at, whole) in enumerate(where):
+            if isinstance(a, RowChunks):
+                refs[r].append(a.refs[r])
+                slices[r].append(a.slices[r])
+            else:
+                refs[r].append((a.name, k, 0))
+                slices[r].append(None if whole else (at, at + plan.rows[r]))
+    return refs, slices
+
+
 def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
                 out_shapes: list[tuple[tuple[int, ...], Any]], meta_xp=np) -> list:
     """Dask arrays of the routine's output(s).
@@ -110,7 +146,8 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
         ``kernel(rows, cols, params, m, n, j0) -> state``; pickled once into the graph.
     plan : BlockPlan
     rows : list of dask arrays or RowChunks
-        Row variables, chunked as ``plan.rows`` along axis 0, one chunk along axis 1.
+        Row variables: dask arrays chunked as ``plan.chunks`` along axis 0 and
+        one chunk along axis 1, or RowChunks (one piece per row block).
     cols : list of dask arrays
         Column variables, one chunk along axis 1 (any chunks along axis 0).
     params : list of arrays or dask arrays
@@ -140,17 +177,19 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
     kernel_key = (names["inputs"], 0)
 
     # The last task of a row block (its only block, or the top of its merge tree)
-    # also finalizes: with a single output it is the output chunk itself, so a
-    # row block costs no finalize or alias task (each task costs a scheduler
-    # round trip, milliseconds on a cluster).
+    # also finalizes; with a single output and a chunk of one row block, that
+    # task is the output chunk itself, so a row block costs no finalize or alias
+    # task (each task costs a scheduler round trip, milliseconds on a cluster).
     single = len(out_shapes) == 1
     out_names = ([f"{prefix}-{token}"] if single else
                  [f"{prefix}-{k}-{token}" for k in range(len(out_shapes))])
     zeros = [(0,) * len(shape) for shape, _ in out_shapes]
+    counts = plan.blocks_per_chunk
+    chunk_of = [k for k, count in enumerate(counts) for _ in range(count)]
     blocks: dict = {}
     merges: dict = {}
     finals: dict = {}
-    final_layer = out_names[0] if single else names["final"]
+    joins: list[dict] = [{} for _ in out_shapes]
     # per column range: the input chunk keys it reads and its slice of them
     bounds = [np.concatenate([[0], np.cumsum(a.chunks[0])]) for a in cols]
     col_plans = []
@@ -158,15 +197,18 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
         found = [column_slices(edges, c0, c1) for edges in bounds]
         col_plans.append(([[(a.name, k, 0) for k in idx] for a, (idx, _) in zip(cols, found)],
                           [sl for _, sl in found]))
+    row_keys, row_slices = _row_refs(plan, rows)
     for r, size in enumerate(plan.rows):
-        row_keys = [a.refs[r] if isinstance(a, RowChunks) else (a.name, r, 0) for a in rows]
-        row_slices = [a.slices[r] if isinstance(a, RowChunks) else None for a in rows]
-        final_key = (final_layer, r, *zeros[0]) if single else (final_layer, r)
+        k = chunk_of[r]
+        if single and counts[k] == 1:
+            final_key = (out_names[0], k, *zeros[0])
+        else:
+            final_key = (names["final"], r)
         level = []
         for c, (c0, c1) in enumerate(plan.cols):
             parts, slices = col_plans[c]
-            task = (run_block, kernel_key, row_keys, row_slices, parts, slices, param_keys,
-                    size, c1 - c0, c0)
+            task = (run_block, kernel_key, row_keys[r], row_slices[r], parts, slices,
+                    param_keys, size, c1 - c0, c0)
             if len(plan.cols) == 1:
                 finals[final_key] = task + ((reduction, program.dtype),)
             else:
@@ -182,6 +224,15 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
             level, depth = nxt, depth + 1
         if level:
             finals[final_key] = (merge_states, reduction, level, program.dtype)
+    first = 0
+    for k, count in enumerate(counts):
+        parts = [(names["final"], r) for r in range(first, first + count)]
+        first += count
+        if single and count == 1:
+            continue
+        for j in range(len(out_shapes)):
+            joins[j][(out_names[j], k, *zeros[j])] = (join_blocks, parts,
+                                                      None if single else j)
 
     layers = {}
     deps = {}
@@ -196,18 +247,21 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
     deps[names["block"]] = {names["inputs"]} | input_layers
     layers[names["merge"]] = merges
     deps[names["merge"]] = {names["block"]}
-    layers[final_layer] = finals
-    deps[final_layer] = {names["merge"], names["block"], names["inputs"]} | input_layers
+    # the finals that are output chunks go into the (first) output's own layer
+    final_layer = {key: t for key, t in finals.items() if key[0] == names["final"]}
+    layers[names["final"]] = final_layer
+    deps[names["final"]] = {names["merge"], names["block"], names["inputs"]} | input_layers
 
     outputs = []
-    for k, (shape, dtype) in enumerate(out_shapes):
-        name = out_names[k]
-        if not single:
-            layers[name] = {(name, r, *zeros[k]): (operator.getitem, (final_layer, r), k)
-                            for r in range(len(plan.rows))}
-            deps[name] = {final_layer}
+    for j, (shape, dtype) in enumerate(out_shapes):
+        name = out_names[j]
+        own = dict(joins[j])
+        if single:
+            own.update({key: t for key, t in finals.items() if key[0] == name})
+        layers[name] = own
+        deps[name] = set(deps[names["final"]]) | {names["final"]}
         graph = HighLevelGraph(dict(layers), dict(deps))
-        chunks = (tuple(plan.rows), *((s,) for s in shape))
+        chunks = (tuple(plan.chunks), *((s,) for s in shape))
         meta = meta_xp.empty((0,) * (1 + len(shape)), dtype=dtype)
         outputs.append(da.Array(graph, name, chunks, meta=meta))
     return outputs

@@ -1,9 +1,11 @@
 """Block planning: how the i/j plane is cut into tasks.
 
-The output axis is cut into *row blocks* (one output chunk each) and the
-reduced axis into *column ranges*; task (r, c) computes the partial state of
-row block r over column range c, and the states of a row block are merged by a
-tree of fan-in ``split_every``.
+The output axis is cut into *row blocks* and the reduced axis into *column
+ranges*; task (r, c) computes the partial state of row block r over column
+range c, and the states of a row block are merged by a tree of fan-in
+``split_every``. The output's chunks are runs of whole row blocks: they follow
+the chunks of dask inputs, but the tasks do not (a single input chunk of 10^7
+rows is still cut into as many tasks as the work needs).
 
 The planner sizes tasks from an estimate of the work (pairs x cost per pair x
 seconds per unit of cost on the backend), so that a task lasts about
@@ -53,16 +55,37 @@ class BlockPlan:
     Attributes
     ----------
     rows : tuple of int
-        Sizes of the row blocks (the output's chunks); they sum to M.
+        Sizes of the row blocks of the tasks; they sum to M.
     cols : tuple of (int, int)
         Column ranges [start, stop) of the tasks; they tile [0, N).
     split_every : int
         Fan-in of the merge tree.
+    chunks : tuple of int, optional
+        Sizes of the output's chunks, each a run of whole row blocks (default:
+        one chunk per row block).
     """
 
     rows: tuple[int, ...]
     cols: tuple[tuple[int, int], ...]
     split_every: int
+    chunks: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if not self.chunks:
+            object.__setattr__(self, "chunks", tuple(self.rows))
+
+    @property
+    def blocks_per_chunk(self) -> tuple[int, ...]:
+        """How many consecutive row blocks make each output chunk."""
+        counts, block, at = [], 0, 0
+        for size in self.chunks:
+            start = block
+            end = at + size
+            while block < len(self.rows) and (at < end or (size == 0 and block == start)):
+                at += self.rows[block]
+                block += 1
+            counts.append(block - start)
+        return tuple(counts)
 
     @property
     def n_tasks(self) -> int:
@@ -70,16 +93,18 @@ class BlockPlan:
         return len(self.rows) * max(1, len(self.cols))
 
     def graph_size(self) -> int:
-        """Total tasks of the graph: blocks and merges (the last task of a row
-        block finalizes it, so there is no separate finalize task)."""
+        """Total tasks of the graph: blocks, merges, and one concatenation per
+        output chunk of several row blocks (the last task of a row block
+        finalizes it, so there is no separate finalize task)."""
         leaves = max(1, len(self.cols))
+        joins = sum(1 for count in self.blocks_per_chunk if count > 1)
         if leaves == 1:
-            return len(self.rows)
+            return len(self.rows) + joins
         merges = 0
         while leaves > self.split_every:
             leaves = math.ceil(leaves / self.split_every)
             merges += leaves
-        return len(self.rows) * (len(self.cols) + merges + 1)
+        return len(self.rows) * (len(self.cols) + merges + 1) + joins
 
 
 def pair_cost(formulas, reduction, dtype) -> float:
@@ -178,8 +203,9 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
     split_every : int, optional
         Fan-in of the merge tree (default: ``dredux.split-every``).
     row_chunks, col_chunks : tuple of int, optional
-        Chunks of dask inputs: the row blocks follow ``row_chunks`` exactly and
-        the column ranges are cut at ``col_chunks`` edges where possible.
+        Chunks of dask inputs: ``row_chunks`` are the output's chunks (row
+        blocks cut them, never cross their edges) and the column ranges are cut
+        at ``col_chunks`` edges where possible.
     """
     split_every = int(config.get("split-every", split_every))
     if split_every < 2:
@@ -198,25 +224,35 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
     bn_max = max(1, budget // (2 * max(1, col_bytes)))
     bm, bn = min(bm, bm_max), min(bn, bn_max)
 
-    if row_chunks is not None:
-        rows = tuple(int(c) for c in row_chunks)
-    else:
-        rows = split_sizes(m, math.ceil(m / bm)) if m else (0,)
+    chunks = tuple(int(c) for c in row_chunks) if row_chunks is not None else None
+    rows = _row_blocks(m, bm, chunks)
     if col_chunks is not None and n:
         cols = _group_chunks(tuple(int(c) for c in col_chunks), bn)
     else:
         cols = _ranges_from_sizes(split_sizes(n, math.ceil(n / bn)) if n else (0,))
-    # graph-size cap (a soft bound): grow column ranges, then row blocks if we
-    # own them, as far as the memory bound allows
+    # graph-size cap (a soft bound): grow column ranges, then row blocks (down
+    # to one per output chunk), as far as the memory bound allows
     while len(rows) * len(cols) > cap:
         if len(cols) > 1 and math.ceil(n / (len(cols) // 2)) <= bn_max:
             cols = _ranges_from_sizes(split_sizes(n, len(cols) // 2))
-        elif (row_chunks is None and len(rows) > 1
-              and math.ceil(m / (len(rows) // 2)) <= bm_max):
-            rows = split_sizes(m, len(rows) // 2)
+            continue
+        fewer = _row_blocks(m, 2 * max(rows), chunks)
+        if len(fewer) < len(rows) and max(fewer) <= bm_max:
+            rows = fewer
         else:
             break
-    return BlockPlan(rows, cols, split_every)
+    return BlockPlan(rows, cols, split_every, chunks if chunks is not None else rows)
+
+
+def _row_blocks(m: int, bm: int, chunks: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Row blocks of at most ``bm`` rows (as even as possible); with ``chunks``,
+    each chunk is cut on its own, so that no block crosses a chunk edge."""
+    if chunks is None:
+        return split_sizes(m, math.ceil(m / bm)) if m else (0,)
+    out: list[int] = []
+    for size in chunks:
+        out.extend(split_sizes(size, math.ceil(size / bm)) if size else (0,))
+    return tuple(out) or (0,)
 
 
 def _auto_blocks(m: int, n: int, cost: float, backend: str, workers: int,

@@ -164,6 +164,46 @@ def test_dask_inputs_give_lazy_output_with_input_chunks(data):
     np.testing.assert_allclose(out.compute(), seed_values(data).sum(1), rtol=1e-12)
 
 
+def kernel_tasks(array) -> list:
+    """Keys of the graph's tasks that run a kernel (block tasks)."""
+    from dredux.graph import run_block
+
+    return [k for k, v in dict(array.__dask_graph__()).items()
+            if isinstance(v, tuple) and v and v[0] is run_block]
+
+
+def test_one_chunk_input_is_cut_into_tasks(data):
+    """A dask input in one chunk still gives several block tasks (rows and columns
+    cut by the planner), merged back into the single output chunk."""
+    f = Genred(SEED, ALIASES, reduction_op="Sum", axis=1)
+    x = da.from_array(data["x"], chunks=-1)
+    y = da.from_array(data["y"], chunks=-1)
+    args = (x, y, data["a"], data["p"])
+    out = f(*args, backend="numpy", block_size=(8, 16))
+    assert out.chunks == ((M,), (3,))
+    assert len(kernel_tasks(out)) == 5 * 4  # ceil(37 / 8) row blocks x ceil(53 / 16) column ranges
+    np.testing.assert_allclose(out.compute(), seed_values(data).sum(1), rtol=1e-12)
+    for name in ("ArgKMin", "Min_ArgMin"):
+        g = Genred(SEED, ALIASES, reduction_op=name, axis=1, opt_arg=4)
+        lazy = g(*args, backend="numpy", block_size=(8, 16))
+        want = g(*[np.asarray(a) for a in args], backend="numpy")
+        for got, ref in zip(dask.compute(lazy)[0], want):
+            np.testing.assert_array_equal(got, ref)
+
+
+def test_one_chunk_input_uses_every_worker(data):
+    f = Genred("Exp(-SqDist(x, y)) * a", ALIASES[:3], reduction_op="Sum", axis=1)
+    rng = np.random.default_rng(0)
+    x = da.from_array(rng.random((200_000, 3), dtype=np.float32), chunks=-1)
+    y = da.from_array(rng.random((200_000, 3), dtype=np.float32), chunks=-1)
+    a = da.from_array(rng.random((200_000, 1), dtype=np.float32), chunks=-1)
+    for workers in (2, 8):
+        with dask.config.set(num_workers=workers):
+            out = f(x, y, a, backend="cpu")
+        assert out.chunks[0] == (200_000,)
+        assert len(kernel_tasks(out)) >= workers
+
+
 def test_axis0_output_follows_j_chunks(data):
     f = Genred(SEED, ALIASES, reduction_op="Sum", axis=0)
     y = da.from_array(data["y"], chunks=(25, 3))

@@ -79,13 +79,41 @@ def test_explicit_arguments_beat_config():
     assert len(plan.rows) == 2 and len(plan.cols) == 1
 
 
-def test_dask_chunks_are_followed():
+def test_dask_chunks_are_the_output_chunks_and_tasks_cut_them():
     plan = make_plan(100, 1000, 1.0, "numpy", 2, block_size=(10, 300),
                      row_chunks=(30, 30, 40), col_chunks=(100,) * 10)
-    assert plan.rows == (30, 30, 40)
+    assert plan.chunks == (30, 30, 40)
+    assert plan.rows == (10,) * 10  # row blocks of 10 rows, never across a chunk edge
+    assert plan.blocks_per_chunk == (3, 3, 4)
     tiles(plan, 100, 1000)
     # column ranges are cut at the input's chunk edges
     assert all(c0 % 100 == 0 and c1 % 100 == 0 for c0, c1 in plan.cols)
+
+
+@pytest.mark.parametrize("m, workers", [(200_000, 2), (200_000, 16), (10**7, 64)])
+def test_one_input_chunk_still_gives_every_worker_tasks(m, workers):
+    """Tasks follow the work, not the input's chunks: a single chunk of rows (and
+    of columns) is cut into row blocks and column ranges like in-memory inputs."""
+    cost = 20.0
+    plan = make_plan(m, m, cost, "cpu", workers, row_chunks=(m,), col_chunks=(m,))
+    free = make_plan(m, m, cost, "cpu", workers)
+    assert plan.chunks == (m,)
+    assert plan.n_tasks >= workers
+    assert (plan.rows, plan.cols) == (free.rows, free.cols)
+    tiles(plan, m, m)
+
+
+def test_row_blocks_never_cross_chunk_edges():
+    plan = make_plan(1000, 1000, 1.0, "numpy", 2, block_size=(64, 1000),
+                     row_chunks=(100, 1, 899))
+    at, edges = 0, {0, 100, 101, 1000}
+    starts = []
+    for size in plan.rows:
+        starts.append(at)
+        at += size
+    assert edges - {1000} <= set(starts)
+    assert max(plan.rows) <= 64
+    assert sum(plan.blocks_per_chunk) == len(plan.rows)
 
 
 def test_huge_chunk_is_cut():
@@ -123,3 +151,6 @@ def test_graph_size_counts_merges():
     assert plan.graph_size() == 2 * (9 + 3 + 1)
     one_range = BlockPlan(rows=(5, 5, 5), cols=((0, 9),), split_every=3)
     assert one_range.graph_size() == 3  # each block task finalizes its row block
+    # two output chunks of two row blocks each: a concatenation task per chunk
+    joined = BlockPlan(rows=(5, 5, 5, 5), cols=((0, 9),), split_every=3, chunks=(10, 10))
+    assert joined.graph_size() == 4 + 2
