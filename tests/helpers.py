@@ -61,6 +61,20 @@ DOMAINS: dict[str, Callable] = {
     # away from integers and half-integers (Floor and Round jump there)
     "frac": lambda g, s: g.integers(-3, 3, s) + g.choice([0.1, 0.3, 0.7, 0.9], s)
     + g.uniform(-0.05, 0.05, s),
+    # The domains below give the same jumps in float32 and float64: their values (and
+    # the sums and products the cases take of them) are exact in float32, or far
+    # enough from every jump that float32 rounding cannot cross it.
+    # multiples of 1/4 in [-2, 2]: exact sums and differences, ties in ArgMax/ArgMin
+    "grid": lambda g, s: g.integers(-8, 9, s) / 4,
+    # multiples of 1/4 in [0.5, 2] (Mod's modulus: its jumps stay on the 1/4 grid)
+    "dyadic": lambda g, s: g.integers(2, 9, s) / 4,
+    # [-6, 6), 0.04 or more away from the multiples of 1/4
+    "offgrid": lambda g, s: g.integers(-24, 24, s) / 4 + g.uniform(0.04, 0.21, s),
+    # [-2, 2) with 100 x away from half-integers (Round(x, 2) jumps there)
+    "cents": lambda g, s: (g.integers(-200, 200, s) + g.choice([0.1, 0.3, 0.7, 0.9], s)
+                           + g.uniform(-0.05, 0.05, s)) / 100,
+    # [-6, 6) away from +-5 (Round(x, -1) jumps there)
+    "wide5": lambda g, s: away_from(g, s, (-5.0, 5.0), 0.1, -6.0, 6.0),
 }
 
 
