@@ -1,52 +1,30 @@
 """Formulas and reductions that the CUDA tests compile (here) and run (on a GPU).
 
-Every op of the formula language appears in one of ``OP_GROUPS``; each group
-is one kernel whose formula concatenates its terms, so that a handful of
-compiles covers the whole op table. Inputs come from ``DOMAINS``: values
-where every term is defined, and discontinuous ops (Floor, comparisons...)
-act on exactly rounded arithmetic only, so that float32 results agree
-bit for bit at the jumps.
+``OP_GROUPS`` are the grouped formulas of the shared catalogue
+(tests/op_cases.py): every case of every op, ~25 cases per kernel, so that a
+handful of compiles covers the whole op table; each :class:`Group` draws its
+inputs and gives every case's NumPy float64 reference. What is CUDA-specific
+stays here: one formula per reduction (``REDUCTION_CASES``) over ``ALIASES``,
+their inputs (uniform values in ``DOMAINS``) and their references
+(``reduction_ref``), written out in NumPy float64.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tests.op_cases import GROUPS, Group
+
+__all__ = ["ALIASES", "DOMAINS", "OP_GROUPS", "REDUCTION_CASES", "inputs", "pair_values",
+           "reduction_ref"]
+
+OP_GROUPS: dict[str, Group] = GROUPS
+
 ALIASES = ["x = Vi(3)", "y = Vj(3)", "u = Vi(1)", "v = Vj(1)", "w = Vj(9)", "p = Pm(1)"]
 
 # (low, high) of the uniform values of each alias
 DOMAINS = {"x": (-0.9, 0.9), "y": (-0.9, 0.9), "u": (0.2, 0.9), "v": (0.2, 0.9),
            "w": (-1.0, 1.0), "p": (0.5, 1.5)}
-
-OP_GROUPS = {
-    "arith": [
-        "x + y", "x - y", "x * y", "x / v", "-x",
-        "Equal(Floor(4 * x), Floor(4 * y))", "NotEqual(Floor(4 * x), Floor(4 * y))",
-        "LessThan(x, y)", "LessOrEqual(x, y)", "GreaterThan(x, y)", "GreaterOrEqual(x, y)",
-        "Clamp(x, -v, v)", "ClampInt(4 * x, -1, 2)", "IfElse(x - y, x, y)",
-        "Mod(4 * x, v + 1, 0.25)",
-    ],
-    "math": [
-        "Exp(x)", "Log(v)", "XLogX(v)", "Sin(x)", "Cos(x)", "Asin(x)", "Acos(x)", "Atan(x)",
-        "SinXDivX(x)", "Sqrt(v)", "Rsqrt(v)", "Square(x)", "Inv(v)", "Abs(x)", "Sign(x)",
-        "Step(x)", "ReLU(x)", "Floor(4 * x)", "Round(x, 2)", "Pow(x, 3)", "Powf(v, p)",
-        "Atan2(x, y)",
-    ],
-    "vector": [
-        "Sum(x)", "SumT(u, 3)", "Max(x)", "Min(x)", "ArgMax(x)", "ArgMin(x)", "x | y",
-        "Elem(x, 1)", "ElemT(u, 3, 1)", "Extract(Concat(x, y), 2, 3)", "ExtractT(u, 1, 3)",
-        "OneHot(4 * v, 4)", "MatVecMult(w, x)", "VecMatMult(x, w)", "TensorProd(x, y)",
-        "TensorDot(w, y, [3, 3], [3], [1], [0])",
-    ],
-}
-
-
-def concat(terms: list[str]) -> str:
-    """One formula holding every term: a balanced tree of Concat."""
-    if len(terms) == 1:
-        return terms[0]
-    half = len(terms) // 2
-    return f"Concat({concat(terms[:half])}, {concat(terms[half:])})"
 
 
 # reduction name -> (formula, formula2, opt_arg); formulas over ALIASES

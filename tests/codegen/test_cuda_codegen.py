@@ -1,11 +1,13 @@
 """The GPU backend's generated CUDA: it compiles, and it is built from the tree only.
 
-No GPU is needed here. Every op and every reduction, in float16, float32 and
-float64, is rendered and compiled with ``nvcc -arch=sm_90 -cubin`` (the
-device-side compile: front end, optimiser and ptxas); the sources include no
-header, as NVRTC (which CuPy uses at run time) needs. When a standalone
-``libnvrtc`` is found (``DREDUX_NVRTC`` or the usual places) a sample is
-compiled by NVRTC itself as well. Running the kernels is tests/gpu's job.
+No GPU is needed here. Every op (the grouped formulas of the catalogue
+tests/op_cases.py, through tests/codegen/cuda_cases.py) and every reduction,
+in float16, float32 and float64, is rendered and compiled with
+``nvcc -arch=sm_90 -cubin`` (the device-side compile: front end, optimiser and
+ptxas); the sources include no header, as NVRTC (which CuPy uses at run time)
+needs. When a standalone ``libnvrtc`` is found (``DREDUX_NVRTC`` or the usual
+places) a sample is compiled by NVRTC itself as well. Running the kernels is
+tests/gpu's job.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from dredux.compile.cuda import (
 from dredux.errors import ShapeError
 from dredux.ir import Op, walk
 from dredux.reductions import IDX_NONE, REDUCTIONS
-from tests.codegen.cuda_cases import ALIASES, OP_GROUPS, REDUCTION_CASES, concat
+from tests.codegen.cuda_cases import ALIASES, OP_GROUPS, REDUCTION_CASES
 
 ROOT = Path(__file__).resolve().parents[2]
 NVCC = shutil.which("nvcc")
@@ -70,8 +72,9 @@ def routine(formula, reduction_op="Sum", formula2=None, opt_arg=None, aliases=AL
                   formula2=formula2, opt_arg=opt_arg, **kwargs)
 
 
-def group_routine(terms) -> Genred:
-    return routine(concat(terms))
+def group_routine(name) -> Genred:
+    """The Sum over j of op group ``name`` (a Concat of every case of its ops)."""
+    return OP_GROUPS[name].routine(axis=1)
 
 
 def reduction_routine(name) -> Genred:
@@ -85,8 +88,8 @@ def reduction_routine(name) -> Genred:
 
 def test_op_groups_cover_every_op():
     seen = set()
-    for terms in OP_GROUPS.values():
-        for f in group_routine(terms).program("float32").formulas:
+    for name in OP_GROUPS:
+        for f in group_routine(name).program("float32").formulas:
             seen |= {node.op for node in walk(f)}
     missing = set(Op) - seen
     assert not missing, f"no CUDA test case uses {sorted(op.name for op in missing)}"
@@ -103,8 +106,7 @@ def test_reduction_cases_cover_every_reduction():
 @needs_nvcc
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_op_and_reduction_compiles(dtype, tmp_path):
-    sources = {f"ops_{name}": group_routine(terms).source("gpu", dtype)
-               for name, terms in OP_GROUPS.items()}
+    sources = {f"ops_{name}": group_routine(name).source("gpu", dtype) for name in OP_GROUPS}
     sources |= {f"red_{name}": reduction_routine(name).source("gpu", dtype)
                 for name in REDUCTIONS}
     failed = compile_all(sources, tmp_path)
@@ -198,8 +200,7 @@ def test_nvrtc_compiles_a_sample():
                for name, dtype in (("Sum", "float16"), ("ArgKMin", "float32"),
                                    ("SumSoftMaxWeight", "float64"),
                                    ("Min_ArgMin", "float32"))}
-    sources |= {name: group_routine(terms).source("gpu", "float32")
-                for name, terms in OP_GROUPS.items()}
+    sources |= {name: group_routine(name).source("gpu", "float32") for name in OP_GROUPS}
     sources["fast"] = routine("Sum(Exp(x - y) / v)", "LogSumExp",
                               use_fast_math=True).source("gpu", "float32")
     for name, src in sources.items():

@@ -2,8 +2,11 @@
 
 The kernels' logic (tiles, states, column splits, merge rounds, argument
 packing by CudaKernel) is checked here against NumPy references in float64
-written in this file, on sizes at the edges of blocks, tiles and splits.
-float16, NVRTC and the device itself are left to tests/gpu.
+written in this file and in tests/codegen/cuda_cases.py, on sizes at the edges
+of blocks, tiles and splits. Every op runs in the grouped formulas of the
+catalogue (tests/op_cases.py), in float64 and float32, over j and over i,
+each case against its reference and against the "numpy" backend. float16,
+NVRTC and the device itself are left to tests/gpu.
 """
 
 from __future__ import annotations
@@ -18,14 +21,7 @@ import dredux.compile.cuda as cuda_backend
 from dredux import Genred
 from dredux.backends import make_kernel
 from tests.codegen import cuda_emulator as emu
-from tests.codegen.cuda_cases import (
-    ALIASES,
-    OP_GROUPS,
-    REDUCTION_CASES,
-    concat,
-    inputs,
-    reduction_ref,
-)
+from tests.codegen.cuda_cases import ALIASES, OP_GROUPS, REDUCTION_CASES, inputs, reduction_ref
 from tests.helpers import gauss_reference
 
 pytestmark = pytest.mark.skipif(emu.CXX is None, reason="g++ is not on PATH: the CUDA "
@@ -78,22 +74,24 @@ def test_many_splits_and_two_merge_rounds(cp):
 # every op (against the NumPy backend) and every reduction (against NumPy)
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("group", sorted(OP_GROUPS))
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-11), (np.float32, 2e-5)])
 @pytest.mark.parametrize("axis", [0, 1])
-def test_ops_agree_with_the_numpy_backend(cp, group, axis):
-    terms = OP_GROUPS[group]
-    g = Genred(concat(terms), ALIASES, axis=axis)
-    args = inputs(45, 2500, np.float64, seed=3)
-    out = g(*args, backend="gpu")
-    ref = g(*args, backend="numpy")
-    assert out.shape == ref.shape and np.isfinite(ref).all()
-    widths = [Genred(t, ALIASES).formulas[0].dim for t in terms]
-    at = 0
-    for term, width in zip(terms, widths):
-        np.testing.assert_allclose(out[:, at:at + width], ref[:, at:at + width],
-                                   rtol=1e-11, atol=1e-11, err_msg=term)
-        at += width
-    assert at == ref.shape[1]
+@pytest.mark.parametrize("group", sorted(OP_GROUPS))
+def test_ops_agree_with_references_and_the_numpy_backend(cp, group, axis, dtype, rtol):
+    """Every case of the catalogue against its float64 reference (of the inputs as
+    cast), and against the "numpy" backend in the same dtype."""
+    g = OP_GROUPS[group]
+    routine = g.routine(axis)
+    args = g.inputs(45, 2500, dtype, seed=3)
+    out = routine(*args, backend="gpu")
+    assert out.dtype == dtype and out.shape == ((45 if axis == 1 else 2500), g.width)
+    g.check(out, args, axis, rtol)
+    ref = routine(*args, backend="numpy")
+    assert np.isfinite(ref).all()
+    for member, got, want in zip(g.members, g.split(out), g.split(ref)):
+        scale = max(1.0, float(np.abs(want).max()))
+        atol = 1e-11 if dtype == np.float64 else rtol * scale
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=member.what)
 
 
 def assert_output(out, ref, rtol, what):

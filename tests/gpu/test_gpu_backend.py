@@ -2,7 +2,9 @@
 
 Every test here needs CuPy and a device and is skipped otherwise (marker
 ``gpu``). References: NumPy in float64 written in tests/codegen/cuda_cases.py
-and below, and the "numpy" backend for the op table.
+and below; every op runs in the grouped formulas of the catalogue
+(tests/op_cases.py), each case against its float64 reference and against the
+"numpy" backend.
 
 Tolerances (relative to the largest magnitude of the compared block):
 float64 1e-11; float32 2e-5 (summation order and a few ulp of the CUDA maths
@@ -38,7 +40,6 @@ from tests.codegen.cuda_cases import (  # noqa: E402
     ALIASES,
     OP_GROUPS,
     REDUCTION_CASES,
-    concat,
     inputs,
     pair_values,
     reduction_ref,
@@ -72,19 +73,19 @@ def seed_ref(x, y, a, p):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("axis", [0, 1])
 @pytest.mark.parametrize("group", sorted(OP_GROUPS))
-def test_ops_agree_with_the_numpy_backend(group, axis, dtype):
-    terms = OP_GROUPS[group]
-    g = Genred(concat(terms), ALIASES, axis=axis)
-    args = inputs(45, 2500, dtype, seed=3)
-    out = g(*args, backend="gpu")
-    ref = g(*args, backend="numpy")
-    assert isinstance(out, np.ndarray) and out.dtype == ref.dtype
-    at = 0
-    for term in terms:
-        width = Genred(term, ALIASES).formulas[0].dim
-        close(out[:, at:at + width], ref[:, at:at + width], RTOL[dtype], term)
-        at += width
-    assert at == ref.shape[1]
+def test_ops_agree_with_references_and_the_numpy_backend(group, axis, dtype):
+    """Every case of the catalogue against its float64 reference (of the inputs as
+    cast to ``dtype``), and against the "numpy" backend in the same dtype."""
+    g = OP_GROUPS[group]
+    routine = g.routine(axis)
+    args = g.inputs(45, 2500, dtype, seed=3)
+    out = routine(*args, backend="gpu")
+    ref = routine(*args, backend="numpy")
+    assert isinstance(out, np.ndarray) and out.dtype == ref.dtype == np.dtype(dtype)
+    assert out.shape == ref.shape == ((45 if axis == 1 else 2500), g.width)
+    g.check(out, args, axis, RTOL[dtype])
+    for member, got, want in zip(g.members, g.split(out), g.split(ref)):
+        close(got, want, RTOL[dtype], member.what)
 
 
 def _as_triple(indices, name):
