@@ -8,6 +8,7 @@ See :class:`dredux.Genred` and ``docs/``.
 """
 
 from . import config as _config  # noqa: F401  (registers the dredux config keys)
+from ._version import __version__
 from .api import Genred, reduce
 from .errors import (
     BackendUnavailable,
@@ -16,8 +17,6 @@ from .errors import (
     KernelCompileError,
     ShapeError,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Genred",

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
-import os
-import sys
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import CancelledError
 from typing import Any
 
 import numpy as np
 
-from ._xp import get_xp, is_cupy, is_dask
-from .backends import make_kernel, resolve_backend
+from . import execute
+from ._xp import is_cupy, is_dask
+from .autodiff import differentiate
+from .backends import make_kernel, normalize_backend, resolve_backend
 from .errors import DtypeError, FormulaError, ShapeError
 from .ir import Cat
 from .parse import ArgSpec, parse_aliases, parse_formula
@@ -37,9 +35,6 @@ __all__ = ["Genred", "reduce"]
 
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 _CALL_OPTIONS = ("block_size", "split_every", "scheduler")
-_SCATTER_BYTES = 1 << 20  # in-memory inputs above this go to workers by scatter
-_SCATTER_PIECES = 256  # at most this many scattered pieces per row input (a key each)
-_SCATTER_RETRIES = 2  # runs again after losing the worker that held scattered inputs
 
 
 class Genred:
@@ -119,12 +114,13 @@ class Genred:
         self.dtype_acc = dtype_acc
         self.use_double_acc = bool(use_double_acc)
         self.use_fast_math = bool(use_fast_math)
+        # the formula stages, in order: parse, differentiate, simplify
         names, self.signature = parse_aliases(self.aliases)
-        f = simplify(parse_formula(formula, names, self.signature))
+        f = simplify(differentiate(parse_formula(formula, names, self.signature)))
         formulas = [f]
         if formula2 is not None:
-            formulas.append(simplify(parse_formula(formula2, names, self.signature,
-                                                   what="formula2")))
+            formulas.append(simplify(differentiate(parse_formula(
+                formula2, names, self.signature, what="formula2"))))
         self.formulas = tuple(formulas)
         self.reduction = make_reduction(reduction_op, f.dim,
                                         formulas[1].dim if formula2 is not None else 0,
@@ -157,7 +153,7 @@ class Genred:
         if prog is None:
             acc = acc_dtype_for(dtype, self.dtype_acc, self.use_double_acc)
             prog = make_program(self.formulas, self.reduction, self.axis, dtype, acc,
-                                self.sum_scheme)
+                                {a.pos: a.name for a in self.signature.args})
             self._programs[dtype.name] = prog
         return prog
 
@@ -174,8 +170,6 @@ class Genred:
 
     def source(self, backend: str = "cpu", dtype="float32") -> str:
         """The generated kernel source for ``backend`` ("cpu" or "gpu")."""
-        from .backends import normalize_backend
-
         backend = normalize_backend(backend)
         if backend == "auto":
             backend = resolve_backend("auto", [])
@@ -243,98 +237,21 @@ class Genred:
         row_args_all = [a for spec, a in zip(self.signature.args, args) if spec.cat == out_cat]
         scheduler = options.get("scheduler")
         plan = make_plan(
-            m, n, self._cost(dtype), backend_name, _worker_count(scheduler),
+            m, n, self._cost(dtype), backend_name, execute.worker_count(scheduler),
             row_bytes=_row_bytes(program.row_vars, dtype),
             col_bytes=_row_bytes(program.col_vars, dtype),
-            state_bytes=self._state_bytes(program),
+            state_bytes=program.reduction.state_bytes(),
             block_size=options.get("block_size"), split_every=options.get("split_every"),
             row_chunks=_dask_chunks(row_args_all),
             col_chunks=_dask_chunks([a for s, a in zip(self.signature.args, args)
                                      if s.cat == red_cat]))
-        if not lazy and plan.n_tasks == 1 and scheduler is None:
-            result = self._run_single(kernel, program, rows, cols, params, m, n)
-        else:
-            result = self._run_graph(kernel, program, plan, rows, cols, params,
-                                     row_args_all, lazy, scheduler)
+        result = execute.run(kernel, plan, rows, cols, params, lazy=lazy, scheduler=scheduler,
+                             meta_arrays=[*row_args_all, *cols, *params])
         return _write_out(result, out) if out is not None else result
 
     # -------------------------------------------------------------- helpers
     def _cost(self, dtype="float32") -> float:
         return pair_cost(self.formulas, self.reduction, dtype)
-
-    @staticmethod
-    def _state_bytes(program: Program) -> int:
-        return sum(8 * math.prod(shape) for _, shape, _ in program.reduction.fields())
-
-    def _run_single(self, kernel, program, rows, cols, params, m, n):
-        from .graph import finalize_state
-
-        state = kernel(rows, cols, params, m, n, 0)
-        return finalize_state(program.reduction, state, program.np_dtype)
-
-    def _run_graph(self, kernel, program, plan, rows, cols, params, row_args_all,
-                   lazy: bool, scheduler):
-        import dask
-
-        client = None if lazy else _client_for(scheduler)
-        attempts = _SCATTER_RETRIES + 1 if client is not None else 1
-        for attempt in range(attempts):
-            scattered: list = []
-            arrays = self._graph_arrays(kernel, program, plan, rows, cols, params,
-                                        row_args_all, client, scattered)
-            if lazy:
-                return tuple(arrays) if len(arrays) > 1 else arrays[0]
-            try:
-                computed = dask.compute(*arrays, scheduler=scheduler)
-            except CancelledError:
-                # Data scattered by a client cannot be recomputed: if the worker
-                # holding it died, send the inputs again and run the graph again.
-                lost = any(f.status != "finished" for f in scattered)
-                if not lost or attempt == attempts - 1:
-                    raise
-                warnings.warn("a worker holding this call's scattered inputs was lost; "
-                              "sending them again and recomputing", RuntimeWarning,
-                              stacklevel=3)
-                continue
-            return tuple(computed) if len(computed) > 1 else computed[0]
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _graph_arrays(self, kernel, program, plan, rows, cols, params, row_args_all,
-                      client, scattered: list) -> list:
-        import dask.array as da
-
-        from .graph import build_graph
-
-        def as_dask(a, chunks, is_row):
-            if is_dask(a):
-                return a.rechunk({0: chunks, 1: -1}) if is_row else a.rechunk({1: -1})
-            if client is not None and a.nbytes > _SCATTER_BYTES:
-                # send big in-memory inputs (NumPy, or CuPy to dask-cuda workers)
-                # straight to the workers, not through the scheduler inside the
-                # graph: row variables by row blocks (spread over the workers;
-                # each block task takes its piece and slices its rows), column
-                # variables whole (sliced once per column range). Unique keys:
-                # a second call must not reuse futures being released.
-                xp = get_xp(a)
-                if is_row:
-                    futures, pieces = _scatter_rows(client, a, tuple(plan.rows), xp)
-                    scattered.extend(futures)
-                    return pieces
-                future = client.scatter(xp.ascontiguousarray(a), hash=False)
-                scattered.append(future)
-                return _sliced_future(future, a, chunks, xp)
-            return da.from_array(a, chunks=(chunks, -1), asarray=False if is_cupy(a) else None)
-
-        row_chunks = tuple(plan.chunks)
-        col_chunks = tuple(c1 - c0 for c0, c1 in plan.cols)
-        drows = [as_dask(a, row_chunks, True) for a in rows]
-        dcols = [as_dask(a, col_chunks, False) for a in cols]
-        dparams = [a.rechunk(-1) if is_dask(a) else a for a in params]
-        meta_xp = _meta_module([*row_args_all, *cols, *params])  # rows among the first
-        outputs = []
-        for shape, kind in program.reduction.outputs():
-            outputs.append((shape, np.int64 if kind == "idx" else program.np_dtype))
-        return build_graph(program, kernel, plan, drows, dcols, dparams, outputs, meta_xp)
 
 
 # ---------------------------------------------------------------------------
@@ -423,81 +340,6 @@ def _dask_chunks(arrays) -> tuple[int, ...] | None:
 
 def _row_bytes(variables, dtype) -> int:
     return max(1, sum(v.dim for v in variables)) * np.dtype(dtype).itemsize
-
-
-def _meta_module(arrays):
-    for a in arrays:
-        if is_cupy(a) or (is_dask(a) and is_cupy(getattr(a, "_meta", None))):
-            return sys.modules["cupy"]
-    return np
-
-
-def _sliced_future(future, like, chunks, xp):
-    """A dask array over the rows of a scattered array: one slicing task per chunk."""
-    import dask.array as da
-    from dask.highlevelgraph import HighLevelGraph
-
-    name = f"dredux-scattered-{future.key}"
-    layer, start = {}, 0
-    for k, size in enumerate(chunks):
-        layer[(name, k, 0)] = (operator.getitem, future, (slice(start, start + size),))
-        start += size
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
-    return da.Array(graph, name, (tuple(chunks), (like.shape[1],)),
-                    meta=xp.empty((0, 0), like.dtype))
-
-
-def _scatter_rows(client, a, chunks, xp):
-    """``a``'s rows scattered over the workers in at most ``_SCATTER_PIECES``
-    pieces of whole row blocks (each piece costs the scheduler a key, ~0.15 ms):
-    the futures, and the RowChunks that the graph takes (one piece per row
-    block, or a few blocks per piece)."""
-    from .graph import RowChunks
-
-    per_piece = max(1, math.ceil(len(chunks) / _SCATTER_PIECES))
-    pieces, refs_of, slices = [], [], []
-    start = 0
-    for g in range(0, len(chunks), per_piece):
-        sizes = chunks[g:g + per_piece]
-        stop = start + sum(sizes)
-        pieces.append(xp.ascontiguousarray(a[start:stop]))
-        at = 0
-        for size in sizes:
-            refs_of.append(len(pieces) - 1)
-            slices.append(None if len(sizes) == 1 else (at, at + size))
-            at += size
-        start = stop
-    futures = client.scatter(pieces, hash=False)
-    return futures, RowChunks(tuple(futures[k] for k in refs_of), tuple(slices),
-                              f"scattered-{futures[0].key}")
-
-
-def _client_for(scheduler):
-    """The distributed Client a computation will use, or None."""
-    if hasattr(scheduler, "scatter") and hasattr(scheduler, "nthreads"):
-        return scheduler
-    if scheduler is None and "distributed" in sys.modules:
-        from distributed import default_client
-
-        try:
-            return default_client()
-        except ValueError:
-            return None
-    return None
-
-
-def _worker_count(scheduler) -> int:
-    client = _client_for(scheduler)
-    if client is not None:
-        try:
-            return max(1, sum(client.nthreads().values()))
-        except Exception:  # pragma: no cover - a client without workers yet
-            return 1
-    if scheduler in ("sync", "single-threaded", "synchronous"):
-        return 1
-    import dask
-
-    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
 def _kernel_options(backend: str, device_id: int) -> dict:

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from dask.utils import format_bytes
 
-from . import __version__
+from ._version import __version__
 from ._xp import is_dask
 from .errors import CacheError, DreduxError
 from .jobs import GEN_ROWS, JobError, load_inputs, load_job, output_names, remove_path, temp_path
@@ -129,12 +129,12 @@ def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None
     if spec.kind in ("threads", "sync"):
         from dask.diagnostics import ProgressBar
 
-        from .api import _worker_count
+        from .execute import worker_count
 
         bar = ProgressBar(dt=0.1 if interactive else 0.5) if progress \
             else contextlib.nullcontext()
         with dask.config.set(scheduler=spec.kind), bar:
-            yield f"{spec.kind} ({_worker_count(spec.kind)} thread(s) in this process)"
+            yield f"{spec.kind} ({worker_count(spec.kind)} thread(s) in this process)"
         return
 
     from distributed import Client, LocalCluster
@@ -450,7 +450,8 @@ def collect_info() -> dict:
     import shlex
 
     from . import config
-    from .backends import cpu_available, cxx_compiler
+    from .backends import cpu_available
+    from .compile.cpp import cxx_compiler
 
     gpus = _gpus()
     cxx = cxx_compiler()
@@ -517,6 +518,16 @@ def cmd_cache(args) -> int:
 # entry point
 # ---------------------------------------------------------------------------
 
+def _backend_name(text: str) -> str:
+    """``--backend``: every spelling Genred accepts, normalized."""
+    from .backends import normalize_backend
+
+    try:
+        return normalize_backend(text)
+    except DreduxError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dredux", description="Huge generic reductions on CPUs and GPUs, with Dask.")
@@ -530,8 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", help="the job file (TOML)")
     run.add_argument("--scheduler", help="threads (default), sync, local, an address such "
                      "as tcp://host:8786, or a scheduler file")
-    run.add_argument("--backend", choices=("auto", "cpu", "gpu", "numpy"),
-                     help="kernel backend (default: the job's, else dredux.backend)")
+    run.add_argument("--backend", type=_backend_name, metavar="BACKEND",
+                     help="kernel backend: auto, cpu, gpu, numpy, or a KeOps spelling "
+                     "(CPU, GPU, GPU_1D...); default: the job's, else dredux.backend")
     run.add_argument("-o", "--output", help="output path (overrides the job's output.path)")
     run.add_argument("--check", type=int, metavar="ROWS",
                      help="compare ROWS random output rows with a float64 NumPy run "

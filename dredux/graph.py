@@ -16,7 +16,6 @@ every input chunk enter the graph once; tasks refer to them by key.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any

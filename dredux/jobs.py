@@ -19,7 +19,7 @@ options::
     path = "data/out.npy"          # .npy, .npz (named arrays) or .zarr
 
     [options]                      # all optional
-    backend = "auto"               # auto | cpu | gpu | numpy
+    backend = "auto"               # auto | cpu | gpu | numpy (or KeOps's "CPU", "GPU"...)
     scheduler = "threads"          # threads | sync | local | tcp://host:8786 | FILE.json
     block_size = [4096, 65536]     # rows per block, columns per task
     split_every = 8
@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from .backends import SPELLINGS
 from .errors import DreduxError
 from .ir import Cat
 
@@ -100,7 +101,8 @@ RANDOM_KEYS = {
 }
 OUTPUT_KEYS = {"path": "the output path, ending in .npy, .npz or .zarr"}
 OPTION_KEYS = {
-    "backend": '"auto", "cpu", "gpu" or "numpy"',
+    "backend": '"auto", "cpu", "gpu" or "numpy" (or a KeOps spelling: "CPU", "GPU", '
+               '"GPU_1D"...)',
     "scheduler": '"threads", "sync", "local", an address such as "tcp://host:8786", '
                  "or the path of a scheduler file",
     "block_size": "a positive integer or a pair [rows, cols]",
@@ -297,7 +299,7 @@ def load_job(path, *, output=None, backend: str | None = None,
     opts = read.table(data.get("options", {}), "options", OPTION_KEYS,
                       what=TOP_KEYS["options"])
     fields["backend"] = read.typed(opts, "backend", "options.", OPTION_KEYS,
-                                   _in("auto", "cpu", "gpu", "numpy"))
+                                   _in(*SPELLINGS))
     fields["scheduler"] = read.typed(opts, "scheduler", "options.", OPTION_KEYS, _is_str)
     block = read.typed(opts, "block_size", "options.", OPTION_KEYS,
                        lambda v: (_is_int(v) and v > 0) or (

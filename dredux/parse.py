@@ -17,10 +17,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import autodiff
 from .errors import FormulaError
 from .functions import FUNCTIONS, Function
-from .ir import Cat, DimError, Expr, Op, const, var
+from .ir import OPS, Cat, DimError, Expr, Op, const, var
+from .ops import DERIVATIVE
 
 __all__ = ["ArgSpec", "Signature", "FUNCTIONS", "parse_aliases", "parse_formula"]
 
@@ -208,10 +208,12 @@ def parse_aliases(aliases: Sequence[str]) -> tuple[dict[str, Expr], Signature]:
     return names, Signature([specs[p] for p in sorted(specs)])
 
 
-# Autodiff and variable declarations are special forms (their arguments are not
-# all plain expressions); they are handled by _Builder and listed here for the
-# "unknown function" suggestions.
-_SPECIAL = ("Grad", "Diff", "Laplacian", "Var", "Vi", "Vj", "Pm", "Vx", "Vy")
+# Derivatives and variable declarations are special forms (their arguments are
+# not all plain expressions); they are handled by _Builder and listed here for
+# the "unknown function" suggestions. Derivatives stay placeholder nodes, which
+# dredux.autodiff.differentiate replaces after parsing.
+_DERIVATIVES = {record.keops: op for op, record in OPS.items() if record.kind == DERIVATIVE}
+_SPECIAL = (*_DERIVATIVES, "Var", "Vi", "Vj", "Pm", "Vx", "Vy")
 
 _BINOPS = {ast.Add: Op.ADD, ast.Sub: Op.SUB, ast.Mult: Op.MUL, ast.Div: Op.DIV,
            ast.BitOr: Op.SCALPROD}
@@ -365,8 +367,8 @@ class _Builder:
                              "Pass arguments by position, as in KeOps.")
         if fname in ("Var", "Vi", "Vj", "Pm", "Vx", "Vy"):
             return self.inline_var(node)
-        if fname in ("Grad", "Diff", "Laplacian"):
-            return self.autodiff(node, fname)
+        if fname in _DERIVATIVES:
+            return self.derivative(node, fname)
         function = FUNCTIONS.get(fname)
         if function is None:
             near = difflib.get_close_matches(fname, [*FUNCTIONS, *_SPECIAL], n=3)
@@ -428,20 +430,20 @@ class _Builder:
                              f"Write e.g. {fname}(F, x, ...) with x an alias name.")
         return found
 
-    def autodiff(self, node: ast.Call, fname: str) -> Expr:
-        nargs = {"Grad": (2, 3), "Diff": (3, 3), "Laplacian": (2, 2)}[fname]
-        usage = {"Grad": "Grad(F, v, e) or Grad(F, v)", "Diff": "Diff(F, v, u)",
-                 "Laplacian": "Laplacian(F, v)"}[fname]
+    def derivative(self, node: ast.Call, fname: str) -> Expr:
+        """A Grad / Diff / Laplacian placeholder node (differentiated after parsing)."""
+        op = _DERIVATIVES[fname]
+        record = OPS[op]
+        # Grad(F, v) creates its gradient input: it takes 2 or 3 arguments
+        nargs = (2, 3) if op is Op.GRAD else (record.arity, record.arity)
         if not nargs[0] <= len(node.args) <= nargs[1]:
             raise self.error(node, f"{fname} takes {' or '.join(map(str, sorted(set(nargs))))}"
-                             f" arguments, got {len(node.args)}", f"Usage: {usage}.")
+                             f" arguments, got {len(node.args)}", f"Usage: {record.usage}.")
         formula = self.visit(node.args[0])
         v = self.variable_arg(node.args[1], fname)
-        if fname == "Laplacian":
-            return self.dims(node, lambda: autodiff.laplacian(formula, v))
-        if fname == "Diff":
-            u = self.visit(node.args[2])
-            return self.dims(node, lambda: autodiff.diff(formula, v, u))
+        if op is not Op.GRAD:
+            rest = tuple(self.visit(a) for a in node.args[2:])
+            return self.dims(node, lambda: Expr(op, (formula, v, *rest)))
         if len(node.args) == 3:
             e = self.visit(node.args[2])
         else:
@@ -452,7 +454,7 @@ class _Builder:
             pos = self.signature.next_position()
             cat = Cat.J if v.params[1] == Cat.I else Cat.I
             e = self.inline_var_spec(pos, formula.dim, cat)
-        return self.dims(node, lambda: autodiff.grad(formula, v, e))
+        return self.dims(node, lambda: Expr(op, (formula, v, e)))
 
     def inline_var_spec(self, pos: int, dim: int, cat: Cat) -> Expr:
         spec = ArgSpec(pos, dim, cat, f"Var({pos},{dim},{int(cat)})")
@@ -475,7 +477,9 @@ def parse_formula(formula: str, names: dict[str, Expr], signature: Signature,
     """Parse ``formula`` against the aliases of :func:`parse_aliases`.
 
     Inline ``Var(...)`` and the variables that ``Grad(F, v)`` creates are
-    appended to ``signature``. Returns the (unsimplified) Expr.
+    appended to ``signature``. Returns the Expr as written: derivatives are
+    placeholder nodes (:func:`dredux.autodiff.differentiate` replaces them),
+    nothing is simplified.
     """
     if not isinstance(formula, str):
         raise FormulaError(f"the {what} must be a string, got {type(formula).__name__}",

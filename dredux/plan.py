@@ -8,7 +8,8 @@ the chunks of dask inputs, but the tasks do not (a single input chunk of 10^7
 rows is still cut into as many tasks as the work needs).
 
 The planner sizes tasks from an estimate of the work (pairs x cost per pair x
-seconds per unit of cost on the backend), so that a task lasts about
+seconds per unit of cost on the backend: the op records' costs and the
+backend registry's calibration), so that a task lasts about
 ``dredux.task-seconds`` (long enough to amortise Dask's overhead of a few
 hundred microseconds to a few milliseconds per task), there are enough tasks
 to keep every worker busy, the graph stays under
@@ -26,26 +27,11 @@ import dask.utils
 import numpy as np
 
 from . import config
+from .backends import BACKENDS
 from .errors import ShapeError
-from .ir import Op, walk
+from .ir import OPS, Op, walk
 
-__all__ = ["BlockPlan", "make_plan", "SECONDS_PER_COST", "split_sizes", "pair_cost"]
-
-# Seconds per unit of pair cost on one worker thread, float32 (measured: the
-# Gaussian, seed-formula, LogSumExp and ArgKMin kernels of the CPU backend on a
-# 2.9 GHz AVX-512 core give 1.6e-11 to 2.9e-11; they only need to be right
-# within a factor of a few).
-SECONDS_PER_COST = {"numpy": 3e-9, "cpu": 2e-11, "gpu": 1e-13}
-
-# Cost of one component of an op relative to an add: transcendental functions
-# are polynomials (exp, log) or scalar library calls (the others).
-OP_COST = {
-    Op.EXP: 8, Op.LOG: 10, Op.XLOGX: 11, Op.DIV: 4, Op.INV: 4, Op.SQRT: 4,
-    Op.RSQRT: 5, Op.SIN: 20, Op.COS: 20, Op.ASIN: 25, Op.ACOS: 25, Op.ATAN: 20,
-    Op.SINXDIVX: 24, Op.ATAN2: 30, Op.POWF: 30, Op.MOD: 6, Op.ROUND: 2,
-}
-MIN_ROWS = {"numpy": 64, "cpu": 256, "gpu": 65536}
-MIN_COLS = {"numpy": 256, "cpu": 1024, "gpu": 65536}
+__all__ = ["BlockPlan", "make_plan", "split_sizes", "pair_cost"]
 
 
 @dataclass(frozen=True)
@@ -108,20 +94,13 @@ class BlockPlan:
 
 
 def pair_cost(formulas, reduction, dtype) -> float:
-    """Estimated cost of one (i, j) pair, in units of :data:`SECONDS_PER_COST`.
-
-    The ops of the formulas (each weighted by :data:`OP_COST` and its
-    dimension), the reduction's update, and twice that in float64.
-    """
-    cost = sum(OP_COST.get(n.op, 1) * n.dim for f in formulas for n in walk(f)
+    """Estimated cost of one (i, j) pair, in adds (the unit of the backends'
+    ``seconds_per_cost``): each op's cost (its record) times its dimension, the
+    reduction's update, and twice that in float64."""
+    seen: set = set()
+    cost = sum(OPS[n.op].cost * n.dim for f in formulas for n in walk(f, seen)
                if n.op not in (Op.VAR, Op.CONST))
-    fam = reduction.family
-    if fam == "lse":
-        cost += OP_COST[Op.EXP] + 2 * reduction.sum_dim
-    elif fam == "kmin":
-        cost += reduction.k * reduction.dim
-    else:
-        cost += reduction.dim * (2 if fam in ("argmax", "argmin") else 1)
+    cost += reduction.cost()
     return float(max(cost, 1)) * (2.0 if np.dtype(dtype) == np.float64 else 1.0)
 
 
@@ -190,9 +169,9 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
     m, n : int
         Output rows and reduced columns.
     cost : float
-        Cost of one pair in units of :data:`SECONDS_PER_COST` (flops, roughly).
+        Cost of one pair (:func:`pair_cost`).
     backend : str
-        ``numpy``, ``cpu`` or ``gpu``.
+        A name of :data:`dredux.backends.BACKENDS`.
     workers : int
         Tasks that can run at once (threads, or the cluster's worker threads).
     row_bytes, col_bytes, state_bytes : int
@@ -260,7 +239,8 @@ def _auto_blocks(m: int, n: int, cost: float, backend: str, workers: int,
     """Rows per block and columns per task from the work estimate."""
     if not m or not n:
         return max(1, m), max(1, n)
-    seconds = m * n * max(cost, 1.0) * SECONDS_PER_COST.get(backend, 1e-9)
+    calibration = BACKENDS[backend]
+    seconds = m * n * max(cost, 1.0) * calibration.seconds_per_cost
     target = float(config.get("task-seconds"))
     tasks = math.ceil(seconds / target)
     if workers > 1:
@@ -271,6 +251,6 @@ def _auto_blocks(m: int, n: int, cost: float, backend: str, workers: int,
     if tasks <= 1:
         return m, n
     tasks = min(tasks, cap)
-    n_rows = min(tasks, max(1, m // MIN_ROWS.get(backend, 256)))
-    n_cols = min(math.ceil(tasks / n_rows), max(1, n // MIN_COLS.get(backend, 1024)))
+    n_rows = min(tasks, max(1, m // calibration.min_rows))
+    n_cols = min(math.ceil(tasks / n_rows), max(1, n // calibration.min_cols))
     return math.ceil(m / n_rows), math.ceil(n / n_cols)

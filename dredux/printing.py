@@ -7,9 +7,9 @@ the round trip), with variables written as ``Var(pos, dim, cat)`` unless a
 
 from __future__ import annotations
 
-from .ir import Cat, Expr, Op, walk
+from .ir import OPS, Cat, Expr, Op, walk
 
-__all__ = ["to_formula", "tensordot_keops_params"]
+__all__ = ["to_formula"]
 
 _INFIX = {Op.ADD: ("+", 1), Op.SUB: ("-", 1), Op.MUL: ("*", 2), Op.DIV: ("/", 2)}
 _ATOM = 4
@@ -23,28 +23,10 @@ def _number(value) -> str:
     return repr(float(value))
 
 
-def _argmap(labels_from, labels_to) -> list[int]:
-    return [labels_from.index(label) for label in labels_to]
-
-
-def tensordot_keops_params(params: tuple) -> tuple[list, list, list, list, list]:
-    """The KeOps (dimfa, dimfb, contfa, contfb, permute) of a TENSORDOT node."""
-    dims_a, dims_b, sub_a, sub_b, sub_out, _ = params
-    contracted = [label for label in sub_a if label in sub_b]
-    contfa = _argmap(sub_a, contracted)
-    contfb = _argmap(sub_b, contracted)
-    keep = [label for label in sub_a if label not in contracted]
-    keep += [label for label in sub_b if label not in contracted]
-    inverse = _argmap(keep, sub_out)  # out axis i is keep axis inverse[i]
-    permute = [0] * len(inverse)
-    for i, k in enumerate(inverse):
-        permute[k] = i
-    return list(dims_a), list(dims_b), contfa, contfb, permute
-
-
 def _params_text(node: Expr) -> list[str]:
-    if node.op is Op.TENSORDOT:
-        return [str(list(p)) for p in tensordot_keops_params(node.params)]
+    shown = OPS[node.op].print_params
+    if shown is not None:
+        return [str(list(p)) for p in shown(node.params)]
     return [_number(p) for p in node.params]
 
 

@@ -11,7 +11,7 @@ workers and key the compile cache.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -50,29 +50,41 @@ class Program:
     reduction : Reduction
     dtype, acc_dtype : str
         Input/output dtype and accumulator dtype names.
-    sum_scheme : str
-        ``direct_sum``, ``block_sum`` or ``kahan_scheme``.
     row_vars, col_vars, param_vars : tuple of Expr
         The variables the formulas use, in the order the kernel takes them.
+    names : tuple of (int, str)
+        The user's alias of each argument position, for comments in generated
+        code; not part of what the program computes (nor of its key).
     """
 
     formulas: tuple[Expr, ...]
     reduction: Reduction
     dtype: str
     acc_dtype: str
-    sum_scheme: str
     row_vars: tuple[Expr, ...]
     col_vars: tuple[Expr, ...]
     param_vars: tuple[Expr, ...]
+    names: tuple[tuple[int, str], ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:
-        """Stable sha256 of everything that determines the kernel's code."""
-        parts = [canonical(f) for f in self.formulas]
-        parts += [repr(self.reduction), self.dtype, self.acc_dtype, self.sum_scheme]
-        parts += [",".join(f"{v.params}" for v in vs)
-                  for vs in (self.row_vars, self.col_vars, self.param_vars)]
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+        """Stable sha256 of everything that determines what the kernel computes."""
+        key = self.__dict__.get("_key")
+        if key is None:
+            parts = [canonical(f) for f in self.formulas]
+            parts += [repr(self.reduction), self.dtype, self.acc_dtype]
+            parts += [",".join(f"{v.params}" for v in vs)
+                      for vs in (self.row_vars, self.col_vars, self.param_vars)]
+            key = hashlib.sha256("|".join(parts).encode()).hexdigest()
+            object.__setattr__(self, "_key", key)
+        return key
+
+    def alias_names(self) -> dict[tuple[int, int], str]:
+        """``{(pos, cat): alias}`` of the program's variables (categories as here)."""
+        by_pos = dict(self.names)
+        return {(v.params[0], v.params[1]): by_pos[v.params[0]]
+                for v in (*self.row_vars, *self.col_vars, *self.param_vars)
+                if v.params[0] in by_pos}
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -85,13 +97,15 @@ class Program:
     def with_dtype(self, dtype, acc_dtype) -> Program:
         """The same program for other dtypes."""
         return Program(self.formulas, self.reduction, np.dtype(dtype).name,
-                       np.dtype(acc_dtype).name, self.sum_scheme, self.row_vars,
-                       self.col_vars, self.param_vars)
+                       np.dtype(acc_dtype).name, self.row_vars, self.col_vars,
+                       self.param_vars, self.names)
 
 
 def make_program(formulas: tuple[Expr, ...], reduction: Reduction, axis: int, dtype,
-                 acc_dtype, sum_scheme: str) -> Program:
-    """Canonicalise user formulas for ``axis`` and collect the kernel's inputs."""
+                 acc_dtype, names: dict[int, str] | None = None) -> Program:
+    """Canonicalise user formulas for ``axis`` and collect the kernel's inputs.
+
+    ``names`` maps argument positions to the user's aliases (for comments)."""
     if axis == 0:
         formulas = tuple(swap_categories(f) for f in formulas)
     used: set[Expr] = set()
@@ -100,8 +114,6 @@ def make_program(formulas: tuple[Expr, ...], reduction: Reduction, axis: int, dt
     by_cat = {cat: tuple(sorted((v for v in used if v.params[1] == cat),
                                 key=lambda v: v.params[0]))
               for cat in (Cat.I, Cat.J, Cat.P)}
-    if sum_scheme == "auto":
-        sum_scheme = "block_sum"
     return Program(tuple(formulas), reduction, np.dtype(dtype).name,
-                   np.dtype(acc_dtype).name, sum_scheme, by_cat[Cat.I], by_cat[Cat.J],
-                   by_cat[Cat.P])
+                   np.dtype(acc_dtype).name, by_cat[Cat.I], by_cat[Cat.J], by_cat[Cat.P],
+                   tuple(sorted((names or {}).items())))

@@ -68,13 +68,13 @@ def _exact_product(c1: float, c2: float) -> float | None:
 
 def _fold_constants(n: Expr) -> Expr | None:
     """Evaluate a node whose children are all constants (uniform result only)."""
-    if not n.args or not all(a.is_const for a in n.args):
+    if not n.args or not all(a.is_const for a in n.args) or OPS[n.op].numpy is None:
         return None
-    from .numpy_eval import NUMPY, Ctx
+    from .numpy_eval import Ctx
 
     values = [np.full((1, a.dim), a.value, dtype=np.float64) for a in n.args]
     with np.errstate(all="ignore"):
-        out = np.asarray(NUMPY[n.op](Ctx(np, np.dtype(np.float64)), n, *values))
+        out = np.asarray(OPS[n.op].numpy(Ctx(np, np.dtype(np.float64)), n, *values))
     out = np.broadcast_to(out, (1, n.dim)).ravel()
     first = float(out[0])
     if not math.isfinite(first) or not np.all(out == first):

@@ -22,8 +22,10 @@ explicit so that it also crosses the ``R`` rows of a pass. The j-loop is a
 pure map over unit-stride arrays (column variables arrive transposed), so GCC
 vectorises it, including the inline ``_dr_exp`` and ``_dr_log``.
 
-Only the parsed tree reaches the source: identifiers are generated here and
-numbers are printed from Python numbers (:mod:`dredux.codegen.render`).
+The state code pasted in is only what the reduction's family needs
+(``kernels/cpu/states/``). Only the parsed tree reaches the source:
+identifiers are generated here and numbers are printed from Python numbers
+(:mod:`dredux.codegen.render`).
 """
 
 from __future__ import annotations
@@ -38,39 +40,28 @@ from ..reductions import Reduction
 from . import templates
 from .render import (
     Index,
-    Spelling,
+    bare,
     compute_dtype,
     hoisted_roots,
     indent,
     levels,
     render,
-    sum_mode,
     title,
     var_slots,
 )
 
-__all__ = ["CppSpelling", "CppLayout", "layout", "fuses_sum", "layout_tag",
-           "default_rows_per_pass", "cpp_source"]
+__all__ = ["CppLayout", "layout", "fuses_sum", "layout_tag", "default_rows_per_pass",
+           "cpp_source"]
 
 _CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _TILE_BYTES = 16384  # formula buffer per pass: stays in L1 with the inputs
 _MAX_TJ = 512
-# fused sums: at most this many components (each row of a pass keeps one vector
-# accumulator per component in a register), and the columns summed per tile
-# (block_sum: one partial sum per tile and component is added to the row's sum;
-# 2048 measured 5% faster than 512 on the float32 Gaussian, the tile's set-up
-# and lane sums being paid less often, and still keeps the lanes' sums short)
-_FUSED_MAX_DIM = 8
+# fused sums: the columns summed per tile (block_sum: one partial sum per tile
+# and component is added to the row's sum; 2048 measured 5% faster than 512 on
+# the float32 Gaussian, the tile's set-up and lane sums being paid less often,
+# and still keeps the lanes' sums short)
 _FUSED_TJ = 2048
 _WHOLE_ROW = 1 << 30  # direct_sum: a tile spans the row
-
-
-class CppSpelling(Spelling):
-    """C++ spellings: the shared C table, with the ``_dr_*`` functions of
-    ``kernels/cpu/math.hpp`` (overloaded for float and double)."""
-
-    def __init__(self):
-        super().__init__(name="cpp")
 
 
 @dataclass(frozen=True)
@@ -125,13 +116,10 @@ def default_rows_per_pass(program: Program) -> int:
 
 
 def fuses_sum(program: Program) -> bool:
-    """Whether the kernel of ``program`` sums inside its j-loop (no formula buffer).
-
-    Sums of up to ``_FUSED_MAX_DIM`` components do, except with
-    ``kahan_scheme``, whose compensated lanes keep the buffer.
-    """
-    red = program.reduction
-    return red.family == "sum" and not red.kahan and red.dim <= _FUSED_MAX_DIM
+    """Whether the kernel of ``program`` folds the formula into its state inside
+    its j-loop (no formula buffer): the reduction's family decides (sums of a
+    few components, except with ``kahan_scheme``)."""
+    return program.reduction.family.cpu_fuses(program.reduction)
 
 
 def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
@@ -147,7 +135,7 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     acc = np.dtype(np.float64 if program.np_acc_dtype == np.float64 else np.float32)
     red = program.reduction
     if fuses_sum(program):
-        tile = _WHOLE_ROW if program.sum_scheme == "direct_sum" else _FUSED_TJ
+        tile = _WHOLE_ROW if red.sum_mode == 0 else _FUSED_TJ
         return CppLayout(compute, acc, int(rows_per_pass), tile, True)
     width = rows_per_pass * sum(_buffer_dims(red)) * compute.itemsize
     tile = _MAX_TJ
@@ -160,33 +148,12 @@ def _buffer_dims(red: Reduction) -> tuple[int, int]:
     return red.dim, max(1, red.weight_dim)
 
 
-def _state_type(red: Reduction, sum_scheme: str, fused: bool) -> str:
-    """The RowState template of reduce.hpp for ``red``."""
-    fam = red.family
-    if fused:
-        return f"FusedSumState<{red.dim}>"
-    if fam == "sum":
-        return f"SumState<{red.dim}, {sum_mode(red, sum_scheme)}>"
-    if fam in ("max", "min"):
-        return f"BestState<{red.dim}, {'true' if fam == 'max' else 'false'}>"
-    if fam in ("argmax", "argmin"):
-        return f"ArgState<{red.dim}, {'true' if fam == 'argmax' else 'false'}>"
-    if fam == "kmin":
-        return f"KMinState<{red.dim}, {red.k}>"
-    one = 1 if (red.name == "SumSoftMaxWeight" or red.weight_dim == 0) else 0
-    return f"LseState<{red.weight_dim}, {one}, {'true' if red.kahan else 'false'}>"
-
-
 def layout_tag(program: Program, lay: CppLayout) -> str:
     """A text naming the state layout; the kernel returns it and the loader checks it."""
     red = program.reduction
     return (f"{red.name}:D{red.dim}:E{red.weight_dim}:K{red.k}:kahan{int(red.kahan)}:"
             f"T{lay.ctype}:A{lay.acc_ctype}")
 
-
-# ---------------------------------------------------------------------------
-# hoisting levels
-# ---------------------------------------------------------------------------
 
 # ---------------------------------------------------------------------------
 # the source
@@ -203,24 +170,28 @@ class _Refs:
         kind, slot = self.slot[node]
         if kind == "x":
             return f"_x{slot}_{self.row}[{k}]"
-        if kind == "y":
-            return f"_y{slot}[({k}) * n + jj]" if not isinstance(k, int) or k else \
-                f"_y{slot}[jj]"
+        if kind == "y":  # transposed: component k of column jj is at k * n + jj
+            at = "jj" if k == 0 else "n + jj" if k == 1 else f"{k} * n + jj"
+            return f"_y{slot}[{at}]"
         return f"_p{slot}[{k}]"
 
 
 def _store_lines(rend, root: Expr, buffer: str, row: int, unroll: int) -> list[str]:
     """``buffer[row][d * TJ + jj] = root[d]`` for every component d."""
     if root.dim <= unroll:
-        return [f"{buffer}[{row}][{d} * TJ + jj] = (T)({rend.acc(root, d)});"
-                for d in range(root.dim)]
+        return [f"{buffer}[{row}][{'' if d == 0 else 'TJ + ' if d == 1 else f'{d} * TJ + '}jj] = "
+                f"{bare(rend.acc(root, d))};" for d in range(root.dim)]
     return [f"for (int _d = 0; _d < {root.dim}; ++_d) "
-            f"{buffer}[{row}][_d * TJ + jj] = (T)({rend.acc(root, '_d')});"]
+            f"{buffer}[{row}][_d * TJ + jj] = {bare(rend.acc(root, '_d'))};"]
 
 
-def _sum_lines(rend, root: Expr, row: int) -> list[str]:
-    """``_s<row>_<d> += root[d]`` for every component d (fused sums)."""
-    return [f"_s{row}_{d} += (A)({rend.acc(root, d)});" for d in range(root.dim)]
+def _sum_lines(rend, root: Expr, row: int, widen: bool) -> list[str]:
+    """``_s<row>_<d> += root[d]`` for every component d (fused sums); ``widen``:
+    the accumulators are wider than the values."""
+    def value(d):
+        text = rend.acc(root, d)
+        return f"(A){text if text.startswith('(') else f'({text})'}" if widen else bare(text)
+    return [f"_s{row}_{d} += {value(d)};" for d in range(root.dim)]
 
 
 def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int = 32) -> str:
@@ -243,15 +214,13 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         and ``dredux_layout`` (see ``kernels/cpu/block.cpp``).
     """
     lay = layout(program, rows_per_pass)
-    spelling = CppSpelling()
-    T = lay.ctype
     red = program.reduction
     formulas = program.formulas
     level = levels(formulas)
     R = lay.rows_per_pass
 
-    def draw(roots, refs, prefix, known):
-        return render(roots, spelling, refs, T, unroll, prefix=prefix, known=known)
+    def draw(roots, refs, prefix, known, once=False):
+        return render(roots, refs, unroll, prefix=prefix, known=known, roots_read_once=once)
 
     # parameters only: once per call
     const_lines, rc = draw(hoisted_roots(formulas, level, {"const"}), _Refs(program, 0),
@@ -274,7 +243,9 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     rows, known_rows = [], []
     row_roots = hoisted_roots(formulas, level, {"row"})
     for r in range(R):
-        rows.append(f"const int64_t _i{r} = i0 + {r} < m ? i0 + {r} : m - 1;")
+        # the rows past m of the last pass read row m - 1 (their states are not stored)
+        rows.append("const int64_t _i0 = i0;" if r == 0 else
+                    f"const int64_t _i{r} = i0 + {r} < m ? i0 + {r} : m - 1;")
         for k, v in enumerate(program.row_vars):
             rows.append(f"T _x{k}_{r}[{v.dim}];")
             rows.append(f"for (int _c = 0; _c < {v.dim}; ++_c) "
@@ -290,15 +261,16 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     pair = list(col_lines)
     for r in range(R):
         known = {**known_rows[r], **rcol.names}
-        lines, rp = draw(formulas, _Refs(program, r), f"_q{r}_", known)
+        lines, rp = draw(formulas, _Refs(program, r), f"_q{r}_", known, once=True)
         if lay.fused:
-            lines += _sum_lines(rp, formulas[0], r)
+            lines += _sum_lines(rp, formulas[0], r, lay.acc != lay.compute)
         else:
             lines += _store_lines(rp, formulas[0], "fbuf", r, unroll)
             if len(formulas) > 1:
                 lines += _store_lines(rp, formulas[1], "gbuf", r, unroll)
         pair += ["{"] + ["    " + line for line in lines] + ["}"]
 
+    state = red.family.cpu_state(red)
     if lay.fused:
         sums = [f"_s{r}_{d}" for r in range(R) for d in range(red.dim)]
         tile.append(f"A {' = 0, '.join(sums)} = 0;")
@@ -312,9 +284,9 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         templates.load("cpu/block.cpp"),
         TITLE=title(program),
         MATH=templates.load("cpu/math.hpp"),
-        REDUCE=templates.load("cpu/reduce.hpp"),
-        T=T, A=lay.acc_ctype, W=str(64 // lay.compute.itemsize), TJ=str(lay.tile),
-        R=str(R), STATE=_state_type(red, program.sum_scheme, lay.fused),
+        STATES=templates.states("cpu", state.snippets),
+        T=lay.ctype, A=lay.acc_ctype, W=str(64 // lay.compute.itemsize), TJ=str(lay.tile),
+        R=str(R), STATE=state.type,
         POINTERS=indent(pointers, 1), ROWS=indent(rows, 2), TILE=indent(tile, 3),
         SIMD=simd, PAIR=indent(pair, 4), FOLD=indent(fold, 3),
         LAYOUT=layout_tag(program, lay))

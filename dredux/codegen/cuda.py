@@ -1,10 +1,10 @@
 """Program -> CUDA source of the GPU block kernel.
 
-The template (``kernels/cuda/block.cu``, with ``math.cuh`` and ``states.cuh``
-pasted in) runs one thread per output row and walks the reduced axis in
-shared-memory tiles; this module fills its slots with code rendered from the
-formula tree through the same spelling table as the C++ backend
-(:mod:`dredux.codegen.render`):
+The template (``kernels/cuda/block.cu``, with ``math.cuh`` and the state the
+reduction's family needs from ``states/`` pasted in) runs one thread per
+output row and walks the reduced axis in shared-memory tiles; this module
+fills its slots with code rendered from the formula tree through the same op
+spellings as the C++ backend (:mod:`dredux.codegen.render`):
 
 * nodes that do not depend on the reduced axis (row variables, parameters)
   are computed once per thread, before the column loop;
@@ -14,7 +14,8 @@ formula tree through the same spelling table as the C++ backend
 Row variables of dimension up to ``unroll`` live in registers; larger ones in
 local memory (coalesced across a warp), and the renderer writes loops instead
 of unrolled components, so that D = 64 or 256 does not exhaust registers;
-wide element-wise chains read once are fused into their reader's loop.
+element-wise chains read once are written into their reader (one loop over
+registers for Sum(Square(x - y)), not arrays in local memory).
 Column variables are read from the shared tile. float16 inputs are converted
 to float32 on load and computed and accumulated in float32.
 
@@ -30,25 +31,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import OPS, Expr, Op, walk
+from ..ir import Expr
 from ..program import Program
-from ..reductions import Reduction
 from . import templates
 from .render import (
     Index,
-    Spelling,
+    bare,
     compute_dtype,
     hoisted_roots,
     indent,
     levels,
     render,
-    sum_mode,
     title,
     var_slots,
 )
 
-__all__ = ["CudaSpelling", "CudaCode", "cuda_code", "UNROLL", "REDUCE_KERNEL",
-           "MERGE_KERNEL"]
+__all__ = ["CudaCode", "cuda_code", "UNROLL", "REDUCE_KERNEL", "MERGE_KERNEL"]
 
 UNROLL = 16  # vector dimensions up to this are unrolled (registers); loops above
 REDUCE_KERNEL = "dredux_reduce"
@@ -57,40 +55,6 @@ MERGE_KERNEL = "dredux_merge"
 # storage type of arrays in device memory, computation type of values
 _STORAGE = {"float16": "unsigned short", "float32": "float", "float64": "double"}
 _COMPUTE = {"float16": "float", "float32": "float", "float64": "double"}
-
-
-def _intrinsic(name: str):
-    return lambda a, n, _name=name: f"{_name}({', '.join(a)})"
-
-
-# float32 intrinsics (a few ulp, flush to zero); used only under fast_math
-_FAST_FLOAT = {
-    Op.EXP: _intrinsic("__expf"),
-    Op.LOG: _intrinsic("__logf"),
-    Op.SIN: _intrinsic("__sinf"),
-    Op.COS: _intrinsic("__cosf"),
-    Op.DIV: _intrinsic("__fdividef"),
-    Op.XLOGX: lambda a, n: f"(({a[0]} == (T)0) ? (T)0 : {a[0]} * __logf({a[0]}))",
-    Op.SINXDIVX: lambda a, n: f"(({a[0]} == (T)0) ? (T)1 : __sinf({a[0]}) / {a[0]})",
-}
-
-
-@dataclass
-class CudaSpelling(Spelling):
-    """CUDA spellings: the shared C table, whose ``_dr_*`` functions are
-    defined for float and double in ``kernels/cuda/math.cuh``.
-
-    With ``fast_math`` (float32 only: the caller decides) the rows of
-    ``_FAST_FLOAT`` replace exp, log, sin, cos and division by CUDA's fast
-    intrinsics (``__expf``...).
-    """
-
-    name: str = "cuda"
-    fast_math: bool = False
-
-    def __post_init__(self):
-        if self.fast_math:
-            self.expressions = {**self.expressions, **_FAST_FLOAT}
 
 
 @dataclass(frozen=True)
@@ -118,74 +82,6 @@ class CudaCode:
     state_bytes: int
 
 
-def _state_type(red: Reduction, sum_scheme: str) -> str:
-    """The state template of states.cuh for ``red``."""
-    fam = red.family
-    if fam == "sum":
-        return f"_DrSum<{red.dim}, {sum_mode(red, sum_scheme)}>"
-    if fam in ("max", "min"):
-        return f"_DrBest<{red.dim}, {'true' if fam == 'max' else 'false'}>"
-    if fam in ("argmax", "argmin"):
-        return f"_DrArgBest<{red.dim}, {'true' if fam == 'argmax' else 'false'}>"
-    if fam == "kmin":
-        return f"_DrKMin<{red.dim}, {red.k}>"
-    return f"_DrLse<{red.sum_dim}, {'true' if red.kahan else 'false'}>"
-
-
-# ---------------------------------------------------------------------------
-# fusion of wide element-wise chains
-# ---------------------------------------------------------------------------
-# The renderer gives every node an array ``T _vN[dim]``. Above ``unroll``
-# components such arrays live in local memory, and a chain like
-# Sum(Square(x - y)) for D = 256 would store and reload 2 x 256 values per
-# pair. A wide element-wise node read by a single consumer is therefore not
-# stored: its expression is written into the consumer's, component by
-# component, and the chain becomes one loop over registers.
-
-_FUSING_READERS = (Op.SUM, Op.SCALPROD)  # statements that read each operand once per term
-_FUSED_TEXT = 600  # most characters a fused expression may grow to
-
-
-def _fused_nodes(roots: tuple[Expr, ...], spelling: Spelling, known, unroll: int) -> set:
-    """Wide element-wise nodes to write into their single reader's expression.
-
-    A reader is a node of the pair code, or ``None`` for the copy of a root
-    into the reduction's input; ``known`` nodes (hoisted) are not candidates.
-    """
-    readers: dict[Expr, list] = {}
-    order: list[Expr] = []
-    seen: set[Expr] = set()
-    for root in roots:
-        readers.setdefault(root, []).append(None)
-        for node in walk(root):
-            if node in seen or node in known or node.op in (Op.VAR, Op.CONST):
-                continue
-            seen.add(node)
-            order.append(node)
-            for child in set(node.args):
-                readers.setdefault(child, []).append(node)
-    text: dict[Expr, int] = {}
-    fused: set[Expr] = set()
-    for node in order:  # children first
-        expr = spelling.expressions.get(node.op)
-        users = readers.get(node, [])
-        if expr is None or not OPS[node.op].elementwise or node.dim <= unroll \
-                or len(users) != 1:
-            continue
-        user = users[0]
-        if user is not None and user.op not in _FUSING_READERS and not (
-                OPS[user.op].elementwise and user.op in spelling.expressions):
-            continue
-        marks = [f"@{k}@" for k in range(len(node.args))]
-        shape = expr(marks, node)
-        size = len(shape) + sum(shape.count(mark) * (text.get(child, 24) - len(mark))
-                                for mark, child in zip(marks, node.args))
-        if size <= _FUSED_TEXT:
-            fused.add(node)
-            text[node] = size
-    return fused
-
-
 class _Refs:
     """CUDA spellings of the kernel's variables (``var_ref`` of the renderer)."""
 
@@ -196,7 +92,7 @@ class _Refs:
     def __call__(self, node: Expr, k: Index) -> str:
         kind, slot = self.slot[node]
         if kind == "y":
-            at = "_jj" if node.dim == 1 else f"_jj * {node.dim} + {k}"
+            at = "_jj" if node.dim == 1 else f"_jj * {node.dim}" + (f" + {k}" if k != 0 else "")
             return f"_sy{slot}[{at}]"
         if kind == "x" or node.dim <= self.unroll:
             return f"_r{kind}{slot}[{k}]"
@@ -231,11 +127,11 @@ def _row_lines(program: Program, unroll: int) -> list[str]:
     return lines
 
 
-def _fill_lines(rend, root: Expr, array: str, shift: int, unroll: int) -> list[str]:
+def _fill_lines(rend, root: Expr, array: str, shift: int) -> list[str]:
     """``array[shift + k] = root[k]`` for every component k."""
     def body(k):
         at = k + shift if isinstance(k, int) else (f"{shift} + {k}" if shift else k)
-        return f"{array}[{at}] = {rend.acc(root, k)};"
+        return f"{array}[{at}] = {bare(rend.acc(root, k))};"
     return rend.each(root.dim, body)
 
 
@@ -260,28 +156,27 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     T = _COMPUTE[program.dtype]
     red = program.reduction
     formulas = program.formulas
-    spelling = CudaSpelling(fast_math=bool(fast_math) and T == "float")
+    fast = bool(fast_math) and T == "float"
     refs = _Refs(program, unroll)
 
     # the subtrees free of column variables: once per thread, before the column loop
-    hoisted, rh = render(hoisted_roots(formulas, levels(formulas), {"const", "row"}),
-                         spelling, refs, T, unroll, prefix="_h")
-    pair, rp = render(formulas, spelling, refs, T, unroll, known=dict(rh.names),
-                      fused=_fused_nodes(formulas, spelling, rh.names, unroll))
+    hoisted, rh = render(hoisted_roots(formulas, levels(formulas), {"const", "row"}), refs,
+                         unroll, prefix="_h", roots_read_once=False, fast=fast)
+    pair, rp = render(formulas, refs, unroll, known=dict(rh.names), fast=fast)
     pair.append(f"T _f[{red.dim}];")
-    pair += _fill_lines(rp, formulas[0], "_f", 0, unroll)
-    if red.family == "lse":
+    pair += _fill_lines(rp, formulas[0], "_f", 0)
+    if red.family.weighted:
+        # the weights (1, g), g, or 1 (no formula2) of a LogSumExp-type state
         pair.append(f"T _g[{red.sum_dim}];")
-        if red.name == "SumSoftMaxWeight":
+        lead = red.unit_weight or len(formulas) == 1
+        if lead:
             pair.append("_g[0] = (T)1;")
-            pair += _fill_lines(rp, formulas[1], "_g", 1, unroll)
-        elif len(formulas) > 1:
-            pair += _fill_lines(rp, formulas[1], "_g", 0, unroll)
-        else:
-            pair.append("_g[0] = (T)1;")
+        if len(formulas) > 1:
+            pair += _fill_lines(rp, formulas[1], "_g", int(lead))
         pair.append("_st.push(_f, _g, _j);")
     else:
         pair.append("_st.push(_f, (const T*)0, _j);")
+    state = red.family.cuda_state(red)
 
     shared, tile, offset = [], [], 0
     for k, v in enumerate(program.col_vars):
@@ -296,12 +191,10 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
                      for k in range(len(group)))
     fields = red.fields()
     ctype = {"acc": "ACCS", "idx": "long long"}
-    outputs = "".join(f", {ctype[kind]}* __restrict__ _o{k}"
-                      for k, (_, _, kind) in enumerate(fields))
-    parts = "".join(f", const {ctype[kind]}* __restrict__ _q{k}"
-                    for k, (_, _, kind) in enumerate(fields))
+    outputs = "".join(f", {ctype[f.kind]}* __restrict__ _o{k}" for k, f in enumerate(fields))
+    parts = "".join(f", const {ctype[f.kind]}* __restrict__ _q{k}" for k, f in enumerate(fields))
     config = [
-        f"#define _DR_FAST_MATH {1 if spelling.fast_math else 0}",
+        f"#define _DR_FAST_MATH {1 if fast else 0}",
         f"enum {{ _dr_unroll = {int(unroll)} }};  // arrays up to this are unrolled",
         f"typedef {T} T;  // formula values",
         f"typedef {_COMPUTE[program.acc_dtype]} ACC;  // accumulators",
@@ -313,8 +206,8 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         TITLE=title(program),
         CONFIG="\n".join(config),
         MATH=templates.load("cuda/math.cuh"),
-        STATES=templates.load("cuda/states.cuh"),
-        STATE=_state_type(red, program.sum_scheme),
+        STATES=templates.states("cuda", state.snippets),
+        STATE=state.type,
         INPUTS=inputs, OUTPUTS=outputs, PARTS=parts,
         STORE_ARGS=", ".join(f"_o{k}" for k in range(len(fields))),
         LOAD_ARGS=", ".join(f"_q{k}" for k in range(len(fields))),
@@ -323,8 +216,7 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         TILE=indent(tile, 2),
         PAIR=indent(pair, 4),
     )
-    dtypes = tuple((program.acc_dtype if kind == "acc" else "int64", kind)
-                   for _, _, kind in fields)
-    state_bytes = sum(np.dtype(dt).itemsize * math.prod(shape)
-                      for (dt, _), (_, shape, _) in zip(dtypes, fields))
+    dtypes = tuple((program.acc_dtype if f.kind == "acc" else "int64", f.kind) for f in fields)
+    state_bytes = sum(np.dtype(dt).itemsize * math.prod(f.shape)
+                      for (dt, _), f in zip(dtypes, fields))
     return CudaCode(source, offset * compute_dtype(program).itemsize, dtypes, state_bytes)

@@ -17,7 +17,7 @@ import functools
 import re
 from pathlib import Path
 
-__all__ = ["kernel_dir", "load", "fill", "slots"]
+__all__ = ["kernel_dir", "load", "states", "fill", "slots"]
 
 _SLOT = re.compile(r"@@([A-Z][A-Z0-9_]*)@@")
 
@@ -39,6 +39,14 @@ def kernel_dir() -> Path:
 def load(name: str) -> str:
     """Text of the template ``name``, relative to :func:`kernel_dir` (e.g. ``cpu/block.cpp``)."""
     return (kernel_dir() / name).read_text(encoding="utf-8")
+
+
+def states(backend: str, snippets: tuple[str, ...]) -> str:
+    """The state code a kernel needs: ``<backend>/states/base`` then ``snippets``
+    (the files a reduction family names, :class:`dredux.reductions.DeviceState`)."""
+    suffix = ".hpp" if backend == "cpu" else ".cuh"
+    names = [f"base{suffix}", *dict.fromkeys(snippets)]
+    return "\n".join(load(f"{backend}/states/{name}") for name in names)
 
 
 def slots(text: str) -> set[str]:

@@ -9,10 +9,10 @@ loads it; later calls, from any thread, reuse the loaded function. ctypes
 releases the GIL during the call, so Dask's threads run block tasks in
 parallel.
 
-Compiler: ``dredux.cxx``, else ``$CXX``, else ``g++``; extra flags from
-``dredux.cxxflags``; target CPU from ``dredux.march`` (default ``native``).
-All of them, with the compiler's version and the CPU's identity, are part of
-the cache key.
+Compiler: ``dredux.cxx``, else ``$CXX``, else ``g++`` (:func:`cxx_command`);
+extra flags from ``dredux.cxxflags``; target CPU from ``dredux.march``
+(default ``native``). All of them, with the compiler's version and the CPU's
+identity, are part of the cache key.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import os
 import platform
 import shlex
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -29,11 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import config
+from .._version import __version__
+from ..backends import Kernel
 from ..errors import BackendUnavailable, KernelCompileError
 from ..program import Program
 from . import cache
 
-__all__ = ["CppKernel", "compiler_command", "compile_flags", "load_kernel"]
+__all__ = ["CppKernel", "cxx_compiler", "cxx_command", "compiler_command", "compile_flags",
+           "load_kernel"]
 
 # -fno-math-errno and -fno-trapping-math let GCC vectorise sqrt and if-convert
 # selects; -ffp-contract=fast allows FMAs (ISO modes turn it off). None of them
@@ -45,7 +50,23 @@ BASE_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
 # pass so that the j-loop keeps both vector ports busier: 9-21% faster on the
 # Gaussian and seed Sum kernels (one thread, AVX-512, GCC 12), no extra spills.
 GCC_FLAGS = ("-fschedule-insns", "-fsched-pressure")
-_OPTIONS = ("rows_per_pass",)
+def cxx_compiler() -> str:
+    """The C++ compiler command: dredux.cxx, else $CXX, else g++."""
+    return config.get("cxx") or os.environ.get("CXX") or "g++"
+
+
+@functools.lru_cache(maxsize=16)
+def _resolve(command: str) -> tuple[str, ...] | None:
+    words = shlex.split(command)
+    found = shutil.which(words[0]) if words else None
+    return (found, *words[1:]) if found else None
+
+
+def cxx_command() -> list[str] | None:
+    """The C++ compiler command with its program resolved on PATH, or None
+    when there is none (looked up once per command text)."""
+    found = _resolve(cxx_compiler())
+    return list(found) if found else None
 
 
 def compiler_command() -> list[str]:
@@ -56,8 +77,6 @@ def compiler_command() -> list[str]:
     BackendUnavailable
         When the compiler is not found.
     """
-    from ..backends import cxx_command, cxx_compiler
-
     command = cxx_command()
     if command is None:
         raise BackendUnavailable(
@@ -123,8 +142,6 @@ def _cpu_identity() -> str:
 
 
 def _ingredients(source: str, command: list[str], flags: list[str], program: Program) -> dict:
-    from .. import __version__
-
     march = config.get("march")
     return {
         "backend": "cpu",
@@ -207,7 +224,7 @@ def _pointers(arrays) -> ctypes.Array:
     return (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
 
 
-class CppKernel:
+class CppKernel(Kernel):
     """Block kernel of the "cpu" backend.
 
     Parameters
@@ -230,37 +247,22 @@ class CppKernel:
     """
 
     backend = "cpu"
+    OPTIONS = ("rows_per_pass",)
 
     def __init__(self, program: Program, **options):
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise TypeError(f"CppKernel got unknown option(s) {', '.join(unknown)}; "
-                            f"expected {', '.join(_OPTIONS)}")
-        rows_per_pass = options.get("rows_per_pass")
+        super().__init__(program, **options)
+        rows_per_pass = self.options.get("rows_per_pass")
         if rows_per_pass is not None and (not isinstance(rows_per_pass, int)
                                           or isinstance(rows_per_pass, bool)
                                           or not 1 <= rows_per_pass <= 16):
             raise ValueError(f"rows_per_pass must be an integer in [1, 16], got "
                              f"{rows_per_pass!r}")
-        self.program = program
-        self.options = dict(options)
         self._source: str | None = None
         self._fn = None
         self._lock = threading.Lock()
         from ..codegen.cpp import layout
 
         self.layout = layout(program, rows_per_pass)
-
-    def __reduce__(self):
-        return (_rebuild, (self.program, self.options))
-
-    def __dask_tokenize__(self):
-        # rows per pass change the order of the sums: every option is in the token
-        return ("CppKernel", self.program.key, sorted(self.options.items()))
-
-    def __repr__(self) -> str:
-        red = self.program.reduction
-        return f"CppKernel({red.name}, dtype={self.program.dtype}, key={self.program.key[:12]})"
 
     @property
     def source(self) -> str:
@@ -313,10 +315,6 @@ class CppKernel:
         acc = prog.np_acc_dtype
         return tuple(a if a.dtype == acc or a.dtype == np.int64 else a.astype(acc)
                      for a in state)
-
-
-def _rebuild(program: Program, options: dict) -> CppKernel:
-    return CppKernel(program, **options)
 
 
 def clear_memory_cache() -> None:

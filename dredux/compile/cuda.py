@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._xp import is_cupy
+from ..backends import Kernel
 from ..codegen.cuda import MERGE_KERNEL, REDUCE_KERNEL, CudaCode, cuda_code
 from ..errors import BackendUnavailable, KernelCompileError, ShapeError
 from ..program import Program
@@ -236,7 +237,7 @@ def _compile(cp, source: str, options: tuple[str, ...], device: int) -> _Compile
 # the kernel
 # ---------------------------------------------------------------------------
 
-class CudaKernel:
+class CudaKernel(Kernel):
     """Block kernel of the "gpu" backend.
 
     Parameters
@@ -261,25 +262,19 @@ class CudaKernel:
     """
 
     backend = "gpu"
+    OPTIONS = ("device_id", "fast_math", "poison")
 
     def __init__(self, program: Program, device_id: int | None = None,
                  fast_math: bool = False, poison: bool = False):
-        self.program = program
-        self.device_id = None if device_id is None or int(device_id) < 0 else int(device_id)
+        device_id = None if device_id is None or int(device_id) < 0 else int(device_id)
+        # the options as given, defaults left out (the same kernel, the same token)
+        super().__init__(program, device_id=device_id, fast_math=bool(fast_math) or None,
+                         poison=bool(poison) or None)
+        self.device_id = device_id
         self.fast_math = bool(fast_math)
         self.poison = bool(poison)
         self._code: CudaCode | None = None
         self._key: str | None = None
-
-    def __reduce__(self):
-        return (CudaKernel, (self.program, self.device_id, self.fast_math, self.poison))
-
-    def __dask_tokenize__(self):
-        return ("CudaKernel", self.program.key, self.device_id, self.fast_math, self.poison)
-
-    def __repr__(self) -> str:
-        return (f"CudaKernel({self.program.reduction.name}, {self.program.dtype}, "
-                f"device_id={self.device_id}, fast_math={self.fast_math})")
 
     @property
     def code(self) -> CudaCode:

@@ -24,7 +24,7 @@ static const int W = @@W@@;    // lanes of the reductions
 static const int TJ = @@TJ@@;  // columns per tile
 static const int R = @@R@@;    // rows per pass
 
-@@REDUCE@@
+@@STATES@@
 
 typedef @@STATE@@ RowState;
 

@@ -54,9 +54,9 @@ def test_cluster_equals_threads(client, args, formula, reduction, axis):
 
 
 def test_big_inputs_are_scattered_not_embedded(client, monkeypatch):
-    import dredux.api
+    import dredux.execute
 
-    monkeypatch.setattr(dredux.api, "_SCATTER_BYTES", 20_000)
+    monkeypatch.setattr(dredux.execute, "_SCATTER_BYTES", 20_000)
     rng = np.random.default_rng(3)
     m, n = 1500, 2000  # x and y are above the (lowered) scatter threshold, b is not
     x, y = rng.random((m, 3)), rng.random((n, 3))
@@ -87,7 +87,7 @@ def test_big_inputs_are_scattered_not_embedded(client, monkeypatch):
     for _ in range(6):
         np.testing.assert_array_equal(routine(x, y, b, **options), got)
     # more row blocks than pieces allowed: pieces of a few row blocks each
-    monkeypatch.setattr(dredux.api, "_SCATTER_PIECES", 3)
+    monkeypatch.setattr(dredux.execute, "_SCATTER_PIECES", 3)
     pieces.clear()
     np.testing.assert_array_equal(routine(x, y, b, **options), got)
     assert sorted(pieces) == [1, 2]  # y whole; x's 4 row blocks in 2 pieces of 2

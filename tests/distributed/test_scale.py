@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from dredux import Genred, config
-from dredux.plan import SECONDS_PER_COST, make_plan
+from dredux.backends import BACKENDS
+from dredux.plan import make_plan
 
 pytestmark = pytest.mark.distributed
 
@@ -44,7 +45,7 @@ def test_task_counts_for_huge_problems(capsys):
             assert per_worker <= FEW_THOUSAND, (size, workers, per_worker)
             assert plan.n_tasks >= 2 * workers  # every worker has work
             seconds = size * size * Genred(FORMULA, ALIASES, axis=1)._cost() \
-                * SECONDS_PER_COST["cpu"] / plan.n_tasks
+                * BACKENDS["cpu"].seconds_per_cost / plan.n_tasks
             rows.append((workers, exponent, len(plan.rows), len(plan.cols), plan.n_tasks,
                          plan.graph_size(), per_worker, seconds))
     with capsys.disabled():

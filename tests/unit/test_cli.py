@@ -116,6 +116,29 @@ def test_float32_and_output_override(tmp_path, capsys, monkeypatch):
     np.testing.assert_allclose(result, gauss_reference(x, y, b, 1.5), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("spelling", ["NUMPY", "numpy", "NumPy"])
+def test_backend_takes_every_spelling_genred_takes(tmp_path, capsys, spelling):
+    """--backend and a job file's options.backend accept what Genred's call accepts
+    (KeOps's "CPU", "GPU_1D"...), in the command line's and the job's own checks."""
+    from dredux.backends import SPELLINGS
+    from dredux.cli import build_parser
+
+    assert {"CPU", "GPU", "GPU_1D", "GPU_2D", "auto", "cpu", "gpu"} <= set(SPELLINGS)
+    for text in SPELLINGS:
+        parsed = build_parser().parse_args(["run", "job.toml", "--backend", text])
+        assert parsed.backend in ("auto", "cpu", "gpu", "numpy")
+    job = gauss_job(tmp_path)
+    assert main(["run", str(job), "--backend", spelling]) == 0
+    assert "backend: numpy" in capsys.readouterr().out
+    job.write_text(job.read_text().replace('backend = "numpy"', f'backend = "{spelling}"'))
+    assert main(["run", str(job)]) == 0
+    assert "backend: numpy" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["run", str(job), "--backend", "tpu"])
+    assert done.value.code == 2
+    assert "unknown backend 'tpu'" in capsys.readouterr().err
+
+
 def test_check_reports_failure(tmp_path, capsys):
     # a float32 run cannot agree with float64 to 1e-30: the check must fail
     job = gauss_job(tmp_path, dtype="float32", rtol="rtol = 1e-30")

@@ -20,12 +20,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from dredux import Genred, parse
-from dredux.ir import Op, walk
+from dredux import Genred, ops, parse
+from dredux.ir import walk
 from tests.helpers import assert_close, numpy_run, rng
 from tests.op_cases import ALL_CASES, CASES, GROUPS, aliases, run_case
 
-PRIMITIVES = set(Op) - {Op.VAR, Op.CONST}
+PRIMITIVES = set(ops.PRIMITIVES)
 
 
 def test_every_function_has_a_case():

@@ -10,7 +10,10 @@ import dask
 import pytest
 
 from dredux import ShapeError
-from dredux.plan import SECONDS_PER_COST, BlockPlan, make_plan, split_sizes
+from dredux.backends import BACKENDS
+from dredux.plan import BlockPlan, make_plan, split_sizes
+
+CPU_SECONDS_PER_COST = BACKENDS["cpu"].seconds_per_cost
 
 
 def tiles(plan: BlockPlan, m: int, n: int) -> None:
@@ -38,7 +41,7 @@ def test_small_problem_is_one_task():
 def test_a_fraction_of_a_second_still_uses_every_worker():
     # 0.15 s of work on one thread: a single task would leave a core idle
     m = n = 30000
-    cost = 0.15 / (m * n * SECONDS_PER_COST["cpu"])
+    cost = 0.15 / (m * n * CPU_SECONDS_PER_COST)
     assert make_plan(m, n, cost, "cpu", workers=2).n_tasks >= 2
     assert make_plan(m, n, cost, "cpu", workers=1).n_tasks == 1  # nothing to gain
 
@@ -48,7 +51,7 @@ def test_big_problem_has_work_for_every_worker():
     plan = make_plan(m, n, 20.0, "cpu", workers=4)
     tiles(plan, m, n)
     assert plan.n_tasks >= 4 * 4
-    seconds = m * n * 20.0 * SECONDS_PER_COST["cpu"] / plan.n_tasks
+    seconds = m * n * 20.0 * CPU_SECONDS_PER_COST / plan.n_tasks
     assert seconds >= 0.05  # tasks long enough to amortise Dask's overhead
 
 

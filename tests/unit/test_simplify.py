@@ -7,9 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dredux.functions import tensordot_node
+from dredux.autodiff import differentiate
 from dredux.ir import OPS, Cat, Expr, Op, const, var, walk, zero
 from dredux.numpy_eval import evaluate
+from dredux.ops import PRIMITIVES
+from dredux.ops.vector import tensordot_node
 from dredux.parse import parse_aliases, parse_formula
 from dredux.simplify import simplify
 from tests.helpers import rng
@@ -24,7 +26,7 @@ MAX_DIM = 9
 # rounds differently (x / c -> (1/c) * x) cannot move an argument across a jump
 JUMPS = {Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE, Op.SIGN, Op.STEP, Op.FLOOR, Op.ROUND,
          Op.ARGMAX, Op.ARGMIN, Op.ONEHOT, Op.MOD, Op.IFELSE, Op.CLAMPINT}
-BUILT = [op for op in Op if op not in (Op.VAR, Op.CONST)]
+BUILT = sorted(PRIMITIVES, key=lambda op: op.name)
 
 leaves = st.one_of(st.sampled_from(LEAVES),
                    st.builds(const, st.sampled_from(CONSTANTS)),
@@ -258,7 +260,8 @@ ALIASES = ["x = Vi(3)", "y = Vj(3)", "s = Vi(1)", "t = Vj(1)"]
 
 
 def simp(formula: str) -> Expr:
-    return simplify(parse_formula(formula, *parse_aliases(ALIASES)))
+    """The formula stages: parse, differentiate, simplify."""
+    return simplify(differentiate(parse_formula(formula, *parse_aliases(ALIASES))))
 
 
 def raw(formula: str) -> Expr:

@@ -1,21 +1,25 @@
-"""Every operation has a row in every table.
+"""Every operation has a complete record, and the records agree with the headers.
 
-Adding an op means one row per table; these tests fail when one is missing:
-the dims rule (``ir.OPS``), a parse rule (a ``parse.FUNCTIONS`` entry that
-produces the op), the NumPy reference (``numpy_eval.NUMPY``), the derivative
-(``autodiff.VJP``) and each backend's spelling table (see ``SPELLING_MODULES``).
+An op is one record of :mod:`dredux.ops` (its name in formulas, dims rule,
+NumPy reference, derivative, cost and C spelling). These tests fail when a
+record misses a field, when a formula name of the language has no parse rule,
+or when a C spelling calls a ``_dr_*`` function that ``kernels/cpu/math.hpp``
+or ``kernels/cuda/math.cuh`` does not define.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import re
+from pathlib import Path
 
 import pytest
 
-from dredux import autodiff, ir, numpy_eval, parse
-from dredux.codegen import render
-from dredux.ir import Op
+from dredux import ir, parse
+from dredux.codegen.render import Renderer
+from dredux.ir import Op, walk
+from dredux.ops import COMPUTE, DERIVATIVE, LEAF, OPS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # The operation names of the formula language (issue 2), as KeOps spells them.
 LANGUAGE = """
@@ -27,51 +31,24 @@ Elem ElemT Extract ExtractT Concat OneHot MatVecMult VecMatMult TensorProd Tenso
 IntInv Zero
 """.split()
 
-# Leaves are produced by the parser from aliases and literals, not by a call.
 LEAVES = {Op.VAR, Op.CONST}
-
-# Modules that define spelling tables (subclasses of render.Spelling).
-SPELLING_MODULES = ["dredux.codegen.render", "dredux.codegen.cpp", "dredux.codegen.cuda"]
+COMPUTING = [op for op, record in OPS.items() if record.kind == COMPUTE]
 
 
-def spellings() -> list[tuple[str, render.Spelling]]:
-    """(label, instance) of every Spelling class defined in SPELLING_MODULES."""
-    found = []
-    for name in SPELLING_MODULES:
-        module = importlib.import_module(name)
-        for cls_name, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, render.Spelling) and cls.__module__ == module.__name__:
-                found.append((f"{name}.{cls_name}", cls()))
-    return found
+def test_every_op_has_a_complete_record():
+    for op, record in OPS.items():
+        assert record.name == op.name and op.value == record.keops
+        assert record.kind in (LEAF, COMPUTE, DERIVATIVE), op
+        if record.kind == COMPUTE:
+            missing = [f for f in ("numpy", "vjp", "c") if getattr(record, f) is None]
+            assert not missing, f"{op.name} has no {', '.join(missing)}"
+            assert record.cost >= 1, op
+    assert {op for op, r in OPS.items() if r.kind == LEAF} == LEAVES
 
 
-SPELLINGS = spellings()
-
-
-def test_spelling_modules_present():
-    labels = [label for label, _ in SPELLINGS]
-    for label in ("dredux.codegen.render.Spelling", "dredux.codegen.cpp.CppSpelling",
-                  "dredux.codegen.cuda.CudaSpelling"):
-        assert label in labels, labels
-
-
-def test_every_op_has_a_dims_row():
-    assert set(Op) == set(ir.OPS)
-
-
-def test_every_op_has_a_numpy_reference():
-    missing = set(Op) - LEAVES - set(numpy_eval.NUMPY)
-    assert not missing, f"no NumPy spelling for {sorted(o.name for o in missing)}"
-
-
-def test_every_op_has_a_derivative():
-    missing = set(Op) - set(autodiff.VJP)
-    assert not missing, f"no VJP row for {sorted(o.name for o in missing)}"
-
-
-def test_every_op_has_a_parse_rule():
+def test_every_computing_op_has_a_parse_rule():
     produced = {f.op for f in parse.FUNCTIONS.values() if f.op is not None}
-    missing = set(Op) - LEAVES - produced
+    missing = set(COMPUTING) - produced
     assert not missing, f"no FUNCTIONS entry produces {sorted(o.name for o in missing)}"
 
 
@@ -81,10 +58,65 @@ def test_leaves_are_parsed_from_aliases_and_literals():
     assert {a.op for a in expr.args} == LEAVES
 
 
-@pytest.mark.parametrize("label, spelling", SPELLINGS, ids=[s[0] for s in SPELLINGS])
-def test_every_op_has_a_spelling(label, spelling):
-    missing = set(Op) - set(spelling.covers())
-    assert not missing, f"{label} does not spell {sorted(o.name for o in missing)}"
+def test_derivatives_are_placeholders_until_differentiated():
+    from dredux.autodiff import differentiate
+
+    names, signature = parse.parse_aliases(["x = Vi(2)", "y = Vj(2)"])
+    raw = parse.parse_formula("Grad(Exp(x * y), x, y) + Laplacian(Sum(x * x), x)",
+                              names, signature)
+    assert {Op.GRAD, Op.LAPLACIAN} <= {n.op for n in walk(raw)}
+    done = differentiate(raw)
+    assert not {n.op for n in walk(done)} & {Op.GRAD, Op.DIFF, Op.LAPLACIAN}
+
+
+# One formula per computing op (every spelling form: both C paths of Pow, loops
+# of wide operands), rendered to find the _dr_* functions the spellings call.
+SAMPLES = ["Pow(a, 3) + Pow(a, 100) + Pow(a, -2) + Round(a, 0) + Round(a, 2)",
+           "ClampInt(a, -1, 2) + Clamp(a, b, a) + IfElse(a, a, b) + Mod(a, b, a)",
+           "Concat(OneHot(Elem(a, 0), 4), ElemT(Elem(b, 1), 3, 1))",
+           "MatVecMult(w, a) + VecMatMult(a, w) + Extract(TensorProd(a, b), 2, 3)",
+           "TensorDot(w, a, [3, 3], [3], [1], [0]) + ExtractT(Elem(a, 2), 1, 3) + SumT(a|b, 3)",
+           "Max(a) + Min(b) + ArgMax(a) + ArgMin(b) + Sum(a)"]
+SAMPLE_ALIASES = ["a = Vi(3)", "b = Vj(3)", "w = Vi(9)"]
+
+
+def _ops_of_the_language() -> dict:
+    funcs = [f"{r.keops}(a)" for op, r in OPS.items() if r.kind == COMPUTE
+             and r.elementwise and r.signature == "e"]
+    funcs += [f"{r.keops}(a, b)" for op, r in OPS.items() if r.kind == COMPUTE
+              and r.elementwise and r.signature == "ee"]
+    return {"elementwise": funcs, "others": SAMPLES}
+
+
+def rendered_sources() -> str:
+    names, signature = parse.parse_aliases(SAMPLE_ALIASES)
+    roots = [parse.parse_formula(text, names, signature)
+             for group in _ops_of_the_language().values() for text in group]
+    covered = {n.op for root in roots for n in walk(root)}
+    assert covered >= set(COMPUTING), sorted(o.name for o in set(COMPUTING) - covered)
+    text = []
+    for fast in (False, True):
+        for unroll in (32, 1):  # components written out, and loops
+            r = Renderer(lambda n, k: f"v{n.params[0]}[{k}]", unroll, fast=fast)
+            for root in roots:
+                for node in walk(root):
+                    if node.op not in LEAVES:
+                        text += r.node(node)
+    return "\n".join(text)
+
+
+def defined_functions(header: Path) -> set[str]:
+    text = header.read_text()
+    found = set(re.findall(r"\b(?:float|double)\s+(_dr_\w+)\s*\(", text))
+    return found | set(re.findall(r"\b_DR_\w+\((_dr_\w+)\s*,", text))
+
+
+@pytest.mark.parametrize("header", ["kernels/cpu/math.hpp", "kernels/cuda/math.cuh"])
+def test_every_device_function_is_defined(header):
+    called = set(re.findall(r"\b(_dr_\w+)\s*\(", rendered_sources()))
+    assert {"_dr_exp", "_dr_pow", "_dr_floor", "_dr_round"} <= called
+    missing = called - defined_functions(ROOT / header)
+    assert not missing, f"{header} does not define {sorted(missing)}"
 
 
 def test_primitive_function_arity_matches_the_op_table():

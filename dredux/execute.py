@@ -1,0 +1,203 @@
+"""The execution stage: runs a planned call, in this process or on a cluster.
+
+:func:`run` takes a kernel, a :class:`~dredux.plan.BlockPlan` and the call's
+arrays, and returns the result: a plan of one task on in-memory arrays runs
+the kernel directly (no scheduler, no graph: the per-call cost of a small
+problem); otherwise :mod:`dredux.graph` builds the Dask graph, which is
+returned lazily for dask inputs, else computed at once on the active
+``distributed.Client`` (or ``scheduler=``) or on local threads. On a client,
+big in-memory inputs are scattered to the workers first (row inputs by row
+blocks), and a call whose scattered inputs died with a worker sends them
+again and runs again. :func:`worker_count` is how many tasks can run at once,
+for the planner.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+import sys
+import warnings
+from concurrent.futures import CancelledError
+
+import numpy as np
+
+from ._xp import get_xp, is_cupy, is_dask
+from .graph import finalize_state
+
+__all__ = ["run", "run_single", "worker_count", "client_for"]
+
+_SCATTER_BYTES = 1 << 20  # in-memory inputs above this go to workers by scatter
+_SCATTER_PIECES = 256  # at most this many scattered pieces per row input (a key each)
+_SCATTER_RETRIES = 2  # runs again after losing the worker that held scattered inputs
+
+
+def run_single(kernel, rows: list, cols: list, params: list, m: int, n: int):
+    """The finalized output of one task over all rows and columns, run here."""
+    program = kernel.program
+    state = kernel(rows, cols, params, m, n, 0)
+    return finalize_state(program.reduction, state, program.np_dtype)
+
+
+def run(kernel, plan, rows: list, cols: list, params: list, *, meta_arrays: list,
+        lazy: bool, scheduler=None):
+    """The result of the call planned by ``plan``.
+
+    Parameters
+    ----------
+    kernel
+        The block kernel (:mod:`dredux.backends`); ``kernel.program`` orders
+        ``rows``, ``cols`` and ``params`` (NumPy, CuPy or dask arrays).
+    plan : BlockPlan
+    meta_arrays : list
+        The call's arrays, output-axis ones first: the result's array type
+        (NumPy or CuPy) follows them.
+    lazy : bool
+        Return dask arrays (some input is a dask array).
+    scheduler : optional
+        A Dask scheduler; None: the active client, else threads.
+    """
+    if not lazy and plan.n_tasks == 1 and scheduler is None:
+        return run_single(kernel, rows, cols, params, sum(plan.rows), plan.cols[-1][1])
+    import dask
+
+    client = None if lazy else client_for(scheduler)
+    attempts = _SCATTER_RETRIES + 1 if client is not None else 1
+    for attempt in range(attempts):
+        scattered: list = []
+        arrays = _graph_arrays(kernel, plan, rows, cols, params, meta_arrays, client,
+                               scattered)
+        if lazy:
+            return tuple(arrays) if len(arrays) > 1 else arrays[0]
+        try:
+            computed = dask.compute(*arrays, scheduler=scheduler)
+        except CancelledError:
+            # Data scattered by a client cannot be recomputed: if the worker
+            # holding it died, send the inputs again and run the graph again.
+            lost = any(f.status != "finished" for f in scattered)
+            if not lost or attempt == attempts - 1:
+                raise
+            warnings.warn("a worker holding this call's scattered inputs was lost; "
+                          "sending them again and recomputing", RuntimeWarning,
+                          stacklevel=3)
+            continue
+        return tuple(computed) if len(computed) > 1 else computed[0]
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _graph_arrays(kernel, plan, rows, cols, params, meta_arrays, client,
+                  scattered: list) -> list:
+    """The output dask arrays of the plan's graph; big in-memory inputs are
+    scattered to ``client``'s workers first (their futures go to ``scattered``)."""
+    import dask.array as da
+
+    from .graph import build_graph
+
+    def as_dask(a, chunks, is_row):
+        if is_dask(a):
+            return a.rechunk({0: chunks, 1: -1}) if is_row else a.rechunk({1: -1})
+        if client is not None and a.nbytes > _SCATTER_BYTES:
+            # send big in-memory inputs (NumPy, or CuPy to dask-cuda workers)
+            # straight to the workers, not through the scheduler inside the
+            # graph: row variables by row blocks (spread over the workers;
+            # each block task takes its piece and slices its rows), column
+            # variables whole (sliced once per column range). Unique keys:
+            # a second call must not reuse futures being released.
+            xp = get_xp(a)
+            if is_row:
+                futures, pieces = _scatter_rows(client, a, tuple(plan.rows), xp)
+                scattered.extend(futures)
+                return pieces
+            future = client.scatter(xp.ascontiguousarray(a), hash=False)
+            scattered.append(future)
+            return _sliced_future(future, a, chunks, xp)
+        return da.from_array(a, chunks=(chunks, -1), asarray=False if is_cupy(a) else None)
+
+    row_chunks = tuple(plan.chunks)
+    col_chunks = tuple(c1 - c0 for c0, c1 in plan.cols)
+    drows = [as_dask(a, row_chunks, True) for a in rows]
+    dcols = [as_dask(a, col_chunks, False) for a in cols]
+    dparams = [a.rechunk(-1) if is_dask(a) else a for a in params]
+    program = kernel.program
+    outputs = [(shape, np.int64 if kind == "idx" else program.np_dtype)
+               for shape, kind in program.reduction.outputs()]
+    return build_graph(program, kernel, plan, drows, dcols, dparams, outputs,
+                       _meta_module(meta_arrays))
+
+
+
+
+def _meta_module(arrays):
+    for a in arrays:
+        if is_cupy(a) or (is_dask(a) and is_cupy(getattr(a, "_meta", None))):
+            return sys.modules["cupy"]
+    return np
+
+
+def _sliced_future(future, like, chunks, xp):
+    """A dask array over the rows of a scattered array: one slicing task per chunk."""
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = f"dredux-scattered-{future.key}"
+    layer, start = {}, 0
+    for k, size in enumerate(chunks):
+        layer[(name, k, 0)] = (operator.getitem, future, (slice(start, start + size),))
+        start += size
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[])
+    return da.Array(graph, name, (tuple(chunks), (like.shape[1],)),
+                    meta=xp.empty((0, 0), like.dtype))
+
+
+def _scatter_rows(client, a, chunks, xp):
+    """``a``'s rows scattered over the workers in at most ``_SCATTER_PIECES``
+    pieces of whole row blocks (each piece costs the scheduler a key, ~0.15 ms):
+    the futures, and the RowChunks that the graph takes (one piece per row
+    block, or a few blocks per piece)."""
+    from .graph import RowChunks
+
+    per_piece = max(1, math.ceil(len(chunks) / _SCATTER_PIECES))
+    pieces, refs_of, slices = [], [], []
+    start = 0
+    for g in range(0, len(chunks), per_piece):
+        sizes = chunks[g:g + per_piece]
+        stop = start + sum(sizes)
+        pieces.append(xp.ascontiguousarray(a[start:stop]))
+        at = 0
+        for size in sizes:
+            refs_of.append(len(pieces) - 1)
+            slices.append(None if len(sizes) == 1 else (at, at + size))
+            at += size
+        start = stop
+    futures = client.scatter(pieces, hash=False)
+    return futures, RowChunks(tuple(futures[k] for k in refs_of), tuple(slices),
+                              f"scattered-{futures[0].key}")
+
+
+def client_for(scheduler):
+    """The distributed Client a computation will use, or None."""
+    if hasattr(scheduler, "scatter") and hasattr(scheduler, "nthreads"):
+        return scheduler
+    if scheduler is None and "distributed" in sys.modules:
+        from distributed import default_client
+
+        try:
+            return default_client()
+        except ValueError:
+            return None
+    return None
+
+
+def worker_count(scheduler) -> int:
+    client = client_for(scheduler)
+    if client is not None:
+        try:
+            return max(1, sum(client.nthreads().values()))
+        except Exception:  # pragma: no cover - a client without workers yet
+            return 1
+    if scheduler in ("sync", "single-threaded", "synchronous"):
+        return 1
+    import dask
+
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
