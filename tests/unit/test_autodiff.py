@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from dredux import Genred
-from dredux.ir import walk
+from dredux.ir import Op, walk
 from dredux.ops import PRIMITIVES
 from dredux.parse import parse_aliases, parse_formula
 from tests.helpers import DOMAINS, assert_close, rng
+from tests.op_cases import ALL_CASES
 
 CATS = {"i": "Vi", "j": "Vj", "p": "Pm"}
 M, N = 3, 4
@@ -105,8 +106,26 @@ def parsed(formula, variables):
     return parse_formula(formula, *parse_aliases(aliases))
 
 
+def ops_of(formula, variables) -> set:
+    return {n.op for n in walk(parsed(formula, variables))}
+
+
+# Ops whose derivative finite differences cannot check at random points of the
+# catalogue's domains (jumps and kinks): CASES above place their inputs.
+_KINKED = {Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE, Op.ABS, Op.SIGN, Op.STEP, Op.RELU,
+           Op.FLOOR, Op.ROUND, Op.CLAMP, Op.CLAMPINT, Op.IFELSE, Op.MOD, Op.MAX, Op.MIN,
+           Op.ARGMAX, Op.ARGMIN, Op.ONEHOT}
+_COVERED = {op for formula, variables in CASES for op in ops_of(formula, variables)}
+# the catalogue's cases of smooth ops that CASES does not use (a new op gets its
+# derivative checked from its catalogue case, without a row here)
+CATALOGUE = [(case.formula, case.variables) for _, case in ALL_CASES
+             if (ops_of(case.formula, case.variables) & PRIMITIVES) - _COVERED
+             and not ops_of(case.formula, case.variables) & _KINKED]
+
+
 def test_cases_cover_every_op():
-    used = {n.op for formula, variables in CASES for n in walk(parsed(formula, variables))}
+    used = _COVERED | {op for formula, variables in CATALOGUE
+                       for op in ops_of(formula, variables)}
     missing = set(PRIMITIVES) - used
     assert not missing, f"no derivative case uses {sorted(o.name for o in missing)}"
 
@@ -160,7 +179,7 @@ def check(actual, expected, what):
 
 
 GRAD_CASES = [(f"{formula}-d{wrt}", formula, variables, wrt)
-              for formula, variables in CASES for wrt in variables]
+              for formula, variables in CASES + CATALOGUE for wrt in variables]
 
 
 @pytest.mark.parametrize("label, formula, variables, wrt", GRAD_CASES,
