@@ -14,11 +14,12 @@ import functools
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import execute
+from . import config, execute
 from ._xp import is_cupy, is_dask
 from .autodiff import differentiate
 from .backends import make_kernel, normalize_backend, resolve_backend
@@ -132,6 +133,8 @@ class Genred:
                              f" got {dtype_acc!r}")
         self._programs: dict[str, Program] = {}
         self._kernels: dict[tuple, Any] = {}
+        self._calls: dict[tuple, _Call] = {}
+        self._costs: dict[str, float] = {}
 
     # ------------------------------------------------------------------ info
     def __repr__(self) -> str:
@@ -211,15 +214,32 @@ class Genred:
         array, or tuple of arrays for ``*_Arg*`` reductions. NumPy in: NumPy out;
         CuPy in: CuPy out; dask arrays in: lazy dask arrays out.
         """
-        unknown = sorted(set(options) - set(_CALL_OPTIONS))
-        if unknown:
-            raise TypeError(f"Genred call got unexpected option(s) {', '.join(unknown)}; "
-                            f"expected backend, device_id, ranges, out, "
-                            f"{', '.join(_CALL_OPTIONS)}")
+        if options:
+            unknown = sorted(set(options) - set(_CALL_OPTIONS))
+            if unknown:
+                raise TypeError(f"Genred call got unexpected option(s) {', '.join(unknown)}; "
+                                f"expected backend, device_id, ranges, out, "
+                                f"{', '.join(_CALL_OPTIONS)}")
         if ranges is not None:
             raise NotImplementedError(
                 "block-sparse 'ranges' are not supported by dredux yet; call without "
                 "ranges (dredux splits the i/j plane into blocks itself)")
+        # A call on in-memory arrays of shapes, dtypes, options and configuration
+        # already seen reuses its checks, kernel and plan: what a user calling the
+        # routine in a loop pays per call (benchmarks/latency.py).
+        key = _call_key(args, backend, device_id, options)
+        call = self._calls.get(key) if key is not None else None
+        if call is None:
+            call = self._prepare(args, backend, device_id, options)
+            if key is not None:
+                if len(self._calls) >= _CALL_CACHE:
+                    self._calls.clear()
+                self._calls[key] = call
+        result = call.run(args)
+        return _write_out(result, out) if out is not None else result
+
+    def _prepare(self, args, backend, device_id, options) -> _Call:
+        """Check the arguments and plan the call (everything but running it)."""
         args = _check_args(self.signature, args)
         dtype = _common_dtype(self.signature, args)
         counts = _axis_lengths(self.signature, args)
@@ -228,13 +248,11 @@ class Genred:
         program = self.program(dtype)
         backend_name = resolve_backend(backend, args)
         kernel = self.kernel(backend_name, dtype, **_kernel_options(backend_name, device_id))
-        by_pos = {spec.pos: a for spec, a in zip(self.signature.args, args)}
+        index = {spec.pos: k for k, spec in enumerate(self.signature.args)}
         # the program's I/J are the output/reduced axes: its vars map back by position
-        rows = [by_pos[v.params[0]] for v in program.row_vars]
-        cols = [by_pos[v.params[0]] for v in program.col_vars]
-        params = [by_pos[v.params[0]] for v in program.param_vars]
-        lazy = any(is_dask(a) for a in args)
-        row_args_all = [a for spec, a in zip(self.signature.args, args) if spec.cat == out_cat]
+        picks = tuple(tuple(index[v.params[0]] for v in group)
+                      for group in (program.row_vars, program.col_vars, program.param_vars))
+        row_args = tuple(k for k, spec in enumerate(self.signature.args) if spec.cat == out_cat)
         scheduler = options.get("scheduler")
         plan = make_plan(
             m, n, self._cost(dtype), backend_name, execute.worker_count(scheduler),
@@ -242,16 +260,62 @@ class Genred:
             col_bytes=_row_bytes(program.col_vars, dtype),
             state_bytes=program.reduction.state_bytes(),
             block_size=options.get("block_size"), split_every=options.get("split_every"),
-            row_chunks=_dask_chunks(row_args_all),
+            row_chunks=_dask_chunks([args[k] for k in row_args]),
             col_chunks=_dask_chunks([a for s, a in zip(self.signature.args, args)
                                      if s.cat == red_cat]))
-        result = execute.run(kernel, plan, rows, cols, params, lazy=lazy, scheduler=scheduler,
-                             meta_arrays=[*row_args_all, *cols, *params])
-        return _write_out(result, out) if out is not None else result
+        lazy = any(is_dask(a) for a in args)
+        return _Call(kernel, plan, picks, row_args, m, n, lazy, scheduler,
+                     single=not lazy and plan.n_tasks == 1 and scheduler is None)
 
     # -------------------------------------------------------------- helpers
     def _cost(self, dtype="float32") -> float:
-        return pair_cost(self.formulas, self.reduction, dtype)
+        name = np.dtype(dtype).name
+        cost = self._costs.get(name)
+        if cost is None:
+            cost = self._costs[name] = pair_cost(self.formulas, self.reduction, name)
+        return cost
+
+
+_CALL_CACHE = 64  # prepared calls kept per routine (distinct shapes, options...)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A checked and planned call: which arguments go where, the kernel, the plan."""
+
+    kernel: Any
+    plan: Any
+    picks: tuple  # argument indices of the row, column and parameter arrays
+    row_args: tuple  # argument indices of the output axis's variables
+    m: int
+    n: int
+    lazy: bool
+    scheduler: Any
+    single: bool  # one task on in-memory arrays: run here, no graph
+
+    def run(self, args):
+        rows, cols, params = ([args[k] for k in group] for group in self.picks)
+        if self.single:
+            return execute.run_single(self.kernel, rows, cols, params, self.m, self.n)
+        meta = [*(args[k] for k in self.row_args), *cols, *params]
+        return execute.run(self.kernel, self.plan, rows, cols, params, meta_arrays=meta,
+                           lazy=self.lazy, scheduler=self.scheduler)
+
+
+def _call_key(args, backend, device_id, options):
+    """What a call's checks and plan depend on, or None when they are not reused
+    (dask inputs, an explicit scheduler, inputs that are not NumPy arrays)."""
+    if options.get("scheduler") is not None:
+        return None
+    shapes = []
+    for a in args:
+        if type(a) is not np.ndarray:
+            return None
+        shapes.append((a.shape, a.dtype))
+    block = options.get("block_size")
+    return (tuple(shapes), backend, device_id,
+            tuple(block) if isinstance(block, list) else block, options.get("split_every"),
+            config.snapshot(), execute.client_id())
 
 
 # ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import os
 
 import dask.config
 
-__all__ = ["DEFAULTS", "get", "cache_dir"]
+__all__ = ["DEFAULTS", "get", "snapshot", "cache_dir"]
 
 DEFAULTS = {
     "cache-dir": None,
@@ -64,6 +64,15 @@ def get(key: str, override=None):
     if override is not None:
         return override
     return dask.config.get(f"dredux.{key}", DEFAULTS.get(key))
+
+
+def snapshot() -> tuple:
+    """The ``dredux`` keys and Dask's ``num_workers`` as they are now, hashable:
+    what a call's plan depends on (a cheap read, for the per-call cache)."""
+    config = dask.config.config
+    ours = config.get("dredux") or {}
+    return (tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in ours.items()),
+            config.get("num_workers"))
 
 
 def cache_dir() -> str:

@@ -26,7 +26,7 @@ import numpy as np
 from ._xp import get_xp, is_cupy, is_dask
 from .graph import finalize_state
 
-__all__ = ["run", "run_single", "worker_count", "client_for"]
+__all__ = ["run", "run_single", "worker_count", "client_for", "client_id"]
 
 _SCATTER_BYTES = 1 << 20  # in-memory inputs above this go to workers by scatter
 _SCATTER_PIECES = 256  # at most this many scattered pieces per row input (a key each)
@@ -187,6 +187,18 @@ def client_for(scheduler):
         except ValueError:
             return None
     return None
+
+
+def client_id():
+    """An identity of the default ``distributed.Client`` (None without one), cheaply."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed.client import _get_global_client
+    except ImportError:  # pragma: no cover - a distributed without it
+        return id(client_for(None))
+    client = _get_global_client()
+    return None if client is None else id(client)
 
 
 def worker_count(scheduler) -> int:

@@ -113,7 +113,8 @@ def _row_lines(program: Program, unroll: int) -> list[str]:
     for k, v in enumerate(program.row_vars):
         lines.append(f"T _rx{k}[{v.dim}];")
         if v.dim <= unroll:
-            lines += [f"_rx{k}[{c}] = _dr_load(_x{k}, _row * {v.dim} + {c});"
+            lines += [f"_rx{k}[{c}] = _dr_load(_x{k}, {_times('_row', v.dim)}"
+                      f"{f' + {c}' if c else ''});"
                       for c in range(v.dim)]
         else:
             lines.append(f"for (int _c = 0; _c < {v.dim}; ++_c) "
@@ -125,6 +126,10 @@ def _row_lines(program: Program, unroll: int) -> list[str]:
         else:
             lines.append(f"const IN* const _rp{k} = _p{k};")
     return lines
+
+
+def _times(name: str, count: int) -> str:
+    return name if count == 1 else f"{name} * {count}"
 
 
 def _fill_lines(rend, root: Expr, array: str, shift: int) -> list[str]:
@@ -180,9 +185,10 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
 
     shared, tile, offset = [], [], 0
     for k, v in enumerate(program.col_vars):
-        shared.append(f"T* const _sy{k} = _dr_sm + (long long)_tile * {offset};")
-        tile.append(f"for (int _e = threadIdx.x; _e < _tn * {v.dim}; _e += blockDim.x) "
-                    f"_sy{k}[_e] = _dr_load(_y{k}, _jt * {v.dim} + _e);")
+        shared.append(f"T* const _sy{k} = _dr_sm" +
+                      (f" + (long long)_tile * {offset};" if offset else ";"))
+        tile.append(f"for (int _e = threadIdx.x; _e < {_times('_tn', v.dim)}; "
+                    f"_e += blockDim.x) _sy{k}[_e] = _dr_load(_y{k}, {_times('_jt', v.dim)} + _e);")
         offset += v.dim
 
     inputs = "".join(f", const IN* __restrict__ _{kind}{k}"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dredux
-from dredux import Genred
+from dredux import Genred, ShapeError
 from dredux.numpy_eval import NumpyKernel
 from tests.helpers import assert_close, rng
 
@@ -119,3 +119,48 @@ def test_block_budget_bounds_the_intermediates():
     assert_close(out, ref)
     assert len(seen) > 1 and sum(seen) == 300 * 400
     assert max(seen) * kernel._pair_bytes() <= budget
+
+
+def test_repeated_calls_reuse_their_checks_but_follow_what_changes():
+    """A call like an earlier one (shapes, dtypes, options, configuration) skips its
+    checks and planning; anything that changes the plan or the kernel is seen."""
+    import dask
+
+    from dredux.numpy_eval import NumpyKernel
+
+    f = Genred("Exp(-SqDist(x, y)) * b", ["x = Vi(2)", "y = Vj(2)", "b = Vj(1)"], axis=1)
+    gen = np.random.default_rng(4)
+    x, y, b = gen.random((6, 2)), gen.random((5, 2)), gen.random((5, 1))
+
+    def ref(x, y, b):
+        return (np.exp(-((x[:, None] - y[None]) ** 2).sum(-1)) @ b)
+
+    for _ in range(3):
+        np.testing.assert_allclose(f(x, y, b, backend="numpy"), ref(x, y, b), rtol=1e-13)
+    x2 = gen.random((9, 2))  # new shapes, new values: never an earlier result
+    np.testing.assert_allclose(f(x2, y, b, backend="numpy"), ref(x2, y, b), rtol=1e-13)
+    y2 = gen.random((5, 2))
+    np.testing.assert_allclose(f(x, y2, b, backend="numpy"), ref(x, y2, b), rtol=1e-13)
+    with pytest.raises(ShapeError):  # a bad call is checked every time
+        f(x, y, b[:3], backend="numpy")
+    with pytest.raises(ShapeError):
+        f(x, y, b[:3], backend="numpy")
+    calls = []
+    original = NumpyKernel.__call__
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.budget)
+        return original(self, *args, **kwargs)
+
+    NumpyKernel.__call__ = counting
+    try:
+        with dask.config.set({"dredux.backend": "numpy"}):
+            f(x, y, b)
+        with dask.config.set({"dredux.backend": "numpy", "dredux.block-size": [2, 2]}):
+            np.testing.assert_allclose(f(x, y, b, scheduler="sync"), ref(x, y, b),
+                                       rtol=1e-13)
+            np.testing.assert_allclose(f(x, y, b), ref(x, y, b), rtol=1e-13)
+    finally:
+        NumpyKernel.__call__ = original
+    # one task, then 3 x 3 blocks twice (the configuration changed the plan)
+    assert len(calls) == 1 + 9 + 9

@@ -45,3 +45,10 @@ def test_the_test_command_runs_the_doctests():
         "ini_options"]
     assert "dredux" in options["testpaths"]
     assert "--doctest-modules" in options["addopts"].split()
+
+
+def test_ci_runs_ruff_and_checks_the_wheel():
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "ruff check ." in ci
+    assert any(line.startswith("python -m pip wheel") for line in ci)
+    assert any(line.startswith("python .ci/check_wheel.py") for line in ci)
