@@ -230,6 +230,7 @@ class Genred:
         key = _call_key(args, backend, device_id, options)
         call = self._calls.get(key) if key is not None else None
         if call is None:
+            args = _check_args(self.signature, args)
             call = self._prepare(args, backend, device_id, options)
             if key is not None:
                 if len(self._calls) >= _CALL_CACHE:
@@ -239,8 +240,7 @@ class Genred:
         return _write_out(result, out) if out is not None else result
 
     def _prepare(self, args, backend, device_id, options) -> _Call:
-        """Check the arguments and plan the call (everything but running it)."""
-        args = _check_args(self.signature, args)
+        """Plan a call on checked arguments (everything but running it)."""
         dtype = _common_dtype(self.signature, args)
         counts = _axis_lengths(self.signature, args)
         out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
@@ -263,9 +263,7 @@ class Genred:
             row_chunks=_dask_chunks([args[k] for k in row_args]),
             col_chunks=_dask_chunks([a for s, a in zip(self.signature.args, args)
                                      if s.cat == red_cat]))
-        lazy = any(is_dask(a) for a in args)
-        return _Call(kernel, plan, picks, row_args, m, n, lazy, scheduler,
-                     single=not lazy and plan.n_tasks == 1 and scheduler is None)
+        return _Call(kernel, plan, picks, row_args, any(is_dask(a) for a in args), scheduler)
 
     # -------------------------------------------------------------- helpers
     def _cost(self, dtype="float32") -> float:
@@ -287,16 +285,11 @@ class _Call:
     plan: Any
     picks: tuple  # argument indices of the row, column and parameter arrays
     row_args: tuple  # argument indices of the output axis's variables
-    m: int
-    n: int
     lazy: bool
     scheduler: Any
-    single: bool  # one task on in-memory arrays: run here, no graph
 
     def run(self, args):
         rows, cols, params = ([args[k] for k in group] for group in self.picks)
-        if self.single:
-            return execute.run_single(self.kernel, rows, cols, params, self.m, self.n)
         meta = [*(args[k] for k in self.row_args), *cols, *params]
         return execute.run(self.kernel, self.plan, rows, cols, params, meta_arrays=meta,
                            lazy=self.lazy, scheduler=self.scheduler)
@@ -313,9 +306,14 @@ def _call_key(args, backend, device_id, options):
             return None
         shapes.append((a.shape, a.dtype))
     block = options.get("block_size")
-    return (tuple(shapes), backend, device_id,
-            tuple(block) if isinstance(block, list) else block, options.get("split_every"),
-            config.snapshot(), execute.client_id())
+    key = (tuple(shapes), backend, device_id,
+           tuple(block) if isinstance(block, list) else block, options.get("split_every"),
+           config.snapshot(), execute.client_id())
+    try:
+        hash(key)
+    except TypeError:  # an option of an unusual type: checked and planned afresh
+        return None
+    return key
 
 
 # ---------------------------------------------------------------------------
