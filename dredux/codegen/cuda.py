@@ -188,7 +188,8 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         shared.append(f"T* const _sy{k} = _dr_sm" +
                       (f" + (long long)_tile * {offset};" if offset else ";"))
         tile.append(f"for (int _e = threadIdx.x; _e < {_times('_tn', v.dim)}; "
-                    f"_e += blockDim.x) _sy{k}[_e] = _dr_load(_y{k}, {_times('_jt', v.dim)} + _e);")
+                    f"_e += blockDim.x) "
+                    f"_sy{k}[_e] = _dr_load(_y{k}, {_times('_jt', v.dim)} + _e);")
         offset += v.dim
 
     inputs = "".join(f", const IN* __restrict__ _{kind}{k}"
