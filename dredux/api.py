@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import reprlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from . import config, execute
+from . import config, execute, limits
 from ._xp import is_cupy, is_dask
 from .autodiff import differentiate
 from .backends import make_kernel, normalize_backend, resolve_backend
 from .errors import DtypeError, FormulaError, ShapeError
-from .ir import Cat
+from .ir import Cat, walk_all
 from .parse import ArgSpec, parse_aliases, parse_formula
 from .plan import make_plan, pair_cost
 from .printing import to_formula
@@ -107,9 +108,10 @@ class Genred:
         if axis not in (0, 1) or isinstance(axis, bool):
             raise FormulaError(f"axis must be 0 (reduce over i) or 1 (reduce over j), "
                                f"got {axis!r}")
+        _check_aliases(aliases)
         self.formula = formula
         self.formula2 = formula2
-        self.aliases = list(aliases) if not isinstance(aliases, str) else aliases
+        self.aliases = list(aliases)
         self.axis = int(axis)
         self.opt_arg = opt_arg
         self.dtype_acc = dtype_acc
@@ -123,6 +125,7 @@ class Genred:
             formulas.append(simplify(differentiate(parse_formula(
                 formula2, names, self.signature, what="formula2"))))
         self.formulas = tuple(formulas)
+        _check_size(self.formulas, formula)
         self.reduction = make_reduction(reduction_op, f.dim,
                                         formulas[1].dim if formula2 is not None else 0,
                                         opt_arg, sum_scheme)
@@ -320,6 +323,26 @@ def _call_key(args, backend, device_id, options):
 # argument checks
 # ---------------------------------------------------------------------------
 
+def _check_size(formulas, text: str) -> None:
+    count = sum(1 for _ in walk_all(formulas))
+    if count > limits.MAX_NODES:
+        raise FormulaError(
+            f"the formula has {count} distinct operations (after differentiation), more "
+            f"than the limit of {limits.MAX_NODES}", text[:60] + ("..." if len(text) > 60
+                                                                   else ""),
+            hint="Split the computation into several reductions, or write repeated terms "
+            "as vector operations (a Sum over a vector variable).")
+
+
+def _check_aliases(aliases) -> None:
+    if isinstance(aliases, str) or not isinstance(aliases, (list, tuple)):
+        raise FormulaError(
+            f"aliases must be a list of strings like [\"x = Vi(3)\", \"y = Vj(3)\"], got "
+            f"{type(aliases).__name__} {reprlib.repr(aliases)}",
+            hint=f"Write [{aliases!r}]." if isinstance(aliases, str) else
+            "Pass one string per variable of the formula.")
+
+
 def _describe(spec: ArgSpec, index: int) -> str:
     return f"argument {index} ({spec.describe()})"
 
@@ -445,6 +468,11 @@ def reduce(formula: str, aliases: Sequence[str], *args, reduction_op: str = "Sum
     [4.0, 20.0, 100.0]
     """
     kwargs = tuple(sorted({"dtype_acc": dtype_acc, "sum_scheme": sum_scheme}.items()))
-    routine = _cached_routine(formula, tuple(aliases), reduction_op, axis, opt_arg,
-                              formula2, kwargs)
+    _check_aliases(aliases)
+    try:
+        routine = _cached_routine(formula, tuple(aliases), reduction_op, axis, opt_arg,
+                                  formula2, kwargs)
+    except TypeError:  # an unhashable argument: Genred says what is wrong with it
+        routine = Genred(formula, list(aliases), reduction_op=reduction_op, axis=axis,
+                         opt_arg=opt_arg, formula2=formula2, **dict(kwargs))
     return routine(*args, **call_options)

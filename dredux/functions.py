@@ -13,9 +13,10 @@ it into a ``FormulaError`` placed under the call.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .ir import OPS, DimError, Expr, Op, const, zero
+from .limits import MAX_PARAM
 from .ops import COMPUTE
 
 __all__ = ["Function", "FUNCTIONS"]
@@ -35,6 +36,12 @@ class Function:
     build: Callable[..., Expr]
     op: Op | None = None
     usage: str = ""
+    param_limits: tuple[int, ...] = ()
+
+    def limit(self, position: int) -> int:
+        """The largest magnitude allowed for the integer argument at ``position``."""
+        k = self.signature.replace("|", "")[:position].count("i")
+        return self.param_limits[k] if k < len(self.param_limits) else MAX_PARAM
 
 
 def _primitive(op: Op, signature: str = "e", usage: str = "") -> Function:
@@ -104,9 +111,9 @@ def _primitives() -> dict[str, Function]:
     out = {}
     for op, record in OPS.items():
         if record.kind == COMPUTE:
-            out[record.keops] = (Function(record.signature, record.build, op, record.usage)
-                                 if record.build else
-                                 _primitive(op, record.signature, record.usage))
+            function = (Function(record.signature, record.build, op, record.usage)
+                        if record.build else _primitive(op, record.signature, record.usage))
+            out[record.keops] = replace(function, param_limits=record.param_limits)
     return out
 
 

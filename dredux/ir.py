@@ -23,11 +23,12 @@ import threading
 import weakref
 from collections.abc import Iterator
 
-from .ops import OPS, DimError, Op, OpDef
+from .limits import MAX_DIM
+from .ops import OPS, DimError, LimitError, Op, OpDef
 
 __all__ = [
     "Cat", "Op", "OpDef", "OPS", "Expr", "DimError",
-    "var", "const", "zero", "walk", "variables",
+    "var", "const", "zero", "walk", "walk_all", "variables", "flatten", "unflatten",
 ]
 
 
@@ -74,6 +75,9 @@ class Expr:
         if dim is None:
             dim = spec.dims(tuple(a.dim for a in args), params)
         dim = int(dim)
+        if dim > MAX_DIM:
+            raise LimitError(f"{op.value} would have dimension {dim}, more than the limit "
+                             f"of {MAX_DIM}")
         ident = (op, args, params, dim)
         with _INTERN_LOCK:
             node = _INTERN.get(ident)
@@ -207,6 +211,36 @@ def walk(root: Expr, seen: set[Expr] | None = None) -> Iterator[Expr]:
                 stack.append((child, False))
 
 
+def flatten(roots) -> tuple:
+    """The DAG of ``roots`` as a flat tuple of ``(op, child indices, params, dim)``,
+    children first, then the indices of the roots: picklable at any depth
+    (pickling nested nodes recurses once per level)."""
+    ids: dict[Expr, int] = {}
+    nodes = []
+    seen: set[Expr] = set()
+    for root in roots:
+        for node in walk(root, seen):
+            ids[node] = len(nodes)
+            nodes.append((node.op, tuple(ids[a] for a in node.args), node.params, node.dim))
+    return tuple(nodes), tuple(ids[r] for r in roots)
+
+
+def unflatten(flat: tuple) -> tuple[Expr, ...]:
+    """The roots of a :func:`flatten` result."""
+    nodes, roots = flat
+    built: list[Expr] = []
+    for op, args, params, dim in nodes:
+        built.append(Expr(op, tuple(built[k] for k in args), params, dim))
+    return tuple(built[k] for k in roots)
+
+
+def walk_all(roots) -> Iterator[Expr]:
+    """Every distinct node of several roots, each once, children first."""
+    seen: set[Expr] = set()
+    for root in roots:
+        yield from walk(root, seen)
+
+
 def variables(root: Expr) -> list[Expr]:
     """The distinct ``VAR`` nodes of ``root``, ordered by (category, position)."""
     found = {n for n in walk(root) if n.op is Op.VAR}
@@ -230,8 +264,9 @@ def const(value: float, dim: int = 1) -> Expr:
     if isinstance(value, float) and not math.isfinite(value):
         # rules fold only into finite values; a renderer never sees inf or NaN
         raise ValueError(f"a formula constant must be finite, got {value}")
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        value = int(value)  # one node for 2 and 2.0
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53 and (
+            value != 0 or math.copysign(1.0, value) > 0):
+        value = int(value)  # one node for 2 and 2.0 (-0.0 keeps its sign: Atan2 sees it)
     return Expr(Op.CONST, (), (value,), dim)
 
 

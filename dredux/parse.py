@@ -14,16 +14,20 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import reprlib
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from . import limits
 from .errors import FormulaError
 from .functions import FUNCTIONS, Function
 from .ir import OPS, Cat, DimError, Expr, Op, const, var
-from .ops import DERIVATIVE
+from .ops import DERIVATIVE, LimitError
 
 __all__ = ["ArgSpec", "Signature", "FUNCTIONS", "parse_aliases", "parse_formula"]
 
+_FLOAT_MAX = int(sys.float_info.max)
 _CATS = {"Vi": Cat.I, "Vx": Cat.I, "Vj": Cat.J, "Vy": Cat.J, "Pm": Cat.P}
 _CAT_WORD = {Cat.I: "Vi", Cat.J: "Vj", Cat.P: "Pm"}
 
@@ -85,16 +89,28 @@ def _syntax_error(text: str, exc: SyntaxError, what: str) -> FormulaError:
         hint="Formulas use KeOps syntax, e.g. \"Exp(-SqDist(x, y)) * b\".")
 
 
-def _literal_int(text: str, node: ast.AST, what: str) -> int:
+def _literal_int(text: str, node: ast.AST, what: str, limit: int = limits.MAX_PARAM,
+                 low: int | None = None) -> int:
+    """The integer literal at ``node``, checked to lie in [low, limit] (low
+    defaults to -limit) before anything uses it."""
     sign = 1
     inner = node
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         sign = -1 if isinstance(node.op, ast.USub) else 1
         inner = node.operand
+    start, end = _span(text, node)
     if (isinstance(inner, ast.Constant) and isinstance(inner.value, int)
             and not isinstance(inner.value, bool)):
-        return sign * inner.value
-    start, end = _span(text, node)
+        value = sign * inner.value
+        low = -limit if low is None else low
+        if not low <= value <= limit:
+            shown = str(value) if len(str(value)) <= 40 else f"{str(value)[:20]}... " \
+                f"({len(str(abs(value)))} digits)"
+            raise FormulaError(
+                f"{what} is {shown}, outside the limits {low} .. {limit}", text, start, end,
+                hint="dredux refuses numbers it could not use exactly (docs/formulas.md "
+                "lists the limits).")
+        return value
     raise FormulaError(
         f"{what} must be an integer literal, got '{text[start:end]}'", text, start, end,
         hint="Write a whole number here, e.g. 3.")
@@ -106,7 +122,8 @@ def _var_from_call(text: str, call: ast.Call, implicit_pos: int | None) -> tuple
     start, end = _span(text, call)
     if call.keywords:
         raise FormulaError(f"{fname}(...) takes no keyword arguments", text, start, end)
-    ints = [_literal_int(text, a, f"an argument of {fname}") for a in call.args]
+    ints = [_literal_int(text, a, f"an argument of {fname}", limits.MAX_DIM)
+            for a in call.args]
     if fname == "Var":
         if len(ints) != 3:
             raise FormulaError(
@@ -133,9 +150,16 @@ def _var_from_call(text: str, call: ast.Call, implicit_pos: int | None) -> tuple
                 f"arguments, got {len(ints)}", text, start, end, hint=f"Write {form}.")
     if pos < 0:
         raise FormulaError(f"argument position must be >= 0, got {pos}", text, start, end)
+    if pos >= limits.MAX_ARGS:
+        raise FormulaError(f"argument position {pos} is past the limit of {limits.MAX_ARGS} "
+                           f"arguments (positions 0 .. {limits.MAX_ARGS - 1})", text, start,
+                           end, hint="Positions count the routine's arguments: 0, 1, 2...")
     if dim < 1:
         raise FormulaError(f"dimension must be >= 1, got {dim}", text, start, end,
                            hint="A variable holds at least one value per row.")
+    if dim > limits.MAX_DIM:
+        raise FormulaError(f"dimension {dim} is more than the limit of {limits.MAX_DIM}", text,
+                           start, end, hint="docs/formulas.md lists the limits.")
     return pos, dim, cat
 
 
@@ -156,10 +180,18 @@ def parse_aliases(aliases: Sequence[str]) -> tuple[dict[str, Expr], Signature]:
             hint=f"Write [{aliases!r}] instead of {aliases!r}.")
     names: dict[str, Expr] = {}
     specs: dict[int, ArgSpec] = {}
+    if not isinstance(aliases, Sequence) or isinstance(aliases, bytes):
+        raise FormulaError(
+            f"aliases must be a list of strings like [\"x = Vi(3)\"], got "
+            f"{type(aliases).__name__}", hint="Pass one string per variable.")
+    if len(aliases) > limits.MAX_ARGS:
+        raise FormulaError(f"{len(aliases)} aliases, more than the limit of {limits.MAX_ARGS}")
     for index, alias in enumerate(aliases):
         if not isinstance(alias, str):
             raise FormulaError(
-                f"alias number {index} must be a string like \"x = Vi(3)\", got {alias!r}")
+                f"alias number {index} must be a string like \"x = Vi(3)\", got "
+                f"{reprlib.repr(alias)}")
+        _check_length(alias, "alias")
         try:
             tree = ast.parse(alias.strip(), mode="exec")
         except SyntaxError as exc:
@@ -241,6 +273,25 @@ class _Builder:
         self.names = names
         self.signature = signature
         self.specs = {a.pos: a for a in signature.args}
+        self.done: dict[int, Expr] = {}  # operator nodes built ahead (see visit_deep)
+
+    def visit_deep(self, root: ast.AST) -> Expr:
+        """``visit(root)`` without deep recursion: a long chain of operators (a sum
+        of 600 terms is 600 nested BinOp nodes) is built innermost first, each
+        operator node once, so that visiting an operator finds its operands done.
+        (Calls nest at most as deep as Python's parser allows parentheses.)"""
+        order, stack = [], [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            stack.append((node, True))
+            stack.extend((child, False) for child in ast.iter_child_nodes(node))
+        for node in order:
+            if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Compare)):
+                self.done[id(node)] = self.visit(node)
+        return self.visit(root)
 
     def error(self, node: ast.AST, problem: str, hint: str = "") -> FormulaError:
         start, end = _span(self.text, node)
@@ -253,12 +304,18 @@ class _Builder:
     def dims(self, node: ast.AST, build: Callable[[], Expr]) -> Expr:
         try:
             return build()
+        except LimitError as exc:
+            raise self.error(node, f"'{self.source(node)}' is too large: {exc}",
+                             "docs/formulas.md lists the limits.") from None
         except DimError as exc:
             raise self.error(node, f"dimension mismatch in '{self.source(node)}': {exc}",
                              "Check the dimensions declared in the aliases.") from None
 
     # dispatch --------------------------------------------------------------
     def visit(self, node: ast.AST) -> Expr:
+        done = self.done.get(id(node))
+        if done is not None:
+            return done
         if isinstance(node, ast.Constant):
             return self.constant(node)
         if isinstance(node, ast.Name):
@@ -285,6 +342,10 @@ class _Builder:
                              "Only integer and float numbers may appear in a formula.")
         if isinstance(value, float) and not math.isfinite(value):
             raise self.error(node, f"non-finite number {value} in formula")
+        if isinstance(value, int) and abs(value) > _FLOAT_MAX:
+            raise self.error(node, f"the integer {str(value)[:20]}... ({len(str(value))} "
+                             "digits) is larger than any float", "Numbers of a formula are "
+                             "floats: write one below 1.8e308.")
         return const(value)
 
     def name(self, node: ast.Name) -> Expr:
@@ -324,7 +385,9 @@ class _Builder:
         if isinstance(exponent, ast.Constant) and not isinstance(exponent.value, bool):
             value = exponent.value
             if isinstance(value, int):
-                return Expr(Op.POW, (base,), (sign * value,))
+                power = _literal_int(self.text, node.right, "the exponent of '**'",
+                                     OPS[Op.POW].param_limits[0])
+                return Expr(Op.POW, (base,), (power,))
             if isinstance(value, float) and value == 0.5:
                 return Expr(Op.SQRT if sign > 0 else Op.RSQRT, (base,))
         raise self.error(
@@ -335,8 +398,8 @@ class _Builder:
     def unaryop(self, node: ast.UnaryOp) -> Expr:
         if isinstance(node.op, ast.USub):
             if isinstance(node.operand, ast.Constant):
-                inner = self.constant(node.operand)
-                return const(-inner.value)
+                self.constant(node.operand)  # checks the literal
+                return const(-node.operand.value)  # -0.0 stays -0.0
             return Expr(Op.NEG, (self.visit(node.operand),))
         if isinstance(node.op, ast.UAdd):
             return self.visit(node.operand)
@@ -397,7 +460,7 @@ class _Builder:
                 values.append(self.visit(arg))
             elif letter == "i":
                 values.append(_literal_int(self.text, arg, f"argument '{self.source(arg)}'"
-                                           f" of {fname}"))
+                                           f" of {fname}", function.limit(len(values))))
             else:
                 values.append(self.int_list(arg, fname))
         return self.dims(node, lambda: function.build(*values))
@@ -406,7 +469,8 @@ class _Builder:
         if not isinstance(node, (ast.List, ast.Tuple)):
             raise self.error(node, f"{fname} expects a list of integers here, got "
                              f"'{self.source(node)}'", "Write e.g. [2, 3].")
-        return [_literal_int(self.text, e, f"an entry of a {fname} list") for e in node.elts]
+        return [_literal_int(self.text, e, f"an entry of a {fname} list", limits.MAX_DIM)
+                for e in node.elts]
 
     def inline_var(self, node: ast.Call) -> Expr:
         pos, dim, cat = _var_from_call(self.text, node, implicit_pos=None)
@@ -484,6 +548,7 @@ def parse_formula(formula: str, names: dict[str, Expr], signature: Signature,
     if not isinstance(formula, str):
         raise FormulaError(f"the {what} must be a string, got {type(formula).__name__}",
                            hint="Write the formula as text, e.g. \"Exp(-SqDist(x,y))\".")
+    _check_length(formula, what)
     text = formula.strip()
     if not text:
         raise FormulaError(f"the {what} is empty", formula,
@@ -492,19 +557,34 @@ def parse_formula(formula: str, names: dict[str, Expr], signature: Signature,
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise _syntax_error(text, exc, what) from None
+    except (RecursionError, MemoryError):  # Python's parser nests one level per operator
+        raise FormulaError(f"the {what} nests too deeply for Python's parser", text[:60]
+                           + "...", hint="Group long chains of operators with parentheses, "
+                           "e.g. (a + b + ...) + (c + d + ...), or use vector operations."
+                           ) from None
     builder = _Builder(text, names, signature)
     _reserve_inline_positions(tree, text, signature, builder)
-    expr = builder.visit(tree.body)
+    expr = builder.visit_deep(tree.body)
     _check_positions(signature, text)
     return expr
+
+
+def _check_length(text: str, what: str) -> None:
+    if len(text) > limits.MAX_FORMULA_CHARS:
+        raise FormulaError(f"the {what} has {len(text)} characters, more than the limit of "
+                           f"{limits.MAX_FORMULA_CHARS}", text[:60] + "...",
+                           hint="Split the computation into several reductions.")
 
 
 def _check_positions(signature: Signature, text: str) -> None:
     positions = [a.pos for a in signature.args]
     missing = sorted(set(range(max(positions, default=-1) + 1)) - set(positions))
     if missing:
+        shown = ", ".join(map(str, missing[:10]))
+        if len(missing) > 10:
+            shown += f", ... ({len(missing)} in all)"
         raise FormulaError(
             f"argument position{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(map(str, missing))} {'are' if len(missing) > 1 else 'is'} not "
+            f"{shown} {'are' if len(missing) > 1 else 'is'} not "
             "declared by any alias or Var(...)", text,
             hint="Positions must be 0, 1, ..., n-1 with no gap: one argument each.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ir import Cat, Expr, Op, canonical, var, walk
+from .ir import Cat, Expr, Op, canonical, flatten, unflatten, var, walk
 from .reductions import Reduction
 
 __all__ = ["Program", "make_program", "swap_categories"]
@@ -79,6 +79,12 @@ class Program:
             object.__setattr__(self, "_key", key)
         return key
 
+    def __reduce__(self):
+        # the formulas as a flat list of nodes: deep formulas pickle too
+        return (_rebuild, (flatten(self.formulas), self.reduction, self.dtype, self.acc_dtype,
+                           flatten((*self.row_vars, *self.col_vars, *self.param_vars)),
+                           (len(self.row_vars), len(self.col_vars)), self.names))
+
     def alias_names(self) -> dict[tuple[int, int], str]:
         """``{(pos, cat): alias}`` of the program's variables (categories as here)."""
         by_pos = dict(self.names)
@@ -99,6 +105,13 @@ class Program:
         return Program(self.formulas, self.reduction, np.dtype(dtype).name,
                        np.dtype(acc_dtype).name, self.row_vars, self.col_vars,
                        self.param_vars, self.names)
+
+
+def _rebuild(formulas, reduction, dtype, acc_dtype, variables, counts, names) -> Program:
+    formulas, variables = unflatten(formulas), unflatten(variables)
+    rows, cols = counts
+    return Program(formulas, reduction, dtype, acc_dtype, variables[:rows],
+                   variables[rows:rows + cols], variables[rows + cols:], names)
 
 
 def make_program(formulas: tuple[Expr, ...], reduction: Reduction, axis: int, dtype,

@@ -26,13 +26,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OpDef", "Op", "OPS", "PRIMITIVES", "DimError", "LEAF", "COMPUTE", "DERIVATIVE"]
+__all__ = ["OpDef", "Op", "OPS", "PRIMITIVES", "DimError", "LimitError", "LEAF", "COMPUTE",
+           "DERIVATIVE"]
 
 LEAF, COMPUTE, DERIVATIVE = "leaf", "compute", "derivative"
 
 
 class DimError(ValueError):
     """Operand dimensions do not fit an operation (the parser adds the position)."""
+
+
+class LimitError(DimError):
+    """A node would pass one of the limits of :mod:`dredux.limits`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +85,9 @@ class OpDef:
         read once when the operand is not broadcast).
     cost : float
         Cost of one component relative to an add (the planner's cost model).
+    param_limits : tuple of int
+        The largest magnitude of each integer param in formulas (default:
+        :data:`dredux.limits.MAX_PARAM`): numbers written into generated code.
     build : callable, optional
         Builds the node from the parsed arguments when they are not simply the
         operands then the params (``TensorDot`` takes KeOps's parameters).
@@ -105,6 +113,7 @@ class OpDef:
     linear: tuple[int, ...] = ()
     reads_once: bool = False
     cost: float = 1.0
+    param_limits: tuple[int, ...] = ()
     build: Callable[..., Any] | None = None
     print_params: Callable[[tuple], list] | None = None
     kind: str = COMPUTE

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..limits import MAX_POW, MAX_ROUND
 from . import DimError, OpDef
 
 __all__ = ["DEFS", "unary", "nary"]
@@ -67,7 +68,8 @@ def _broadcast(keops: str):
 
 def unary(name: str, keops: str, c, numpy: Callable, derivative=None, *, vjp=None,
           cost: float = 1.0, fast: str | None = None, linear: tuple[int, ...] = (),
-          signature: str = "e", usage: str = "", dims=None) -> OpDef:
+          signature: str = "e", usage: str = "", dims=None,
+          param_limits: tuple[int, ...] = ()) -> OpDef:
     """The record of an elementwise op of one operand.
 
     ``derivative(node, a)`` is f'(a) (the VJP is ``g * f'(a)``); give ``vjp``
@@ -83,7 +85,7 @@ def unary(name: str, keops: str, c, numpy: Callable, derivative=None, *, vjp=Non
                 return (g * derivative(n, n.args[0]),)
     return OpDef(name, keops, 1, dims or _same, numpy=numpy, vjp=vjp, c=c, fast=fast,
                  signature=signature, usage=usage, elementwise=True, linear=linear,
-                 reads_once=True, cost=cost)
+                 reads_once=True, cost=cost, param_limits=param_limits)
 
 
 def nary(name: str, keops: str, c, numpy: Callable, vjp=None, *, cost: float = 1.0,
@@ -236,10 +238,10 @@ DEFS: list[OpDef] = [
           lambda c, n, a: _where(c, a < 0, 0, a), lambda n, a: node("STEP", a)),
     unary("FLOOR", "Floor", "_dr_floor({0})", lambda c, n, a: c.xp.floor(a)),
     unary("ROUND", "Round", _round_c, _round_numpy, cost=2, signature="ei",
-          usage="Round(f, decimals)"),
+          usage="Round(f, decimals)", param_limits=(MAX_ROUND,)),
     unary("POW", "Pow", lambda r, a, n: powi(r, a[0], n.params[0]),
           lambda c, n, a: (a ** n.params[0]).astype(c.dtype), vjp=_pow_vjp,
-          signature="ei", usage="Pow(f, n) with an integer n"),
+          signature="ei", usage="Pow(f, n) with an integer n", param_limits=(MAX_POW,)),
     nary("POWF", "Powf", "_dr_pow({0}, {1})", lambda c, n, a, b: c.xp.power(a, b),
          _powf_vjp, cost=30),
     nary("ATAN2", "Atan2", "_dr_atan2({0}, {1})", lambda c, n, a, b: c.xp.arctan2(a, b),

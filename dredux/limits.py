@@ -1,0 +1,27 @@
+"""The limits on what a formula may ask for, checked before anything is allocated.
+
+Each limit keeps one formula string from taking a machine down or from
+reaching a compiler in a form it would misread; going past one is a
+:class:`~dredux.errors.FormulaError` that names the value and the limit
+(``docs/formulas.md`` lists them for users).
+"""
+
+from __future__ import annotations
+
+__all__ = ["MAX_FORMULA_CHARS", "MAX_ARGS", "MAX_DIM", "MAX_PARAM", "MAX_POW", "MAX_ROUND",
+           "MAX_K", "MAX_NODES", "MAX_KERNEL_STACK"]
+
+MAX_FORMULA_CHARS = 100_000  # characters of a formula or an alias
+MAX_ARGS = 1_000  # argument positions: 0 .. MAX_ARGS - 1
+MAX_DIM = 1 << 16  # the dimension of any vector of the formula (variables included)
+# integers written into generated code as numbers (ClampInt bounds, constants
+# of the formula that are integers): exact in float64, so rounded exactly as
+# NumPy rounds them
+MAX_PARAM = 1 << 53
+MAX_POW = 1 << 24  # Pow exponents: exact in float32, so their parity survives
+MAX_ROUND = 300  # Round(f, d): 10^d must be a finite float64
+MAX_K = 1 << 14  # K of KMin, ArgKMin, KMin_ArgKMin
+MAX_NODES = 20_000  # distinct operations of a formula, after differentiation
+# bytes of the arrays one CPU kernel call keeps on its thread's stack (the
+# stacks of Dask's worker threads are 8 MiB on Linux, 512 KiB on macOS)
+MAX_KERNEL_STACK = 256 << 10
