@@ -12,6 +12,7 @@ from ._version import __version__
 from .api import Genred, reduce
 from .errors import (
     BackendUnavailable,
+    ConfigError,
     DtypeError,
     FormulaError,
     KernelCompileError,
@@ -25,6 +26,7 @@ __all__ = [
     "ShapeError",
     "DtypeError",
     "BackendUnavailable",
+    "ConfigError",
     "KernelCompileError",
     "__version__",
 ]

@@ -234,6 +234,9 @@ class Genred:
         call = self._calls.get(key) if key is not None else None
         if call is None:
             args = _check_args(self.signature, args)
+        if out is not None:
+            _check_out(self, out, args)  # before planning, compiling or running
+        if call is None:
             call = self._prepare(args, backend, device_id, options)
             if key is not None:
                 if len(self._calls) >= _CALL_CACHE:
@@ -305,7 +308,7 @@ def _call_key(args, backend, device_id, options):
         return None
     shapes = []
     for a in args:
-        if type(a) is not np.ndarray:
+        if type(a) is not np.ndarray or not a.dtype.isnative:
             return None
         shapes.append((a.shape, a.dtype))
     block = options.get("block_size")
@@ -387,6 +390,8 @@ def _check_args(signature, args) -> list:
             raise DtypeError(f"{_describe(spec, index)} has dtype {a.dtype}; expected "
                              "float16, float32 or float64 (convert it with "
                              ".astype(np.float32))")
+        if not np.dtype(a.dtype).isnative:  # e.g. big-endian '>f8': the kernels need native
+            a = a.astype(np.dtype(a.dtype).newbyteorder("="))
         checked.append(a)
     for cat in (Cat.I, Cat.J):
         sized = [(spec, a) for spec, a in zip(specs, checked) if spec.cat == cat]
@@ -433,14 +438,42 @@ def _kernel_options(backend: str, device_id: int) -> dict:
     return {}
 
 
+def _check_out(routine, out, args) -> None:
+    """Check ``out=`` against the call's result on checked arguments, before any work."""
+    outputs = routine.reduction.outputs()
+    if len(outputs) > 1:
+        raise ShapeError(f"out= takes a single output array, but reduction "
+                         f"{routine.reduction.name!r} returns {len(outputs)} arrays (a "
+                         "tuple); call without out= and copy the results")
+    if any(is_dask(a) for a in args):
+        raise ShapeError("out= is supported for NumPy/CuPy inputs only; with dask inputs "
+                         "the call returns a lazy dask array: call without out= and store "
+                         "the result (e.g. result.store(target) or dask.array.store)")
+    cupy = next((a for a in args if is_cupy(a)), None)
+    array_type = type(cupy) if cupy is not None else np.ndarray
+    type_name = "cupy.ndarray" if cupy is not None else "numpy.ndarray"
+    counts = _axis_lengths(routine.signature, args)
+    shape = (counts[Cat.I if routine.axis == 1 else Cat.J], *outputs[0][0])
+    dtype = (np.dtype(np.int64) if outputs[0][1] == "idx"
+             else routine.program(_common_dtype(routine.signature, args)).np_dtype)
+    xp = "cupy" if cupy is not None else "np"
+    make = f"{xp}.empty({shape}, dtype={xp}.{dtype.name})"
+    if not isinstance(out, array_type):
+        raise DtypeError(f"out is a {type(out).__name__}; expected a {type_name} of shape "
+                         f"{shape} and dtype {dtype.name}, e.g. out={make}")
+    if tuple(out.shape) != shape:
+        raise ShapeError(f"out has shape {tuple(out.shape)}; expected {shape} (one row per "
+                         f"output row), e.g. out={make}")
+    if np.dtype(out.dtype).newbyteorder("=") != dtype:
+        raise DtypeError(f"out has dtype {out.dtype}; expected {dtype.name} (the result's "
+                         f"dtype), e.g. out={make}")
+    if not getattr(out.flags, "writeable", True):  # CuPy arrays have no such flag
+        raise ShapeError("out is read-only (out.flags.writeable is False); pass a writeable "
+                         f"array, e.g. out={make} or out=out.copy()")
+
+
 def _write_out(result, out):
-    if isinstance(result, tuple) or is_dask(result):
-        raise ShapeError("out= is supported for single NumPy/CuPy results only; this call "
-                         f"returns {'a tuple' if isinstance(result, tuple) else 'a dask array'}")
-    if tuple(out.shape) != tuple(result.shape) or out.dtype != result.dtype:
-        raise ShapeError(f"out has shape {tuple(out.shape)} and dtype {out.dtype}; expected "
-                         f"shape {tuple(result.shape)} and dtype {result.dtype}")
-    out[...] = result
+    out[...] = result  # out was checked by _check_out
     return out
 
 

@@ -21,8 +21,9 @@ Schedulers (``--scheduler``, else the job's ``options.scheduler``, else threads)
 * the path of a scheduler file written by ``dask scheduler --scheduler-file``
   or ``dask-mpi``.
 
-Exit status: 0 done, 1 the job failed or its check did not pass, 2 bad job file
-or command line, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
+Exit status: 0 done, 1 the job failed or its check did not pass, 2 bad job file,
+command line or dredux setting (found before any input is created or the job runs),
+130 interrupted (SIGINT), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import secrets
@@ -46,7 +48,7 @@ from dask.utils import format_bytes
 
 from ._version import __version__
 from ._xp import is_dask
-from .errors import CacheError, DreduxError
+from .errors import CacheError, ConfigError, DreduxError
 from .jobs import GEN_ROWS, JobError, load_inputs, load_job, output_names, remove_path, temp_path
 
 __all__ = ["main", "parse_scheduler", "write_output", "SchedulerSpec"]
@@ -80,8 +82,9 @@ class SchedulerSpec:
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]]+:\d+$")
 
 
-def parse_scheduler(text: str) -> SchedulerSpec:
-    """Classify a ``--scheduler`` value (checked before any data is read)."""
+def parse_scheduler(text: str, source=None) -> SchedulerSpec:
+    """Classify a ``--scheduler`` value, or the ``options.scheduler`` of the job
+    file ``source`` (checked before any data is read)."""
     value = text.strip()
     if value in ("threads", "sync", "local"):
         return SchedulerSpec(value)
@@ -89,8 +92,10 @@ def parse_scheduler(text: str) -> SchedulerSpec:
         return SchedulerSpec("address", value)
     if os.path.isfile(os.path.expanduser(value)):
         return SchedulerSpec("file", os.path.expanduser(value))
+    what = (f"--scheduler {text!r}" if source is None
+            else f"job file '{source}': key 'options.scheduler' ({text!r})")
     raise JobError(
-        f"--scheduler {text!r} is not a scheduler: expected 'threads', 'sync', 'local', "
+        f"{what} is not a scheduler: expected 'threads', 'sync', 'local', "
         "an address such as tcp://host:8786, or the path of an existing scheduler file "
         f"(no file {value!r} exists)")
 
@@ -292,9 +297,13 @@ def _write_zarr(path: Path, names: list[str], results: list) -> list:
 # ---------------------------------------------------------------------------
 
 def cmd_run(args) -> int:
+    from . import config
+
     job = load_job(args.job, output=args.output, backend=args.backend,
                    scheduler=args.scheduler, check_rows=args.check)
-    spec = parse_scheduler(job.scheduler or "threads")
+    spec = parse_scheduler(job.scheduler or "threads",
+                           source=None if args.scheduler is not None else job.source)
+    config.memory_per_task()  # a bad setting is a ConfigError now, not after the inputs
     routine = job.routine()
     names = output_names(routine, job.output)
     prepare_output(job.output)
@@ -498,19 +507,23 @@ def cmd_info(args) -> int:
 
 def cmd_cache(args) -> int:
     from . import config
+    from .compile import cache
 
     folder = Path(config.cache_dir())
-    if not folder.exists():
+    if not os.path.lexists(folder):
         say(f"cache {folder} does not exist; nothing to clear")
         return 0
-    if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
-        raise CacheError(f"the cache folder {folder} belongs to another user (uid "
-                         f"{folder.stat().st_uid}); dredux does not touch it. Set "
-                         "DREDUX_CACHE_DIR to a folder of yours")
-    files, size = folder_size(folder)
-    for entry in folder.iterdir():
-        remove_path(entry)
-    say(f"cleared {folder}: {files} files, {format_bytes(size)}")
+    if not folder.is_dir():
+        raise CacheError(f"the cache folder {folder} is not a folder; nothing was deleted. "
+                         "Point DREDUX_CACHE_DIR (or dask.config 'dredux.cache-dir') at the "
+                         "dredux kernel cache folder")
+    # only dredux's own entries go, and a folder that is not a dredux cache is refused
+    done = cache.clear(folder)
+    say(f"cleared {folder}: {done.files} files, {format_bytes(done.bytes)}")
+    if done.busy:
+        say(f"left {done.busy} entries being built by another process right now")
+    if done.kept:
+        say(f"kept {len(done.kept)} entries dredux did not write, e.g. {done.kept[0]}")
     return 0
 
 
@@ -526,6 +539,31 @@ def _backend_name(text: str) -> str:
         return normalize_backend(text)
     except DreduxError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an integer >= {minimum}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -545,15 +583,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="kernel backend: auto, cpu, gpu, numpy, or a KeOps spelling "
                      "(CPU, GPU, GPU_1D...); default: the job's, else dredux.backend")
     run.add_argument("-o", "--output", help="output path (overrides the job's output.path)")
-    run.add_argument("--check", type=int, metavar="ROWS",
+    run.add_argument("--check", type=_count(0), metavar="ROWS",
                      help="compare ROWS random output rows with a float64 NumPy run "
                      "(0: no check; default: the job's check.rows)")
-    run.add_argument("--workers", type=int, help="worker processes of --scheduler local")
-    run.add_argument("--threads-per-worker", type=int,
+    run.add_argument("--workers", type=_count(1), metavar="N",
+                     help="worker processes of --scheduler local")
+    run.add_argument("--threads-per-worker", type=_count(1), metavar="N",
                      help="threads per worker of --scheduler local")
-    run.add_argument("--wait-workers", type=int, default=1, metavar="N",
+    run.add_argument("--wait-workers", type=_count(0), default=1, metavar="N",
                      help="with a cluster, wait for N workers before planning (default 1)")
-    run.add_argument("--wait-timeout", type=float, default=300.0, metavar="SECONDS",
+    run.add_argument("--wait-timeout", type=_seconds, default=300.0, metavar="SECONDS",
                      help="how long to wait for them (default 300)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
@@ -564,7 +603,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = sub.add_parser("cache", help="manage the kernel cache")
     cache_sub = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
-    clear = cache_sub.add_parser("clear", help="delete every compiled kernel in the cache")
+    clear = cache_sub.add_parser(
+        "clear", help="delete dredux's compiled kernels in the cache folder",
+        description="Delete the compiled kernels dredux wrote in its cache folder "
+        "(DREDUX_CACHE_DIR / dredux.cache-dir), and nothing else: a folder holding "
+        "files dredux did not write, without dredux's CACHEDIR.TAG, is refused.")
     clear.set_defaults(handler=cmd_cache)
     return parser
 
@@ -575,7 +618,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except JobError as exc:
+    except (JobError, ConfigError) as exc:  # bad job file, option or setting
         print(f"dredux: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

@@ -25,11 +25,15 @@ march                  native     -march for the CPU backend ("" to omit)
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import dask.config
+import dask.utils
 
-__all__ = ["DEFAULTS", "get", "snapshot", "cache_dir"]
+from .errors import ConfigError
+
+__all__ = ["DEFAULTS", "get", "snapshot", "cache_dir", "memory_per_task"]
 
 DEFAULTS = {
     "cache-dir": None,
@@ -83,3 +87,19 @@ def cache_dir() -> str:
     import platformdirs
 
     return platformdirs.user_cache_dir("dredux", appauthor=False)
+
+
+def memory_per_task() -> int:
+    """``dredux.memory-per-task`` in bytes; ConfigError unless a positive size."""
+    value = get("memory-per-task")
+    size = None
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError, OverflowError):
+            size = dask.utils.parse_bytes(value)
+    if size is None or size <= 0:
+        raise ConfigError(
+            f"the setting dredux.memory-per-task is {value!r}; expected a positive size "
+            "such as '256 MiB', '2 GB' or 268435456 (bytes). Fix the environment variable "
+            "DREDUX_MEMORY_PER_TASK (or DASK_DREDUX__MEMORY_PER_TASK), or the key "
+            "memory-per-task under dredux: in your Dask config")
+    return int(size)

@@ -16,6 +16,7 @@ __all__ = [
     "BackendUnavailable",
     "KernelCompileError",
     "CacheError",
+    "ConfigError",
     "caret_line",
 ]
 
@@ -92,6 +93,10 @@ class BackendUnavailable(DreduxError, RuntimeError):
 
 class CacheError(DreduxError, RuntimeError):
     """The kernel cache folder is unsafe or unusable."""
+
+
+class ConfigError(DreduxError, ValueError):
+    """A dredux setting (environment variable, config key or option) has a bad value."""
 
 
 class KernelCompileError(DreduxError, RuntimeError):

@@ -19,14 +19,16 @@ import operator
 import os
 import sys
 import warnings
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, Executor
 
 import numpy as np
 
 from ._xp import get_xp, is_cupy, is_dask
+from .errors import ConfigError
 from .graph import finalize_state
 
-__all__ = ["run", "run_single", "worker_count", "client_for", "client_id"]
+__all__ = ["run", "run_single", "worker_count", "client_for", "client_id",
+           "check_scheduler"]
 
 _SCATTER_BYTES = 1 << 20  # in-memory inputs above this go to workers by scatter
 _SCATTER_PIECES = 256  # at most this many scattered pieces per row input (a key each)
@@ -201,7 +203,36 @@ def client_id():
     return None if client is None else id(client)
 
 
+_SCHEDULER_NAMES = ("threads", "threading", "sync", "synchronous", "single-threaded",
+                    "processes", "multiprocessing")
+
+
+def check_scheduler(scheduler) -> None:
+    """ConfigError unless ``dask.compute`` takes ``scheduler`` (checked before any work)."""
+    if scheduler is None or callable(scheduler) or isinstance(scheduler, Executor):
+        return
+    if "Client" in type(scheduler).__name__ and hasattr(scheduler, "get"):
+        return
+    if isinstance(scheduler, str):
+        name = scheduler.lower()
+        if name in _SCHEDULER_NAMES:
+            return
+        if name in ("distributed", "dask.distributed"):
+            if client_for(None) is None:
+                raise ConfigError(
+                    f"the scheduler= option is {scheduler!r}, but no distributed.Client "
+                    "is active; create one first (distributed.Client(...)), pass the "
+                    "client itself as scheduler=, or use scheduler='threads'")
+            return
+    raise ConfigError(
+        f"the scheduler= option is {scheduler!r}, which is not a Dask scheduler; expected "
+        "'threads', 'sync', 'processes', 'distributed' (with an active Client), a "
+        "distributed.Client, a concurrent.futures Executor or a scheduler function such "
+        "as dask.get; or leave it out (the active Client, else threads)")
+
+
 def worker_count(scheduler) -> int:
+    check_scheduler(scheduler)
     client = client_for(scheduler)
     if client is not None:
         try:

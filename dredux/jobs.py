@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
+import math
 import os
 import secrets
 import shutil
@@ -62,8 +64,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["JobError", "Job", "InputSpec", "Recipe", "load_job", "load_inputs",
-           "output_names", "GEN_ROWS", "OUTPUT_SUFFIXES"]
+__all__ = ["JobError", "NoSpaceError", "Job", "InputSpec", "Recipe", "load_job",
+           "load_inputs", "output_names", "GEN_ROWS", "OUTPUT_SUFFIXES"]
 
 # Rows generated per random draw (and per zarr chunk of generated inputs): the
 # values depend on (seed, chunk index) only, so they do not depend on memory.
@@ -116,6 +118,14 @@ CHECK_KEYS = {
 
 class JobError(DreduxError, ValueError):
     """A job file is missing a key, has an unknown key, or a bad value."""
+
+
+class NoSpaceError(DreduxError, OSError):
+    """Not enough free disk space to create an input file (``errno`` is ENOSPC)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.errno = errno.ENOSPC
 
 
 @dataclass(frozen=True)
@@ -271,6 +281,10 @@ def load_job(path, *, output=None, backend: str | None = None,
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise read.error(f"not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise read.error("arrays or inline tables are nested too deeply for the TOML "
+                         "reader; a job file needs at most a few levels (see "
+                         "examples/*.toml)") from None
 
     read.table(data, "", TOP_KEYS, required=("formula", "aliases", "axis", "inputs",
                                              "output"))
@@ -320,6 +334,8 @@ def load_job(path, *, output=None, backend: str | None = None,
     if scheduler is not None:
         fields["scheduler"] = scheduler
     if check_rows is not None:
+        if not (_is_int(check_rows) and check_rows >= 0):
+            raise JobError(f"--check is {check_rows!r}; expected {CHECK_KEYS['rows']}")
         fields["check_rows"] = check_rows
 
     job = Job(inputs={}, **fields)
@@ -330,7 +346,33 @@ def load_job(path, *, output=None, backend: str | None = None,
                          f"'opt_arg', 'formula2' cannot be built:\n{exc}") from None
     inputs = _read_inputs(read, data["inputs"], routine.signature.args)
     output_names(routine, fields["output"], read)
+    _check_output_is_no_input(read, fields["output"], inputs, output is not None)
     return Job(inputs=inputs, **fields)
+
+
+def _check_output_is_no_input(read: _Reader, output: Path, inputs, from_option: bool) -> None:
+    """Refuse an output that is, holds or lies inside an input (it would be replaced)."""
+    out = output.resolve()
+    what = f"--output '{output}'" if from_option else f"key 'output.path' ('{output}')"
+    for name, inp in inputs.items():
+        if inp.path is None:
+            continue
+        src = inp.path.resolve()
+        same = src == out
+        if not same and src.exists() and out.exists():
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(src, out)  # hard links
+        if same:
+            how = "is the same file as"
+        elif out.is_relative_to(src):
+            how = "lies inside"
+        elif src.is_relative_to(out):
+            how = "holds"
+        else:
+            continue
+        raise read.error(f"{what} {how} input '{name}' (key 'inputs.{name}.path', "
+                         f"'{inp.path}'): writing the output would overwrite the input. "
+                         "Choose another output path")
 
 
 def _read_inputs(read: _Reader, table, args) -> dict[str, InputSpec]:
@@ -421,28 +463,70 @@ def load_inputs(job: Job, routine, log: Callable[[str], None] = print) -> list:
     have a random recipe are created first."""
     args = routine.signature.args
     arrays: dict[str, Any] = {}
-    for spec in args:
+    planned: dict[str, tuple] = {}  # (shape, dtype) of every array input, created or not
+    for spec in args:  # check every file and recipe before creating any file
         inp = job.inputs[spec.name]
         if inp.value is not None:
             continue
         key = f"inputs.{spec.name}"
-        shape = (spec.dim,) if spec.cat == Cat.P else None
-        if inp.random is not None:
-            want = shape if shape is not None else (inp.random.rows, spec.dim)
-            if not inp.path.exists():
-                make_random(inp.path, want, inp.random)
-                log(f"created {inp.path} {want} {inp.random.dtype} "
-                    f"({inp.random.distribution}, seed {inp.random.seed})")
+        if inp.random is None or inp.path.exists():
+            a = arrays[spec.name] = _open(job, key, inp.path)
+            _check_shape(job, key, inp, a, spec)
+            planned[spec.name] = (tuple(int(s) for s in a.shape), np.dtype(a.dtype))
+        else:
+            want = (spec.dim,) if spec.cat == Cat.P else (inp.random.rows, spec.dim)
+            planned[spec.name] = (want, np.dtype(inp.random.dtype))
+    dtype = _check_dtypes(job, args, planned)
+    _check_rows(job, args, planned)
+    for spec in args:
+        inp = job.inputs[spec.name]
+        if spec.name not in planned or spec.name in arrays:
+            continue
+        key = f"inputs.{spec.name}"
+        want = planned[spec.name][0]
+        if not inp.path.exists():  # (another input of the same path may have made it)
+            make_random(inp.path, want, inp.random)
+            log(f"created {inp.path} {want} {inp.random.dtype} "
+                f"({inp.random.distribution}, seed {inp.random.seed})")
         arrays[spec.name] = _open(job, key, inp.path)
         _check_shape(job, key, inp, arrays[spec.name], spec)
-    dtypes = {np.dtype(a.dtype) for a in arrays.values()}
-    dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
     out = []
     for spec in args:
         inp = job.inputs[spec.name]
         out.append(np.asarray(inp.value, dtype=dtype) if inp.value is not None
                    else arrays[spec.name])
     return out
+
+
+def _check_dtypes(job: Job, args, planned: dict) -> np.dtype:
+    """The inputs' common float dtype (native byte order); JobError otherwise."""
+    for spec in args:
+        if spec.name in planned and planned[spec.name][1].name not in _DTYPES:
+            path = job.inputs[spec.name].path
+            raise JobError(
+                f"job file '{job.source}': key 'inputs.{spec.name}.path': '{path}' has "
+                f"dtype {planned[spec.name][1]}; expected float16, float32 or float64. "
+                "Convert it (e.g. with .astype(np.float64)) and save it again")
+    names = {planned[s.name][1].name for s in args if s.name in planned}
+    if len(names) > 1:
+        listed = ", ".join(f"'{s.name}' is {planned[s.name][1].name}" for s in args
+                           if s.name in planned)
+        raise JobError(f"job file '{job.source}': the inputs must all have one dtype: "
+                       f"{listed}. Convert the files (or change the random recipes' "
+                       "dtype) to one of them")
+    return np.dtype(names.pop() if names else np.float64)
+
+
+def _check_rows(job: Job, args, planned: dict) -> None:
+    """JobError unless the Vi inputs, and the Vj inputs, have one row count each."""
+    for cat, word in ((Cat.I, "Vi"), (Cat.J, "Vj")):
+        sized = [(s.name, planned[s.name][0][0]) for s in args
+                 if s.cat == cat and s.name in planned]
+        if len({rows for _, rows in sized}) > 1:
+            listed = ", ".join(f"'{name}' has {rows}" for name, rows in sized)
+            raise JobError(f"job file '{job.source}': the {word} inputs must have the same "
+                           f"number of rows: {listed}. Fix the files or the random "
+                           "recipes' rows")
 
 
 def _open(job: Job, key: str, path: Path):
@@ -473,7 +557,7 @@ def _check_shape(job: Job, key: str, inp: InputSpec, array, spec) -> None:
     recipe = inp.random
     if recipe is not None:
         want = want or (recipe.rows, spec.dim)
-        if shape != want or dtype != np.dtype(recipe.dtype):
+        if shape != want or dtype.newbyteorder("=") != np.dtype(recipe.dtype):
             raise JobError(
                 f"job file '{job.source}': key '{key}': '{inp.path}' has shape {shape} and "
                 f"dtype {dtype}, but its random recipe asks for {want} {recipe.dtype}; delete "
@@ -503,31 +587,100 @@ def make_random(path: Path, shape: tuple[int, ...], recipe: Recipe) -> None:
 
     Rows are drawn in chunks of :data:`GEN_ROWS` from
     ``numpy.random.default_rng([seed, chunk])``, so the values depend only on
-    the recipe, and the file appears complete or not at all.
+    the recipe, and the file appears complete or not at all. The free space is
+    checked first; a full disk raises :class:`NoSpaceError`, leaving no file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
     dtype = np.dtype(recipe.dtype)
+    is_zarr = path.suffix == ".zarr"
+    header = b"" if is_zarr else _npy_header(shape, dtype)
+    needed = len(header) + math.prod(shape) * dtype.itemsize  # (zarr: about as much)
     try:
-        if path.suffix == ".zarr":
+        free = shutil.disk_usage(path.parent).free
+    except OSError:  # unknown free space: the writes will tell
+        free = None
+    if free is not None and needed > free:
+        raise _no_space(path, needed, free)
+    tmp = temp_path(path)
+    try:
+        if is_zarr:
             import zarr
 
             target = zarr.open_array(str(tmp), mode="w", shape=shape, dtype=dtype,
                                      chunks=(min(GEN_ROWS, max(1, shape[0])),) + shape[1:])
+            for start, stop, values in _random_rows(shape, recipe, dtype):
+                target[start:stop] = values
         else:
-            target = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        rows = shape[0] if shape else 0
-        for chunk, start in enumerate(range(0, rows, GEN_ROWS)):
-            stop = min(rows, start + GEN_ROWS)
-            gen = np.random.default_rng([recipe.seed, chunk])
-            size = (stop - start,) + shape[1:]
-            values = (gen.random(size) if recipe.distribution == "uniform"
-                      else gen.standard_normal(size))
-            target[start:stop] = values.astype(dtype)
-        if isinstance(target, np.memmap):
-            target.flush()
-            del target
+            # plain writes into reserved blocks, not a memory map: a full disk is
+            # then an OSError, never a SIGBUS
+            with open(tmp, "wb") as f:
+                _reserve(f, needed)
+                f.write(header)
+                for _, _, values in _random_rows(shape, recipe, dtype):
+                    _write_block(f, values)
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        remove_path(tmp)
+        if exc.errno == errno.ENOSPC and not isinstance(exc, NoSpaceError):
+            raise _no_space(path, needed) from None
+        raise
     except BaseException:
         remove_path(tmp)
         raise
+
+
+def _random_rows(shape: tuple[int, ...], recipe: Recipe, dtype: np.dtype):
+    """(start, stop, values) of each chunk of GEN_ROWS rows of the recipe."""
+    rows = shape[0] if shape else 0
+    for chunk, start in enumerate(range(0, rows, GEN_ROWS)):
+        stop = min(rows, start + GEN_ROWS)
+        gen = np.random.default_rng([recipe.seed, chunk])
+        size = (stop - start,) + shape[1:]
+        values = (gen.random(size) if recipe.distribution == "uniform"
+                  else gen.standard_normal(size))
+        yield start, stop, values.astype(dtype)
+
+
+def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {
+        "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+        "shape": tuple(shape)})
+    return buf.getvalue()
+
+
+def _reserve(f, size: int) -> None:
+    """Allocate ``size`` bytes of ``f`` now (ENOSPC here, not in the middle)."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is None or size <= 0:
+        return
+    try:
+        fallocate(f.fileno(), 0, size)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise
+        # EOPNOTSUPP, EINVAL...: this file system cannot reserve; the writes will tell
+
+
+def _write_block(f, values: np.ndarray) -> None:
+    f.write(np.ascontiguousarray(values).data)
+
+
+def _no_space(path: Path, needed: int, free: int | None = None) -> NoSpaceError:
+    from dask.utils import format_bytes
+
+    if free is None:
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError:
+            free = None
+    there = (f"{format_bytes(free)} ({free} bytes) are free there" if free is not None
+             else "the free space there is unknown")
+    return NoSpaceError(
+        f"no space left on the device to create '{path}': it needs "
+        f"{format_bytes(needed)} ({needed} bytes) and {there}. Free some space, or move "
+        "the input (its 'path' in the job file) to a file system with room")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import dask.utils
 import numpy as np
 
 from . import config
@@ -191,7 +190,7 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
         raise ShapeError(f"split_every must be an integer >= 2, got {split_every}")
     workers = max(1, int(workers))
     bm, bn = _parse_block_size(config.get("block-size", block_size))
-    budget = dask.utils.parse_bytes(config.get("memory-per-task"))
+    budget = config.memory_per_task()
     cap = int(config.get("max-tasks-per-worker")) * workers
 
     if bm is None or bn is None:

@@ -13,18 +13,29 @@ Compiler: ``dredux.cxx``, else ``$CXX``, else ``g++`` (:func:`cxx_command`);
 extra flags from ``dredux.cxxflags``; target CPU from ``dredux.march``
 (default ``native``). All of them, with the compiler's version and the CPU's
 identity, are part of the cache key.
+
+A failed compile is told apart by cause: "No space left on device" in the
+compiler's log is a :class:`~dredux.errors.CacheError` (the disk, not the
+code); otherwise a trivial program is compiled with the same compiler and
+flags (once per setup): when that fails too, the setup is at fault, a
+:class:`~dredux.errors.ConfigError` naming the setting (``DREDUX_CXX``,
+``DREDUX_MARCH`` or ``DREDUX_CXXFLAGS``); only when it builds is the failure
+a :class:`~dredux.errors.KernelCompileError`, a bug in dredux.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import hashlib
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -33,7 +44,7 @@ import numpy as np
 from .. import config
 from .._version import __version__
 from ..backends import Kernel
-from ..errors import BackendUnavailable, KernelCompileError
+from ..errors import BackendUnavailable, ConfigError, KernelCompileError
 from ..program import Program
 from . import cache
 
@@ -50,14 +61,36 @@ BASE_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
 # pass so that the j-loop keeps both vector ports busier: 9-21% faster on the
 # Gaussian and seed Sum kernels (one thread, AVX-512, GCC 12), no extra spills.
 GCC_FLAGS = ("-fschedule-insns", "-fsched-pressure")
+# a -march value: 'native', 'x86-64-v3', 'znver4', 'armv8.2-a+crypto'...
+_MARCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+# the compiler (or its linker) ran out of disk space: the disk's fault, not the code's
+_DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded")
+_PROBE_SOURCE = 'extern "C" int dredux_probe(void) { return 0; }\n'
+
+
 def cxx_compiler() -> str:
     """The C++ compiler command: dredux.cxx, else $CXX, else g++."""
     return config.get("cxx") or os.environ.get("CXX") or "g++"
 
 
+def _cxx_setting() -> str:
+    """Where :func:`cxx_compiler` came from, for messages."""
+    if config.get("cxx"):
+        return "DREDUX_CXX (dask.config 'dredux.cxx')"
+    if os.environ.get("CXX"):
+        return "$CXX"
+    return "the default compiler (set DREDUX_CXX or $CXX to choose one)"
+
+
 @functools.lru_cache(maxsize=16)
 def _resolve(command: str) -> tuple[str, ...] | None:
-    words = shlex.split(command)
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(
+            f"the C++ compiler command {command!r} from {_cxx_setting()} cannot be split "
+            f"into words: {exc}. Write it as a shell command line, e.g. 'g++' or "
+            "'ccache g++', with balanced quotes.") from None
     found = shutil.which(words[0]) if words else None
     return (found, *words[1:]) if found else None
 
@@ -87,21 +120,58 @@ def compiler_command() -> list[str]:
     return command
 
 
+def _march() -> str:
+    """``dredux.march``, checked to be a -march value ("" or None: no -march)."""
+    march = config.get("march")
+    if march is None or march == "":
+        return ""
+    if not isinstance(march, str) or not _MARCH.fullmatch(march):
+        raise ConfigError(
+            f"DREDUX_MARCH (dask.config 'dredux.march') is {march!r}, which is not a "
+            "-march value: expected letters, digits and - _ . + (e.g. 'native', "
+            "'x86-64-v3', 'znver4'), or '' to compile without -march.")
+    return march
+
+
+def _user_flags() -> list[str]:
+    """``dredux.cxxflags`` split like a shell command line."""
+    text = config.get("cxxflags") or ""
+    if isinstance(text, (list, tuple)):
+        return [str(f) for f in text]
+    try:
+        return shlex.split(str(text))
+    except ValueError as exc:
+        raise ConfigError(
+            f"DREDUX_CXXFLAGS (dask.config 'dredux.cxxflags') is {str(text)!r}, which "
+            f"cannot be split into flags: {exc}. Write the flags as on a shell command "
+            "line, with balanced quotes (e.g. '-O2 -DNAME=\"a b\"').") from None
+
+
+def _flag_groups(command: list[str] | None = None) -> tuple[list[str], list[str], list[str]]:
+    """(dredux's fixed flags, the -march flag, dredux.cxxflags) of ``command``."""
+    fixed = list(BASE_FLAGS)
+    try:
+        if _is_gcc(tuple(command or compiler_command())):
+            fixed += GCC_FLAGS
+    except BackendUnavailable:
+        pass  # no compiler: the flags are only shown, nothing is compiled
+    march = _march()
+    return fixed, [f"-march={march}"] if march else [], _user_flags()
+
+
 def compile_flags(command: list[str] | None = None) -> list[str]:
     """Flags of the compile with ``command`` (default: :func:`compiler_command`):
     the fixed ones (and GCC's own where the compiler is GCC), ``-march`` and
-    ``dredux.cxxflags``."""
-    flags = list(BASE_FLAGS)
-    try:
-        if _is_gcc(tuple(command or compiler_command())):
-            flags += GCC_FLAGS
-    except BackendUnavailable:
-        pass  # no compiler: the flags are only shown, nothing is compiled
-    march = config.get("march")
-    if march:
-        flags.append(f"-march={march}")
-    flags += shlex.split(str(config.get("cxxflags") or ""))
-    return flags
+    ``dredux.cxxflags``.
+
+    Raises
+    ------
+    ConfigError
+        When ``dredux.march`` is not a -march value or ``dredux.cxxflags``
+        does not split into flags (an unbalanced quote).
+    """
+    fixed, march, user = _flag_groups(command)
+    return fixed + march + user
 
 
 @functools.cache
@@ -142,7 +212,7 @@ def _cpu_identity() -> str:
 
 
 def _ingredients(source: str, command: list[str], flags: list[str], program: Program) -> dict:
-    march = config.get("march")
+    march = config.get("march")  # checked by _flag_groups, which runs first
     return {
         "backend": "cpu",
         "source": source,
@@ -157,20 +227,102 @@ def _ingredients(source: str, command: list[str], flags: list[str], program: Pro
     }
 
 
-def _compile(source: str, command: list[str], flags: list[str], out: Path) -> None:
-    """g++ ``source`` into the shared library ``out``; KernelCompileError on failure."""
+def _tail(log: str, limit: int = 3000) -> str:
+    log = log.strip() or "(no output)"
+    return log if len(log) <= limit else "...\n" + log[-limit:]
+
+
+@functools.lru_cache(maxsize=32)
+def _probe(command: tuple[str, ...], flags: tuple[str, ...]) -> tuple[bool, str] | None:
+    """(whether ``command`` with ``flags`` builds a trivial shared library, its log);
+    None when the probe itself cannot run (no temporary folder)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="dredux-probe-") as tmp:
+            src, out = Path(tmp) / "probe.cpp", Path(tmp) / "probe.so"
+            src.write_text(_PROBE_SOURCE)
+            try:
+                done = subprocess.run([*command, *flags, "-o", str(out), str(src)],
+                                      capture_output=True, text=True, timeout=120)
+            except OSError as exc:
+                return False, str(exc)
+            except subprocess.TimeoutExpired:
+                return None
+            log = done.stdout + done.stderr
+            if _DISK_FULL.search(log):
+                return None  # the temporary folder's disk, not the setup
+            return done.returncode == 0 and out.exists(), log
+    except OSError:
+        return None
+
+
+def _setup_error(command: list[str], groups: tuple[list[str], ...]) -> ConfigError | None:
+    """The ConfigError naming the setting at fault when the compiler cannot build
+    even a trivial program with these flags; None when it can (or cannot tell)."""
+    fixed, march, user = groups
+    full = _probe(tuple(command), tuple(fixed + march + user))
+    if full is None or full[0]:
+        return None
+    line = " ".join(shlex.quote(w) for w in [*command, *fixed, *march, *user])
+    base = _probe(tuple(command), tuple(fixed))
+    if base is not None and not base[0]:
+        return ConfigError(
+            f"the C++ compiler {shlex.join(command)!r} from {_cxx_setting()} cannot build "
+            f"even an empty shared library with dredux's flags ({shlex.join(fixed)}).\n"
+            f"compiler command: {line}\ncompiler said:\n{_tail(base[1])}\n"
+            "Set DREDUX_CXX (or dask.config 'dredux.cxx', or $CXX) to a working C++17 "
+            "compiler such as g++ or clang++.")
+    if march:
+        with_march = _probe(tuple(command), tuple(fixed + march))
+        if with_march is not None and not with_march[0]:
+            return ConfigError(
+                f"the C++ compiler rejects {march[0]} from DREDUX_MARCH (dask.config "
+                f"'dredux.march'): it cannot build even an empty program with it.\n"
+                f"compiler command: {line}\ncompiler said:\n{_tail(with_march[1])}\n"
+                "Set DREDUX_MARCH to a target this compiler knows (e.g. 'native', "
+                "'x86-64-v3'), or to '' to compile without -march.")
+    return ConfigError(
+        f"the C++ compiler rejects the extra flags {shlex.join(user)!r} from "
+        "DREDUX_CXXFLAGS (dask.config 'dredux.cxxflags'): it cannot build even an empty "
+        f"program with them.\ncompiler command: {line}\ncompiler said:\n{_tail(full[1])}\n"
+        "Fix or remove DREDUX_CXXFLAGS.")
+
+
+def _compile(source: str, command: list[str], groups: tuple[list[str], ...],
+             out: Path) -> None:
+    """Compile ``source`` into the shared library ``out`` (in a temporary folder of
+    the cache). CacheError when the disk is full, ConfigError when the compiler setup
+    cannot build anything, KernelCompileError when dredux's code alone fails."""
+    flags = [f for group in groups for f in group]
     src = out.with_suffix(".cpp")
     src.write_text(source)
     cmd = [*command, *flags, "-o", str(out), str(src)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except OSError as exc:  # the program exists (it was found on PATH) but cannot run
+        raise ConfigError(
+            f"cannot run the C++ compiler {shlex.join(command)!r} from {_cxx_setting()}: "
+            f"{exc}. Set DREDUX_CXX (or dask.config 'dredux.cxx', or $CXX) to a working "
+            "C++17 compiler such as g++ or clang++.") from exc
+    except subprocess.TimeoutExpired as exc:
         raise KernelCompileError(f"running the C++ compiler failed: {exc}", source, str(exc),
                                  tuple(cmd)) from exc
-    if done.returncode != 0 or not out.exists():
-        raise KernelCompileError(
-            f"the C++ compiler rejected a generated kernel (exit status {done.returncode})",
-            source, done.stdout + done.stderr, tuple(cmd))
+    if done.returncode == 0 and out.exists():
+        return
+    log = done.stdout + done.stderr
+    full = _DISK_FULL.search(log)
+    if full:
+        code = errno.EDQUOT if "quota" in full.group(0) else errno.ENOSPC
+        lines = [ln for ln in log.splitlines() if _DISK_FULL.search(ln)]
+        raise cache.storage_error(
+            out.parent.parent, OSError(code, os.strerror(code)), "compile a kernel",
+            f"the C++ compiler said: {lines[0].strip()}\n(the compiler also writes "
+            f"temporary files in {tempfile.gettempdir()!r}, set by TMPDIR)")
+    problem = _setup_error(command, groups)
+    if problem is not None:
+        raise problem
+    raise KernelCompileError(
+        f"the C++ compiler rejected a generated kernel (exit status {done.returncode})",
+        source, log, tuple(cmd))
 
 
 _LOADED: dict[str, object] = {}  # cache key -> ctypes function, one load per process
@@ -185,7 +337,8 @@ def load_kernel(source: str, program: Program, layout_tag: str):
     kernel wait for the first one's build instead of compiling it again.
     """
     command = compiler_command()
-    flags = compile_flags(command)
+    groups = _flag_groups(command)
+    flags = [f for group in groups for f in group]
     key = cache.cache_key(_ingredients(source, command, flags, program))
     fn = _LOADED.get(key)
     if fn is not None:
@@ -197,7 +350,7 @@ def load_kernel(source: str, program: Program, layout_tag: str):
         if fn is not None:
             return fn
         path = cache.fetch_or_build(
-            "cpu", key, lambda out: _compile(source, command, flags, out),
+            "cpu", key, lambda out: _compile(source, command, groups, out),
             {"command": " ".join(shlex.quote(w) for w in [*command, *flags]),
              "layout": layout_tag})
         lib = ctypes.CDLL(str(path))
@@ -263,6 +416,7 @@ class CppKernel(Kernel):
         from ..codegen.cpp import layout
 
         self.layout = layout(program, rows_per_pass)
+        self.source  # noqa: B018 - rendering checks the kernel's limits before any work
 
     @property
     def source(self) -> str:
@@ -310,7 +464,10 @@ class CppKernel(Kernel):
             state.append(_allocate((m, *shape), dtype))
         status = fn(_pointers(row_arrays), _pointers(col_arrays), _pointers(param_arrays),
                     m, n, j0, _pointers(state))
-        if status != 0:  # pragma: no cover - the kernel has no failing path today
+        if status == 2:
+            raise MemoryError(f"the CPU kernel could not allocate its row states and "
+                              f"formula buffers for a block of {m} x {n}")
+        if status != 0:  # pragma: no cover - the kernel has no other failing path
             raise RuntimeError(f"the CPU kernel returned status {status}")
         acc = prog.np_acc_dtype
         return tuple(a if a.dtype == acc or a.dtype == np.int64 else a.astype(acc)

@@ -339,8 +339,9 @@ def test_cache_clear(tmp_path, capsys):
         assert main(["cache", "clear"]) == 0
         assert "does not exist" in capsys.readouterr().out
         (cache / "cpu").mkdir(parents=True)
-        (cache / "cpu" / "k.so").write_bytes(b"x" * 1000)
-        (cache / "cpu" / "k.json").write_text("{}")
+        key = "0123456789abcdef" * 4  # clear deletes only files named like dredux's
+        (cache / "cpu" / f"{key}.so").write_bytes(b"x" * 1000)
+        (cache / "cpu" / f"{key}.json").write_text("{}")
         assert main(["info", "--json"]) == 0
         info = json.loads(capsys.readouterr().out)
         assert info["cache"] == {"folder": str(cache), "files": 2, "bytes": 1002}

@@ -1,0 +1,258 @@
+"""Hostile job files, options, settings and disks for ``dredux run``.
+
+A bad job file, option or setting exits 2 before any input is created or the
+routine runs; a full disk exits 1 with "no space left", leaving no temporary
+file and no output; an input is never overwritten by the output.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import types
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+
+import dredux.jobs as jobs
+from dredux.cli import main
+from dredux.errors import DreduxError
+from dredux.jobs import JobError, Recipe, load_job, make_random
+
+JOB = '''
+formula = "Exp(-SqDist(x, y)) * b"
+aliases = ["x = Vi(2)", "y = Vj(2)", "b = Vj(1)"]
+reduction = "Sum"
+axis = 1
+
+[inputs]
+x = {x}
+y = {y}
+b = {b}
+
+[output]
+path = "{output}"
+
+[options]
+backend = "numpy"
+{options}
+'''
+RANDOM = '{{ path = "{name}{ext}", random = {{ rows = {rows}, seed = {seed} }} }}'
+
+
+def job_file(tmp_path: Path, output="out.npy", options="", ext=".npy", **inputs) -> Path:
+    entries = {name: RANDOM.format(name=name, ext=ext, rows=rows, seed=k)
+               for k, (name, rows) in enumerate((("x", 7), ("y", 5), ("b", 5)))}
+    entries.update(inputs)
+    path = tmp_path / "job.toml"
+    path.write_text(JOB.format(output=output, options=options, **entries))
+    return path
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def exit_2(capsys, argv, *words) -> str:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    for word in words:
+        assert word in captured.err, captured.err
+    assert "Traceback" not in captured.err and "bug" not in captured.err
+    return captured.err
+
+
+# ----------------------------------------------------------------- job files
+
+def test_deeply_nested_job_file_is_a_bad_job_file(tmp_path, capsys):
+    good = job_file(tmp_path).read_text()
+    deep = "deep = " + "[" * 5000 + "]" * 5000 + "\n"
+    for text in (deep, "a = " + "{ b = " * 3000 + "1" + " }" * 3000,
+                 good.replace("[options]", deep + "[options]")):
+        path = tmp_path / "job.toml"
+        path.write_text(text)
+        exit_2(capsys, ["run", str(path)], f"job file '{path}'", "nested too deeply")
+    assert names(tmp_path) == ["job.toml"]
+
+
+def test_bad_input_dtype_exits_2_before_creating_anything(tmp_path, capsys):
+    np.save(tmp_path / "y.npy", np.ones((5, 2), dtype=np.int64))
+    job = job_file(tmp_path, y='"y.npy"')
+    exit_2(capsys, ["run", str(job)], "key 'inputs.y.path'", "has dtype int64",
+           "expected float16, float32 or float64")
+    assert names(tmp_path) == ["job.toml", "y.npy"]  # x and b not created, no output
+
+
+def test_inputs_of_different_dtypes_exit_2(tmp_path, capsys):
+    np.save(tmp_path / "y.npy", np.ones((5, 2), dtype=np.float32))
+    job = job_file(tmp_path, y='"y.npy"')
+    exit_2(capsys, ["run", str(job)], "must all have one dtype",
+           "'x' is float64, 'y' is float32, 'b' is float64")
+    assert names(tmp_path) == ["job.toml", "y.npy"]
+
+
+def test_inputs_of_different_row_counts_exit_2(tmp_path, capsys):
+    np.save(tmp_path / "y.npy", np.ones((6, 2)))
+    job = job_file(tmp_path, y='"y.npy"')
+    exit_2(capsys, ["run", str(job)], "Vj inputs must have the same number of rows",
+           "'y' has 6, 'b' has 5")
+    assert names(tmp_path) == ["job.toml", "y.npy"]
+
+
+def test_big_endian_input_file_is_accepted(tmp_path, capsys):
+    job = job_file(tmp_path)
+    assert main(["run", str(job)]) == 0
+    want = np.load(tmp_path / "out.npy")
+    np.save(tmp_path / "y.npy", np.load(tmp_path / "y.npy").astype(">f8"))
+    (tmp_path / "out.npy").unlink()
+    assert main(["run", str(job), "--check", "3"]) == 0, capsys.readouterr()
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), want)
+    assert "check values: 3 rows" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------- options
+
+@pytest.mark.parametrize("option", [
+    ["--check", "-1"], ["--workers", "0"],
+    ["--threads-per-worker", "-2"], ["--wait-workers", "-1"],
+    ["--wait-timeout", "-5"], ["--wait-timeout", "nan"], ["--wait-timeout", "inf"],
+])
+def test_bad_options_exit_2_before_any_work(tmp_path, capsys, option):
+    job = job_file(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main(["run", str(job), *option])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option[0]}" in err and repr(option[1]) in err, err
+    assert names(tmp_path) == ["job.toml"]  # no input created, no output
+
+
+def test_load_job_checks_check_rows(tmp_path):
+    with pytest.raises(JobError, match=r"--check is -1; expected a non-negative integer"):
+        load_job(job_file(tmp_path), check_rows=-1)
+
+
+def test_bad_scheduler_of_the_job_file_names_the_key(tmp_path, capsys):
+    job = job_file(tmp_path, options='scheduler = "bogus"')
+    exit_2(capsys, ["run", str(job)], "key 'options.scheduler' ('bogus')",
+           "is not a scheduler", "tcp://host:8786")
+    exit_2(capsys, ["run", str(job), "--scheduler", "nowhere"], "--scheduler 'nowhere'")
+    assert names(tmp_path) == ["job.toml"]
+
+
+@pytest.mark.parametrize("value", ["lots", "-1 GB"])
+def test_bad_memory_setting_exits_2_before_any_work(tmp_path, capsys, value):
+    job = job_file(tmp_path)
+    with dask.config.set({"dredux.memory-per-task": value}):
+        exit_2(capsys, ["run", str(job)], "dredux.memory-per-task", repr(value),
+               "DREDUX_MEMORY_PER_TASK")
+    assert names(tmp_path) == ["job.toml"]
+
+
+# ------------------------------------------------------ output over an input
+
+def test_output_equal_to_an_input_is_refused(tmp_path, capsys, monkeypatch):
+    job = job_file(tmp_path, output="x.npy")
+    exit_2(capsys, ["run", str(job)], "key 'output.path'", "same file as input 'x'",
+           "Choose another output path")
+    assert names(tmp_path) == ["job.toml"]
+    job = job_file(tmp_path)
+    assert main(["run", str(job)]) == 0
+    capsys.readouterr()
+    saved = {k: (tmp_path / f"{k}.npy").read_bytes() for k in "xyb"}
+    monkeypatch.chdir(tmp_path)
+    for output in ("y.npy", "./sub/../b.npy", str(tmp_path / "x.npy")):
+        exit_2(capsys, ["run", str(job), "-o", output],
+               f"--output '{(tmp_path / output).resolve()}'", "same file as input")
+    (tmp_path / "link.npy").symlink_to(tmp_path / "x.npy")
+    os.link(tmp_path / "y.npy", tmp_path / "hard.npy")
+    for output in ("link.npy", "hard.npy"):
+        exit_2(capsys, ["run", str(job), "-o", output], "same file as input")
+    for k in "xyb":
+        assert (tmp_path / f"{k}.npy").read_bytes() == saved[k]
+    assert not (tmp_path / "sub").exists()
+
+
+def test_output_over_a_zarr_input_is_refused(tmp_path, capsys):
+    pytest.importorskip("zarr")
+    job = job_file(tmp_path, output="x.zarr", ext=".zarr")
+    exit_2(capsys, ["run", str(job)], "same file as input 'x'")
+    job = job_file(tmp_path, output="y.zarr/inside.npy", ext=".zarr")
+    exit_2(capsys, ["run", str(job)], "lies inside input 'y'")
+    assert names(tmp_path) == ["job.toml"]
+    job = job_file(tmp_path, output="data.zarr", x='"data.zarr/x.npy"')
+    exit_2(capsys, ["run", str(job)], "holds input 'x'")
+
+
+# ---------------------------------------------------------------- full disks
+
+def no_hidden_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("ext", [".npy", ".zarr"])
+def test_too_little_free_space_is_refused_before_writing(tmp_path, capsys, monkeypatch, ext):
+    if ext == ".zarr":
+        pytest.importorskip("zarr")
+    monkeypatch.setattr(jobs.shutil, "disk_usage",
+                        lambda path: types.SimpleNamespace(total=10**6, used=10**6 - 50,
+                                                           free=50))
+    job = job_file(tmp_path, ext=ext)
+    assert main(["run", str(job)]) == 1
+    err = capsys.readouterr().err
+    for word in ("no space left", str(tmp_path / f"x{ext}"), "50 bytes", "free"):
+        assert word in err, err
+    needed = 7 * 2 * 8 + (128 if ext == ".npy" else 0)
+    assert f"({needed} bytes)" in err, err
+    assert names(tmp_path) == ["job.toml"]
+
+
+def enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_no_space_while_reserving_leaves_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(os, "posix_fallocate", enospc, raising=False)
+    job = job_file(tmp_path)
+    assert main(["run", str(job)]) == 1
+    err = capsys.readouterr().err
+    assert "no space left" in err and str(tmp_path / "x.npy") in err, err
+    assert names(tmp_path) == ["job.toml"]
+
+
+@pytest.mark.parametrize("reserve", [True, False])
+def test_no_space_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch, reserve):
+    if not reserve:  # a platform or file system without posix_fallocate
+        monkeypatch.delattr(os, "posix_fallocate", raising=False)
+    written = []
+
+    def half_then_full(f, values):
+        if written:
+            f.write(b"\0" * 8)
+            enospc()
+        written.append(values)
+        f.write(np.ascontiguousarray(values).data)
+
+    monkeypatch.setattr(jobs, "GEN_ROWS", 4)  # 7 rows: two blocks
+    monkeypatch.setattr(jobs, "_write_block", half_then_full)
+    job = job_file(tmp_path)
+    assert main(["run", str(job)]) == 1
+    err = capsys.readouterr().err
+    assert "no space left" in err and "(240 bytes)" in err, err
+    assert names(tmp_path) == ["job.toml"] and no_hidden_files(tmp_path)
+
+
+def test_no_space_error_is_an_oserror_and_a_dredux_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "posix_fallocate", enospc, raising=False)
+    with pytest.raises(OSError) as err:
+        make_random(tmp_path / "a.npy", (3, 2), Recipe(3, 0, "float32", "uniform"))
+    assert err.value.errno == errno.ENOSPC and isinstance(err.value, DreduxError)
+    assert "no space left" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    make_random(tmp_path / "a.npy", (3, 2), Recipe(3, 0, "float32", "uniform"))
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "a.npy"),
+        np.random.default_rng([0, 0]).random((3, 2)).astype(np.float32))
