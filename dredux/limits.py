@@ -9,7 +9,7 @@ reaching a compiler in a form it would misread; going past one is a
 from __future__ import annotations
 
 __all__ = ["MAX_FORMULA_CHARS", "MAX_ARGS", "MAX_DIM", "MAX_PARAM", "MAX_POW", "MAX_ROUND",
-           "MAX_K", "MAX_NODES", "MAX_KERNEL_STACK"]
+           "MAX_K", "MAX_NODES", "MAX_KERNEL_STACK", "MAX_KERNEL_OPERATIONS"]
 
 MAX_FORMULA_CHARS = 100_000  # characters of a formula or an alias
 MAX_ARGS = 1_000  # argument positions: 0 .. MAX_ARGS - 1
@@ -25,3 +25,7 @@ MAX_NODES = 20_000  # distinct operations of a formula, after differentiation
 # bytes of the arrays one CPU kernel call keeps on its thread's stack (the
 # stacks of Dask's worker threads are 8 MiB on Linux, 512 KiB on macOS)
 MAX_KERNEL_STACK = 256 << 10
+# operations of one CPU kernel's generated code (codegen.cpp.code_operations):
+# the compile time of a loop body grows faster than its size (about a minute
+# at this size on one core of a 2020s server)
+MAX_KERNEL_OPERATIONS = 20_000

@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import limits
 from .errors import DtypeError, FormulaError
 
 __all__ = ["Reduction", "Family", "Field", "make_reduction", "REDUCTIONS", "IDX_NONE",
@@ -574,6 +575,11 @@ def make_reduction(reduction_op: str, dim: int, weight_dim: int = 0,
                 f"reduction {name!r} needs opt_arg = K, a positive integer; got "
                 f"{opt_arg!r}", hint="Pass e.g. opt_arg=10 for the 10 smallest values.")
         k = int(opt_arg)
+        if k > limits.MAX_K:  # K is a template argument of the kernels and sizes their state
+            raise FormulaError(
+                f"reduction {name!r}: opt_arg = K = {k} is more than the limit of "
+                f"{limits.MAX_K}", hint="Ask for fewer neighbours, or sort the full "
+                "rows with NumPy if you need them all.")
     if sum_scheme not in ("auto", *SUM_SCHEMES):
         raise FormulaError(f"unknown sum_scheme {sum_scheme!r}",
                            hint=f"Expected 'auto' or one of {', '.join(SUM_SCHEMES)}.")

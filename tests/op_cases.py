@@ -251,6 +251,12 @@ CASES: dict[str, list[Case]] = {
         Case("TensorDot(a, b, [2, 3, 2], [2, 4, 3], [1, 2], [2, 0], [1, 0])",
              {"a": V("i", 12), "b": V("j", 24)},
              lambda a, b: _einsum("ijk,klj->li", a, b, (2, 3, 2), (2, 4, 3))),
+        # more than 256 products: written as loops, not term by term
+        Case("TensorDot(a, b, [6, 8], [8, 6], [1], [0])", {"a": V("i", 48), "b": V("j", 48)},
+             lambda a, b: _einsum("ij,jk->ik", a, b, (6, 8), (8, 6))),
+        Case("TensorDot(a, b, [4, 6, 5], [5, 3, 6], [1, 2], [2, 0], [1, 0])",
+             {"a": V("i", 120), "b": V("j", 90)},
+             lambda a, b: _einsum("ijk,klj->li", a, b, (4, 6, 5), (5, 3, 6))),
     ],
     "SqNorm2": [Case("SqNorm2(x)", {"x": V("i", 3)}, sqnorm)],
     "Norm2": [Case("Norm2(x - y)", {"x": V("i", 3), "y": V("j", 3)},

@@ -30,11 +30,14 @@ identifiers are generated here and numbers are printed from Python numbers
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Expr, Op, walk
+from .. import limits
+from ..errors import FormulaError
+from ..ir import Expr, Op, walk_all
 from ..program import Program
 from ..reductions import Reduction
 from . import templates
@@ -62,6 +65,10 @@ _MAX_TJ = 512
 # and still keeps the lanes' sums short)
 _FUSED_TJ = 2048
 _WHOLE_ROW = 1 << 30  # direct_sum: a tile spans the row
+# the formula buffers and row states up to these sizes are stack arrays, bigger
+# ones are allocated once per call (the thread's stack is small: see limits)
+_STACK_BUFFERS = 128 << 10
+_STACK_STATES = 16 << 10
 
 
 @dataclass(frozen=True)
@@ -104,11 +111,15 @@ def default_rows_per_pass(program: Program) -> int:
     accumulators still fit in registers; 4 also for the KMin family (15-45%
     faster than 1 for K = 3 to 64, tiles that cannot enter the list being
     skipped); 1 for big formulas (copies of a big j-loop body cost compile
-    time)."""
+    time; the same for big row-only parts, which are also written once per row
+    of a pass)."""
     level = levels(program.formulas)
-    pair_work = sum(n.dim for f in program.formulas for n in walk(f) if level[n] == "pair"
-                    and n.op not in (Op.VAR, Op.CONST))
-    if pair_work > 48:
+    work = {"pair": 0, "row": 0}
+    for n in walk_all(program.formulas):
+        if level[n] in work and n.op not in (Op.VAR, Op.CONST):
+            work[level[n]] += n.dim
+    pair_work = work["pair"]
+    if pair_work > 48 or work["row"] > 256:
         return 1
     if fuses_sum(program) and program.reduction.dim == 1 and pair_work <= 24:
         return 8
@@ -194,6 +205,43 @@ def _sum_lines(rend, root: Expr, row: int, widen: bool) -> list[str]:
     return [f"_s{row}_{d} += {value(d)};" for d in range(root.dim)]
 
 
+def code_operations(lines: list[str]) -> int:
+    """About how many operations the compiler sees in ``lines`` (arithmetic and
+    comparisons, the inlined ``_dr_exp`` and ``_dr_log`` counted as the
+    operations of their bodies): its optimisation time grows with this number,
+    faster than linearly in one loop body."""
+    text = "\n".join(lines)
+    return len(_OPERATION.findall(text)) + (_MATH_OPERATIONS - 1) * len(_MATH.findall(text))
+
+
+_OPERATION = re.compile(r"[-+*/?<>]=?|\b_dr_\w+\(")
+_MATH = re.compile(r"\b_dr_(?:exp|log)\(")
+_MATH_OPERATIONS = 25
+
+
+def _check_stack(program: Program, nbytes: int) -> None:
+    """Refuse a kernel whose arrays would overflow a worker thread's stack."""
+    if nbytes > limits.MAX_KERNEL_STACK:
+        raise FormulaError(
+            f"the CPU kernel of this formula would keep {nbytes >> 10} KiB of vectors on "
+            f"the stack, more than the limit of {limits.MAX_KERNEL_STACK >> 10} KiB "
+            f"(its vectors have up to {max(n.dim for n in walk_all(program.formulas))} "
+            f"components)", title(program, 80),
+            hint="Use smaller vectors (split the formula into several reductions), or "
+            "backend=\"numpy\", which has no such limit.")
+
+
+def _check_code(program: Program, operations: int) -> None:
+    """Refuse a kernel that would take the compiler too long."""
+    if operations > limits.MAX_KERNEL_OPERATIONS:
+        raise FormulaError(
+            f"the CPU kernel of this formula would have about {operations} operations, "
+            f"more than the limit of {limits.MAX_KERNEL_OPERATIONS} (compiling it would "
+            f"take many minutes)", title(program, 80),
+            hint="Split the formula into several reductions and add their results, or "
+            "write repeated terms as vector operations (loops in the kernel).")
+
+
 def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int = 32) -> str:
     """The C++ source of ``program``'s CPU block kernel.
 
@@ -235,12 +283,31 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         pointers.append(f"const T* const _p{k} = (const T*)params_in[{k}];")
     pointers += const_lines
     dbuf, ebuf = _buffer_dims(red)
+    on_stack = 0
     if not lay.fused:
-        pointers += [f"alignas(64) T fbuf[R][{dbuf} * TJ];",
-                     f"alignas(64) T gbuf[R][{ebuf} * TJ];"]
+        buffers = R * (dbuf + ebuf) * lay.tile * lay.compute.itemsize
+        for buf, dim in (("fbuf", dbuf), ("gbuf", ebuf)):
+            if buffers <= _STACK_BUFFERS:
+                pointers.append(f"alignas(64) T {buf}[R][{dim} * TJ];")
+            else:
+                pointers += [f"Heap<T> {buf}_heap((size_t)R * {dim} * TJ);",
+                             f"if (!{buf}_heap.p) return 2;",
+                             f"T (*const {buf})[{dim} * TJ] = (T (*)[{dim} * TJ]){buf}_heap.p;"]
+        on_stack += buffers if buffers <= _STACK_BUFFERS else 0
+    # an upper bound of the row states' size (sums keep W lanes per component)
+    state = red.family.cpu_state(red)
+    lanes = 64 // lay.compute.itemsize + 2 if "lanes.hpp" in state.snippets else 1
+    states = R * lanes * red.state_bytes()
+    row_state = []
+    if states <= _STACK_STATES:
+        row_state.append("RowState st[R];")
+        on_stack += states
+    else:
+        pointers += ["Heap<RowState> st_heap(R);", "if (!st_heap.p) return 2;",
+                     "RowState* const st = st_heap.p;"]
 
     # per row, before the j-loop
-    rows, known_rows = [], []
+    rows, known_rows, row_renderers, pair_renderers = [], [], [], []
     row_roots = hoisted_roots(formulas, level, {"row"})
     for r in range(R):
         # the rows past m of the last pass read row m - 1 (their states are not stored)
@@ -251,6 +318,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
             rows.append(f"for (int _c = 0; _c < {v.dim}; ++_c) "
                         f"_x{k}_{r}[_c] = _xin{k}[_i{r} * {v.dim} + _c];")
         lines, rr = draw(row_roots, _Refs(program, r), f"_r{r}_", known_const)
+        row_renderers.append(rr)
         rows += lines
         known_rows.append(dict(rr.names))
 
@@ -262,6 +330,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     for r in range(R):
         known = {**known_rows[r], **rcol.names}
         lines, rp = draw(formulas, _Refs(program, r), f"_q{r}_", known, once=True)
+        pair_renderers.append(rp)
         if lay.fused:
             lines += _sum_lines(rp, formulas[0], r, lay.acc != lay.compute)
         else:
@@ -270,7 +339,14 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
                 lines += _store_lines(rp, formulas[1], "gbuf", r, unroll)
         pair += ["{"] + ["    " + line for line in lines] + ["}"]
 
-    state = red.family.cpu_state(red)
+    arrays = (rc.array_elems + rcol.array_elems + sum(r.array_elems for r in row_renderers)
+              + sum(r.array_elems for r in pair_renderers)
+              + R * sum(v.dim for v in program.row_vars))
+    _check_stack(program, on_stack + arrays * lay.compute.itemsize)
+    # code outside the j-loop costs the compiler about half as much per operation
+    # (measured: 27,000 operations of row code compile faster than 22,000 of loop body)
+    _check_code(program, code_operations(pair) + code_operations(const_lines + rows) // 2)
+
     if lay.fused:
         sums = [f"_s{r}_{d}" for r in range(R) for d in range(red.dim)]
         tile.append(f"A {' = 0, '.join(sums)} = 0;")
@@ -287,6 +363,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         STATES=templates.states("cpu", state.snippets),
         T=lay.ctype, A=lay.acc_ctype, W=str(64 // lay.compute.itemsize), TJ=str(lay.tile),
         R=str(R), STATE=state.type,
-        POINTERS=indent(pointers, 1), ROWS=indent(rows, 2), TILE=indent(tile, 3),
+        POINTERS=indent(pointers, 1), ROWSTATE=indent(row_state, 2), ROWS=indent(rows, 2),
+        TILE=indent(tile, 3),
         SIMD=simd, PAIR=indent(pair, 4), FOLD=indent(fold, 3),
         LAYOUT=layout_tag(program, lay))

@@ -176,6 +176,7 @@ class Renderer:
         self.fast = fast
         self._count = 0
         self._fresh = 0
+        self.array_elems = 0  # components of the arrays declared (they live on the stack)
 
     def fresh(self, stem: str) -> str:
         """A new local identifier; renderings with distinct prefixes never clash."""
@@ -241,6 +242,7 @@ class Renderer:
                 return [f"const T {lines[0]}"]
             return [f"T {name};", *lines]
         lines = [f"T {name}[{n.dim}];"]
+        self.array_elems += n.dim
         if record.elementwise:
             return lines + self.each(
                 n.dim, lambda k: f"{name}[{k}] = {bare(self.expression(n, k))};")

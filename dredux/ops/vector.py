@@ -466,6 +466,9 @@ def _c_tensordot(r, n, out):
     size = dict(zip(sub_a, dims_a)) | dict(zip(sub_b, dims_b))
     contracted = [label for label in sub_a if label in sub_b and label not in sub_out]
     st_a, st_b, st_o = _strides(dims_a), _strides(dims_b), _strides(out_shape)
+    terms_in_all = n.dim * math.prod(size[label] for label in contracted)
+    if terms_in_all > 8 * r.unroll:  # loops: the source grows with the formula, not n^3
+        return _c_tensordot_loops(r, n, out, size, contracted, st_a, st_b, st_o)
     lines = []
     for out_index in product(*(range(size[label]) for label in sub_out)):
         fixed = dict(zip(sub_out, out_index))
@@ -478,6 +481,27 @@ def _c_tensordot(r, n, out):
             terms.append(f"{r.acc(a, flat_a)} * {r.acc(b, flat_b)}")
         lines.append(f"{out(flat_o)} = {' + '.join(terms) or '(T)0'};")
     return lines
+
+
+def _c_tensordot_loops(r, n, out, size, contracted, st_a, st_b, st_o):
+    """TensorDot as nested loops over the output's and the contracted indices."""
+    a, b = n.args
+    _, _, sub_a, sub_b, sub_out, _ = n.params
+    var = {label: r.fresh("_t") for label in (*sub_out, *contracted)}
+
+    def flat(labels, strides):
+        parts = [var[label] if s == 1 else f"{var[label]} * {s}"
+                 for label, s in zip(labels, strides) if size[label] > 1]
+        return f"({' + '.join(parts)})" if parts else 0
+
+    def loops(labels):
+        return "".join(f"for (int {var[label]} = 0; {var[label]} < {size[label]}; "
+                       f"++{var[label]}) " for label in labels)
+
+    total = r.fresh("_dot")
+    term = f"{r.acc(a, flat(sub_a, st_a))} * {r.acc(b, flat(sub_b, st_b))}"
+    return [f"{loops(sub_out)}{{ T {total} = (T)0; {loops(contracted)}{total} += {term}; "
+            f"{out(flat(sub_out, st_o))} = {total}; }}"]
 
 
 # ---------------------------------------------------------------------------

@@ -28,6 +28,17 @@ static const int R = @@R@@;    // rows per pass
 
 typedef @@STATE@@ RowState;
 
+// Heap storage for the row states and formula buffers too big for a thread's
+// stack (dredux/codegen/cpp.py decides which go here); null if out of memory.
+template <class U> struct Heap {
+    U* const p;
+    explicit Heap(size_t count) : p(new (std::nothrow) U[count]) {}
+    ~Heap() { delete[] p; }
+    Heap(const Heap&) = delete;
+    Heap& operator=(const Heap&) = delete;
+};
+
+// Returns 0, or 2 if the heap storage could not be allocated.
 extern "C" int dredux_block(const void* const* rows_in, const void* const* cols_in,
                             const void* const* params_in, int64_t m, int64_t n,
                             int64_t j0, void* const* state) {
@@ -37,7 +48,7 @@ extern "C" int dredux_block(const void* const* rows_in, const void* const* cols_
     (void)j0;
 @@POINTERS@@
     for (int64_t i0 = 0; i0 < m; i0 += R) {
-        RowState st[R];
+@@ROWSTATE@@
         for (int r = 0; r < R; ++r) st[r].init();
 @@ROWS@@
         for (int64_t jt = 0; jt < n; jt += TJ) {

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <new>
 
 static inline __attribute__((always_inline)) float _dr_bits_to_float(int32_t b) {
     float f;

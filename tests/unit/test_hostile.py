@@ -129,3 +129,10 @@ def test_bad_formula_arguments_get_typed_errors():
 
 def test_every_error_above_is_a_dredux_error():
     assert issubclass(FormulaError, DreduxError) and issubclass(FormulaError, ValueError)
+
+
+@pytest.mark.parametrize("k", [limits.MAX_K + 1, 2**31, 2**64 + 3])
+def test_k_past_the_limit_is_refused(k):
+    with pytest.raises(FormulaError, match=f"K = {k} is more than the limit of"):
+        Genred("SqDist(x, y)", ["x = Vi(1)", "y = Vj(1)"], reduction_op="ArgKMin",
+               axis=1, opt_arg=k)
