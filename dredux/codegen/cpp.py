@@ -30,13 +30,10 @@ identifiers are generated here and numbers are printed from Python numbers
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import limits
-from ..errors import FormulaError
 from ..ir import Expr, Op, walk_all
 from ..program import Program
 from ..reductions import Reduction
@@ -44,6 +41,9 @@ from . import templates
 from .render import (
     Index,
     bare,
+    check_kernel_code,
+    check_kernel_stack,
+    code_operations,
     compute_dtype,
     hoisted_roots,
     indent,
@@ -205,43 +205,6 @@ def _sum_lines(rend, root: Expr, row: int, widen: bool) -> list[str]:
     return [f"_s{row}_{d} += {value(d)};" for d in range(root.dim)]
 
 
-def code_operations(lines: list[str]) -> int:
-    """About how many operations the compiler sees in ``lines`` (arithmetic and
-    comparisons, the inlined ``_dr_exp`` and ``_dr_log`` counted as the
-    operations of their bodies): its optimisation time grows with this number,
-    faster than linearly in one loop body."""
-    text = "\n".join(lines)
-    return len(_OPERATION.findall(text)) + (_MATH_OPERATIONS - 1) * len(_MATH.findall(text))
-
-
-_OPERATION = re.compile(r"[-+*/?<>]=?|\b_dr_\w+\(")
-_MATH = re.compile(r"\b_dr_(?:exp|log)\(")
-_MATH_OPERATIONS = 25
-
-
-def _check_stack(program: Program, nbytes: int) -> None:
-    """Refuse a kernel whose arrays would overflow a worker thread's stack."""
-    if nbytes > limits.MAX_KERNEL_STACK:
-        raise FormulaError(
-            f"the CPU kernel of this formula would keep {nbytes >> 10} KiB of vectors on "
-            f"the stack, more than the limit of {limits.MAX_KERNEL_STACK >> 10} KiB "
-            f"(its vectors have up to {max(n.dim for n in walk_all(program.formulas))} "
-            f"components)", title(program, 80),
-            hint="Use smaller vectors (split the formula into several reductions), or "
-            "backend=\"numpy\", which has no such limit.")
-
-
-def _check_code(program: Program, operations: int) -> None:
-    """Refuse a kernel that would take the compiler too long."""
-    if operations > limits.MAX_KERNEL_OPERATIONS:
-        raise FormulaError(
-            f"the CPU kernel of this formula would have about {operations} operations, "
-            f"more than the limit of {limits.MAX_KERNEL_OPERATIONS} (compiling it would "
-            f"take many minutes)", title(program, 80),
-            hint="Split the formula into several reductions and add their results, or "
-            "write repeated terms as vector operations (loops in the kernel).")
-
-
 def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int = 32) -> str:
     """The C++ source of ``program``'s CPU block kernel.
 
@@ -342,10 +305,11 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     arrays = (rc.array_elems + rcol.array_elems + sum(r.array_elems for r in row_renderers)
               + sum(r.array_elems for r in pair_renderers)
               + R * sum(v.dim for v in program.row_vars))
-    _check_stack(program, on_stack + arrays * lay.compute.itemsize)
+    check_kernel_stack(program, on_stack + arrays * lay.compute.itemsize, "CPU")
     # code outside the j-loop costs the compiler about half as much per operation
     # (measured: 27,000 operations of row code compile faster than 22,000 of loop body)
-    _check_code(program, code_operations(pair) + code_operations(const_lines + rows) // 2)
+    check_kernel_code(program, code_operations(pair) + code_operations(const_lines + rows) // 2,
+                      "CPU")
 
     if lay.fused:
         sums = [f"_s{r}_{d}" for r in range(R) for d in range(red.dim)]

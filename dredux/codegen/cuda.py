@@ -37,6 +37,9 @@ from . import templates
 from .render import (
     Index,
     bare,
+    check_kernel_code,
+    check_kernel_stack,
+    code_operations,
     compute_dtype,
     hoisted_roots,
     indent,
@@ -226,4 +229,10 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     dtypes = tuple((program.acc_dtype if f.kind == "acc" else "int64", f.kind) for f in fields)
     state_bytes = sum(np.dtype(dt).itemsize * math.prod(f.shape)
                       for (dt, _), f in zip(dtypes, fields))
+    # a thread's arrays (its state, its row, the formula's vectors) are registers or
+    # local memory, which the GPU reserves for every resident thread
+    values = (rh.array_elems + rp.array_elems + red.dim + red.sum_dim
+              + sum(v.dim for v in program.row_vars))
+    check_kernel_stack(program, state_bytes + values * compute_dtype(program).itemsize, "GPU")
+    check_kernel_code(program, code_operations(pair) + code_operations(hoisted) // 2, "GPU")
     return CudaCode(source, offset * compute_dtype(program).itemsize, dtypes, state_bytes)

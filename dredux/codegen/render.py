@@ -30,11 +30,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..ir import OPS, Cat, Expr, Op, walk
+from .. import limits
+from ..errors import FormulaError
+from ..ir import OPS, Cat, Expr, Op, walk, walk_all
 from ..printing import to_formula
 
 __all__ = ["Renderer", "render", "inlined_nodes", "Index", "literal", "bare", "compute_dtype",
-           "var_slots", "levels", "hoisted_roots", "indent", "title"]
+           "var_slots", "levels", "hoisted_roots", "indent", "title", "code_operations",
+           "check_kernel_stack", "check_kernel_code"]
 
 Index = int | str
 _INLINE_TEXT = 600  # most characters an inlined expression may grow to
@@ -339,6 +342,44 @@ def hoisted_roots(formulas: Sequence[Expr], level: dict[Expr, str], which) -> li
                 for child in node.args:
                     want(child)
     return out
+
+
+def code_operations(lines: list[str]) -> int:
+    """About how many operations the compiler sees in ``lines`` (arithmetic and
+    comparisons, the inlined ``_dr_exp`` and ``_dr_log`` counted as the
+    operations of their bodies): its optimisation time grows with this number,
+    faster than linearly in one loop body."""
+    text = "\n".join(lines)
+    return len(_OPERATION.findall(text)) + (_MATH_OPERATIONS - 1) * len(_MATH.findall(text))
+
+
+_OPERATION = re.compile(r"[-+*/?<>]=?|\b_dr_\w+\(")
+_MATH = re.compile(r"\b_dr_(?:exp|log)\(")
+_MATH_OPERATIONS = 25
+
+
+def check_kernel_stack(program, nbytes: int, device: str) -> None:
+    """Refuse a kernel whose per-thread arrays would overflow a thread's stack
+    (CPU) or take more local memory than a GPU gives its threads."""
+    if nbytes > limits.MAX_KERNEL_STACK:
+        raise FormulaError(
+            f"the {device} kernel of this formula would keep {nbytes >> 10} KiB of vectors "
+            f"per thread, more than the limit of {limits.MAX_KERNEL_STACK >> 10} KiB "
+            f"(its vectors have up to {max(n.dim for n in walk_all(program.formulas))} "
+            f"components)", title(program, 80),
+            hint="Use smaller vectors (split the formula into several reductions), or "
+            "backend=\"numpy\", which has no such limit.")
+
+
+def check_kernel_code(program, operations: int, device: str) -> None:
+    """Refuse a kernel that would take the compiler too long."""
+    if operations > limits.MAX_KERNEL_OPERATIONS:
+        raise FormulaError(
+            f"the {device} kernel of this formula would have about {operations} operations, "
+            f"more than the limit of {limits.MAX_KERNEL_OPERATIONS} (compiling it would "
+            f"take many minutes)", title(program, 80),
+            hint="Split the formula into several reductions and add their results, or "
+            "write repeated terms as vector operations (loops in the kernel).")
 
 
 def indent(lines: list[str], depth: int) -> str:

@@ -275,6 +275,7 @@ class CudaKernel(Kernel):
         self.poison = bool(poison)
         self._code: CudaCode | None = None
         self._key: str | None = None
+        self.code  # noqa: B018 - rendering checks the kernel's limits before any work
 
     @property
     def code(self) -> CudaCode:

@@ -371,3 +371,20 @@ def test_launch_plan_bounds_the_partial_states():
 def test_launch_plan_refuses_columns_wider_than_shared_memory():
     with pytest.raises(ShapeError, match="bytes per column"):
         plan_launch(10, 10, 300_000, sm_count=132, max_threads=256, shared_optin=227 << 10)
+
+
+def test_kernels_past_the_per_thread_and_code_limits_are_refused():
+    """The GPU kernel's per-thread arrays (its row state, its row, the formula's
+    vectors) are local memory reserved for every resident thread; a big one,
+    or code the compiler would take minutes over, is refused before any work."""
+    from dredux import FormulaError, limits
+    from dredux.codegen.cuda import cuda_code
+
+    wide = Genred("Exp(x - y) * z", [f"x = Vi({limits.MAX_DIM})", "y = Vj(1)",
+                                     f"z = Vi({limits.MAX_DIM})"], axis=1)
+    with pytest.raises(FormulaError, match="GPU kernel of this formula would keep"):
+        cuda_code(wide.program("float32"))
+    terms = " + ".join(f"Exp(x - y * {k + 1})" for k in range(512))
+    big = Genred(terms, ["x = Vi(3)", "y = Vj(3)"], axis=1)
+    with pytest.raises(FormulaError, match="GPU kernel of this formula would have about"):
+        cuda_code(big.program("float32"))

@@ -43,7 +43,7 @@ def test_long_k_min_lists_use_the_heap():
 def test_vectors_too_wide_for_the_stack_are_refused_before_any_work():
     d = limits.MAX_DIM
     routine = Genred("Exp(x - y)", [f"x = Vi({d})", f"y = Vj({d})"], axis=1)
-    with pytest.raises(FormulaError, match="KiB of vectors on the stack, more than the limit"):
+    with pytest.raises(FormulaError, match="KiB of vectors per thread, more than the limit"):
         routine.kernel("cpu", "float64")
     x = np.zeros((2, d))
     with pytest.raises(FormulaError, match="backend=\"numpy\""):
