@@ -78,12 +78,15 @@ class Expr:
         if dim > MAX_DIM:
             raise LimitError(f"{op.value} would have dimension {dim}, more than the limit "
                              f"of {MAX_DIM}")
-        ident = (op, args, params, dim)
+        # floats are told from equal ints and -0.0 from 0 (they compare equal)
+        ident = (op, args, tuple((float, p, math.copysign(1.0, p)) if type(p) is float else p
+                                 for p in params), dim)
         with _INTERN_LOCK:
             node = _INTERN.get(ident)
             if node is None:
                 node = object.__new__(cls)
-                for name, value in zip(("op", "args", "params", "dim"), ident):
+                for name, value in zip(("op", "args", "params", "dim"),
+                                       (op, args, params, dim)):
                     object.__setattr__(node, name, value)
                 object.__setattr__(node, "_hash", hash(ident))
                 object.__setattr__(node, "_key", None)

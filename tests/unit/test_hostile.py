@@ -62,8 +62,12 @@ def test_numbers_within_the_limits_compute_what_numpy_computes():
     np.testing.assert_array_equal(out, x * float(c) + x)
 
 
-def test_negative_zero_keeps_its_sign():
+@pytest.mark.parametrize("first", ["0", "0.0", "-0"])
+def test_negative_zero_keeps_its_sign(first):
+    """-0.0 is its own constant, even after a formula with 0 (equal as numbers)."""
     x = np.array([[-0.5], [2.0]])
+    np.testing.assert_array_equal(Genred(f"Atan2({first}, x)", X, axis=1)(x, backend="numpy"),
+                                  np.arctan2(0.0, x))
     out = Genred("Atan2(-0.0, x)", X, axis=1)(x, backend="numpy")
     np.testing.assert_array_equal(out, np.arctan2(-0.0, x))  # -pi for x < 0
 
