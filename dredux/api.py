@@ -149,8 +149,10 @@ class Genred:
         return len(self.signature.args)
 
     def simplified_formula(self) -> str:
-        """The formula after differentiation and simplification, as text."""
-        return to_formula(self.formulas[0], self.signature.names())
+        """The formula after differentiation and simplification, as text (a
+        subformula longer than a million characters is cut, marked ``...``:
+        shared subformulas are written out at each use)."""
+        return to_formula(self.formulas[0], self.signature.names(), limit=1_000_000)
 
     def program(self, dtype="float32") -> Program:
         """The :class:`~dredux.program.Program` run for inputs of ``dtype``."""
@@ -327,14 +329,24 @@ def _call_key(args, backend, device_id, options):
 # ---------------------------------------------------------------------------
 
 def _check_size(formulas, text: str) -> None:
-    count = sum(1 for _ in walk_all(formulas))
+    count = width = 0
+    for node in walk_all(formulas):
+        count += 1
+        width += node.dim
+    shown = text[:60] + ("..." if len(text) > 60 else "")
     if count > limits.MAX_NODES:
         raise FormulaError(
             f"the formula has {count} distinct operations (after differentiation), more "
-            f"than the limit of {limits.MAX_NODES}", text[:60] + ("..." if len(text) > 60
-                                                                   else ""),
+            f"than the limit of {limits.MAX_NODES}", shown,
             hint="Split the computation into several reductions, or write repeated terms "
             "as vector operations (a Sum over a vector variable).")
+    if width > limits.MAX_COMPONENTS:
+        raise FormulaError(
+            f"the formula's operations have {width} components in all (after "
+            f"differentiation), more than the limit of {limits.MAX_COMPONENTS}: the values "
+            "of one pair would take more than 128 MiB", shown,
+            hint="Split the computation into several reductions, or use vectors of lower "
+            "dimension.")
 
 
 def _check_aliases(aliases) -> None:

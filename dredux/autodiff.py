@@ -19,10 +19,34 @@ is linear in ``g``.
 
 from __future__ import annotations
 
+from . import limits
+from .errors import FormulaError
 from .ir import OPS, Cat, DimError, Expr, Op, const, var, walk, zero
 from .ops import DERIVATIVE
 
 __all__ = ["differentiate", "grad", "diff", "laplacian"]
+
+# Each nested derivative multiplies the size of a formula, and a Laplacian
+# differentiates once per component of its variable: without a bound, a formula
+# of a hundred characters would take minutes and gigabytes before the size limit
+# of the simplified formula could refuse it.
+MAX_DERIVATIVE_NODES = limits.MAX_DERIVATIVE_NODES
+
+
+def _too_large(problem: str) -> FormulaError:
+    return FormulaError(
+        problem, hint="Nested derivatives multiply the size of a formula, and a Laplacian "
+        "differentiates once per component of its variable: differentiate fewer times, "
+        "or with respect to variables of lower dimension.")
+
+
+def _size(expr: Expr, limit: int = MAX_DERIVATIVE_NODES) -> int:
+    """The number of distinct nodes of ``expr``, counted up to ``limit + 1``."""
+    count = 0
+    for count, _ in enumerate(walk(expr), 1):
+        if count > limit:
+            break
+    return count
 
 
 def _fit(cotangent: Expr, child: Expr, node: Expr) -> Expr:
@@ -103,6 +127,13 @@ def laplacian(formula: Expr, v: Expr) -> Expr:
     if formula.dim != 1:
         raise DimError(f"Laplacian(F, v) needs a scalar F, got dimension {formula.dim}")
     gradient = grad(formula, v, const(1))
+    # one derivative of the gradient per component of v, each about its size
+    size = _size(gradient, MAX_DERIVATIVE_NODES // v.dim)
+    if size * v.dim > MAX_DERIVATIVE_NODES:
+        raise _too_large(f"Laplacian(F, v) differentiates the gradient of F (at least "
+                         f"{size} operations) once for each of the {v.dim} components of v: "
+                         f"at least {size * v.dim} operations before simplification, more "
+                         f"than the limit of {MAX_DERIVATIVE_NODES}")
     terms = [Expr(Op.ELEM, (grad(Expr(Op.ELEM, (gradient,), (k,)), v, const(1)),), (k,))
              for k in range(v.dim)]
     total = terms[0]
@@ -126,6 +157,10 @@ def differentiate(root: Expr) -> Expr:
         args = tuple(done[a] for a in node.args)
         if OPS[node.op].kind == DERIVATIVE:
             done[node] = _EXPAND[node.op](*args)
+            if _size(done[node]) > MAX_DERIVATIVE_NODES:
+                raise _too_large(f"the derivative {node.op.value}(...) has more operations "
+                                 "before simplification than the limit of "
+                                 f"{MAX_DERIVATIVE_NODES}")
         elif args != node.args:
             done[node] = Expr(node.op, args, node.params)
         else:

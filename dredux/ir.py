@@ -117,7 +117,7 @@ class Expr:
     def __repr__(self) -> str:
         from .printing import to_formula
 
-        return f"Expr({to_formula(self)!r}, dim={self.dim})"
+        return f"Expr({to_formula(self, limit=1000)!r}, dim={self.dim})"
 
     def __str__(self) -> str:
         from .printing import to_formula

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import math
 import reprlib
 import sys
@@ -163,6 +164,54 @@ def _var_from_call(text: str, call: ast.Call, implicit_pos: int | None) -> tuple
     return pos, dim, cat
 
 
+_SHOWN = 80  # characters of a long text shown on each side of an error's caret
+_MAX_PART = 1000  # characters of the problem and of the hint of an error message
+
+
+def _cut(text: str, limit: int = _MAX_PART) -> str:
+    """``text``, its middle left out when it is longer than ``limit``."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]} ... ({len(text)} characters) ... {text[-half:]}"
+
+
+def _shortened(exc: FormulaError) -> FormulaError:
+    """``exc``, or the same error with a long text cut to a window around its caret
+    and a long problem or hint cut in the middle: messages stay short for formulas
+    of any length (the ``text``, ``start`` and ``end`` are then the window's)."""
+    text, start, end = exc.text, exc.start, exc.end
+    if len(text) > 4 * _SHOWN:
+        if start is None:
+            text = text[:2 * _SHOWN] + "..."
+        else:
+            stop = start + 1 if end is None or end <= start else end
+            low = max(0, start - _SHOWN)
+            high = min(len(text), min(stop, start + _SHOWN) + _SHOWN)
+            head, tail = "..." * (low > 0), "..." * (high < len(text))
+            text = head + text[low:high] + tail
+            start, end = start - low + len(head), min(stop, high) - low + len(head)
+    problem, hint = _cut(exc.problem), _cut(exc.hint)
+    if (text, problem, hint) == (exc.text, exc.problem, exc.hint):
+        return exc
+    return FormulaError(problem, text, start, end, hint)
+
+
+def _short_messages(parse):
+    """Decorator: the FormulaErrors that ``parse`` raises get short messages."""
+    @functools.wraps(parse)
+    def wrapper(*args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except FormulaError as exc:
+            short = _shortened(exc)
+            if short is exc:
+                raise
+            raise short from None
+    return wrapper
+
+
+@_short_messages
 def parse_aliases(aliases: Sequence[str]) -> tuple[dict[str, Expr], Signature]:
     """Parse KeOps aliases such as ``"x = Vi(3)"``, ``"y = Vj(1, 3)"``, ``"Pm(2, 1)"``.
 
@@ -191,11 +240,16 @@ def parse_aliases(aliases: Sequence[str]) -> tuple[dict[str, Expr], Signature]:
             raise FormulaError(
                 f"alias number {index} must be a string like \"x = Vi(3)\", got "
                 f"{reprlib.repr(alias)}")
-        _check_length(alias, "alias")
+        _check_text(alias, "alias")
         try:
             tree = ast.parse(alias.strip(), mode="exec")
         except SyntaxError as exc:
             raise _syntax_error(alias.strip(), exc, "alias") from None
+        except (RecursionError, MemoryError):  # Python's parser nests one level per operator
+            raise FormulaError(f"alias number {index} nests too deeply for Python's parser",
+                               alias.strip()[:60] + "...", hint="Expected \"name = Vi(dim)\", "
+                               "\"name = Vj(pos, dim)\", \"name = Pm(dim)\" or "
+                               "\"name = Var(pos, dim, cat)\".") from None
         text = alias.strip()
         stmt = tree.body[0] if len(tree.body) == 1 else None
         name = None
@@ -536,6 +590,7 @@ def _reserve_inline_positions(tree: ast.AST, text: str, signature: Signature,
             builder.inline_var(node)
 
 
+@_short_messages
 def parse_formula(formula: str, names: dict[str, Expr], signature: Signature,
                   what: str = "formula") -> Expr:
     """Parse ``formula`` against the aliases of :func:`parse_aliases`.
@@ -548,7 +603,7 @@ def parse_formula(formula: str, names: dict[str, Expr], signature: Signature,
     if not isinstance(formula, str):
         raise FormulaError(f"the {what} must be a string, got {type(formula).__name__}",
                            hint="Write the formula as text, e.g. \"Exp(-SqDist(x,y))\".")
-    _check_length(formula, what)
+    _check_text(formula, what)
     text = formula.strip()
     if not text:
         raise FormulaError(f"the {what} is empty", formula,
@@ -569,11 +624,21 @@ def parse_formula(formula: str, names: dict[str, Expr], signature: Signature,
     return expr
 
 
-def _check_length(text: str, what: str) -> None:
+def _check_text(text: str, what: str) -> None:
+    """Refuse texts past the length limit, and texts Python's parser cannot encode."""
     if len(text) > limits.MAX_FORMULA_CHARS:
         raise FormulaError(f"the {what} has {len(text)} characters, more than the limit of "
                            f"{limits.MAX_FORMULA_CHARS}", text[:60] + "...",
                            hint="Split the computation into several reductions.")
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. "\ud800"
+        shown = text.encode(errors="backslashreplace").decode()  # printable message
+        bad = text[exc.start].encode(errors="backslashreplace").decode()
+        raise FormulaError(f"the {what} holds the character '{bad}', which is not valid "
+                           "Unicode (a lone surrogate)", shown, exc.start,
+                           exc.start + len(bad), hint="Remove the character, or decode "
+                           "the text with the right encoding.") from None
 
 
 def _check_positions(signature: Signature, text: str) -> None:

@@ -393,7 +393,7 @@ def title(program, limit: int = 300) -> str:
     a // comment)."""
     # aliases are identifiers (the parser checks them); non-ASCII ones print as Var()
     names = {k: v for k, v in program.alias_names().items() if v.isascii()}
-    text = "; ".join(to_formula(f, names) for f in program.formulas)
+    text = "; ".join(to_formula(f, names, limit) for f in program.formulas)
     text = "".join(ch for ch in text if 32 <= ord(ch) < 127 and ch != "\\")
     if len(text) > limit:
         text = text[:limit] + "..."

@@ -125,6 +125,10 @@ def _vecmat_dims(dims, params):
 
 def _tensordot_dims(dims, params):
     dims_a, dims_b, sub_a, sub_b, sub_out, out_shape = params
+    if len(set(sub_a) | set(sub_b)) > 26:  # einsum's labels of the NumPy reference
+        raise DimError(f"TensorDot got {len(dims_a)} + {len(dims_b)} axes with "
+                       f"{len(set(sub_a) | set(sub_b))} distinct ones; at most 26 are "
+                       "supported (merge axes of size 1 into their neighbours)")
     if math.prod(dims_a) != dims[0] or math.prod(dims_b) != dims[1]:
         raise DimError(
             f"TensorDot got operands of dimensions {dims[0]} and {dims[1]} but shapes "

@@ -140,3 +140,13 @@ def test_k_past_the_limit_is_refused(k):
     with pytest.raises(FormulaError, match=f"K = {k} is more than the limit of"):
         Genred("SqDist(x, y)", ["x = Vi(1)", "y = Vj(1)"], reduction_op="ArgKMin",
                axis=1, opt_arg=k)
+
+
+def test_formulas_too_wide_for_one_pair_are_refused():
+    """A thousand 65,536-wide terms would hold 0.5 GB per pair in the NumPy backend."""
+    terms = " + ".join(f"Sum(SumT(x, 65536) * {k})" for k in range(1, 300))
+    with pytest.raises(FormulaError, match="components in all .*more than the limit"):
+        Genred(terms, X, axis=1)
+    x = np.array([[0.5], [2.0]])
+    few = " + ".join(f"Sum(SumT(x, 65536) * {k})" for k in range(1, 4))
+    np.testing.assert_allclose(Genred(few, X, axis=1)(x, backend="numpy"), 6 * 65536 * x)
