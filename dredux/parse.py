@@ -123,6 +123,7 @@ def _var_from_call(text: str, call: ast.Call, implicit_pos: int | None) -> tuple
     start, end = _span(text, call)
     if call.keywords:
         raise FormulaError(f"{fname}(...) takes no keyword arguments", text, start, end)
+    # positions and dimensions alike: at most MAX_DIM (positions are then limited further)
     ints = [_literal_int(text, a, f"an argument of {fname}", limits.MAX_DIM)
             for a in call.args]
     if fname == "Var":
@@ -158,9 +159,6 @@ def _var_from_call(text: str, call: ast.Call, implicit_pos: int | None) -> tuple
     if dim < 1:
         raise FormulaError(f"dimension must be >= 1, got {dim}", text, start, end,
                            hint="A variable holds at least one value per row.")
-    if dim > limits.MAX_DIM:
-        raise FormulaError(f"dimension {dim} is more than the limit of {limits.MAX_DIM}", text,
-                           start, end, hint="docs/formulas.md lists the limits.")
     return pos, dim, cat
 
 
