@@ -48,7 +48,7 @@ from dask.utils import format_bytes
 
 from ._version import __version__
 from ._xp import is_dask
-from .errors import CacheError, ConfigError, DreduxError
+from .errors import ConfigError, DreduxError
 from .jobs import GEN_ROWS, JobError, load_inputs, load_job, output_names, remove_path, temp_path
 
 __all__ = ["main", "parse_scheduler", "write_output", "SchedulerSpec"]
@@ -513,11 +513,7 @@ def cmd_cache(args) -> int:
     if not os.path.lexists(folder):
         say(f"cache {folder} does not exist; nothing to clear")
         return 0
-    if not folder.is_dir():
-        raise CacheError(f"the cache folder {folder} is not a folder; nothing was deleted. "
-                         "Point DREDUX_CACHE_DIR (or dask.config 'dredux.cache-dir') at the "
-                         "dredux kernel cache folder")
-    # only dredux's own entries go, and a folder that is not a dredux cache is refused
+    # only dredux's own entries go; a file, or a folder that is not a dredux cache, is refused
     done = cache.clear(folder)
     say(f"cleared {folder}: {done.files} files, {format_bytes(done.bytes)}")
     if done.busy:
