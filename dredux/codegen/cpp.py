@@ -34,17 +34,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Expr, Op, walk_all
+from ..ir import Expr, Op, walk
 from ..program import Program
 from ..reductions import Reduction
 from . import templates
 from .render import (
     Index,
+    Renderer,
     bare,
     check_kernel_code,
     check_kernel_stack,
     code_operations,
     compute_dtype,
+    contractions,
     hoisted_roots,
     indent,
     levels,
@@ -69,6 +71,16 @@ _WHOLE_ROW = 1 << 30  # direct_sum: a tile spans the row
 # ones are allocated once per call (the thread's stack is small: see limits)
 _STACK_BUFFERS = 128 << 10
 _STACK_STATES = 16 << 10
+# kernels with contractions: columns per tile (their R x TJ values stay in L1),
+# bytes of y values per panel (they stay in L2 while every row visits them),
+# partial sums of the register-blocked loop (R rows x NV vectors: 12 hide the
+# FMA latency on two pipes and leave registers for the loads on AVX2; 6 x 2
+# measured 1.5x faster than 4 x 2 and 5 x 2 about as fast, SqDist at D = 64)
+_CONTRACT_TJ = 512
+_PANEL_BYTES = 256 << 10
+_CONTRACT_ACCUMULATORS = 12
+_CONTRACT_ROWS = 6
+_NO_PANELS = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,10 @@ class CppLayout:
     fused : bool
         The j-loop sums into accumulators (no formula buffer); see
         :func:`fuses_sum`.
+    panel : int
+        ``NP``: columns per panel when the kernel has contractions (their y
+        values stay in the L2 cache while every row visits the panel); 0: one
+        panel spans all columns.
     """
 
     compute: np.dtype
@@ -93,6 +109,7 @@ class CppLayout:
     rows_per_pass: int
     tile: int
     fused: bool = False
+    panel: int = 0
 
     @property
     def ctype(self) -> str:
@@ -112,13 +129,20 @@ def default_rows_per_pass(program: Program) -> int:
     faster than 1 for K = 3 to 64, tiles that cannot enter the list being
     skipped); 1 for big formulas (copies of a big j-loop body cost compile
     time; the same for big row-only parts, which are also written once per row
-    of a pass)."""
+    of a pass). Kernels with contractions (:func:`contractions`) take 6 (2
+    when the rest of the j-loop is big): the register-blocked loop keeps R x NV
+    vectors of partial sums, the rows of a pass sharing each y load."""
     level = levels(program.formulas)
     work = {"pair": 0, "row": 0}
-    for n in walk_all(program.formulas):
-        if level[n] in work and n.op not in (Op.VAR, Op.CONST):
-            work[level[n]] += n.dim
+    contracted = contractions(program.formulas, level)
+    seen = set(contracted)  # computed by the register-blocked loop, not the j-loop
+    for f in program.formulas:
+        for n in walk(f, seen):
+            if level[n] in work and n.op not in (Op.VAR, Op.CONST):
+                work[level[n]] += n.dim
     pair_work = work["pair"]
+    if contracted and work["row"] <= 256:
+        return _CONTRACT_ROWS if pair_work <= 100 else 2
     if pair_work > 48 or work["row"] > 256:
         return 1
     if fuses_sum(program) and program.reduction.dim == 1 and pair_work <= 24:
@@ -145,14 +169,25 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     compute = compute_dtype(program)
     acc = np.dtype(np.float64 if program.np_acc_dtype == np.float64 else np.float32)
     red = program.reduction
-    if fuses_sum(program):
-        tile = _WHOLE_ROW if red.sum_mode == 0 else _FUSED_TJ
-        return CppLayout(compute, acc, int(rows_per_pass), tile, True)
-    width = rows_per_pass * sum(_buffer_dims(red)) * compute.itemsize
-    tile = _MAX_TJ
-    while tile > 64 and tile * width > _TILE_BYTES:
-        tile //= 2
-    return CppLayout(compute, acc, int(rows_per_pass), tile)
+    contracted = contractions(program.formulas, levels(program.formulas))
+    panel = 0
+    if contracted:
+        # y values the register-blocked loops read per column
+        used = {v for c in contracted for v in walk(c) if v in program.col_vars}
+        per_column = max(1, sum(v.dim for v in used)) * compute.itemsize
+        panel = max(64, (_PANEL_BYTES // per_column) // 64 * 64)
+    fused = fuses_sum(program)
+    if fused:
+        tile = _CONTRACT_TJ if panel else _WHOLE_ROW if red.sum_mode == 0 else _FUSED_TJ
+    else:
+        width = rows_per_pass * sum(_buffer_dims(red)) * compute.itemsize
+        tile = _MAX_TJ
+        while tile > 64 and tile * width > _TILE_BYTES:
+            tile //= 2
+    if panel:  # whole tiles per panel
+        tile = min(tile, panel)
+        panel = panel // tile * tile
+    return CppLayout(compute, acc, int(rows_per_pass), tile, fused, panel)
 
 
 def _buffer_dims(red: Reduction) -> tuple[int, int]:
@@ -205,6 +240,117 @@ def _sum_lines(rend, root: Expr, row: int, widen: bool) -> list[str]:
     return [f"_s{row}_{d} += {value(d)};" for d in range(root.dim)]
 
 
+_VECTOR_TYPES = """// Vectors of the register-blocked contraction loops: GCC/Clang vector
+// extensions, as wide as the target's registers (chosen when compiled).
+#if defined(__AVX512F__)
+#define _DR_VBYTES 64
+#elif defined(__AVX__) || defined(__ARM_FEATURE_SVE)
+#define _DR_VBYTES 32
+#else
+#define _DR_VBYTES 16
+#endif
+typedef T V __attribute__((vector_size(_DR_VBYTES)));
+static const int VL = _DR_VBYTES / (int)sizeof(T);  // values per vector
+static const int NV = @@NV@@;  // vectors of partial sums per row
+static const int JB = NV * VL;  // columns per block of the contraction loops
+static inline V _dr_vload(const T* p) {
+    V v;
+    __builtin_memcpy(&v, p, sizeof(V));
+    return v;
+}
+static inline void _dr_vstore(T* p, V v) { __builtin_memcpy(p, &v, sizeof(V)); }
+"""
+
+
+class _BlockRefs:
+    """Spellings of the variables inside a contraction's block loop: row ``row``'s
+    component ``_d``, the y values of the block as vectors (vector ``v``)."""
+
+    def __init__(self, program: Program, row: int, v: int):
+        self.row, self.v = row, v
+        self.slot = var_slots(program)
+
+    def __call__(self, node: Expr, k: Index) -> str:
+        kind, slot = self.slot[node]
+        if kind == "x":
+            return f"_x{slot}_{self.row}[{k}]"
+        if kind == "y":
+            return f"_yv{slot}_{self.v}" if node.dim > 1 else f"_yw{slot}_{self.v}"
+        return f"_p{slot}[{k}]"
+
+
+def _term(rend, node: Expr) -> str:
+    """Component ``_d`` of the summed term of a contraction node."""
+    if node.op is Op.SCALPROD:
+        a, b = node.args
+        return f"{rend.acc(a, '_d')} * {rend.acc(b, '_d')}"
+    return bare(rend.acc(node.args[0], "_d"))
+
+
+def _packed(program: Program, contracted: list[Expr]) -> list[tuple[int, int]]:
+    """(slot, dim) of the column variables the contraction loops read."""
+    used = {v for c in contracted for v in walk(c)}
+    return [(k, v.dim) for k, v in enumerate(program.col_vars) if v in used]
+
+
+def _pack_lines(packed: list[tuple[int, int]]) -> list[str]:
+    """Copy the panel's columns of each packed variable into ``_ypk<k>``:
+    block b of JB columns at ``b * dim * JB``, component d of the block's
+    columns contiguous at ``d * JB``, zeros past the panel's last column."""
+    lines = ["const int64_t _np = jpe - jp;"]
+    for k, dim in packed:
+        lines += ["for (int64_t _b = 0; _b < _np; _b += JB)",
+                  f"    for (int _d = 0; _d < {dim}; ++_d)",
+                  "        for (int _u = 0; _u < JB; ++_u)",
+                  f"            _ypk{k}[_b * {dim} + _d * JB + _u] = _b + _u < _np ? "
+                  f"_yin{k}[(int64_t)_d * n + jp + _b + _u] : (T)0;"]
+    return lines
+
+
+def _contract_lines(program: Program, node: Expr, c: int, R: int, known: list[dict],
+                    unroll: int) -> list[str]:
+    """The register-blocked loop computing contraction ``node`` for the tile into
+    ``_cb<c>[r][jj]``: blocks of JB columns, R x NV vector partial sums, the D
+    loop outermost (each x value and y vector loaded once per block, the y
+    values from the packed panel; the zero-padded columns past the panel's
+    end are computed and never read)."""
+    inside = frozenset(n for n in walk(node) if n.op not in (Op.VAR, Op.CONST)
+                       and n is not node and n not in known[0])
+    length = node.args[0].dim
+    packed = dict(_packed(program, [node]))
+    wide = [k for k, dim in packed.items() if dim > 1]
+    narrow = [k for k, dim in packed.items() if dim == 1]
+
+    def term(refs, r):
+        return _term(Renderer(refs, unroll, known=known[r], inline=inside), node)
+
+    nv = _vectors(R)
+    acc = [f"_a{r}_{v}" for r in range(R) for v in range(nv)]
+    block = [f"V {' = {}, '.join(acc)} = {{}};"]
+    block += [f"const V _yw{k}_{v} = _dr_vload(_ypk{k} + (jt - jp + _jb) + {v} * VL);"
+              for k in narrow for v in range(nv)]
+    body = [f"const T* const _yd{k} = _ypk{k} + (jt - jp + _jb) * {packed[k]} + _d * JB;"
+            for k in wide]
+    body += [f"const V _yv{k}_{v} = _dr_vload(_yd{k} + {v} * VL);"
+             for k in wide for v in range(nv)]
+    body += [f"_a{r}_{v} += {term(_BlockRefs(program, r, v), r)};"
+             for r in range(R) for v in range(nv)]
+    block += [f"for (int _d = 0; _d < {length}; ++_d) {{"] + ["    " + b for b in body] + ["}"]
+    block += [f"_dr_vstore(&_cb{c}[{r}][_jb + {v} * VL], _a{r}_{v});"
+              for r in range(R) for v in range(nv)]
+    return (["for (int _jb = 0; _jb < nt; _jb += JB) {"] + ["    " + b for b in block]
+            + ["}"])
+
+
+def _vectors(rows: int) -> int:
+    """NV: vectors of partial sums per row of the contraction loops, a power of
+    two (JB then divides the tiles, which are multiples of 64 columns)."""
+    nv = 1
+    while nv < 4 and 2 * nv * rows <= _CONTRACT_ACCUMULATORS:
+        nv *= 2
+    return nv
+
+
 def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int = 32) -> str:
     """The C++ source of ``program``'s CPU block kernel.
 
@@ -229,6 +375,12 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     formulas = program.formulas
     level = levels(formulas)
     R = lay.rows_per_pass
+    contracted = contractions(formulas, level)
+    # nodes the j-loop computes: the contractions' terms are the block loops' own
+    outside: set[Expr] = set(contracted)
+    for f in formulas:
+        for _ in walk(f, outside):
+            pass
 
     def draw(roots, refs, prefix, known, once=False):
         return render(roots, refs, unroll, prefix=prefix, known=known, roots_read_once=once)
@@ -261,13 +413,27 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     state = red.family.cpu_state(red)
     lanes = 64 // lay.compute.itemsize + 2 if "lanes.hpp" in state.snippets else 1
     states = R * lanes * red.state_bytes()
-    row_state = []
-    if states <= _STACK_STATES:
-        row_state.append("RowState st[R];")
+    init = ["for (int r = 0; r < R; ++r) st[r].init();"]
+    store = ["for (int r = 0; r < R && i0 + r < m; ++r) st[r].store(state, i0 + r);"]
+    if lay.panel:  # every row's state lives across the panels
+        pointers += ["Heap<RowState> st_all((size_t)m + R);", "if (!st_all.p) return 2;"]
+        row_state = ["RowState* const st = st_all.p + i0;", "if (jp == 0) " + init[0]]
+        store = ["if (jpe == n) " + store[0]]
+    elif states <= _STACK_STATES:
+        row_state = ["RowState st[R];"] + init
         on_stack += states
     else:
         pointers += ["Heap<RowState> st_heap(R);", "if (!st_heap.p) return 2;",
                      "RowState* const st = st_heap.p;"]
+        row_state = init
+    for c in range(len(contracted)):
+        pointers.append(f"alignas(64) T _cb{c}[R][TJ];")
+        on_stack += R * lay.tile * lay.compute.itemsize
+    packed = _packed(program, contracted)
+    for k, dim in packed:
+        pointers += [f"Heap<T> _ypk{k}_heap((size_t)(NP + JB) * {dim});",
+                     f"if (!_ypk{k}_heap.p) return 2;",
+                     f"T* const _ypk{k} = _ypk{k}_heap.p;"]
 
     # per row, before the j-loop
     rows, known_rows, row_renderers, pair_renderers = [], [], [], []
@@ -287,11 +453,15 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
 
     # per column, shared by the rows of the pass
     tile = [f"const T* const _y{k} = _yin{k} + jt;" for k in range(len(program.col_vars))]
-    col_lines, rcol = draw(hoisted_roots(formulas, level, {"col"}), _Refs(program, 0), "_c",
-                           known_const)
+    col_roots = [n for n in hoisted_roots(formulas, level, {"col"}) if n in outside]
+    col_lines, rcol = draw(col_roots, _Refs(program, 0), "_c", known_const)
     pair = list(col_lines)
+    contract = []
+    for c, node in enumerate(contracted):
+        contract += _contract_lines(program, node, c, R, known_rows, unroll)
     for r in range(R):
-        known = {**known_rows[r], **rcol.names}
+        known = {**known_rows[r], **rcol.names,
+                 **{node: f"_cb{c}[{r}][jj]" for c, node in enumerate(contracted)}}
         lines, rp = draw(formulas, _Refs(program, r), f"_q{r}_", known, once=True)
         pair_renderers.append(rp)
         if lay.fused:
@@ -308,8 +478,8 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     check_kernel_stack(program, on_stack + arrays * lay.compute.itemsize, "CPU")
     # code outside the j-loop costs the compiler about half as much per operation
     # (measured: 27,000 operations of row code compile faster than 22,000 of loop body)
-    check_kernel_code(program, code_operations(pair) + code_operations(const_lines + rows) // 2,
-                      "CPU")
+    check_kernel_code(program, code_operations(pair + contract)
+                      + code_operations(const_lines + rows) // 2, "CPU")
 
     if lay.fused:
         sums = [f"_s{r}_{d}" for r in range(R) for d in range(red.dim)]
@@ -326,8 +496,10 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         MATH=templates.load("cpu/math.hpp"),
         STATES=templates.states("cpu", state.snippets),
         T=lay.ctype, A=lay.acc_ctype, W=str(64 // lay.compute.itemsize), TJ=str(lay.tile),
-        R=str(R), STATE=state.type,
-        POINTERS=indent(pointers, 1), ROWSTATE=indent(row_state, 2), ROWS=indent(rows, 2),
-        TILE=indent(tile, 3),
-        SIMD=simd, PAIR=indent(pair, 4), FOLD=indent(fold, 3),
+        R=str(R), NP=str(lay.panel or _NO_PANELS), STATE=state.type,
+        VECTOR=templates.fill(_VECTOR_TYPES, NV=str(_vectors(R))) if contracted else "",
+        POINTERS=indent(pointers, 1), ROWSTATE=indent(row_state, 3), ROWS=indent(rows, 3),
+        PANEL=indent(_pack_lines(packed) if packed else [], 2),
+        TILE=indent(tile, 4), CONTRACT=indent(contract, 4),
+        SIMD=simd, PAIR=indent(pair, 5), FOLD=indent(fold, 4), STORE=indent(store, 3),
         LAYOUT=layout_tag(program, lay))

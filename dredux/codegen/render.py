@@ -37,7 +37,7 @@ from ..printing import to_formula
 
 __all__ = ["Renderer", "render", "inlined_nodes", "Index", "literal", "bare", "compute_dtype",
            "var_slots", "levels", "hoisted_roots", "indent", "title", "code_operations",
-           "check_kernel_stack", "check_kernel_code"]
+           "check_kernel_stack", "check_kernel_code", "contractions", "CONTRACTION_MIN_DIM"]
 
 Index = int | str
 _INLINE_TEXT = 600  # most characters an inlined expression may grow to
@@ -341,6 +341,38 @@ def hoisted_roots(formulas: Sequence[Expr], level: dict[Expr, str], which) -> li
             if level[node] not in which:
                 for child in node.args:
                     want(child)
+    return out
+
+
+# Contractions: Sum and Scalprod over at least this many components, of terms
+# made of these element-wise ops, are computed by register-blocked loops
+# (codegen/cpp.py). Below it the pair loop's unrolled code is faster.
+CONTRACTION_MIN_DIM = 16
+_TERM_OPS = frozenset((Op.ADD, Op.SUB, Op.MUL, Op.NEG, Op.SQUARE))
+
+
+def contractions(formulas: Sequence[Expr], level: dict[Expr, str],
+                 min_dim: int = CONTRACTION_MIN_DIM) -> list[Expr]:
+    """The pair-level ``Sum``/``Scalprod`` nodes of ``formulas`` over at least
+    ``min_dim`` components whose terms are arithmetic (``+ - *``, ``Square``,
+    ``Minus``) of variables, constants and subtrees that depend on the row or
+    the parameters only: ``SqDist(x, y)``, ``(x|y)``, ``WeightedSqDist`` and
+    the same shapes in gradients. A GEMM-like loop computes them, streaming
+    the D components of x and y once per block of pairs."""
+    def term_ok(node: Expr, dim: int) -> bool:
+        if node.op in (Op.VAR, Op.CONST) or level[node] in ("row", "const"):
+            return True
+        return (node.op in _TERM_OPS and node.dim == dim
+                and all(term_ok(a, dim) for a in node.args))
+
+    out: list[Expr] = []
+    seen: set[Expr] = set()
+    for f in formulas:
+        for node in walk(f, seen):
+            if (node.op in (Op.SUM, Op.SCALPROD) and level[node] == "pair"
+                    and node.args[0].dim >= min_dim
+                    and all(term_ok(a, a.dim) for a in node.args)):
+                out.append(node)
     return out
 
 

@@ -15,6 +15,18 @@
 //   reduction so that GCC keeps them in vector registers (one lane per
 //   column mod the vector width, combined when the loop ends); the tile's
 //   sums then go into the row states. No buffer is written or read back.
+//
+// Contractions over a wide vector dimension (SqDist, Scalprod, Sum of an
+// element-wise tree, at D >= 16) are computed first for the whole tile, into
+// one buffer of R x TJ values each (the CONTRACT slot): a register-blocked loop
+// over blocks of columns, R rows x NV vectors of partial sums in registers,
+// the D loop outermost so that each x and y value is loaded once per block
+// (a GEMM micro-kernel). The j-loop then reads them as values. Such kernels
+// also cut the columns into panels of NP columns whose y values fit the L2
+// cache, copy the panel's y values block by block ([block][d][JB], zero
+// padded to whole blocks: the micro-kernel then reads one contiguous stream),
+// and walk all rows for each panel (the row states live on the heap across
+// panels); for the others NP spans every column.
 
 @@MATH@@
 
@@ -23,7 +35,8 @@ typedef @@A@@ A;  // type of the accumulators
 static const int W = @@W@@;    // lanes of the reductions
 static const int TJ = @@TJ@@;  // columns per tile
 static const int R = @@R@@;    // rows per pass
-
+static const int64_t NP = @@NP@@;  // columns per panel
+@@VECTOR@@
 @@STATES@@
 
 typedef @@STATE@@ RowState;
@@ -47,20 +60,24 @@ extern "C" int dredux_block(const void* const* rows_in, const void* const* cols_
     (void)params_in;
     (void)j0;
 @@POINTERS@@
-    for (int64_t i0 = 0; i0 < m; i0 += R) {
+    for (int64_t jp = 0; jp == 0 || jp < n; jp += NP) {  // one panel when n == 0
+        const int64_t jpe = n - jp < NP ? n : jp + NP;
+@@PANEL@@
+        for (int64_t i0 = 0; i0 < m; i0 += R) {
 @@ROWSTATE@@
-        for (int r = 0; r < R; ++r) st[r].init();
 @@ROWS@@
-        for (int64_t jt = 0; jt < n; jt += TJ) {
-            const int nt = (int)(n - jt < TJ ? n - jt : TJ);
+            for (int64_t jt = jp; jt < jpe; jt += TJ) {
+                const int nt = (int)(jpe - jt < TJ ? jpe - jt : TJ);
 @@TILE@@
+@@CONTRACT@@
 #pragma omp simd@@SIMD@@
-            for (int jj = 0; jj < nt; ++jj) {
+                for (int jj = 0; jj < nt; ++jj) {
 @@PAIR@@
-            }
+                }
 @@FOLD@@
+            }
+@@STORE@@
         }
-        for (int r = 0; r < R && i0 + r < m; ++r) st[r].store(state, i0 + r);
     }
     return 0;
 }

@@ -167,7 +167,7 @@ def test_hoisting_levels():
     src = Genred("Square(p - a) * Exp(x) * y + Exp(p)", aliases, axis=1).source("cpu")
     body = src[src.index('extern "C" int dredux_block'):]
     before_rows = body[:body.index("for (int64_t i0 = 0")]
-    per_row = body[body.index("for (int64_t i0 = 0"):body.index("for (int64_t jt = 0")]
+    per_row = body[body.index("for (int64_t i0 = 0"):body.index("for (int64_t jt = jp")]
     assert before_rows.count("_dr_exp") == 1  # Exp(p): once per call
     assert per_row.count("_dr_exp(_x0_0[") == 3  # Exp(x), 3 components: once per row
     columns, pairs = column_and_row_parts(src)

@@ -1,0 +1,170 @@
+"""Register-blocked contractions of the CPU kernel, against NumPy float64.
+
+``SqDist``, ``(x|y)``, ``WeightedSqDist`` and other pair-level sums over at least
+16 components are computed by a GEMM-like block loop (dredux/codegen/cpp.py:
+R rows x NV vectors of partial sums, the y values of a panel packed block by
+block and zero padded). Each case checks that the kernel takes that path and
+that its results match a float64 reference, at sizes off every edge: rows not a
+multiple of R, columns not a multiple of the block, the tile or the panel, and
+fewer columns than one block; both dtypes; every reduction family; both axes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dredux import Genred
+from tests.cpu.cpu_util import precompile, tolerances
+
+
+def sqdist(x, y):
+    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+
+
+def aliases(d, extra=()):
+    return [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"w = Pm({d})", "p = Pm(1)",
+            *extra]
+
+
+# name -> (formula, reduction, opt_arg, reference(x, y, b, w, p) of the output)
+CASES = {
+    "gaussian": ("Exp(-SqDist(x, y)) * b", "Sum", None,
+                 lambda x, y, b, w, p: np.exp(-sqdist(x, y)) @ b),
+    "scalprod": ("Exp((x | y)) * b", "Sum", None,
+                 lambda x, y, b, w, p: np.exp(x @ y.T) @ b),
+    "weighted": ("Exp(-WeightedSqDist(w, x, y))", "Sum", None,
+                 lambda x, y, b, w, p: np.exp(-(w * (x[:, None] - y[None]) ** 2).sum(-1))
+                 .sum(1, keepdims=True)),
+    "row-term": ("Exp(-SqNorm2(x * p + w - y)) * b", "Sum", None,
+                 lambda x, y, b, w, p: np.exp(-sqdist(x * p + w, y)) @ b),
+    "col-term": ("Exp(-Sum(Square(x - (y + y) * p)))", "Sum", None,
+                 lambda x, y, b, w, p: np.exp(-sqdist(x, 2 * y * p)).sum(1, keepdims=True)),
+    "narrow-y": ("Sum(b * (x * y))", "Sum", None,
+                 lambda x, y, b, w, p: ((x @ y.T) * b[:, 0]).sum(1, keepdims=True)),
+    "two": ("Exp(-SqDist(x, y)) * (x | (w - y))", "Sum", None,
+            lambda x, y, b, w, p: (np.exp(-sqdist(x, y)) * (x @ w[:, None] - x @ y.T))
+            .sum(1, keepdims=True)),
+    "argkmin": ("SqDist(x, y)", "ArgKMin", 7, None),
+    "min": ("SqDist(x, y)", "Min", None, lambda x, y, b, w, p: sqdist(x, y).min(1)[:, None]),
+    "logsumexp": ("-SqDist(x, y)", "LogSumExp", None,
+                  lambda x, y, b, w, p: _lse(-sqdist(x, y))),
+    "grad-x": ("Grad(Exp(-SqDist(x, y)) * b, x, e)", "Sum", None,
+               lambda x, y, b, w, p: _grad_x(x, y, b)),
+}
+
+
+def _lse(a):
+    top = a.max(1, keepdims=True)
+    return top + np.log(np.exp(a - top).sum(1, keepdims=True))
+
+
+def _grad_x(x, y, b):
+    k = np.exp(-sqdist(x, y)) * b[:, 0][None]          # e = 1
+    return -2 * (k.sum(1)[:, None] * x - k @ y)
+
+
+DIMS = (16, 100)
+DTYPES = (np.float32, np.float64)
+
+
+def routine(name, d, axis=1):
+    formula, reduction, opt_arg, _ = CASES[name]
+    return Genred(formula, aliases(d, ["e = Vi(1)"] if name == "grad-x" else ()),
+                  reduction_op=reduction, axis=axis, opt_arg=opt_arg)
+
+
+ROUTINES = {(name, d): routine(name, d) for name in CASES for d in DIMS}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiled():
+    precompile((g, dt) for g in ROUTINES.values() for dt in DTYPES)
+
+
+def inputs(m, n, d, dtype, seed=0, near=False):
+    gen = np.random.default_rng(seed)
+    x = gen.standard_normal((m, d)) / np.sqrt(d)
+    y = gen.standard_normal((n, d)) / np.sqrt(d)
+    if near:  # every row has columns within 1e-3 of it
+        y[: min(m, n)] = x[: min(m, n)] + 1e-3 * gen.standard_normal((min(m, n), d)) / np.sqrt(d)
+    b = gen.uniform(0.5, 1.5, (n, 1))
+    w = gen.uniform(0.5, 1.5, d)
+    p = np.array([0.7])
+    return [a.astype(dtype) for a in (x, y, b, w, p)]
+
+
+def call(g, name, args):
+    x, y, b, w, p = args
+    if name == "grad-x":
+        return g(x, y, b, w, p, np.ones((len(x), 1), x.dtype), backend="cpu")
+    return g(x, y, b, w, p, backend="cpu")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_contraction_matches_numpy(name, d, dtype):
+    g = ROUTINES[name, d]
+    assert "_dr_vload" in g.source("cpu", dtype), "not the register-blocked path"
+    tol = tolerances(dtype)
+    # 1,500 columns cross the panels at D = 100 (640 columns in float32), the
+    # 512-column tiles and the blocks; 37 rows are not a multiple of R
+    for m, n in ((37, 1500), (13, 5)):
+        args = inputs(m, n, d, dtype, seed=m + d)
+        out = call(g, name, args)
+        ref64 = [a.astype(np.float64) for a in args]
+        if name == "argkmin":
+            k = min(7, n)
+            dist = sqdist(ref64[0], ref64[1])
+            got = np.take_along_axis(dist, out[:, :k].astype(np.int64), 1)
+            np.testing.assert_allclose(got, np.sort(dist, 1)[:, :k], **tol)
+            continue
+        ref = CASES[name][3](*ref64)
+        scale = np.abs(ref).max()
+        np.testing.assert_allclose(out, ref, rtol=tol["rtol"] * 10,
+                                   atol=tol["atol"] * 10 * max(1.0, scale))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_contraction_over_the_other_axis(dtype):
+    """out[j] = sum_i: the i-variables are the kernel's columns."""
+    g = Genred("Exp(-SqDist(x, y)) * b", ["x = Vj(64)", "y = Vi(64)", "b = Vi(1)"],
+               reduction_op="Sum", axis=0)
+    assert "_dr_vload" in g.source("cpu", dtype)
+    gen = np.random.default_rng(3)
+    x = (gen.standard_normal((29, 64)) / 8).astype(dtype)
+    y = (gen.standard_normal((1100, 64)) / 8).astype(dtype)
+    b = gen.uniform(0.5, 1.5, (1100, 1)).astype(dtype)
+    out = g(x, y, b, backend="cpu")
+    ref = np.exp(-sqdist(x.astype(np.float64), y.astype(np.float64))) @ b.astype(np.float64)
+    np.testing.assert_allclose(out, ref, **tolerances(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_near_points_keep_their_relative_accuracy(dtype):
+    """The loop computes (x - y)^2 directly: distances of 1e-3 between points of
+    norm 1 keep the relative error of the dtype (the |x|^2 + |y|^2 - 2 x.y form
+    would lose six digits to cancellation)."""
+    g = ROUTINES["min", 100]
+    assert "_dr_vload" in g.source("cpu", dtype)
+    x, y, *rest = inputs(40, 300, 100, dtype, seed=5, near=True)
+    out = g(x, y, *rest, backend="cpu")[:, 0]
+    ref = sqdist(x.astype(np.float64), y.astype(np.float64)).min(1)
+    assert ref.max() < 1e-5  # the near columns are the minima
+    np.testing.assert_allclose(out, ref, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_wide_contractions_keep_no_wide_arrays_in_the_j_loop():
+    """At D = 1024 the j-loop reads one value per contraction and pair; the
+    components are streamed by the block loop (no ``T v[1024]`` per pair)."""
+    src = Genred("Exp(-SqDist(x, y)) * b", aliases(1024), axis=1).source("cpu")
+    loop = src[src.index("#pragma omp simd"):src.index("// The state layout")]
+    assert "[1024]" not in loop
+    assert "for (int _d = 0; _d < 1024; ++_d)" in src
+
+
+def test_small_dimensions_keep_the_unrolled_loop():
+    """Below 16 components the pair loop's unrolled code is kept (it is faster)."""
+    src = Genred("Exp(-SqDist(x, y)) * b", aliases(8), axis=1).source("cpu")
+    assert "_dr_vload" not in src and "NP = 4611686018427387904" in src
