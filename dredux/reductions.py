@@ -131,7 +131,15 @@ class Family:
         j-loop, instead of through a buffer of the tile's values."""
         return False
 
-    def cpu_state(self, red: Reduction) -> DeviceState:
+    def cpu_streams(self, red: Reduction) -> bool:
+        """Whether the CPU kernel may sum a wide output component by component
+        after its j-loop (each component a dot product over the tile's columns),
+        with the state of :meth:`cpu_state` ``(red, fused=True)``."""
+        return False
+
+    def cpu_state(self, red: Reduction, fused: bool | None = None) -> DeviceState:
+        """The CPU state; ``fused`` (default :meth:`cpu_fuses`): the kernel sums
+        the tile itself and hands the state its sums."""
         raise NotImplementedError
 
     def cuda_state(self, red: Reduction) -> DeviceState:
@@ -167,8 +175,11 @@ class SumFamily(Family):
     def cpu_fuses(self, red):
         return not red.kahan and red.dim <= self.fused_max_dim
 
-    def cpu_state(self, red):
-        if self.cpu_fuses(red):
+    def cpu_streams(self, red):
+        return not red.kahan
+
+    def cpu_state(self, red, fused=None):
+        if self.cpu_fuses(red) if fused is None else fused:
             return DeviceState(f"FusedSumState<{red.dim}>", ("fused_sum.hpp",))
         return DeviceState(f"SumState<{red.dim}, {red.sum_mode}>", ("lanes.hpp", "sum.hpp"))
 
@@ -205,7 +216,7 @@ class BestFamily(Family):
     def finalize(self, red, state, dtype, xp):
         return state[0].astype(dtype)
 
-    def cpu_state(self, red):
+    def cpu_state(self, red, fused=None):
         return DeviceState(f"BestState<{red.dim}, {_bool(self.greater)}>", ("best.hpp",))
 
     def cuda_state(self, red):
@@ -247,7 +258,7 @@ class ArgBestFamily(BestFamily):
     def cost(self, red):
         return 2.0 * red.dim
 
-    def cpu_state(self, red):
+    def cpu_state(self, red, fused=None):
         return DeviceState(f"ArgState<{red.dim}, {_bool(self.greater)}>", ("arg_best.hpp",))
 
     def cuda_state(self, red):
@@ -306,7 +317,7 @@ class KMinFamily(ArgBestFamily):
     def cost(self, red):
         return float(red.k * red.dim)
 
-    def cpu_state(self, red):
+    def cpu_state(self, red, fused=None):
         return DeviceState(f"KMinState<{red.dim}, {red.k}>", ("kmin.hpp",))
 
     def cuda_state(self, red):
@@ -373,7 +384,7 @@ class LseFamily(Family):
     def cost(self, red):
         return _EXP_COST + 2.0 * red.sum_dim
 
-    def cpu_state(self, red):
+    def cpu_state(self, red, fused=None):
         one = 1 if red.unit_weight or red.weight_dim == 0 else 0
         return DeviceState(f"LseState<{red.weight_dim}, {one}, {_bool(red.kahan)}>",
                            ("lanes.hpp", "lse.hpp"))

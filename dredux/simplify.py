@@ -89,7 +89,18 @@ def _zero_in_linear_slot(n: Expr) -> Expr | None:
     return None
 
 
-GENERIC: list[Rule] = [_fold_constants, _zero_in_linear_slot]
+def _broadcast_operand(n: Expr) -> Expr | None:
+    """An element-wise node reads a dimension-1 operand as repeated, so a
+    ``SumT(s)`` operand (autodiff's broadcast of a scalar) is read as ``s``
+    when another operand gives the node its dimension: no vector of copies."""
+    if not OPS[n.op].elementwise or not any(a.op is Op.SUMT for a in n.args):
+        return None
+    if not any(a.dim == n.dim and a.op is not Op.SUMT for a in n.args):
+        return None
+    return Expr(n.op, tuple(a.args[0] if a.op is Op.SUMT else a for a in n.args), n.params)
+
+
+GENERIC: list[Rule] = [_fold_constants, _zero_in_linear_slot, _broadcast_operand]
 
 
 # per-op rules ----------------------------------------------------------------

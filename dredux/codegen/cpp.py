@@ -34,11 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Expr, Op, walk
+from ..ir import OPS, Expr, Op, walk
 from ..program import Program
 from ..reductions import Reduction
 from . import templates
 from .render import (
+    CONTRACTION_MIN_DIM,
     Index,
     Renderer,
     bare,
@@ -102,6 +103,10 @@ class CppLayout:
         ``NP``: columns per panel when the kernel has contractions (their y
         values stay in the L2 cache while every row visits the panel); 0: one
         panel spans all columns.
+    streamed : bool
+        A wide sum (:func:`streamed_weights`): the j-loop stores the formula's
+        scalar pair values, then each output component is summed over the
+        tile by its own vectorised loop.
     """
 
     compute: np.dtype
@@ -110,6 +115,7 @@ class CppLayout:
     tile: int
     fused: bool = False
     panel: int = 0
+    streamed: bool = False
 
     @property
     def ctype(self) -> str:
@@ -157,6 +163,40 @@ def fuses_sum(program: Program) -> bool:
     return program.reduction.family.cpu_fuses(program.reduction)
 
 
+def streamed_weights(program: Program, level: dict[Expr, str]) -> list[Expr] | None:
+    """The scalar pair values ("weights") of a wide output that the kernel sums
+    component by component, or None when it cannot.
+
+    A sum of at least 16 components (``Exp(-SqDist(x, y)) * v``, a gradient
+    wrt x...) whose formula is element-wise over the output dimension, of
+    variables, row-only or parameter-only subtrees and scalar values that
+    depend on the column: the j-loop stores those scalars for the tile, and
+    then, for each component d, one vectorised loop over the tile's columns
+    adds up ``F_d`` (a dot product: the column variables' component d is
+    contiguous, the weights are reused by every component). Written this way
+    the sum streams its operands once per tile instead of going through a
+    buffer of the tile's ``D`` values per pair.
+    """
+    red = program.reduction
+    root = program.formulas[0]
+    if (len(program.formulas) > 1 or red.dim < CONTRACTION_MIN_DIM
+            or not red.family.cpu_streams(red) or level[root] != "pair"):
+        return None
+    weights: list[Expr] = []
+
+    def visit(node: Expr) -> bool:
+        if node.op in (Op.VAR, Op.CONST) or level[node] in ("row", "const"):
+            return True
+        if node.dim == 1:
+            if node not in weights:
+                weights.append(node)
+            return True
+        return (OPS[node.op].elementwise and node.dim == red.dim
+                and all(visit(a) for a in node.args))
+
+    return weights if visit(root) else None
+
+
 def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     """The kernel's types and tiling for ``program``.
 
@@ -176,9 +216,11 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
         used = {v for c in contracted for v in walk(c) if v in program.col_vars}
         per_column = max(1, sum(v.dim for v in used)) * compute.itemsize
         panel = max(64, (_PANEL_BYTES // per_column) // 64 * 64)
-    fused = fuses_sum(program)
+    streamed = streamed_weights(program, levels(program.formulas)) is not None
+    fused = fuses_sum(program) or streamed
     if fused:
-        tile = _CONTRACT_TJ if panel else _WHOLE_ROW if red.sum_mode == 0 else _FUSED_TJ
+        tile = (_CONTRACT_TJ if panel or streamed else
+                _WHOLE_ROW if red.sum_mode == 0 else _FUSED_TJ)
     else:
         width = rows_per_pass * sum(_buffer_dims(red)) * compute.itemsize
         tile = _MAX_TJ
@@ -187,7 +229,7 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     if panel:  # whole tiles per panel
         tile = min(tile, panel)
         panel = panel // tile * tile
-    return CppLayout(compute, acc, int(rows_per_pass), tile, fused, panel)
+    return CppLayout(compute, acc, int(rows_per_pass), tile, fused, panel, streamed)
 
 
 def _buffer_dims(red: Reduction) -> tuple[int, int]:
@@ -342,6 +384,37 @@ def _contract_lines(program: Program, node: Expr, c: int, R: int, known: list[di
             + ["}"])
 
 
+def _streamed_lines(program: Program, weights: list[Expr], R: int, known_rows: list[dict],
+                    col_names: dict, unroll: int, widen: bool) -> list[str]:
+    """After the j-loop of a streamed sum: for each group of DU output components,
+    one vectorised loop over the tile's columns adds ``F_d`` into R x DU
+    accumulators (enough independent sums to hide the add latency), then
+    hands them to the row states."""
+    root = program.formulas[0]
+    dim = program.reduction.dim
+    du = next(u for u in (4, 2, 1) if dim % u == 0 and R * u <= 12)
+    level = levels(program.formulas)
+    inside = frozenset(n for n in walk(root) if n.op not in (Op.VAR, Op.CONST)
+                       and level[n] in ("pair", "col") and n.dim > 1)
+    sums, body = [], []
+    for r in range(R):
+        known = {**known_rows[r], **col_names,
+                 **{w: f"_wb{c}[{r}][jj]" for c, w in enumerate(weights)}}
+        rend = Renderer(_Refs(program, r), unroll, known=known, inline=inside)
+        for u in range(du):
+            text = rend.acc(root, "_d" if u == 0 else f"(_d + {u})")
+            sums.append(f"_o{r}_{u}")
+            body.append(f"_o{r}_{u} += {f'(A)({bare(text)})' if widen else bare(text)};")
+    lines = [f"for (int _d = 0; _d < {dim}; _d += {du}) {{",
+             f"    A {' = 0, '.join(sums)} = 0;",
+             f"#pragma omp simd reduction(+: {', '.join(sums)})",
+             "    for (int jj = 0; jj < nt; ++jj) {"]
+    lines += ["        " + b for b in body] + ["    }"]
+    lines += [f"    st[{r}].add({'_d' if u == 0 else f'_d + {u}'}, _o{r}_{u});"
+              for r in range(R) for u in range(du)]
+    return lines + ["}"]
+
+
 def _vectors(rows: int) -> int:
     """NV: vectors of partial sums per row of the contraction loops, a power of
     two (JB then divides the tiles, which are multiples of 64 columns)."""
@@ -410,7 +483,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
                              f"T (*const {buf})[{dim} * TJ] = (T (*)[{dim} * TJ]){buf}_heap.p;"]
         on_stack += buffers if buffers <= _STACK_BUFFERS else 0
     # an upper bound of the row states' size (sums keep W lanes per component)
-    state = red.family.cpu_state(red)
+    state = red.family.cpu_state(red, lay.fused)
     lanes = 64 // lay.compute.itemsize + 2 if "lanes.hpp" in state.snippets else 1
     states = R * lanes * red.state_bytes()
     init = ["for (int r = 0; r < R; ++r) st[r].init();"]
@@ -459,12 +532,20 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     contract = []
     for c, node in enumerate(contracted):
         contract += _contract_lines(program, node, c, R, known_rows, unroll)
+    weights = streamed_weights(program, level) if lay.streamed else []
+    for c in range(len(weights)):
+        pointers.append(f"alignas(64) T _wb{c}[R][TJ];")
+        on_stack += R * lay.tile * lay.compute.itemsize
     for r in range(R):
         known = {**known_rows[r], **rcol.names,
                  **{node: f"_cb{c}[{r}][jj]" for c, node in enumerate(contracted)}}
-        lines, rp = draw(formulas, _Refs(program, r), f"_q{r}_", known, once=True)
+        lines, rp = draw(weights if lay.streamed else formulas, _Refs(program, r),
+                         f"_q{r}_", known, once=True)
         pair_renderers.append(rp)
-        if lay.fused:
+        if lay.streamed:
+            lines += [f"_wb{c}[{r}][jj] = {bare(rp.acc(w, 0))};"
+                      for c, w in enumerate(weights)]
+        elif lay.fused:
             lines += _sum_lines(rp, formulas[0], r, lay.acc != lay.compute)
         else:
             lines += _store_lines(rp, formulas[0], "fbuf", r, unroll)
@@ -481,7 +562,11 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     check_kernel_code(program, code_operations(pair + contract)
                       + code_operations(const_lines + rows) // 2, "CPU")
 
-    if lay.fused:
+    if lay.streamed:
+        simd = ""
+        fold = _streamed_lines(program, weights, R, known_rows, rcol.names, unroll,
+                               lay.acc != lay.compute)
+    elif lay.fused:
         sums = [f"_s{r}_{d}" for r in range(R) for d in range(red.dim)]
         tile.append(f"A {' = 0, '.join(sums)} = 0;")
         simd = f" reduction(+: {', '.join(sums)})"

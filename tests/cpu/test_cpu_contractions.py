@@ -168,3 +168,29 @@ def test_small_dimensions_keep_the_unrolled_loop():
     """Below 16 components the pair loop's unrolled code is kept (it is faster)."""
     src = Genred("Exp(-SqDist(x, y)) * b", aliases(8), axis=1).source("cpu")
     assert "_dr_vload" not in src and "NP = 4611686018427387904" in src
+
+
+STREAMED = {(d, acc, scheme): Genred("Exp(-SqDist(x, y)) * v - x * b",
+                                     [f"x = Vi({d})", f"y = Vj({d})", f"v = Vj({d})", "b = Vj(1)"],
+                                     axis=1, dtype_acc=acc, sum_scheme=scheme)
+            for d in (16, 100) for acc in ("auto", "float64")
+            for scheme in ("block_sum", "direct_sum")}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("key", sorted(STREAMED), ids=str)
+def test_wide_sums_are_streamed_component_by_component(key, dtype):
+    """A sum of D >= 16 components, element-wise over them, is summed one
+    component at a time over the tile (the weights stored by the j-loop)."""
+    d, acc, _ = key
+    g = STREAMED[key]
+    src = g.source("cpu", dtype)
+    assert "_wb0[" in src and "fbuf" not in src
+    gen = np.random.default_rng(d)
+    x, y = (gen.standard_normal((s, d)) / np.sqrt(d) for s in (37, 1500))
+    v, b = gen.standard_normal((1500, d)), gen.uniform(0.5, 1.5, (1500, 1))
+    out = g(*(a.astype(dtype) for a in (x, y, v, b)), backend="cpu")
+    ref = np.exp(-sqdist(x, y)) @ v - x * b.sum()
+    tol = tolerances(np.float64 if acc == "float64" and dtype == np.float64 else dtype)
+    np.testing.assert_allclose(out, ref, rtol=tol["rtol"] * 10,
+                               atol=tol["atol"] * 10 * np.abs(ref).max())
