@@ -82,6 +82,9 @@ _PANEL_BYTES = 256 << 10
 _CONTRACT_ACCUMULATORS = 12
 _CONTRACT_ROWS = 6
 _NO_PANELS = 1 << 62
+# row variables up to this many components are copied to the stack for a pass
+# (registers, for the unrolled code); wider ones are read in place
+_COPIED_ROW = 256
 
 
 @dataclass(frozen=True)
@@ -516,6 +519,9 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         rows.append("const int64_t _i0 = i0;" if r == 0 else
                     f"const int64_t _i{r} = i0 + {r} < m ? i0 + {r} : m - 1;")
         for k, v in enumerate(program.row_vars):
+            if v.dim > _COPIED_ROW:  # read in place (a copy would fill the stack)
+                rows.append(f"const T* const _x{k}_{r} = _xin{k} + _i{r} * {v.dim};")
+                continue
             rows.append(f"T _x{k}_{r}[{v.dim}];")
             rows.append(f"for (int _c = 0; _c < {v.dim}; ++_c) "
                         f"_x{k}_{r}[_c] = _xin{k}[_i{r} * {v.dim} + _c];")
@@ -555,7 +561,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
 
     arrays = (rc.array_elems + rcol.array_elems + sum(r.array_elems for r in row_renderers)
               + sum(r.array_elems for r in pair_renderers)
-              + R * sum(v.dim for v in program.row_vars))
+              + R * sum(v.dim for v in program.row_vars if v.dim <= _COPIED_ROW))
     check_kernel_stack(program, on_stack + arrays * lay.compute.itemsize, "CPU")
     # code outside the j-loop costs the compiler about half as much per operation
     # (measured: 27,000 operations of row code compile faster than 22,000 of loop body)

@@ -194,3 +194,16 @@ def test_wide_sums_are_streamed_component_by_component(key, dtype):
     tol = tolerances(np.float64 if acc == "float64" and dtype == np.float64 else dtype)
     np.testing.assert_allclose(out, ref, rtol=tol["rtol"] * 10,
                                atol=tol["atol"] * 10 * np.abs(ref).max())
+
+
+def test_very_wide_rows_are_read_in_place():
+    """At D = 20,000 the rows of a pass are read where they are: six float64
+    copies (960 KiB) would not fit a thread's stack."""
+    d = 20_000
+    g = Genred("Exp(-SqDist(x, y)) * b", [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)"], axis=1)
+    assert "_dr_vload" in g.source("cpu", np.float64)
+    gen = np.random.default_rng(1)
+    x, y = (gen.standard_normal((s, d)) / np.sqrt(d) for s in (13, 70))
+    b = gen.uniform(0.5, 1.5, (70, 1))
+    out = g(x, y, b, backend="cpu")
+    np.testing.assert_allclose(out, np.exp(-sqdist(x, y)) @ b, **tolerances(np.float64))

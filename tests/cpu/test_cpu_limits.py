@@ -42,14 +42,16 @@ def test_long_k_min_lists_use_the_heap():
 
 def test_vectors_too_wide_for_the_stack_are_refused_before_any_work():
     d = limits.MAX_DIM
-    routine = Genred("Exp(x - y)", [f"x = Vi({d})", f"y = Vj({d})"], axis=1)
+    # x - y has two readers: one vector of d values per pair on the stack
+    routine = Genred("(x - y) * Exp(x - y)", [f"x = Vi({d})", f"y = Vj({d})"],
+                     reduction_op="Max", axis=1)
     with pytest.raises(FormulaError, match="KiB of vectors per thread, more than the limit"):
         routine.kernel("cpu", "float64")
     x = np.zeros((2, d))
     with pytest.raises(FormulaError, match="backend=\"numpy\""):
         routine(x, x, backend="cpu")
-    out = routine(x[:1, :4].repeat(d // 4, axis=1)[:, :d], x[:2], backend="numpy")
-    np.testing.assert_array_equal(out, np.full((1, d), 2.0))
+    out = routine(x[:1, :4].repeat(d // 4, axis=1)[:, :d] + 1, x[:2], backend="numpy")
+    np.testing.assert_allclose(out, np.full((1, d), np.e))
 
 
 def test_big_matrix_products_compile_as_loops():
