@@ -285,6 +285,17 @@ def _sum_lines(rend, root: Expr, row: int, widen: bool) -> list[str]:
     return [f"_s{row}_{d} += {value(d)};" for d in range(root.dim)]
 
 
+# GCC's pre-allocation scheduling (compile/cpp.py's GCC_FLAGS, good for the pair
+# loop) halves the speed of the contraction loops: it hoists the loads of every
+# row's broadcast ahead of the FMAs and spills the partial sums (SqDist at
+# D = 256, one thread: 17 G instead of 30-37 G pair-components/s). Kernels with
+# contractions turn it off for the whole file, so that every inlined function
+# keeps the same options.
+_NO_SCHEDULE = """#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-schedule-insns")
+#endif
+"""
+
 _VECTOR_TYPES = """// Vectors of the register-blocked contraction loops: GCC/Clang vector
 // extensions, as wide as the target's registers (chosen when compiled).
 #if defined(__AVX512F__)
@@ -584,7 +595,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     return templates.fill(
         templates.load("cpu/block.cpp"),
         TITLE=title(program),
-        MATH=templates.load("cpu/math.hpp"),
+        MATH=(_NO_SCHEDULE if contracted else "") + templates.load("cpu/math.hpp"),
         STATES=templates.states("cpu", state.snippets),
         T=lay.ctype, A=lay.acc_ctype, W=str(64 // lay.compute.itemsize), TJ=str(lay.tile),
         R=str(R), NP=str(lay.panel or _NO_PANELS), STATE=state.type,
