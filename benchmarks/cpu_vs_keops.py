@@ -89,9 +89,18 @@ static double cpu_seconds() {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 // flop/s of one thread, by its own CPU time (cpu = 1) or by wall-clock time
+// vectors as wide as the target's registers: wider ones are split into several
+// registers, and 12 chains of them spill on AVX2 (16 registers)
+#if defined(__AVX512F__)
+#define VBYTES 64
+#elif defined(__AVX__)
+#define VBYTES 32
+#else
+#define VBYTES 16
+#endif
 template <typename T> static double run(double seconds, int cpu) {
-    typedef T V __attribute__((vector_size(64)));
-    const int K = 12;  // independent chains: latency x FMA ports
+    typedef T V __attribute__((vector_size(VBYTES)));
+    const int K = 10;  // independent chains: latency x FMA ports, in registers
     V acc[K];
     for (int k = 0; k < K; ++k) acc[k] = (V){} + (T)(1 + k) * (T)1e-3;
     const V a = (V){} + (T)0.999999, b = (V){} + (T)1e-7;
@@ -110,7 +119,7 @@ template <typename T> static double run(double seconds, int cpu) {
     const double used = cpu ? cpu_seconds() - c0 : wall;
     volatile T sink = 0;
     for (int k = 0; k < K; ++k) sink = sink + acc[k][0];
-    return iters * (double)K * (64 / sizeof(T)) * 2 / used;
+    return iters * (double)K * (VBYTES / sizeof(T)) * 2 / used;
 }
 extern "C" double fma_flops(int threads, double seconds, int dbl, int cpu) {
     std::vector<std::thread> pool;

@@ -1,0 +1,240 @@
+"""dredux's CPU backend at high dimensions, against BLAS, pykeops and the FMA peak.
+
+    python benchmarks/highdim.py [--quick] [--size 20000] [--dims 16 64 256]
+                                 [--dtypes float32 float64] [--write FILE]
+
+Cases, on inputs x_i, y_j ~ N(0, I/D) (so that |x_i - y_j|^2 is about 2 and the
+Gaussian's values are neither 0 nor 1), b_j ~ U(0, 1):
+
+* ``gaussian``: the Gaussian matvec ``Exp(-SqDist(x,y))*b``, ``Sum`` over j,
+  at each D of ``--dims``;
+* ``knn``: ``SqDist(x,y)`` with ``ArgKMin``, K = 10, at D = ``--knn-dims``.
+
+Measured in the same run, on the same inputs:
+
+* dredux: ``Genred(...)(x, y, b)`` with its default CPU backend and threaded
+  scheduler (every core); its first call (the compile) is excluded, the time
+  is the median of ``--repeats`` calls (one full-size call of another formula
+  comes first: it imports the modules of the Dask graph path, once per
+  process);
+* a blocked NumPy/BLAS baseline: per block of 2,048 rows, the squared
+  distances by one GEMM (``|x|^2 + |y|^2 - 2 x y^T``), then ``exp`` and a
+  matvec (Gaussian) or ``argpartition`` and a sort of the K candidates
+  (K-NN); NumPy's BLAS uses every core (the thread count is printed when
+  threadpoolctl is installed);
+* pykeops 2.3's CPU backend, at ``--keops-size`` (its CPU backend runs about
+  2e7 pairs/s at D = 64: a full-size call would take minutes), one call after
+  its compile; compared in pairs per second;
+* the FMA peak of the machine (``cpu_vs_keops.fma_peak``: vector FMAs on
+  every core, largest of three), in multiply-adds per second; dredux's
+  fraction of it counts one multiply-add per dimension per pair.
+
+The results are checked against float64 NumPy on the first 256 rows: the
+largest relative difference of the Gaussian, and for the K-NN the largest
+difference between the distances of the returned neighbours and the K
+smallest distances (indices of equal distances may differ).
+
+The targets of the project (issue "high-dimensional kernels") are printed
+as a last column: float32, dredux >= 3x the baseline and >= 20x pykeops,
+>= 40 % of the FMA peak at D = 64 and 256; float64 >= 2x the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from cpu_vs_keops import fma_peak, timed  # noqa: E402
+
+BLOCK = 2048  # rows per block of the BLAS baseline
+K = 10
+CHECK_ROWS = 256
+
+REPORT = """# CPU backend at high dimensions: dredux vs BLAS vs KeOps 2.3
+
+Produced by `{command}` (this file is written by the script).
+See the module docstring of `benchmarks/highdim.py` for what is timed and how.
+
+```text
+{body}
+```
+"""
+
+
+def case_spec(case: str, d: int) -> tuple[str, list[str], str, int | None]:
+    if case == "gaussian":
+        return "Exp(-SqDist(x,y))*b", [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)"], "Sum", None
+    return "SqDist(x,y)", [f"x = Vi({d})", f"y = Vj({d})"], "ArgKMin", K
+
+
+def inputs(case: str, m: int, n: int, d: int, dtype, seed: int = 0) -> list[np.ndarray]:
+    gen = np.random.default_rng(seed)
+    x = gen.standard_normal((m, d)) / np.sqrt(d)
+    y = gen.standard_normal((n, d)) / np.sqrt(d)
+    arrays = [x, y] + ([gen.random((n, 1))] if case == "gaussian" else [])
+    return [a.astype(dtype) for a in arrays]
+
+
+def baseline(case: str, args: list[np.ndarray]) -> np.ndarray:
+    """Blocked NumPy: one GEMM per block of rows, then the epilogue."""
+    x, y = args[0], args[1]
+    yy = (y * y).sum(1)
+    outs = []
+    for i in range(0, len(x), BLOCK):
+        xb = x[i:i + BLOCK]
+        dist = xb @ y.T
+        dist *= -2
+        dist += (xb * xb).sum(1)[:, None]
+        dist += yy[None, :]
+        if case == "gaussian":
+            np.exp(-dist, out=dist)
+            outs.append(dist @ args[2])
+        else:
+            near = np.argpartition(dist, K, axis=1)[:, :K]
+            order = np.argsort(np.take_along_axis(dist, near, 1), axis=1)
+            outs.append(np.take_along_axis(near, order, 1))
+    return np.concatenate(outs)
+
+
+def check(case: str, args: list[np.ndarray], out: np.ndarray) -> float:
+    """Largest relative difference against float64 NumPy on the first rows."""
+    x, y = (a.astype(np.float64) for a in args[:2])
+    x = x[:CHECK_ROWS]
+    dist = (x * x).sum(1)[:, None] + (y * y).sum(1)[None] - 2 * x @ y.T
+    if case == "gaussian":
+        ref = np.exp(-dist) @ args[2].astype(np.float64)
+        return float(np.abs(out[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
+    got = np.take_along_axis(dist, np.asarray(out[:CHECK_ROWS], np.int64), 1)
+    best = np.sort(dist, 1)[:, :K]
+    return float(np.abs(got - best).max() / np.abs(best).max())
+
+
+def keops_rate(case: str, d: int, dtype, size: int) -> tuple[float | None, str]:
+    """pykeops's CPU backend, pairs per second (None and the reason if it fails)."""
+    try:
+        from pykeops.numpy import Genred as KeOpsGenred
+
+        formula, aliases, reduction, opt_arg = case_spec(case, d)
+        routine = KeOpsGenred(formula, aliases, reduction_op=reduction, axis=1, opt_arg=opt_arg)
+        routine(*inputs(case, 200, 200, d, dtype, seed=1), backend="CPU")  # compile
+        args = inputs(case, size, size, d, dtype)
+        seconds, _ = timed(lambda: routine(*args, backend="CPU"), 1)
+        return size * size / seconds, ""
+    except Exception as exc:  # a benchmark row, not a test: report and go on
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
+
+
+def targets(dtype: str, d: int, vs_base: float, vs_keops: float | None,
+            peak: float) -> str:
+    checks = []
+    if dtype == "float32":
+        checks.append(("3x BLAS", vs_base >= 3))
+        if vs_keops is not None:
+            checks.append(("20x KeOps", vs_keops >= 20))
+        if d in (64, 256):
+            checks.append(("40% peak", peak >= 0.4))
+    else:
+        checks.append(("2x BLAS", vs_base >= 2))
+    return ", ".join(f"{name} {'ok' if ok else 'MISSED'}" for name, ok in checks)
+
+
+def blas_threads() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    return ", ".join(f"{i.get('internal_api')} {i.get('num_threads')} threads"
+                     for i in threadpool_info() if i.get("user_api") == "blas") or "none found"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="M = N = 4,000, KeOps at 2,000, D = 16 and 64")
+    parser.add_argument("--size", type=int, default=20_000, help="M = N")
+    parser.add_argument("--keops-size", type=int, default=5_000)
+    parser.add_argument("--dims", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--knn-dims", type=int, nargs="+", default=[64])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-keops", action="store_true")
+    parser.add_argument("--write", type=Path, help="write a markdown report here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.keops_size, args.dims, args.knn_dims = 4_000, 2_000, [16, 64], [64]
+
+    from dredux import Genred
+    from dredux.compile.cpp import compile_flags
+
+    lines: list[str] = []
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    cores = os.cpu_count() or 1
+    say(f"machine: {platform.processor() or platform.machine()}, {cores} cores; "
+        f"load average at start {os.getloadavg()[0]:.2f}")
+    say(f"dredux flags: {' '.join(shlex.quote(f) for f in compile_flags())}")
+    say(f"NumPy {np.__version__}, BLAS: {blas_threads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        peaks = [fma_peak(cores, Path(tmp)) for _ in range(2)]
+    # flop/s -> multiply-adds per second; the largest measurement is the capability
+    peak = {dt: max(p[dt] for p in peaks) / 2 for dt in ("float32", "float64")}
+    say(f"FMA peak ({cores} threads): float32 {peak['float32']:.3g}, "
+        f"float64 {peak['float64']:.3g} multiply-adds/s")
+    say(f"M = N = {args.size:,} (KeOps at {args.keops_size:,}); medians of "
+        f"{args.repeats} calls")
+    say()
+    say("| case | dtype | D | dredux pairs/s | BLAS pairs/s | KeOps pairs/s | "
+        "dredux / BLAS | dredux / KeOps | FMA peak | rel. error | targets |")
+    say("|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = [("gaussian", d) for d in args.dims] + [("knn", d) for d in args.knn_dims]
+    # the first call at full size imports the modules of dredux's Dask graph path
+    # (about 0.3 s, once per process): one such call, excluded, comes first
+    formula, aliases, reduction, _ = case_spec("gaussian", 4)
+    Genred(formula, aliases, reduction_op=reduction, axis=1)(
+        *inputs("gaussian", args.size, args.size, 4, "float32"))
+    for dtype in args.dtypes:
+        for case, d in rows:
+            formula, aliases, reduction, opt_arg = case_spec(case, d)
+            routine = Genred(formula, aliases, reduction_op=reduction, axis=1, opt_arg=opt_arg)
+            data = inputs(case, args.size, args.size, d, dtype)
+            routine(*inputs(case, 300, 300, d, dtype, seed=1))  # compile (excluded)
+            t_ours, out = timed(lambda: routine(*data), args.repeats)
+            baseline(case, [a[:BLOCK] for a in data[:1]] + data[1:])  # warm up
+            t_base, _ = timed(lambda: baseline(case, data), args.repeats)
+            pairs = args.size * args.size
+            ours, base = pairs / t_ours, pairs / t_base
+            theirs, why = (None, "skipped") if args.no_keops else keops_rate(
+                case, d, dtype, args.keops_size)
+            fraction = ours * d / peak[dtype]
+            vs_keops = ours / theirs if theirs else None
+            say(f"| {case} | {dtype} | {d} | {ours:.3g} | {base:.3g} | "
+                f"{f'{theirs:.3g}' if theirs else why} | {ours / base:.2f}x | "
+                f"{f'{vs_keops:.1f}x' if vs_keops else '-'} | {fraction * 100:.0f}% | "
+                f"{check(case, data, out):.1e} | "
+                f"{targets(dtype, d, ours / base, vs_keops, fraction)} |")
+    say()
+    say(f"load average at end {os.getloadavg()[0]:.2f} (other jobs share this machine)")
+    if args.write:
+        command = "python benchmarks/highdim.py " + " ".join(
+            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(REPORT.format(command=command.strip(), body="\n".join(lines)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
