@@ -19,6 +19,21 @@ registers for Sum(Square(x - y)), not arrays in local memory).
 Column variables are read from the shared tile. float16 inputs are converted
 to float32 on load and computed and accumulated in float32.
 
+Contractions (:func:`dredux.codegen.render.contractions`: ``SqDist``,
+``Scalprod``, sums of arithmetic terms over D >= 16 components) are computed
+GEMM-like for each tile of :data:`CONTRACT_TILE` columns before the pair loop:
+the D axis in chunks of up to 32 components (16 in float64, a power of two
+dividing D); per chunk, the block stages the tile's y values in shared memory
+as ``[component][column]`` (every thread of a warp then reads the same
+address, a broadcast, four columns per 128-bit load: the arrays' offsets are
+constants, multiples of 16 bytes), each thread reads its row's chunk into
+registers and adds to ``_ac[32]``, one partial sum per tile column, kept in
+registers. The pair loop is unrolled over the tile's columns, so that it
+reads the sums by constant index. Row and column variables that only the
+contractions read are never copied whole: no per-thread array of D values,
+nothing in local memory at any D (``ptxas -v``: 0 bytes of stack frame for
+the Gaussian and LogSumExp kernels at D = 64 .. 4096).
+
 Only the parsed tree reaches the source: identifiers are generated here and
 numbers are printed from Python numbers. Nothing here imports CuPy, so
 ``Genred.source("gpu")`` works on machines without a GPU.
@@ -31,16 +46,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Expr
+from ..ir import Expr, Op, walk
 from ..program import Program
 from . import templates
 from .render import (
     Index,
+    Renderer,
     bare,
     check_kernel_code,
     check_kernel_stack,
     code_operations,
     compute_dtype,
+    contractions,
     hoisted_roots,
     indent,
     levels,
@@ -77,12 +94,16 @@ class CudaCode:
         of ``Reduction.fields()`` and of the kernels' output arguments.
     state_bytes : int
         Bytes of one row's state in device memory (all fields).
+    tile : int
+        Columns per tile the kernel needs (:data:`CONTRACT_TILE` when it has
+        contractions); 0: the launch plan chooses.
     """
 
     source: str
     column_bytes: int
     fields: tuple[tuple[str, str], ...]
     state_bytes: int
+    tile: int = 0
 
 
 class _Refs:
@@ -102,7 +123,82 @@ class _Refs:
         return f"_dr_load(_r{kind}{slot}, {k})"
 
 
-def _row_lines(program: Program, unroll: int) -> list[str]:
+CONTRACT_TILE = 32  # columns per tile of kernels with contractions (registers)
+_CHUNK = {"float": 32, "double": 16}  # most components of x per chunk (registers)
+
+
+def _chunk(length: int, T: str) -> int:
+    """Components per chunk of a contraction of ``length``: a power of two that
+    divides it (the loops then need no remainder)."""
+    dc = _CHUNK[T]
+    while length % dc:
+        dc //= 2
+    return dc
+
+
+class _ChunkRefs:
+    """Spellings inside a contraction's chunk loop: component ``_d0 + _c`` of the
+    thread's row (registers), of the staged y values (shared), column ``_u``."""
+
+    def __init__(self, program: Program, unroll: int):
+        self.slot = var_slots(program)
+        self.unroll = unroll
+
+    def __call__(self, node: Expr, k: Index) -> str:
+        kind, slot = self.slot[node]
+        if kind == "x":
+            return f"_xc{slot}[_c]" if node.dim > 1 else f"_rx{slot}[0]"
+        if kind == "y":
+            return f"_sc{slot}[_c * {CONTRACT_TILE} + _u]" if node.dim > 1 else f"_sy{slot}[_u]"
+        if node.dim == 1:
+            return f"_rp{slot}[0]"
+        return f"_dr_load(_p{slot}, _d0 + _c)"
+
+
+def _contract_lines(program: Program, node: Expr, c: int, T: str, known: dict,
+                    chunk_at: dict, unroll: int) -> list[str]:
+    """The tile's contraction ``node`` into registers ``_ac<c>[u]``: chunks of the
+    D axis, y values staged in shared memory [component][column], the row's
+    chunk read into registers."""
+    length = node.args[0].dim
+    dc = _chunk(length, T)
+    inside = frozenset(n for n in walk(node) if n.op not in (Op.VAR, Op.CONST)
+                       and n is not node and n not in known)
+    slot = var_slots(program)
+    used = set(walk(node))
+    xs = [slot[v][1] for v in program.row_vars if v in used and v.dim > 1]
+    ys = [slot[v][1] for v in program.col_vars if v in used and v.dim > 1]
+    rend = Renderer(_ChunkRefs(program, unroll), unroll, known=known, inline=inside)
+    if node.op is Op.SCALPROD:
+        term = f"{rend.acc(node.args[0], '(_d0 + _c)')} * {rend.acc(node.args[1], '(_d0 + _c)')}"
+    else:
+        term = bare(rend.acc(node.args[0], "(_d0 + _c)"))
+    tj = CONTRACT_TILE
+    lines = [f"T _ac{c}[{tj}];",
+             "#pragma unroll",
+             f"for (int _u = 0; _u < {tj}; ++_u) _ac{c}[_u] = (T)0;",
+             f"for (int _d0 = 0; _d0 < {length}; _d0 += {dc}) {{",
+             "    __syncthreads();  // the chunk buffer is free"]
+    for k in ys:  # consecutive threads read consecutive components (coalesced)
+        lines += [f"    for (int _e = threadIdx.x; _e < {dc * tj}; _e += blockDim.x) {{",
+                  f"        const int _c = _e % {dc}, _u = _e / {dc};",
+                  f"        _sc{k}[_c * {tj} + _u] = _u < _tn ? "
+                  f"(T)_dr_load(_y{k}, (_jt + _u) * {length} + _d0 + _c) : (T)0;",
+                  "    }"]
+    lines += ["    __syncthreads();", "    if (_active) {"]
+    for k in xs:
+        lines += [f"        T _xc{k}[{dc}];", "#pragma unroll",
+                  f"        for (int _c = 0; _c < {dc}; ++_c) "
+                  f"_xc{k}[_c] = _dr_load(_x{k}, _row * {length} + _d0 + _c);"]
+    lines += ["#pragma unroll",
+              f"        for (int _c = 0; _c < {dc}; ++_c) {{",
+              "#pragma unroll",
+              f"            for (int _u = 0; _u < {tj}; ++_u) _ac{c}[_u] += {term};",
+              "        }", "    }", "}"]
+    return lines
+
+
+def _row_lines(program: Program, unroll: int, skip=frozenset()) -> list[str]:
     """The thread's row variables and the parameters, read once.
 
     Row variables go to a per-thread array: registers when small; when wide,
@@ -114,6 +210,8 @@ def _row_lines(program: Program, unroll: int) -> list[str]:
     """
     lines = []
     for k, v in enumerate(program.row_vars):
+        if v in skip:  # read by contractions only, chunk by chunk
+            continue
         lines.append(f"T _rx{k}[{v.dim}];")
         if v.dim <= unroll:
             lines += [f"_rx{k}[{c}] = _dr_load(_x{k}, {_times('_row', v.dim)}"
@@ -167,10 +265,24 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     fast = bool(fast_math) and T == "float"
     refs = _Refs(program, unroll)
 
+    level = levels(formulas)
+    contracted = contractions(formulas, level)
+    # what the pair loop and the row-only code read (the contractions' terms
+    # are read by their chunk loops alone)
+    outside: set[Expr] = set(contracted)
+    for f in formulas:
+        for _ in walk(f, outside):
+            pass
     # the subtrees free of column variables: once per thread, before the column loop
-    hoisted, rh = render(hoisted_roots(formulas, levels(formulas), {"const", "row"}), refs,
-                         unroll, prefix="_h", roots_read_once=False, fast=fast)
-    pair, rp = render(formulas, refs, unroll, known=dict(rh.names), fast=fast)
+    roots = hoisted_roots(formulas, level, {"const", "row"})
+    hoisted, rh = render(roots, refs, unroll, prefix="_h", roots_read_once=False, fast=fast)
+    for root in roots:
+        outside.update(walk(root))
+    contract = []
+    for c, node in enumerate(contracted):
+        contract += _contract_lines(program, node, c, T, dict(rh.names), {}, unroll)
+    known = dict(rh.names) | {node: f"_ac{c}[_jj]" for c, node in enumerate(contracted)}
+    pair, rp = render(formulas, refs, unroll, known=known, fast=fast)
     pair.append(f"T _f[{red.dim}];")
     pair += _fill_lines(rp, formulas[0], "_f", 0)
     if red.family.weighted:
@@ -187,13 +299,31 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     state = red.family.cuda_state(red)
 
     shared, tile, offset = [], [], 0
+    # the tile of a kernel with contractions is a constant: the arrays' offsets
+    # are then multiples of 16 bytes the compiler sees (128-bit shared loads)
+    width = str(CONTRACT_TILE) if contracted else "(long long)_tile"
     for k, v in enumerate(program.col_vars):
+        if v not in outside and v.dim > 1:
+            continue  # staged chunk by chunk by the contraction loops
         shared.append(f"T* const _sy{k} = _dr_sm" +
-                      (f" + (long long)_tile * {offset};" if offset else ";"))
+                      (f" + {width} * {offset};" if offset else ";"))
         tile.append(f"for (int _e = threadIdx.x; _e < {_times('_tn', v.dim)}; "
                     f"_e += blockDim.x) "
                     f"_sy{k}[_e] = _dr_load(_y{k}, {_times('_jt', v.dim)} + _e);")
         offset += v.dim
+    # one chunk buffer per wide column variable of the contractions, [component][column]
+    chunked = sorted({var_slots(program)[v][1] for node in contracted for v in walk(node)
+                      if v in program.col_vars and v.dim > 1})
+    chunk = max((_chunk(node.args[0].dim, T) for node in contracted), default=0)
+    for k in chunked:
+        shared.append(f"T* const _sc{k} = _dr_sm + {width} * {offset};")
+        offset += chunk
+    if contracted:
+        tile.append("__syncthreads();  // the tile's columns are staged")
+        tile += contract
+    pair_loop = (["#pragma unroll", f"            for (int _jj = 0; _jj < {CONTRACT_TILE}; ++_jj) "
+                  "if (_jj < _tn) {"] if contracted else
+                 ["            for (int _jj = 0; _jj < _tn; ++_jj) {"])
 
     inputs = "".join(f", const IN* __restrict__ _{kind}{k}"
                      for kind, group in (("x", program.row_vars), ("y", program.col_vars),
@@ -221,7 +351,9 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         INPUTS=inputs, OUTPUTS=outputs, PARTS=parts,
         STORE_ARGS=", ".join(f"_o{k}" for k in range(len(fields))),
         LOAD_ARGS=", ".join(f"_q{k}" for k in range(len(fields))),
-        ROWS=indent(_row_lines(program, unroll) + hoisted, 1),
+        ROWS=indent(_row_lines(program, unroll, frozenset(
+            v for v in program.row_vars if v not in outside and v.dim > 1)) + hoisted, 1),
+        PAIRLOOP="\n".join(pair_loop),
         SHARED=indent(shared, 1),
         TILE=indent(tile, 2),
         PAIR=indent(pair, 4),
@@ -232,7 +364,11 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     # a thread's arrays (its state, its row, the formula's vectors) are registers or
     # local memory, which the GPU reserves for every resident thread
     values = (rh.array_elems + rp.array_elems + red.dim + red.sum_dim
-              + sum(v.dim for v in program.row_vars))
+              + sum(v.dim for v in program.row_vars if v in outside or v.dim == 1))
     check_kernel_stack(program, state_bytes + values * compute_dtype(program).itemsize, "GPU")
-    check_kernel_code(program, code_operations(pair) + code_operations(hoisted) // 2, "GPU")
-    return CudaCode(source, offset * compute_dtype(program).itemsize, dtypes, state_bytes)
+    # the pair loop of a kernel with contractions is unrolled over the tile's columns
+    copies = CONTRACT_TILE if contracted else 1
+    check_kernel_code(program, copies * code_operations(pair) + code_operations(contract)
+                      + code_operations(hoisted) // 2, "GPU")
+    return CudaCode(source, offset * compute_dtype(program).itemsize, dtypes, state_bytes,
+                    CONTRACT_TILE if contracted else 0)

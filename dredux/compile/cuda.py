@@ -117,7 +117,8 @@ class Launch:
 
 
 def plan_launch(m: int, n: int, column_bytes: int, *, sm_count: int, max_threads: int,
-                shared_optin: int, state_bytes: int = 8, blocks_per_sm=None) -> Launch:
+                shared_optin: int, state_bytes: int = 8, blocks_per_sm=None,
+                tile: int = 0) -> Launch:
     """Threads, tile and column splits for ``m`` rows and ``n >= 1`` columns.
 
     Every block does the same work, so the launch runs in waves of
@@ -144,10 +145,19 @@ def plan_launch(m: int, n: int, column_bytes: int, *, sm_count: int, max_threads
     blocks_per_sm : callable, optional
         ``(threads, shared) -> resident blocks per SM`` (the occupancy API);
         default ``2048 // threads``.
+    tile : int
+        Columns per tile fixed by the kernel (its contraction loops keep one
+        partial sum per tile column in registers); 0: chosen here.
     """
     cap = max(MIN_THREADS, min(MAX_THREADS, int(max_threads)) // 32 * 32)
     threads = min(cap, max(MIN_THREADS, -(-m // 32) * 32))
-    if column_bytes <= 0:
+    if tile > 0:
+        if tile * column_bytes > int(shared_optin):
+            raise ShapeError(
+                f"this kernel's tile of {tile} columns takes {tile * column_bytes} bytes of "
+                f"shared memory, more than the {shared_optin} bytes a block of this GPU can "
+                "use; use backend='cpu'")
+    elif column_bytes <= 0:
         tile = TILE_MAX
     else:
         tile = min(TILE_MAX, TILE_BYTES // column_bytes)
@@ -353,7 +363,7 @@ class CudaKernel(Kernel):
             m, n, self.code.column_bytes, sm_count=fns.sm_count,
             max_threads=int(fns.reduce.max_threads_per_block),
             shared_optin=fns.shared_optin, state_bytes=self.code.state_bytes,
-            blocks_per_sm=lambda t, s: fns.blocks_per_sm(cp, t, s))
+            blocks_per_sm=lambda t, s: fns.blocks_per_sm(cp, t, s), tile=self.code.tile)
         if plan.shared > SHARED_DEFAULT:
             fns.allow_shared(plan.shared)
         parts = self._empty(cp, plan.splits, m)

@@ -15,6 +15,17 @@
 //   those partial states on the device with the same merge as the host.
 // Inputs are row-major (rows, dim) arrays; index arithmetic is 64-bit.
 //
+// Contractions over a wide vector dimension (SqDist, Scalprod, Sum of an
+// element-wise tree, D >= 16; dredux/codegen/cuda.py) are computed per tile
+// of a fixed _DR_TJ columns before the pair loop, GEMM-like: the D axis in
+// chunks of _DR_DC components; for each chunk the block stages the tile's y
+// values in shared memory as [component][column] (a warp's reads are then
+// broadcasts, four columns per 128-bit load), each thread reads its row's
+// chunk into registers, and adds to one partial sum per tile column, also in
+// registers; the pair loop is then unrolled over the tile's columns so that
+// it reads those sums by constant index. No per-thread array of D values
+// exists: nothing goes to local memory at any D.
+//
 // The source includes no header (NVRTC needs no include path).
 
 @@CONFIG@@
@@ -27,7 +38,7 @@ typedef @@STATE@@ _DrState;
 
 extern "C" __global__ void __launch_bounds__(256)
 dredux_reduce(long long _m, long long _n, long long _j0, long long _span, int _tile@@INPUTS@@@@OUTPUTS@@) {
-    extern __shared__ double _dr_smem[];  // declared double: aligned for every T
+    extern __shared__ __align__(16) double _dr_smem[];  // aligned for every T and vector loads
     T* const _dr_sm = reinterpret_cast<T*>(_dr_smem);
     (void)_dr_sm;
     const long long _i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -48,7 +59,7 @@ dredux_reduce(long long _m, long long _n, long long _j0, long long _span, int _t
         __syncthreads();
         if (_active) {
             _st.begin_tile();
-            for (int _jj = 0; _jj < _tn; ++_jj) {
+@@PAIRLOOP@@
                 const long long _j = _j0 + _jt + _jj;  // global column index
 @@PAIR@@
             }

@@ -62,6 +62,7 @@ static inline double __dmul_rn(double a, double b) { return a * b; }
 #define __forceinline__ inline
 #define __launch_bounds__(n)
 #define __shared__
+#define __align__(n)  /* the emulator's _dr_smem is aligned to 64 bytes */
 #define asm(...) ((void)0)  /* float16 conversions are PTX: not emulated */
 
 struct _emu_job { unsigned t, bx, by; void** a; };

@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,23 @@ def compile_all(sources: dict[str, str], folder: Path) -> dict[str, str]:
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         results = list(pool.map(one, sources.items()))
     return {name: log[-3000:] for name, ok, log in results if not ok}
+
+
+def ptxas_reduce_kernel(text: str, folder: Path, name: str) -> dict:
+    """``nvcc -cubin -Xptxas -v`` of a source: the reduce kernel's stack frame,
+    spill stores, spill loads and registers."""
+    src, out = folder / f"{name}.cu", folder / f"{name}.cubin"
+    src.write_text(text)
+    proc = subprocess.run([NVCC, f"-arch={ARCH}", "-cubin", "-Xptxas", "-v", "-x", "cu",
+                           str(src), "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    section = proc.stderr.split("Compiling entry function 'dredux_reduce'")[1]
+    section = section.split("Compiling entry function")[0]
+    found = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, "
+                      r"(\d+) bytes spill loads.*?Used (\d+) registers", section, re.S)
+    assert found, section
+    return dict(zip(("stack", "spill_stores", "spill_loads", "registers"),
+                    map(int, found.groups())))
 
 
 def routine(formula, reduction_op="Sum", formula2=None, opt_arg=None, aliases=ALIASES,
@@ -388,3 +406,29 @@ def test_kernels_past_the_per_thread_and_code_limits_are_refused():
     big = Genred(terms, ["x = Vi(3)", "y = Vj(3)"], axis=1)
     with pytest.raises(FormulaError, match="GPU kernel of this formula would have about"):
         cuda_code(big.program("float32"))
+
+
+HIGH_DIM = {
+    "gaussian": ("Exp(-SqDist(x,y))*b", "Sum", None),
+    "logsumexp": ("-SqDist(x,y)", "LogSumExp", None),
+    "argkmin": ("SqDist(x,y)", "ArgKMin", 10),
+}
+
+
+@needs_nvcc
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_high_dimensional_kernels_keep_no_stack_frame(dtype, tmp_path):
+    """The benchmark kernels at D = 64 .. 4096: nothing in local memory, no spills
+    (ptxas -v); the K-min family's stack is its K-list alone, the same at D = 3."""
+    jobs = {(name, d): Genred(f, [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)"],
+                              reduction_op=red, opt_arg=k, axis=1).source("gpu", dtype)
+            for name, (f, red, k) in HIGH_DIM.items() for d in (3, 64, 256, 1024, 4096)}
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        found = dict(zip(jobs, pool.map(
+            lambda item: ptxas_reduce_kernel(item[1], tmp_path, f"{item[0][0]}{item[0][1]}"),
+            jobs.items())))
+    for (name, d), info in found.items():
+        assert info["spill_stores"] == info["spill_loads"] == 0, (name, d, info)
+        if d > 3:
+            assert info["stack"] == (found[name, 3]["stack"] if name == "argkmin" else 0), \
+                (name, d, info)

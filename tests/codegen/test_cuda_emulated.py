@@ -308,3 +308,61 @@ def test_fast_math_runs(cp):
     g = Genred(GAUSS[0], GAUSS[1], axis=1, use_fast_math=True)
     np.testing.assert_allclose(g(x, y, b, backend="gpu")[:, 0], gauss_reference(x, y, b)[:, 0],
                                rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# contractions (SqDist, Scalprod... at D >= 16): register-blocked chunk loops
+# ---------------------------------------------------------------------------
+
+def _sqdist(x, y):
+    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+
+
+CONTRACTIONS = {
+    "gaussian": ("Exp(-SqDist(x, y)) * b", "Sum", None,
+                 lambda x, y, b, w: np.exp(-_sqdist(x, y)) @ b),
+    "weighted": ("Exp(-WeightedSqDist(w, x, y)) * b", "Sum", None,
+                 lambda x, y, b, w: np.exp(-(w * (x[:, None] - y[None]) ** 2).sum(-1)) @ b),
+    "narrow-y": ("Sum(b * (x * y))", "Sum", None,
+                 lambda x, y, b, w: ((x @ y.T) * b[:, 0]).sum(1, keepdims=True)),
+    "min": ("SqDist(x, y)", "Min", None, lambda x, y, b, w: _sqdist(x, y).min(1)[:, None]),
+    "logsumexp": ("-SqDist(x, y) + (x | w)", "LogSumExp", None,
+                  lambda x, y, b, w: _logsumexp(-_sqdist(x, y) + (x @ w)[:, None])),
+    "argkmin": ("SqDist(x, y)", "ArgKMin", 5, None),
+    "grad-x": ("Grad(Exp(-SqDist(x, y)) * b, x, e)", "Sum", None,
+               lambda x, y, b, w: _grad_x(x, y, b)),
+}
+
+
+def _logsumexp(a):
+    top = a.max(1, keepdims=True)
+    return top + np.log(np.exp(a - top).sum(1, keepdims=True))
+
+
+def _grad_x(x, y, b):
+    k = np.exp(-_sqdist(x, y)) * b[:, 0][None]
+    return -2 * (k.sum(1)[:, None] * x - k @ y)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-11), (np.float32, 2e-5)])
+@pytest.mark.parametrize("d", [64, 100])
+@pytest.mark.parametrize("name", sorted(CONTRACTIONS))
+def test_contractions_in_chunks(cp, name, d, dtype, rtol):
+    """Columns not a multiple of the 32-column tile, D not a multiple of the
+    32-component chunk (100: chunks of 4), rows not a multiple of a warp."""
+    formula, reduction, k, reference = CONTRACTIONS[name]
+    aliases = [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"w = Pm({d})", "e = Vi(1)"]
+    g = Genred(formula, aliases, reduction_op=reduction, opt_arg=k, axis=1)
+    assert "_ac0[_jj]" in g.source("gpu", dtype), "not the chunked contraction path"
+    rng = np.random.default_rng(d)
+    x, y = (rng.standard_normal((s, d)) / np.sqrt(d) for s in (45, 1100))
+    b, w = rng.uniform(0.5, 1.5, (1100, 1)), rng.uniform(0.5, 1.5, d)
+    e = np.ones((45, 1))
+    out = g(*(a.astype(dtype) for a in (x, y, b, w, e)), backend="gpu")
+    if name == "argkmin":
+        dist = _sqdist(x, y)
+        got = np.take_along_axis(dist, out.astype(np.int64), 1)
+        np.testing.assert_allclose(got, np.sort(dist, 1)[:, :k], rtol=rtol * 10)
+        return
+    ref = reference(x, y, b, w)
+    np.testing.assert_allclose(out, ref, rtol=rtol * 10, atol=rtol * np.abs(ref).max())
