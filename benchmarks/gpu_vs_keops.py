@@ -63,6 +63,7 @@ CASES = {
         "dim": 3, "scale": 1.0},
     "gaussian D=64": gauss_case(64, 200_000),
     "gaussian D=256": gauss_case(256, 100_000),
+    "gaussian D=1024": gauss_case(1024, 50_000),
 }
 
 # FP32 lanes per SM by compute capability (NVIDIA's CUDA programming guide)
