@@ -10,6 +10,7 @@ kernels is the CPU tier's job.
 from __future__ import annotations
 
 import os
+import platform
 import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -259,3 +260,37 @@ def test_templates_are_found_and_filled_strictly():
         templates.fill("@@A@@", A="1", B="2")
     assert templates.fill("x @@A@@ y @@A@@", A="@@B@@") == "x @@B@@ y @@B@@"
     assert (templates.kernel_dir() / "cpu" / "math.hpp").is_file()
+
+
+@needs_cxx
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 targets")
+@pytest.mark.skipif(CXX is not None and "g++" not in os.path.basename(CXX[0]),
+                    reason="GCC's -march names")
+@pytest.mark.parametrize("march, register", [("x86-64-v3", "ymm"), ("x86-64-v4", "zmm")])
+def test_contraction_loops_take_the_targets_vector_width(march, register, tmp_path):
+    """The register-blocked loop of SqDist at D = 64 is written with vectors as
+    wide as the target's registers: AVX2 FMAs on ymm, AVX-512 on zmm (compiled
+    to assembly only: this machine need not run AVX-512), and keeps its 12
+    partial sums in registers (no spill inside the loop)."""
+    src = Genred(GAUSS[0], ["x = Vi(64)", "y = Vj(64)", "b = Vj(1)", "p = Pm(1)"],
+                 axis=1).source("cpu")
+    path = tmp_path / "k.cpp"
+    path.write_text(src)
+    flags = [f for f in compile_flags() if not f.startswith("-march") and f != "-shared"]
+    done = subprocess.run([*CXX, *flags, f"-march={march}", "-S", "-o", str(tmp_path / "k.s"),
+                           str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    asm = (tmp_path / "k.s").read_text().splitlines()
+    # the block loop: the first loop whose body has 12 FMAs into distinct registers
+    labels = {line[:-1]: k for k, line in enumerate(asm) if re.fullmatch(r"\.L\d+:", line)}
+    for end, line in enumerate(asm):
+        jump = re.match(r"\s+j\w+\s+(\.L\d+)$", line)
+        if not jump or labels.get(jump.group(1), end) >= end:
+            continue  # not a loop's backward jump
+        body = asm[labels[jump.group(1)]:end]
+        fmas = [b for b in body if "vfmadd" in b and f"%{register}" in b]
+        if len(fmas) >= 12:
+            break
+    else:
+        raise AssertionError(f"no loop with 12 {register} FMAs in the assembly")
+    assert not any("(%rsp)" in b for b in body), "\n".join(body)
