@@ -54,6 +54,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import write_report  # noqa: E402
 
 ALIASES = ["x = Vi(3)", "y = Vj(3)", "a = Vj(1)", "p = Pm(1)"]
 # name -> (formula, aliases, reduction, axis, opt_arg)
@@ -383,10 +386,7 @@ def main(argv=None) -> int:
         load_end = os.getloadavg()
         say(f"load average at end {load_end[0]:.2f} (other jobs share this machine)")
     if args.write:
-        command = "python benchmarks/cpu_vs_keops.py " + " ".join(
-            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(REPORT.format(command=command, body="\n".join(lines)))
+        write_report(args.write, REPORT, "cpu_vs_keops.py", argv, lines)
     return 0
 
 

@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from cpu_vs_keops import fma_peak, timed  # noqa: E402
+from report import write_report  # noqa: E402
 
 BLOCK = 2048  # rows per block of the BLAS baseline
 K = 10
@@ -229,10 +230,7 @@ def main(argv=None) -> int:
     say()
     say(f"load average at end {os.getloadavg()[0]:.2f} (other jobs share this machine)")
     if args.write:
-        command = "python benchmarks/highdim.py " + " ".join(
-            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(REPORT.format(command=command.strip(), body="\n".join(lines)))
+        write_report(args.write, REPORT, "highdim.py", argv, lines)
     return 0
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import statistics
 import sys
 import time
@@ -37,6 +36,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report import write_report  # noqa: E402
 
 FORMULA = "Square(p-a)*Exp(x+y)"
 ALIASES = ["x = Vi(3)", "y = Vj(3)", "a = Vj(1)", "p = Pm(1)"]
@@ -152,10 +154,7 @@ def main(argv=None) -> int:
     say()
     say(f"load average at end {os.getloadavg()[0]:.2f} (other jobs share this machine)")
     if args.write:
-        command = "python benchmarks/latency.py " + " ".join(
-            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(REPORT.format(command=command, body="\n".join(lines)))
+        write_report(args.write, REPORT, "latency.py", argv, lines)
     return 0
 
 
