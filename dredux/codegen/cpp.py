@@ -300,7 +300,7 @@ _VECTOR_TYPES = """// Vectors of the register-blocked contraction loops: GCC/Cla
 // extensions, as wide as the target's registers (chosen when compiled).
 #if defined(__AVX512F__)
 #define _DR_VBYTES 64
-#elif defined(__AVX__) || defined(__ARM_FEATURE_SVE)
+#elif defined(__AVX__)
 #define _DR_VBYTES 32
 #else
 #define _DR_VBYTES 16
