@@ -17,11 +17,21 @@ from .errors import (
     FormulaError,
     KernelCompileError,
     ShapeError,
+    SolveError,
 )
+from .lazy import LazyTensor, Pm, Var, Vi, Vj
+from .solve import KernelSolve
 
 __all__ = [
     "Genred",
     "reduce",
+    "LazyTensor",
+    "Vi",
+    "Vj",
+    "Pm",
+    "Var",
+    "KernelSolve",
+    "SolveError",
     "FormulaError",
     "ShapeError",
     "DtypeError",

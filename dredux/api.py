@@ -25,8 +25,8 @@ from ._xp import is_cupy, is_dask
 from .autodiff import differentiate
 from .backends import make_kernel, normalize_backend, resolve_backend
 from .errors import DtypeError, FormulaError, ShapeError
-from .ir import Cat, walk_all
-from .parse import ArgSpec, parse_aliases, parse_formula
+from .ir import Cat, Expr, walk_all
+from .parse import ArgSpec, Signature, parse_aliases, parse_formula
 from .plan import make_plan, pair_cost
 from .printing import to_formula
 from .program import Program, make_program
@@ -109,25 +109,50 @@ class Genred:
             raise FormulaError(f"axis must be 0 (reduce over i) or 1 (reduce over j), "
                                f"got {axis!r}")
         _check_aliases(aliases)
+        names, signature = parse_aliases(list(aliases))
+        f = parse_formula(formula, names, signature)
+        f2 = (parse_formula(formula2, names, signature, what="formula2")
+              if formula2 is not None else None)
+        self._setup(formula, formula2, list(aliases), signature, f, f2, reduction_op, axis,
+                    opt_arg, dtype_acc, use_double_acc, sum_scheme, use_fast_math)
+
+    @classmethod
+    def _from_exprs(cls, f: Expr, f2: Expr | None, signature: Signature, reduction_op: str,
+                    axis: int, opt_arg: int | None = None, dtype_acc: str = "auto",
+                    use_double_acc: bool = False, sum_scheme: str = "auto",
+                    use_fast_math: bool = False) -> Genred:
+        """The routine of formula trees built without text (:mod:`dredux.lazy`): the
+        same stages after parsing (differentiate, simplify, checks) and the same
+        Program as the equivalent ``Genred(text, aliases)``."""
+        self = object.__new__(cls)
+        names = signature.names()
+        aliases = [f"{('Vi', 'Vj', 'Pm')[a.cat]}({a.pos},{a.dim})" for a in signature.args]
+        self._setup(to_formula(f, names, limit=2000),
+                    None if f2 is None else to_formula(f2, names, limit=2000),
+                    aliases, signature, f, f2, reduction_op, axis, opt_arg, dtype_acc,
+                    use_double_acc, sum_scheme, use_fast_math)
+        return self
+
+    def _setup(self, formula, formula2, aliases, signature, f, f2, reduction_op, axis,
+               opt_arg, dtype_acc, use_double_acc, sum_scheme, use_fast_math) -> None:
+        """Everything after parsing: differentiate, simplify, check the reduction."""
         self.formula = formula
         self.formula2 = formula2
-        self.aliases = list(aliases)
+        self.aliases = aliases
+        self.signature = signature
         self.axis = int(axis)
         self.opt_arg = opt_arg
         self.dtype_acc = dtype_acc
         self.use_double_acc = bool(use_double_acc)
         self.use_fast_math = bool(use_fast_math)
-        # the formula stages, in order: parse, differentiate, simplify
-        names, self.signature = parse_aliases(self.aliases)
-        f = simplify(differentiate(parse_formula(formula, names, self.signature)))
-        formulas = [f]
-        if formula2 is not None:
-            formulas.append(simplify(differentiate(parse_formula(
-                formula2, names, self.signature, what="formula2"))))
+        # the formula stages after parsing, in order: differentiate, simplify
+        formulas = [simplify(differentiate(f))]
+        if f2 is not None:
+            formulas.append(simplify(differentiate(f2)))
         self.formulas = tuple(formulas)
         _check_size(self.formulas, formula)
-        self.reduction = make_reduction(reduction_op, f.dim,
-                                        formulas[1].dim if formula2 is not None else 0,
+        self.reduction = make_reduction(reduction_op, formulas[0].dim,
+                                        formulas[1].dim if f2 is not None else 0,
                                         opt_arg, sum_scheme)
         self.reduction_op = reduction_op
         self.sum_scheme = sum_scheme

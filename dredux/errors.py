@@ -17,6 +17,7 @@ __all__ = [
     "KernelCompileError",
     "CacheError",
     "ConfigError",
+    "SolveError",
     "caret_line",
 ]
 
@@ -85,6 +86,11 @@ class ShapeError(DreduxError, ValueError):
 
 class DtypeError(DreduxError, TypeError):
     """An argument's dtype is not supported or differs from the others."""
+
+
+class SolveError(DreduxError, ArithmeticError):
+    """A conjugate-gradient solve (``KernelSolve``, ``LazyTensor.solve``) broke
+    down (the operator is not positive definite) or did not converge."""
 
 
 class BackendUnavailable(DreduxError, RuntimeError):

@@ -1,0 +1,1192 @@
+"""LazyTensor, Vi, Vj, Pm: the symbolic-array interface of pykeops.numpy.
+
+A :class:`LazyTensor` stands for an (M, N, D) array that is never built: an
+expression of i-variables (``x[:, None, :]``), j-variables (``y[None, :, :]``)
+and parameters (1-D arrays, numbers), reduced over i or j by a method such as
+``.sum(axis=1)`` or ``.argKmin(10, dim=1)``. Every operation builds a node of
+the formula IR (:mod:`dredux.ir`) through the same builders the formula parser
+uses (:data:`dredux.functions.FUNCTIONS`), so a reduction compiles to the same
+Program, the same kernel and the same Dask graph as the equivalent
+:class:`~dredux.Genred` call: there is one pipeline, no second evaluator.
+
+Variables are numbered canonically while the expression is built: the
+variables of a LazyTensor are listed in order of first appearance and its
+formula refers to them by their index in that list. Two expressions built the
+same way from different arrays are then the *same* interned formula, and the
+routine compiled for the first is found again by a dictionary lookup (the
+k-means loop builds a new ``LazyTensor(c[None, :, :])`` at every iteration and
+compiles once). Joining two operands renumbers the second one's variables;
+renumberings and operation nodes are memoised, so that rebuilding an
+expression in a loop costs a few dictionary lookups per operation
+(``benchmarks/lazytensor_overhead.py``).
+
+Python floats (and lists of floats) are parameters, not constants, as in
+KeOps: changing a bandwidth does not recompile. Python integers are constants.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import limits
+from ._xp import is_cupy, is_dask
+from .errors import DtypeError, FormulaError, ShapeError
+from .functions import FUNCTIONS
+from .ir import Cat, DimError, Expr, Op, const, var, walk
+from .ops import LimitError
+from .parse import ArgSpec, Signature
+from .printing import to_formula
+
+__all__ = ["LazyTensor", "LazyReduction", "Var", "Vi", "Vj", "Pm"]
+
+_FLOATS = (np.float16, np.float32, np.float64)
+_CAT_NAMES = {Cat.I: "i", Cat.J: "j", Cat.P: "parameter"}
+# Genred options that shape the routine (the rest go to its call)
+_INIT_OPTIONS = ("dtype_acc", "use_double_acc", "sum_scheme", "use_fast_math")
+_IGNORED_OPTIONS = ("enable_chunks", "optional_flags", "rec_multVar_highdim")
+_CALL_OPTIONS = ("backend", "device_id", "ranges", "out", "block_size", "split_every",
+                 "scheduler")
+
+
+# --------------------------------------------------------------------------
+# leaves: the arrays (and symbolic placeholders) behind the variables
+# --------------------------------------------------------------------------
+
+class _Leaf:
+    """One variable of a LazyTensor expression: an array (compared by identity),
+    a list of floats (a parameter whose dtype is the expression's), or a
+    symbolic variable ``LazyTensor((ind, dim, cat))`` (compared by index)."""
+
+    __slots__ = ("data", "dim", "cat", "ind", "_cast")
+
+    def __init__(self, data, dim: int, cat: Cat, ind: int | None = None):
+        self.data = data
+        self.dim = dim
+        self.cat = cat
+        self.ind = ind
+        self._cast = None
+
+    def __eq__(self, other):
+        if self.ind is not None:  # LazyTensor((0, 3, 0)) twice is one variable
+            return (isinstance(other, _Leaf) and other.ind is not None
+                    and (other.ind, other.dim, other.cat) == (self.ind, self.dim, self.cat))
+        return self is other
+
+    def __hash__(self):
+        return (hash((self.ind, self.dim, self.cat)) if self.ind is not None
+                else id(self))
+
+    def array(self, dtype: np.dtype, like):
+        """The argument passed to the routine: lists of floats become arrays of
+        ``dtype`` on the arrays' device (``like``: a CuPy array or None)."""
+        if not isinstance(self.data, list):
+            return self.data
+        cast = self._cast
+        if cast is None or cast.dtype != dtype or is_cupy(cast) != (like is not None):
+            if like is not None:
+                import cupy
+
+                with like.device:
+                    cast = cupy.asarray(self.data, dtype=dtype)
+            else:
+                cast = np.asarray(self.data, dtype=dtype)
+            self._cast = cast
+        return cast
+
+
+# Memo tables (bounded; cleared when full): nodes built by operations, and
+# renumbered formulas. Keys hold interned Expr nodes, compared by identity.
+_MEMO_LIMIT = 1 << 14
+_OPS: dict[tuple, Expr] = {}
+_RENUMBERED: dict[tuple, Expr] = {}
+_ROUTINES: dict[tuple, object] = {}
+_LEAF_NODES: dict[tuple, Expr] = {}
+_LOCK = threading.Lock()
+
+
+def _memo_put(table: dict, key, value):
+    with _LOCK:
+        if len(table) >= _MEMO_LIMIT:
+            table.clear()
+        table[key] = value
+    return value
+
+
+def _renumber(expr: Expr, mapping: tuple[int, ...]) -> Expr:
+    """``expr`` with variable k renamed ``mapping[k]`` (categories kept)."""
+    key = (expr, mapping)
+    found = _RENUMBERED.get(key)
+    if found is not None:
+        return found
+    memo: dict[Expr, Expr] = {}
+    for node in walk(expr):
+        if node.op is Op.VAR:
+            pos, cat = node.params
+            memo[node] = var(mapping[pos], node.dim, cat)
+        elif node.args:
+            args = tuple(memo[a] for a in node.args)
+            memo[node] = node if args == node.args else Expr(node.op, args, node.params)
+        else:
+            memo[node] = node
+    return _memo_put(_RENUMBERED, key, memo[expr])
+
+
+def _swap(expr: Expr) -> Expr:
+    """``expr`` with its i- and j-variables exchanged (``LazyTensor.t()``)."""
+    from .program import swap_categories
+
+    key = (expr, "swap")
+    found = _RENUMBERED.get(key)
+    return found if found is not None else _memo_put(_RENUMBERED, key,
+                                                     swap_categories(expr))
+
+
+# --------------------------------------------------------------------------
+# the class
+# --------------------------------------------------------------------------
+
+class LazyTensor:
+    r"""A symbolic (M, N, D) array: a formula of i-variables, j-variables and
+    parameters, reduced with methods such as :meth:`sum` or :meth:`argKmin`.
+
+    The constructor follows ``pykeops.numpy.LazyTensor``:
+
+    * a (M, 1, D) array is an i-variable, a (1, N, D) array a j-variable, a
+      (1, 1, D), 1-D or 0-D array, a float or a list of floats a parameter;
+    * a 2-D (M, D) array needs ``axis=0`` (i-variable) or ``axis=1``
+      (j-variable); :func:`Vi`, :func:`Vj` and :func:`Pm` say it shorter;
+    * an integer is a constant of the formula;
+    * a tuple ``(ind, dim, cat)`` is a symbolic variable, given when the
+      reduction is called (``cat`` 0: i, 1: j, 2: parameter).
+
+    NumPy, CuPy and dask arrays are accepted (float16, float32 or float64, all
+    operands of one dtype). Reductions of dask inputs return lazy dask arrays,
+    of CuPy inputs CuPy arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dredux import LazyTensor
+    >>> x, y = np.random.rand(1000, 3), np.random.rand(2000, 3)
+    >>> x_i, y_j = LazyTensor(x[:, None, :]), LazyTensor(y[None, :, :])
+    >>> D_ij = ((x_i - y_j) ** 2).sum(-1)          # symbolic (1000, 2000) matrix
+    >>> nearest = D_ij.argmin(dim=1)                 # (1000, 1) indices
+    >>> K_ij = (-D_ij).exp()
+    >>> (K_ij @ np.ones(2000)).shape                 # a matrix-vector product
+    (1000,)
+    """
+
+    __slots__ = ("_expr", "_vars", "ni", "nj", "_dtype", "ranges", "backend")
+    __array_ufunc__ = None  # numpy_array + lazy_tensor calls LazyTensor.__radd__
+    __hash__ = None  # == builds a formula, as in KeOps
+
+    def __init__(self, x=None, axis=None):
+        self.ni = self.nj = self._dtype = self.ranges = self.backend = None
+        if type(x) is np.ndarray:
+            self._array(x, axis)
+            return
+        if x is None:  # internal: the fields are set by the caller
+            return
+        if isinstance(x, LazyTensor):
+            raise TypeError("LazyTensor(x) got a LazyTensor; use it directly (it is "
+                            "already symbolic)")
+        if type(x) is tuple:
+            self._symbolic(x, axis)
+            return
+        if isinstance(x, (bool, np.bool_)):
+            raise DtypeError(f"LazyTensor got the boolean {x!r}; expected a number, a list "
+                             "of floats or a float array (write 1.0 or 0.0)")
+        if isinstance(x, (int, np.integer)):
+            if axis not in (None, 2):
+                raise ShapeError(f"an integer constant is a parameter: axis must be None "
+                                 f"or 2, got axis={axis!r}")
+            if abs(int(x)) <= limits.MAX_PARAM:
+                self._expr, self._vars = const(int(x)), ()
+                return
+            x = float(x)  # too large to be exact: a parameter like any float
+        if isinstance(x, (float, np.floating)):
+            x = [float(x)]
+        if isinstance(x, list):
+            self._param_list(x, axis)
+            return
+        if not (isinstance(x, np.ndarray) or is_cupy(x) or is_dask(x)):
+            raise TypeError(f"LazyTensor is built from a NumPy, CuPy or dask array, a "
+                            f"number, a list of floats or an (ind, dim, cat) tuple; got "
+                            f"{type(x).__name__}")
+        self._array(x, axis)
+
+    # construction helpers ---------------------------------------------------
+    def _symbolic(self, x: tuple, axis) -> None:
+        if (len(x) != 3 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                   for v in x)):
+            raise FormulaError(f"a symbolic LazyTensor is an (ind, dim, cat) tuple of three "
+                               f"integers, got {x!r}", hint="e.g. LazyTensor((0, 3, 0)) "
+                               "for an i-variable of dimension 3 given first at call time.")
+        if axis is not None:
+            raise FormulaError("LazyTensor((ind, dim, cat)) takes no axis: the category is "
+                               "the tuple's third item")
+        ind, dim, cat = x
+        if not 0 <= ind < limits.MAX_ARGS:
+            raise FormulaError(f"symbolic variable index {ind} is outside 0 .. "
+                               f"{limits.MAX_ARGS - 1}")
+        if not 1 <= dim <= limits.MAX_DIM:
+            raise FormulaError(f"symbolic variable dimension {dim} is outside 1 .. "
+                               f"{limits.MAX_DIM}")
+        if cat not in (0, 1, 2):
+            raise FormulaError(f"symbolic variable category must be 0 (i), 1 (j) or 2 "
+                               f"(parameter), got {cat}")
+        self._leaf(_Leaf(None, dim, Cat(cat), ind))
+
+    def _param_list(self, x: list, axis) -> None:
+        if axis not in (None, 2):
+            raise ShapeError(f"numbers and lists of numbers are parameters: axis must be "
+                             f"None or 2, got axis={axis!r}")
+        if not x:
+            raise ShapeError("LazyTensor got an empty list; expected at least one number")
+        values = []
+        for v in x:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                                     np.floating)):
+                raise DtypeError(f"LazyTensor got a list holding {v!r} "
+                                 f"({type(v).__name__}); expected a list of floats")
+            if not math.isfinite(float(v)):
+                raise FormulaError(f"LazyTensor got the non-finite number {v!r}; parameters "
+                                   "must be finite")
+            values.append(float(v))
+        self._leaf(_Leaf(values, len(values), Cat.P))
+
+    def _array(self, x, axis) -> None:
+        shape = x.shape
+        dtype = x.dtype
+        if dtype.type not in _FLOATS:
+            dtype = np.dtype(dtype)
+            if dtype.kind == "c":
+                raise DtypeError(f"LazyTensor got a complex array ({dtype.name}); dredux has "
+                                 "no complex LazyTensors: work on the real and imaginary "
+                                 "parts (x.real, x.imag) as separate float arrays")
+            raise DtypeError(f"LazyTensor got an array of dtype {dtype}; expected float16, "
+                             "float32 or float64 (convert it with .astype(np.float32))")
+        if is_dask(x) and any(isinstance(s, float) and math.isnan(s) for s in shape):
+            raise ShapeError("LazyTensor got a dask array of unknown chunk sizes; call "
+                             ".compute_chunk_sizes() on it first")
+        ndim = len(shape)
+        if ndim == 3:
+            if axis is not None:
+                raise ShapeError(f"LazyTensor got a 3-D array of shape {tuple(shape)} and "
+                                 f"axis={axis!r}; a 3-D array's shape says its axis: leave "
+                                 "axis out")
+            if shape[1] == 1:
+                x, cat = (x[0, 0, :], Cat.P) if shape[0] == 1 else (x[:, 0, :], Cat.I)
+            elif shape[0] == 1:
+                x, cat = x[0, :, :], Cat.J
+            else:
+                raise ShapeError(f"LazyTensor got an array of shape {tuple(shape)}; a 3-D "
+                                 "array must be (M, 1, D) for an i-variable, (1, N, D) for "
+                                 "a j-variable or (1, 1, D) for a parameter, e.g. "
+                                 "x[:, None, :] or y[None, :, :]")
+        elif ndim == 2:
+            if axis not in (0, 1) or isinstance(axis, bool):
+                raise ShapeError(f"LazyTensor got a 2-D array of shape {tuple(shape)} with "
+                                 f"axis={axis!r}; a 2-D array needs axis=0 (an i-variable, "
+                                 "like Vi(x)) or axis=1 (a j-variable, like Vj(x)), or "
+                                 "write x[:, None, :] / x[None, :, :]")
+            cat = Cat.I if axis == 0 else Cat.J
+        elif ndim > 3:
+            raise ShapeError(f"LazyTensor got an array of shape {tuple(shape)}: batch "
+                             "dimensions are not supported yet; expected (M, 1, D), "
+                             "(1, N, D), (1, 1, D), (M, D) with axis=, (D,) or a number. "
+                             "Loop over the batch, or fold it into the rows.")
+        else:
+            if axis not in (None, 2):
+                fix = " (reshape it with x.reshape(-1, 1))" if ndim == 1 else ""
+                raise ShapeError(f"LazyTensor got a {ndim}-D array of shape {tuple(shape)} "
+                                 f"with axis={axis!r}; 1-D and 0-D arrays are parameters "
+                                 f"(axis None or 2){fix}")
+            if ndim == 0:
+                x = x.reshape(1)
+            cat = Cat.P
+        rows, dim = (x.shape[0], x.shape[-1]) if cat != Cat.P else (1, x.shape[-1])
+        if rows == 0 or not 0 < dim <= limits.MAX_DIM:
+            raise ShapeError(f"LazyTensor got an array of shape {tuple(shape)}; it needs at "
+                             f"least one row, and its last axis (the vector dimension) must "
+                             f"be 1 .. {limits.MAX_DIM}")
+        self._dtype = dtype
+        if cat == Cat.I:
+            self.ni = int(rows)
+        elif cat == Cat.J:
+            self.nj = int(rows)
+        self._leaf(_Leaf(x, int(dim), cat))
+
+    def _leaf(self, leaf: _Leaf) -> None:
+        key = (leaf.dim, leaf.cat)
+        node = _LEAF_NODES.get(key)
+        if node is None:
+            node = _memo_put(_LEAF_NODES, key, var(0, leaf.dim, leaf.cat))
+        self._expr = node
+        self._vars = (leaf,)
+
+    # properties -------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        """The vector dimension D (KeOps's ``ndim``: not the number of axes)."""
+        return self._expr.dim
+
+    @property
+    def dtype(self):
+        """The operands' dtype, or None when the expression has no array yet."""
+        return self._dtype
+
+    @property
+    def _shape(self) -> tuple:
+        return (self.ni or 1, self.nj or 1, self._expr.dim)
+
+    @property
+    def shape(self) -> tuple:
+        """``(M, N, D)``, or ``(M, N)`` when D = 1 (as in KeOps)."""
+        s = self._shape
+        return s[:-1] if s[-1] == 1 else s
+
+    def dim(self) -> int:
+        """The number of axes of :attr:`shape` (with D): 3, as for an (M, N, D) array."""
+        return len(self._shape)
+
+    @property
+    def variables(self) -> tuple:
+        """The arrays (and lists of floats) behind the variables, in formula order."""
+        return tuple(leaf.data for leaf in self._vars if leaf.ind is None)
+
+    @property
+    def formula(self) -> str:
+        """The formula in KeOps syntax, variables written ``Var(pos, dim, cat)``."""
+        f, _, specs = _numbered(self._expr, None, self._vars)
+        return to_formula(f, {(s.pos, int(s.cat)): s.name for s in specs}, limit=10_000)
+
+    def __repr__(self) -> str:
+        return (f"dredux LazyTensor\n    formula: {self.formula}\n    shape: {self.shape}"
+                + (f"\n    dtype: {self._dtype.name}" if self._dtype is not None else ""))
+
+    __str__ = __repr__
+
+    def __bool__(self):
+        raise TypeError("a LazyTensor has no truth value: comparisons such as x_i < y_j "
+                        "build formulas (0 or 1 per pair); reduce them first, e.g. "
+                        "(x_i < y_j).sum(1)")
+
+    # building ---------------------------------------------------------------
+    def _operand(self, other) -> LazyTensor:
+        if isinstance(other, LazyTensor):
+            return other
+        if isinstance(other, LazyReduction):
+            raise TypeError("one operand is a reduced LazyTensor (call=False); call it "
+                            "first to get an array, then wrap that array again")
+        return LazyTensor(other)
+
+    def _join(self, *others: LazyTensor):
+        """The merged variables and attributes of ``self`` and ``others``, and each
+        operand's formula renumbered to the merged variables."""
+        leaves = self._vars
+        exprs = [self._expr]
+        ni, nj, dtype = self.ni, self.nj, self._dtype
+        ranges, backend = self.ranges, self.backend
+        for o in others:
+            expr = o._expr
+            if o._vars:
+                if not leaves:
+                    leaves = o._vars
+                else:
+                    merged = list(leaves)
+                    mapping = []
+                    for leaf in o._vars:
+                        try:
+                            mapping.append(merged.index(leaf))
+                        except ValueError:
+                            mapping.append(len(merged))
+                            merged.append(leaf)
+                    mapping = tuple(mapping)
+                    leaves = tuple(merged)
+                    if mapping != tuple(range(len(mapping))):
+                        expr = _renumber(expr, mapping)
+            exprs.append(expr)
+            if o.ni is not None and o.ni != ni:
+                ni = _same("number of i rows (M)", ni, o.ni, ShapeError)
+            if o.nj is not None and o.nj != nj:
+                nj = _same("number of j rows (N)", nj, o.nj, ShapeError)
+            if o._dtype is not None and o._dtype != dtype:
+                dtype = _same("dtype", dtype, o._dtype, DtypeError)
+            if ranges is None:
+                ranges = o.ranges
+            if o.backend is not None and o.backend != backend:
+                backend = _same("backend", backend, o.backend, ValueError)
+        return _new(None, leaves, ni, nj, dtype, ranges, backend), exprs
+
+    def _apply(self, name: str, *operands, params: tuple = ()) -> LazyTensor:
+        """``name(self, *operands, *params)`` with a formula function of
+        :data:`dredux.functions.FUNCTIONS` (memoised by the operands' nodes)."""
+        if operands:
+            res, exprs = self._join(*[o if isinstance(o, LazyTensor) else self._operand(o)
+                                      for o in operands])
+            exprs = tuple(exprs)
+        else:
+            res = _new(None, self._vars, self.ni, self.nj, self._dtype, self.ranges,
+                       self.backend)
+            exprs = (self._expr,)
+        key = (name, exprs, params)
+        node = _OPS.get(key)
+        res._expr = node if node is not None else _build(name, exprs, params)
+        return res
+
+    def _swapped(self) -> LazyTensor:
+        # new leaves: the same array is another variable of the transposed formula
+        leaves = tuple(_Leaf(leaf.data, leaf.dim, _other_cat(leaf.cat), leaf.ind)
+                       for leaf in self._vars)
+        return _new(_swap(self._expr), leaves, self.nj, self.ni, self._dtype, self.ranges,
+                    self.backend)
+
+    # arithmetic ----------------------------------------------------------------
+    def __add__(self, other):
+        return self._apply("Add", other)
+
+    def __radd__(self, other):
+        return self._operand(other)._apply("Add", self)
+
+    def __sub__(self, other):
+        return self._apply("Subtract", other)
+
+    def __rsub__(self, other):
+        return self._operand(other)._apply("Subtract", self)
+
+    def __mul__(self, other):
+        return self._apply("Mult", other)
+
+    def __rmul__(self, other):
+        return self._operand(other)._apply("Mult", self)
+
+    def __truediv__(self, other):
+        return self._apply("Divide", other)
+
+    def __rtruediv__(self, other):
+        return self._operand(other)._apply("Divide", self)
+
+    def __or__(self, other):
+        """``(x | y)``: the scalar product of two vectors of equal dimension."""
+        return self._apply("Scalprod", other)
+
+    def __ror__(self, other):
+        return self._operand(other)._apply("Scalprod", self)
+
+    def __neg__(self):
+        return self._apply("Minus")
+
+    def __abs__(self):
+        return self._apply("Abs")
+
+    def __pow__(self, other):
+        """``x ** n``: Square for 2, Pow for other integers, Sqrt / Rsqrt for 0.5 /
+        -0.5, Powf for other floats and LazyTensors (a parameter exponent)."""
+        if isinstance(other, (int, np.integer)) and not isinstance(other, (bool, np.bool_)):
+            n = int(other)
+            if abs(n) > limits.MAX_POW:
+                raise FormulaError(f"the exponent {n} is outside -{limits.MAX_POW} .. "
+                                   f"{limits.MAX_POW}", hint="Use a float exponent "
+                                   "(Powf) for large powers.")
+            return self._apply("Square") if n == 2 else self._apply("Pow", params=(n,))
+        if isinstance(other, (float, np.floating)):
+            if other == 0.5:
+                return self._apply("Sqrt")
+            if other == -0.5:
+                return self._apply("Rsqrt")
+        other = self._operand(other)
+        if other.ndim not in (1, self.ndim):
+            raise ShapeError(f"x ** y needs an exponent of dimension 1 or {self.ndim} (the "
+                             f"dimension of x), got {other.ndim}")
+        return self._apply("Powf", other)
+
+    def power(self, other):
+        return self ** other
+
+    # comparisons: formulas of 0/1 values
+    def __eq__(self, other):
+        return self._apply("Equal", other)
+
+    def __ne__(self, other):
+        return self._apply("NotEqual", other)
+
+    def __lt__(self, other):
+        return self._apply("LessThan", other)
+
+    def __le__(self, other):
+        return self._apply("LessOrEqual", other)
+
+    def __gt__(self, other):
+        return self._apply("GreaterThan", other)
+
+    def __ge__(self, other):
+        return self._apply("GreaterOrEqual", other)
+
+    # maths ----------------------------------------------------------------------
+    def abs(self):
+        return self._apply("Abs")
+
+    def exp(self):
+        return self._apply("Exp")
+
+    def log(self):
+        return self._apply("Log")
+
+    def xlogx(self):
+        return self._apply("XLogX")
+
+    def sin(self):
+        return self._apply("Sin")
+
+    def cos(self):
+        return self._apply("Cos")
+
+    def asin(self):
+        return self._apply("Asin")
+
+    def acos(self):
+        return self._apply("Acos")
+
+    def atan(self):
+        return self._apply("Atan")
+
+    def atan2(self, other):
+        """``y.atan2(x)``: the angle of (x, y), element-wise."""
+        return self._apply("Atan2", other)
+
+    def sinxdivx(self):
+        return self._apply("SinXDivX")
+
+    def sinc(self):
+        """sin(pi x) / (pi x)."""
+        return (math.pi * self).sinxdivx()
+
+    def sqrt(self):
+        return self._apply("Sqrt")
+
+    def rsqrt(self):
+        return self._apply("Rsqrt")
+
+    def square(self):
+        return self._apply("Square")
+
+    def inv(self):
+        return self._apply("Inv")
+
+    def sign(self):
+        return self._apply("Sign")
+
+    def step(self):
+        return self._apply("Step")
+
+    def relu(self):
+        return self._apply("ReLU")
+
+    def floor(self):
+        return self._apply("Floor")
+
+    def round(self, decimals: int = 0):
+        """Round to ``decimals`` decimal places (halves away from zero)."""
+        return self._apply("Round", params=(_int_arg(decimals, "round(decimals)"),))
+
+    def clamp(self, a, b):
+        """Clamp into [a, b]: ClampInt for two integers, Clamp otherwise."""
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+               for v in (a, b)):
+            return self._apply("ClampInt", params=(_int_arg(a, "clamp(a)"),
+                                                   _int_arg(b, "clamp(b)")))
+        return self._apply("Clamp", a, b)
+
+    def ifelse(self, a, b):
+        """``a`` where ``self >= 0``, else ``b``."""
+        return self._apply("IfElse", a, b)
+
+    def mod(self, modulus, offset=0):
+        """``self - modulus * floor((self - offset) / modulus)``."""
+        return self._apply("Mod", modulus, offset)
+
+    def sqnorm2(self):
+        return self._apply("SqNorm2")
+
+    def norm2(self):
+        return self._apply("Norm2")
+
+    def norm(self, dim):
+        """The Euclidean norm over the vector axis (``dim=-1`` or 2)."""
+        if dim not in (-1, 2):
+            raise ShapeError(f"norm(dim={dim!r}): LazyTensors take norms over their last "
+                             "axis only: dim=-1 (or 2)")
+        return self.norm2()
+
+    def normalize(self):
+        return self._apply("Normalize")
+
+    def sqdist(self, other):
+        return self._apply("SqDist", other)
+
+    def weightedsqnorm(self, s):
+        """``x.weightedsqnorm(s)``: weights s of dimension 1, D or D*D."""
+        s = self._operand(s)
+        return s._apply("WeightedSqNorm", self)
+
+    def weightedsqdist(self, g, s):
+        """``(self - g).weightedsqnorm(s)``."""
+        return (self - g).weightedsqnorm(s)
+
+    def difference_matrix(self, other):
+        """The vector of every ``self[k] - other[l]`` (dimension D_self * D_other,
+        ``k`` major), as KeOps's ``DifferenceMatrix``."""
+        other = self._operand(other)
+        return (self.tensorprod(LazyTensor(1) + 0 * other)
+                - (LazyTensor(1) + 0 * self).tensorprod(other))
+
+    def elem(self, i):
+        """Component ``i`` (a scalar)."""
+        i = _int_arg(i, "elem(i)")
+        if not 0 <= i < self.ndim:
+            raise ShapeError(f"elem({i}) is out of bounds: the LazyTensor has dimension "
+                             f"{self.ndim}, so the index must be 0 .. {self.ndim - 1}")
+        return self._apply("Elem", params=(i,))
+
+    def extract(self, i, d):
+        """Components ``i .. i + d - 1``."""
+        i, d = _int_arg(i, "extract(i)"), _int_arg(d, "extract(d)")
+        if not (0 <= i < self.ndim and 1 <= d and i + d <= self.ndim):
+            raise ShapeError(f"extract({i}, {d}) is out of bounds: the LazyTensor has "
+                             f"dimension {self.ndim}; expected 0 <= i and i + d <= "
+                             f"{self.ndim}, d >= 1")
+        return self._apply("Extract", params=(i, d))
+
+    def __getitem__(self, key):
+        """``x[k]`` (:meth:`elem`) and ``x[a:b]`` (:meth:`extract`) on the vector
+        axis; ``x[:, :, k]`` and ``x[..., a:b]`` too."""
+        if isinstance(key, tuple):
+            head = key[:-1]
+            if (key and all(k == slice(None) for k in head if k is not Ellipsis)
+                    and (len(key) == 3 or (Ellipsis in head and len(key) <= 3))):
+                key = key[-1]
+            else:
+                raise ShapeError(f"LazyTensor indexing {key!r}: only the last (vector) axis "
+                                 "can be indexed, e.g. x[k], x[a:b] or x[:, :, a:b]")
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.ndim)
+            if step != 1 or stop <= start:
+                raise ShapeError(f"LazyTensor slice {key!r} of a vector of dimension "
+                                 f"{self.ndim}: expected a non-empty range with step 1")
+            return self.extract(start, stop - start)
+        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+            k = int(key)
+            return self.elem(k + self.ndim if k < 0 else k)
+        raise ShapeError(f"LazyTensor index {key!r}: expected an integer or a slice of the "
+                         "vector axis")
+
+    def one_hot(self, D):
+        """A one-hot vector of dimension ``D`` at the rounded value of a scalar."""
+        D = _int_arg(D, "one_hot(D)")
+        if self.ndim != 1:
+            raise ShapeError(f"one_hot needs a scalar LazyTensor, got dimension {self.ndim}")
+        return self._apply("OneHot", params=(D,))
+
+    def concat(self, other):
+        """Concatenation along the vector axis."""
+        return self._apply("Concat", other)
+
+    @staticmethod
+    def concatenate(tensors, axis=-1):
+        """Concatenate a tuple of LazyTensors along the vector axis (axis -1 or 2)."""
+        if axis not in (-1, 2):
+            raise ShapeError(f"LazyTensor.concatenate(axis={axis!r}): only the vector axis "
+                             "(-1 or 2) can be concatenated")
+        tensors = tuple(tensors)
+        if not tensors:
+            raise ShapeError("LazyTensor.concatenate got no LazyTensor")
+        out = tensors[0]
+        if not isinstance(out, LazyTensor):
+            out = LazyTensor(out)
+        for t in tensors[1:]:
+            out = out.concat(t)
+        return out
+
+    @staticmethod
+    def cat(tensors, dim):
+        return LazyTensor.concatenate(tensors, dim)
+
+    def matvecmult(self, other):
+        """Matrix (dimension A*B, row-major) times vector (dimension B)."""
+        return self._apply("MatVecMult", other)
+
+    def vecmatmult(self, other):
+        """Vector (dimension A) times matrix (dimension A*B, row-major)."""
+        return self._apply("VecMatMult", other)
+
+    def tensorprod(self, other):
+        """Outer product (dimension A*B)."""
+        return self._apply("TensorProd", other)
+
+    def keops_tensordot(self, other, dimfa, dimfb, contfa, contfb, *args):
+        """KeOps's ``TensorDot`` on the vector axes reshaped to ``dimfa`` / ``dimfb``,
+        contracting axes ``contfa`` with ``contfb`` (optional output permutation)."""
+        lists = tuple(_int_list(v, "keops_tensordot") for v in (dimfa, dimfb, contfa,
+                                                                 contfb, *args))
+        return self._apply("TensorDot", other, params=lists)
+
+    def grad(self, other, gradin):
+        """The gradient of ``self`` wrt variable ``other``, applied to ``gradin``."""
+        return self._derivative("Grad", other, gradin)
+
+    def diff(self, other, diffin):
+        """The differential of ``self`` wrt variable ``other`` in direction ``diffin``."""
+        return self._derivative("Diff", other, diffin)
+
+    def laplacian(self, other):
+        """The Laplacian of a scalar ``self`` wrt variable ``other``."""
+        return self._derivative("Laplacian", other)
+
+    def _derivative(self, name, v, *rest):
+        v = self._operand(v)
+        if v._expr.op is not Op.VAR:
+            raise FormulaError(f"{name.lower()}(v, ...) differentiates with respect to a "
+                               f"variable: v must be a LazyTensor made from one array "
+                               f"(or symbolic), got the formula {v.formula}")
+        op = {"Grad": Op.GRAD, "Diff": Op.DIFF, "Laplacian": Op.LAPLACIAN}[name]
+        res, exprs = self._join(v, *(self._operand(r) for r in rest))
+        res._expr = _node(name, lambda: Expr(op, tuple(exprs)))
+        return res
+
+    # reductions --------------------------------------------------------------
+    def _reduce(self, op: str, axis, dim, weight=None, opt_arg=None, call=True, **kwargs):
+        if dim is not None:
+            axis = dim
+        if axis is None:
+            raise ShapeError(f"the {op} reduction needs axis=0 (over i) or axis=1 (over j),"
+                             " e.g. .sum(axis=1) or .sum(dim=1)")
+        if isinstance(axis, bool) or axis not in (0, 1):
+            raise ShapeError(f"reduction axis {axis!r} is out of range: expected 0 (reduce "
+                             "over i: one result per j) or 1 (reduce over j: one result "
+                             "per i)")
+        init, call_options = _split_options(kwargs)
+        if weight is not None:
+            weight = self._operand(weight)
+            res, (f, f2) = self._join(weight)
+        else:
+            res, f, f2 = self, self._expr, None
+        return LazyReduction(res, f, f2, op, int(axis), opt_arg, init, call_options,
+                             call)
+
+    def sum(self, axis=-1, dim=None, **kwargs):
+        """The sum over the vector axis (axis -1 or 2), or the Sum reduction over i
+        (axis 0) or j (axis 1)."""
+        if dim is not None:
+            axis = dim
+        if axis in (-1, 2):
+            return self._apply("Sum")
+        return self._reduce("Sum", axis, None, **kwargs)
+
+    def sum_reduction(self, axis=None, dim=None, **kwargs):
+        return self._reduce("Sum", axis, dim, **kwargs)
+
+    def min(self, axis=-1, dim=None, **kwargs):
+        if dim is not None:
+            axis = dim
+        if axis in (-1, 2):
+            return self._apply("Min")
+        return self._reduce("Min", axis, None, **kwargs)
+
+    def min_reduction(self, axis=None, dim=None, **kwargs):
+        return self._reduce("Min", axis, dim, **kwargs)
+
+    def max(self, axis=-1, dim=None, **kwargs):
+        if dim is not None:
+            axis = dim
+        if axis in (-1, 2):
+            return self._apply("Max")
+        return self._reduce("Max", axis, None, **kwargs)
+
+    def max_reduction(self, axis=None, dim=None, **kwargs):
+        return self._reduce("Max", axis, dim, **kwargs)
+
+    def argmin(self, axis=-1, dim=None, **kwargs):
+        if dim is not None:
+            axis = dim
+        if axis in (-1, 2):
+            return self._apply("ArgMin")
+        return self._reduce("ArgMin", axis, None, **kwargs)
+
+    def argmin_reduction(self, axis=None, dim=None, **kwargs):
+        return self._reduce("ArgMin", axis, dim, **kwargs)
+
+    def argmax(self, axis=-1, dim=None, **kwargs):
+        if dim is not None:
+            axis = dim
+        if axis in (-1, 2):
+            return self._apply("ArgMax")
+        return self._reduce("ArgMax", axis, None, **kwargs)
+
+    def argmax_reduction(self, axis=None, dim=None, **kwargs):
+        return self._reduce("ArgMax", axis, dim, **kwargs)
+
+    def min_argmin(self, axis=None, dim=None, **kwargs):
+        return self._reduce("Min_ArgMin", axis, dim, **kwargs)
+
+    def min_argmin_reduction(self, axis=None, dim=None, **kwargs):
+        return self._reduce("Min_ArgMin", axis, dim, **kwargs)
+
+    def max_argmax(self, axis=None, dim=None, **kwargs):
+        return self._reduce("Max_ArgMax", axis, dim, **kwargs)
+
+    def max_argmax_reduction(self, axis=None, dim=None, **kwargs):
+        return self._reduce("Max_ArgMax", axis, dim, **kwargs)
+
+    def Kmin(self, K, axis=None, dim=None, **kwargs):
+        return self._reduce("KMin", axis, dim, opt_arg=K, **kwargs)
+
+    def Kmin_reduction(self, K, axis=None, dim=None, **kwargs):
+        return self._reduce("KMin", axis, dim, opt_arg=K, **kwargs)
+
+    def argKmin(self, K, axis=None, dim=None, **kwargs):
+        return self._reduce("ArgKMin", axis, dim, opt_arg=K, **kwargs)
+
+    def argKmin_reduction(self, K, axis=None, dim=None, **kwargs):
+        return self._reduce("ArgKMin", axis, dim, opt_arg=K, **kwargs)
+
+    def Kmin_argKmin(self, K, axis=None, dim=None, **kwargs):
+        return self._reduce("KMin_ArgKMin", axis, dim, opt_arg=K, **kwargs)
+
+    def Kmin_argKmin_reduction(self, K, axis=None, dim=None, **kwargs):
+        return self._reduce("KMin_ArgKMin", axis, dim, opt_arg=K, **kwargs)
+
+    def logsumexp(self, axis=None, dim=None, weight=None, **kwargs):
+        """``log sum exp(self)``, or ``log sum exp(self) * weight`` with ``weight=``."""
+        return self._reduce("LogSumExp", axis, dim, weight=weight, **kwargs)
+
+    def logsumexp_reduction(self, axis=None, dim=None, weight=None, **kwargs):
+        return self.logsumexp(axis, dim, weight, **kwargs)
+
+    def sumsoftmaxweight(self, weight, axis=None, dim=None, **kwargs):
+        """``sum softmax(self) * weight``."""
+        return self._reduce("SumSoftMaxWeight", axis, dim, weight=weight, **kwargs)
+
+    def sumsoftmaxweight_reduction(self, weight, axis=None, dim=None, **kwargs):
+        return self.sumsoftmaxweight(weight, axis, dim, **kwargs)
+
+    # linear operators ----------------------------------------------------------
+    def __matmul__(self, v):
+        """``K @ v``: the matrix-vector (v of shape (N,)) or matrix-matrix (v of
+        shape (N, E)) product of a scalar LazyTensor K (sum over j)."""
+        if self.ndim != 1:
+            raise ShapeError(f"K @ v needs a LazyTensor K of dimension 1 (a matrix), but K "
+                             f"has shape {self.shape}; reduce its vector axis first, e.g. "
+                             "K.sum(-1) @ v")
+        shape = tuple(getattr(v, "shape", ()))
+        if len(shape) not in (1, 2):
+            raise ShapeError(f"K @ v needs v of shape (N,) or (N, E), got {shape}")
+        if self.nj is not None and shape[0] != self.nj:
+            raise ShapeError(f"K @ v: K has shape {self.shape} (N = {self.nj}) but v has "
+                             f"shape {shape}; expected v with {self.nj} rows")
+        column = v.reshape(-1, 1) if len(shape) == 1 else v
+        out = (self * Vj(column)).sum(axis=1)
+        return out.reshape(-1) if len(shape) == 1 else out
+
+    def t(self):
+        """The transpose: i- and j-variables exchanged (an (N, M, D) LazyTensor)."""
+        return self._swapped()
+
+    @property
+    def T(self):
+        return self.t()
+
+    def matvec(self, v):
+        """``self @ v`` (for ``scipy.sparse.linalg.aslinearoperator``)."""
+        return self @ v
+
+    def rmatvec(self, v):
+        """``self.T @ v``."""
+        return self.T @ v
+
+    # linear solves ----------------------------------------------------------
+    def solve(self, other, var=None, call=True, alpha=1e-10, eps=1e-6, **kwargs):
+        """Solve ``(alpha I + K) a = b`` by conjugate gradients, ``K`` being the sum
+        over j of ``self * a_j`` (or of ``self`` itself, linear in the symbolic
+        variable ``var``).
+
+        Parameters
+        ----------
+        other : array or LazyTensor
+            The right-hand side b: an (M, E) array (an i-variable), or a
+            LazyTensor ``Vi(b)`` / ``Vj(b)`` (then the solve is over i).
+        var : LazyTensor, optional
+            A symbolic variable of ``self`` in which ``self`` is linear.
+        alpha : float
+            Ridge regularisation added to the diagonal.
+        eps : float
+            Stop when ``|r|^2 < size(b) * eps^2``.
+        **kwargs
+            ``backend=``, ``maxiter=``, Genred options (``dtype_acc=``...).
+
+        Returns
+        -------
+        array of the shape of b (NumPy, CuPy, or a dask array computed on the
+        cluster, iteration by iteration).
+        """
+        from .solve import solve_lazy
+
+        return solve_lazy(self, other, var, call, alpha, eps, kwargs)
+
+
+class LazyReduction:
+    """A reduced LazyTensor: the routine, its arguments and options. Calling it
+    (``res()``, or ``res(*arrays)`` for the symbolic variables in index order)
+    runs the reduction; the reductions of :class:`LazyTensor` call it at once
+    unless ``call=False`` or symbolic variables are left."""
+
+    __slots__ = ("reduction_op", "axis", "opt_arg", "_source", "_f", "_f2", "_init",
+                 "_options", "_routine", "_leaves", "ni", "nj", "_dtype")
+
+    def __new__(cls, source: LazyTensor, f: Expr, f2, op, axis, opt_arg, init, options,
+                call):
+        self = object.__new__(cls)
+        self.reduction_op, self.axis, self.opt_arg = op, axis, opt_arg
+        self._source, self._f, self._f2 = source, f, f2
+        self._init, self._options = init, options
+        self.ni, self.nj, self._dtype = source.ni, source.nj, source._dtype
+        self._routine = self._leaves = None
+        if call and all(leaf.ind is None for leaf in source._vars):
+            return self()
+        return self
+
+    def routine(self):
+        """The :class:`~dredux.Genred` routine this reduction runs (cached: an
+        identical expression finds the same routine and kernel)."""
+        if self._routine is None:
+            leaves = self._source._vars
+            key = (self._f, self._f2, self.reduction_op, self.axis, self.opt_arg,
+                   tuple(sorted(self._init.items())) if self._init else (),
+                   tuple(leaf.ind for leaf in leaves))
+            found = _ROUTINES.get(key)
+            if found is None:
+                found = _memo_put(_ROUTINES, key, _routine(
+                    self._f, self._f2, leaves, self.reduction_op, self.axis, self.opt_arg,
+                    self._init))
+            self._routine, order = found
+            self._leaves = tuple(leaves[k] for k in order)
+        return self._routine
+
+    @property
+    def formula(self) -> str:
+        return self.routine().formula
+
+    def __repr__(self) -> str:
+        return (f"dredux LazyTensor reduction: {self.reduction_op} over "
+                f"{'j' if self.axis == 1 else 'i'}\n    formula: {self.formula}")
+
+    def __call__(self, *args, **kwargs):
+        routine = self.routine()
+        options = self._options
+        if kwargs:
+            init, more = _split_options(kwargs)
+            if init:
+                raise TypeError(f"{', '.join(init)} shape the routine: pass them to the "
+                                "reduction method, not to the call")
+            options = {**options, **more}
+        src = self._source
+        if src.backend is not None or src.ranges is not None:
+            options = dict(options)
+            if src.backend is not None:
+                options.setdefault("backend", src.backend)
+            if src.ranges is not None:
+                options.setdefault("ranges", src.ranges)
+        leaves = self._leaves
+        if not args and all(type(leaf.data) is np.ndarray for leaf in leaves):
+            return routine(*(leaf.data for leaf in leaves), **options)
+        symbolic = [leaf for leaf in leaves if leaf.ind is not None]
+        if len(args) != len(symbolic):
+            listed = ", ".join(f"Var({leaf.ind}, {leaf.dim}, {int(leaf.cat)})"
+                               for leaf in symbolic) or "none"
+            raise ShapeError(f"this LazyTensor reduction takes {len(symbolic)} array(s) for "
+                             f"its symbolic variables ({listed}), got {len(args)}")
+        dtype = self._dtype
+        if dtype is None:
+            dtype = np.dtype(getattr(args[0], "dtype", np.float64)) if args else \
+                np.dtype(np.float64)
+        like = next((leaf.data for leaf in leaves if is_cupy(leaf.data)), None)
+        if like is None:
+            like = next((a for a in args if is_cupy(a)), None)
+        given = iter(args)
+        arrays = [next(given) if leaf.ind is not None else leaf.array(dtype, like)
+                  for leaf in leaves]
+        return routine(*arrays, **options)
+
+
+def _new(expr, leaves, ni, nj, dtype, ranges, backend) -> LazyTensor:
+    """A LazyTensor from its fields (no checks: the callers made them)."""
+    res = object.__new__(LazyTensor)
+    res._expr, res._vars, res.ni, res.nj, res._dtype = expr, leaves, ni, nj, dtype
+    res.ranges, res.backend = ranges, backend
+    return res
+
+
+def _other_cat(cat: Cat) -> Cat:
+    return Cat.J if cat == Cat.I else Cat.I if cat == Cat.J else cat
+
+
+def _same(what: str, a, b, error):
+    if a is None:
+        return b
+    if b is not None and a != b:
+        shown = (lambda v: v.name) if isinstance(a, np.dtype) else repr
+        fix = (" (convert one with .astype(...))" if error is DtypeError else "")
+        raise error(f"the operands of a LazyTensor operation disagree on their {what}: "
+                    f"{shown(a)} and {shown(b)}{fix}")
+    return a
+
+
+def _int_arg(value, what: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise FormulaError(f"{what} must be an integer, got {value!r}")
+    value = int(value)
+    if abs(value) > limits.MAX_DIM:
+        raise FormulaError(f"{what} is {value}, outside -{limits.MAX_DIM} .. {limits.MAX_DIM}")
+    return value
+
+
+def _int_list(value, what: str) -> tuple[int, ...]:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        value = (value,)
+    if not isinstance(value, (list, tuple)):
+        raise FormulaError(f"{what} takes lists of integers, got {value!r}")
+    return tuple(_int_arg(v, what) for v in value)
+
+
+def _node(what: str, build):
+    try:
+        return build()
+    except LimitError as exc:
+        raise FormulaError(f"{what}: {exc}", hint="docs/formulas.md lists the limits.") \
+            from None
+    except DimError as exc:
+        raise ShapeError(f"{what}: {exc}") from None
+
+
+def _build(name: str, exprs: tuple, params: tuple) -> Expr:
+    key = (name, exprs, params)
+    found = _OPS.get(key)
+    if found is not None:
+        return found
+    function = FUNCTIONS[name]
+    dims = ", ".join(str(e.dim) for e in exprs)
+    node = _node(f"{name} of LazyTensors of dimensions {dims}",
+                 lambda: function.build(*exprs, *params))
+    return _memo_put(_OPS, key, node)
+
+
+def _split_options(kwargs: dict) -> tuple[dict, dict]:
+    init, call = {}, {}
+    for key, value in kwargs.items():
+        if key in _INIT_OPTIONS:
+            init[key] = value
+        elif key in _CALL_OPTIONS:
+            call[key] = value
+        elif key not in _IGNORED_OPTIONS:
+            raise TypeError(f"unexpected option {key}=; LazyTensor reductions take "
+                            f"{', '.join(_INIT_OPTIONS + _CALL_OPTIONS)}")
+    return init, call
+
+
+def _numbered(f: Expr, f2, leaves: Sequence[_Leaf]):
+    """``f`` (and ``f2``) with final argument positions, and their ArgSpecs:
+    symbolic variables at their index, the arrays after them in formula order."""
+    symbolic = sorted({leaf.ind for leaf in leaves if leaf.ind is not None})
+    if symbolic:
+        if symbolic != list(range(len(symbolic))):
+            raise FormulaError(f"the symbolic variables of a LazyTensor have indices "
+                               f"{symbolic}; expected 0, 1, ..., {len(symbolic) - 1} with "
+                               "no gap (one argument each)")
+        for leaf in leaves:
+            twin = next(o for o in leaves if o.ind == leaf.ind) if leaf.ind is not None \
+                else leaf
+            if (twin.dim, twin.cat) != (leaf.dim, leaf.cat):
+                raise FormulaError(f"symbolic variable {leaf.ind} is used with two shapes: "
+                                   f"dimension {twin.dim} category {int(twin.cat)} and "
+                                   f"dimension {leaf.dim} category {int(leaf.cat)}")
+    first = len(symbolic)
+    positions, k = [], first
+    for leaf in leaves:
+        if leaf.ind is not None:
+            positions.append(leaf.ind)
+        else:
+            positions.append(k)
+            k += 1
+    mapping = tuple(positions)
+    if mapping != tuple(range(len(mapping))):
+        f = _renumber(f, mapping)
+        f2 = None if f2 is None else _renumber(f2, mapping)
+    specs = {}
+    for leaf, pos in zip(leaves, positions):
+        specs.setdefault(pos, ArgSpec(pos, leaf.dim, leaf.cat,
+                                      f"Var({pos},{leaf.dim},{int(leaf.cat)})"))
+    return f, f2, [specs[p] for p in sorted(specs)]
+
+
+def _routine(f, f2, leaves, op, axis, opt_arg, init):
+    """The Genred of a reduction, and the order of its arguments (indices into
+    ``leaves``; a symbolic variable used twice is one argument)."""
+    from .api import Genred
+
+    f, f2, specs = _numbered(f, f2, leaves)
+    symbolic = len({leaf.ind for leaf in leaves if leaf.ind is not None})
+    positions, k = [], symbolic
+    for leaf in leaves:
+        if leaf.ind is None:
+            positions.append(k)
+            k += 1
+        else:
+            positions.append(leaf.ind)
+    order, seen = [], set()
+    for index in sorted(range(len(leaves)), key=positions.__getitem__):
+        if positions[index] not in seen:
+            seen.add(positions[index])
+            order.append(index)
+    cats = {spec.cat for spec in specs}
+    out_cat, red_cat = (Cat.I, Cat.J) if axis == 1 else (Cat.J, Cat.I)
+    for cat, role in ((out_cat, "output"), (red_cat, "reduced")):
+        if cat not in cats:
+            which = "i" if cat == Cat.I else "j"
+            raise ShapeError(
+                f"the {op} reduction over {'j' if axis == 1 else 'i'} has no "
+                f"{which}-variable: the {role} axis has no length. Reductions need at "
+                "least one i-variable (x[:, None, :], Vi(x)) and one j-variable "
+                "(y[None, :, :], Vj(y)); a formula of parameters alone cannot be reduced")
+    routine = Genred._from_exprs(f, f2, Signature(list(specs)), op, axis, opt_arg, **init)
+    return routine, tuple(order)
+
+
+# --------------------------------------------------------------------------
+# shorthands
+# --------------------------------------------------------------------------
+
+def Var(x_or_ind, dim=None, cat=None) -> LazyTensor:
+    """``Var(x, cat=c)``: a LazyTensor of the array ``x`` in category ``c``;
+    ``Var(ind, dim, cat)``: a symbolic variable given at call time."""
+    if dim is None:
+        return LazyTensor(x_or_ind, axis=cat)
+    return LazyTensor((x_or_ind, dim, cat))
+
+
+def Vi(x_or_ind, dim=None) -> LazyTensor:
+    """An i-variable: ``Vi(x)`` for an (M, D) array, ``Vi(ind, dim)`` symbolic."""
+    return Var(x_or_ind, dim, 0)
+
+
+def Vj(x_or_ind, dim=None) -> LazyTensor:
+    """A j-variable: ``Vj(y)`` for an (N, D) array, ``Vj(ind, dim)`` symbolic."""
+    return Var(x_or_ind, dim, 1)
+
+
+def Pm(x_or_ind, dim=None) -> LazyTensor:
+    """A parameter: ``Pm(p)`` for a (D,) array or a number, ``Pm(ind, dim)`` symbolic."""
+    return Var(x_or_ind, dim, 2)

@@ -1,0 +1,299 @@
+"""KernelSolve and LazyTensor.solve: ``(alpha I + K) a = b`` by conjugate gradients.
+
+Each product ``K p`` is one dredux reduction (a :class:`~dredux.Genred` call),
+so a solve runs on the CPU kernels, the GPU kernels or a Dask cluster like any
+reduction, and never builds K. On dask inputs the iterates stay dask arrays:
+every iteration persists ``K p`` and the updated vectors (on the cluster, when
+a ``distributed.Client`` is active) and brings back two scalars, the step's
+curvature ``p . K p`` and the residual's squared norm.
+
+The iteration is the textbook conjugate gradient (the one KeOps runs, with
+its stopping rule ``|r|^2 < size(b) * eps^2``), with two guards KeOps lacks:
+a curvature that is not positive (the operator is not positive definite, or
+the formula is not linear in the unknown) stops with a :class:`SolveError`
+instead of running on with NaNs, and so does a solve that has not converged
+after ``maxiter`` products.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._xp import is_dask
+from .errors import FormulaError, ShapeError, SolveError
+from .ir import Cat
+
+__all__ = ["KernelSolve", "conjugate_gradient", "MAXITER"]
+
+MAXITER = 10_000  # products K p before a solve gives up (maxiter= changes it)
+
+
+def _scalars(*values, scheduler=None) -> list[float]:
+    """The values of 0-d arrays (dask ones computed together) as floats."""
+    if any(is_dask(v) for v in values):
+        import dask
+
+        values = dask.compute(*values, **({"scheduler": scheduler} if scheduler else {}))
+    return [float(v) for v in values]
+
+
+def _persist(*arrays, scheduler=None):
+    if not any(is_dask(a) for a in arrays):
+        return arrays
+    import dask
+
+    return dask.persist(*arrays, **({"scheduler": scheduler} if scheduler else {}))
+
+
+def conjugate_gradient(linop, b, eps: float = 1e-6, maxiter: int | None = None,
+                       scheduler=None):
+    """Solve ``linop(a) = b`` for a symmetric positive definite ``linop``.
+
+    Parameters
+    ----------
+    linop : callable
+        ``p -> (alpha I + K) p`` on arrays of the shape of ``b``.
+    b : array
+        NumPy, CuPy or dask array.
+    eps : float
+        Stop when ``|r|^2 < b.size * eps^2``.
+    maxiter : int, optional
+        At most this many products (default :data:`MAXITER`).
+    scheduler : optional
+        Dask scheduler for the dask iterates.
+
+    Raises
+    ------
+    SolveError
+        When ``p . linop(p) <= 0`` or is not finite, or after ``maxiter``
+        products without convergence.
+    """
+    maxiter = MAXITER if maxiter is None else int(maxiter)
+    if maxiter < 1:
+        raise SolveError(f"maxiter must be at least 1, got {maxiter}")
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise SolveError(f"eps must be a positive number, got {eps!r}")
+    delta = int(np.prod(b.shape)) * float(eps) ** 2
+    r = b
+    (nr2,) = _scalars((r * r).sum(), scheduler=scheduler)
+    if not math.isfinite(nr2):
+        raise SolveError(f"the right-hand side b holds non-finite values (|b|^2 = {nr2})")
+    a = 0 * b
+    if nr2 < delta:
+        return a
+    p = r
+    for k in range(maxiter):
+        (Mp,) = _persist(linop(p), scheduler=scheduler)
+        (curv,) = _scalars((p * Mp).sum(), scheduler=scheduler)
+        if not (math.isfinite(curv) and curv > 0):
+            raise SolveError(
+                f"conjugate gradient broke down at iteration {k}: p . (alpha I + K) p = "
+                f"{curv:.3g}, not a positive number, so alpha I + K is not positive "
+                "definite (or the formula is not linear in the unknown). Use a positive "
+                "definite kernel (Gaussian, Laplacian...), a larger alpha, or check the "
+                "formula")
+        step = nr2 / curv
+        a, r = _persist(a + step * p, r - step * Mp, scheduler=scheduler)
+        (nr2_new,) = _scalars((r * r).sum(), scheduler=scheduler)
+        if nr2_new < delta:
+            return a
+        (p,) = _persist(r + (nr2_new / nr2) * p, scheduler=scheduler)
+        nr2 = nr2_new
+    raise SolveError(f"conjugate gradient did not converge in {maxiter} products: |r|^2 = "
+                     f"{nr2:.3g}, the target is {delta:.3g} (size(b) * eps^2). Raise alpha "
+                     "(a better conditioned system), raise eps, or pass maxiter=")
+
+
+class KernelSolve:
+    r"""A conjugate-gradient solver for ``(alpha I + K) a = b``, where
+    ``(K a)_i = sum_j F(x_i, y_j, a_j, ...)`` is linear in the variable ``a``.
+
+    The signature follows ``pykeops.numpy.KernelSolve``.
+
+    Parameters
+    ----------
+    formula, aliases : str, list of str
+        As for :class:`~dredux.Genred`; ``formula`` must be linear in the
+        variable named ``varinvalias`` (``"Exp(-SqDist(x, y)) * a"``).
+    varinvalias : str
+        The alias of the unknown (or ``"Var(pos, dim, cat)"``).
+    axis : {0, 1}, default 0
+        The reduction axis, as for Genred: with ``axis=1`` the unknown is a
+        j-variable and the result has one row per i.
+    dtype_acc, use_double_acc, sum_scheme, use_fast_math
+        As for :class:`~dredux.Genred`. ``dtype``, ``opt_arg``,
+        ``enable_chunks`` and ``rec_multVar_highdim`` are accepted and ignored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dredux import KernelSolve
+    >>> solver = KernelSolve("Exp(-SqDist(x, y)) * a", ["x = Vi(2)", "y = Vj(2)",
+    ...                      "a = Vj(1)"], "a", axis=1)
+    >>> x = np.random.rand(200, 2); b = np.random.rand(200, 1)
+    >>> a = solver(x, x, b, alpha=0.1)
+    >>> K = np.exp(-((x[:, None] - x[None]) ** 2).sum(-1))
+    >>> bool(np.allclose(a, np.linalg.solve(0.1 * np.eye(200) + K, b), atol=1e-4))
+    True
+    """
+
+    def __init__(self, formula: str, aliases: Sequence[str], varinvalias: str, axis: int = 0,
+                 dtype=None, opt_arg=None, dtype_acc: str = "auto",
+                 use_double_acc: bool = False, sum_scheme: str = "auto",
+                 enable_chunks: bool = True, rec_multVar_highdim=None,
+                 use_fast_math: bool = False):
+        from .api import Genred
+
+        self.routine = Genred(formula, aliases, reduction_op="Sum", axis=axis,
+                              dtype_acc=dtype_acc, use_double_acc=use_double_acc,
+                              sum_scheme=sum_scheme, use_fast_math=use_fast_math)
+        self.formula, self.aliases, self.axis = formula, list(aliases), int(axis)
+        self.varinvalias = varinvalias
+        spec = _find_variable(self.routine.signature, varinvalias, self.aliases)
+        unknown_cat = Cat.J if self.axis == 1 else Cat.I
+        if spec.cat != unknown_cat:
+            kind = {Cat.I: "Vi", Cat.J: "Vj", Cat.P: "Pm"}[spec.cat]
+            want = "Vj" if self.axis == 1 else "Vi"
+            raise FormulaError(
+                f"the unknown '{varinvalias}' is a {kind} variable, but a solve with axis="
+                f"{self.axis} reduces over {'j' if self.axis == 1 else 'i'}: the unknown "
+                f"must be a {want} variable", hint=f"Declare it as \"{spec.name} = "
+                f"{want}({spec.dim})\", or use axis={1 - self.axis}.")
+        dim = self.routine.formulas[0].dim
+        if spec.dim != dim:
+            raise FormulaError(
+                f"the unknown '{varinvalias}' has dimension {spec.dim}, but the formula has "
+                f"dimension {dim}: (alpha I + K) a needs both equal",
+                hint="A linear formula such as \"K(x, y) * a\" has the dimension of a.")
+        self.varinvpos = spec.pos
+
+    def __repr__(self) -> str:
+        return (f"KernelSolve({self.formula!r}, {self.aliases!r}, {self.varinvalias!r}, "
+                f"axis={self.axis})")
+
+    def __call__(self, *args, backend=None, device_id: int = -1, alpha: float = 1e-10,
+                 eps: float = 1e-6, ranges=None, maxiter: int | None = None, **options):
+        """Solve for the unknown; ``args`` as for the Genred call, the unknown's
+        slot holding the right-hand side b.
+
+        Parameters
+        ----------
+        alpha : float
+            Ridge regularisation (>= 0) added to the diagonal.
+        eps : float
+            Tolerance: stop when ``|r|^2 < size(b) * eps^2``.
+        maxiter : int, optional
+            At most this many products (default 10,000).
+        backend, device_id, ranges, block_size, split_every, scheduler
+            As for the Genred call, for every product.
+        """
+        if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+                and math.isfinite(alpha) and alpha >= 0):
+            raise SolveError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        if len(args) != len(self.routine.signature.args):
+            self.routine(*args)  # Genred names the expected arguments
+        pos = self.varinvpos
+        b = args[pos]
+        routine = self.routine
+        call = dict(options, backend=backend, device_id=device_id, ranges=ranges)
+
+        def linop(p):
+            out = routine(*args[:pos], p, *args[pos + 1:], **call)
+            return out + alpha * p if alpha else out
+
+        first = routine(*args, **call)  # checks every argument, then the square shape
+        if tuple(first.shape) != tuple(b.shape):
+            raise ShapeError(f"KernelSolve needs a square system: K b has shape "
+                             f"{tuple(first.shape)} but b ('{self.varinvalias}') has shape "
+                             f"{tuple(b.shape)}; the i- and j-variables must have as many "
+                             "rows")
+        return conjugate_gradient(linop, b, eps, maxiter, options.get("scheduler"))
+
+
+def _find_variable(signature, name: str, aliases):
+    text = name.replace(" ", "") if isinstance(name, str) else name
+    for spec in signature.args:
+        if spec.name == name or spec.name.replace(" ", "") == text:
+            return spec
+    if isinstance(name, str) and text.startswith("Var("):
+        try:
+            pos = int(text[4:text.index(",")])
+        except ValueError:
+            pos = None
+        for spec in signature.args:
+            if spec.pos == pos:
+                return spec
+    listed = ", ".join(repr(s.name) for s in signature.args)
+    raise FormulaError(f"varinvalias {name!r} is not one of the aliases ({listed})",
+                       hint="Name the unknown as it is declared, e.g. \"a\" for "
+                       "\"a = Vj(1)\".")
+
+
+# --------------------------------------------------------------------------
+# LazyTensor.solve
+# --------------------------------------------------------------------------
+
+def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
+    """:meth:`dredux.LazyTensor.solve` (see there)."""
+    from .lazy import LazyTensor
+
+    maxiter = kwargs.pop("maxiter", None)
+    if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+            and math.isfinite(alpha) and alpha >= 0):
+        raise SolveError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    if isinstance(other, LazyTensor):
+        if other._expr.op.name != "VAR" or len(other._vars) != 1:
+            raise ShapeError("solve(b): b must be an array or a LazyTensor of one array "
+                             f"(Vi(b) or Vj(b)), got the formula {other.formula}")
+        leaf = other._vars[0]
+        if leaf.cat == Cat.P or leaf.ind is not None:
+            raise ShapeError("solve(b): b must be an i- or j-variable holding an array "
+                             "(Vi(b), Vj(b)), not a parameter or a symbolic variable")
+        b, out_cat = leaf.data, leaf.cat
+    else:
+        b = other
+        if len(getattr(b, "shape", ())) != 2:
+            shape = tuple(getattr(b, "shape", ()))
+            fix = " (reshape it with b.reshape(-1, 1))" if len(shape) == 1 else ""
+            raise ShapeError(f"solve(b): b has shape {shape}; expected an (M, E) array{fix}")
+        LazyTensor(b, axis=0)  # checks its dtype and shape
+        out_cat = Cat.I
+    axis = 1 if out_cat == Cat.I else 0
+    rows = b.shape[0]
+    for n, which in ((K.ni, "i"), (K.nj, "j")):
+        if n is not None and n != rows:
+            raise ShapeError(f"solve(b): K has shape {K.shape} ({which} has {n} rows) but b "
+                             f"has {rows} rows; K must be square with as many rows as b")
+    if var is None:
+        used = [leaf.ind for leaf in K._vars if leaf.ind is not None]
+        ind = 1 + max(used, default=-1)
+        unknown = LazyTensor((ind, int(b.shape[1]), int(Cat.J if axis == 1 else Cat.I)))
+        res = K * unknown
+    else:
+        if (not isinstance(var, LazyTensor) or var._expr.op.name != "VAR"
+                or var._vars[0].ind is None):
+            raise FormulaError("solve(var=...) takes a symbolic variable of the LazyTensor, "
+                               "e.g. Vj(0, 1)")
+        unknown, res = var, K
+    ind = unknown._vars[0].ind
+    reduction = res._reduce("Sum", axis, None, call=False, **kwargs)
+    others = sorted({leaf.ind for leaf in res._vars if leaf.ind is not None} - {ind})
+    scheduler = kwargs.get("scheduler")
+
+    def solve(*arrays):
+        if len(arrays) != len(others):
+            raise ShapeError(f"this solve takes {len(others)} array(s) for the symbolic "
+                             f"variables {others}, got {len(arrays)}")
+        given = dict(zip(others, arrays))
+
+        def linop(p):
+            given[ind] = p
+            out = reduction(*(given[k] for k in sorted(given)))
+            return out + alpha * p if alpha else out
+
+        return conjugate_gradient(linop, b, eps, maxiter, scheduler)
+
+    return solve() if call and not others else solve
