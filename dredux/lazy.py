@@ -48,6 +48,19 @@ _CAT_NAMES = {Cat.I: "i", Cat.J: "j", Cat.P: "parameter"}
 # Genred options that shape the routine (the rest go to its call)
 _INIT_OPTIONS = ("dtype_acc", "use_double_acc", "sum_scheme", "use_fast_math")
 _IGNORED_OPTIONS = ("enable_chunks", "optional_flags", "rec_multVar_highdim")
+_COMPLEX = "dredux has no complex LazyTensors: work on real and imaginary parts"
+_UNSUPPORTED = {
+    **dict.fromkeys(("real2complex", "imag2complex", "exp1j", "real", "imag", "angle",
+                     "conj"), _COMPLEX),
+    "keops_kron": "no Kronecker-product operation",
+    "bspline": "no B-spline operation",
+    "softdtw_sqdist": "no soft-DTW operation",
+    "factorize": "no symbolic factorisation",
+    "auto_factorize": "no symbolic factorisation",
+    "grad_matrix": "no gradient-matrix operation: take grad per component",
+    "trace_operator": "no trace operator",
+    "divergence": "no divergence: sum the components of grad",
+}
 _CALL_OPTIONS = ("backend", "device_id", "ranges", "out", "block_size", "split_every",
                  "scheduler")
 
@@ -70,16 +83,6 @@ class _Leaf:
         self.ind = ind
         self._cast = None
 
-    def __eq__(self, other):
-        if self.ind is not None:  # LazyTensor((0, 3, 0)) twice is one variable
-            return (isinstance(other, _Leaf) and other.ind is not None
-                    and (other.ind, other.dim, other.cat) == (self.ind, self.dim, self.cat))
-        return self is other
-
-    def __hash__(self):
-        return (hash((self.ind, self.dim, self.cat)) if self.ind is not None
-                else id(self))
-
     def array(self, dtype: np.dtype, like):
         """The argument passed to the routine: lists of floats become arrays of
         ``dtype`` on the arrays' device (``like``: a CuPy array or None)."""
@@ -98,8 +101,29 @@ class _Leaf:
         return cast
 
 
+class _SymbolicLeaf(_Leaf):
+    """A symbolic variable: ``LazyTensor((0, 3, 0))`` twice is one variable.
+    (Array leaves keep identity comparison, which list lookups do in C.)"""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return (isinstance(other, _SymbolicLeaf)
+                and (other.ind, other.dim, other.cat) == (self.ind, self.dim, self.cat))
+
+    def __hash__(self):
+        return hash((self.ind, self.dim, self.cat))
+
+
+def _make_leaf(data, dim, cat, ind=None) -> _Leaf:
+    return _Leaf(data, dim, cat) if ind is None else _SymbolicLeaf(data, dim, cat, ind)
+
+
 # Memo tables (bounded; cleared when full): nodes built by operations, and
-# renumbered formulas. Keys hold interned Expr nodes, compared by identity.
+# renumbered formulas. Their keys hold the id() of interned Expr nodes (a
+# tuple of ints hashes in C, Expr.__hash__ is a Python call) and their values
+# the nodes themselves, which keeps the keyed nodes alive: an id in a key
+# cannot be reused by another node while its entry exists.
 _MEMO_LIMIT = 1 << 14
 _OPS: dict[tuple, Expr] = {}
 _RENUMBERED: dict[tuple, Expr] = {}
@@ -118,10 +142,10 @@ def _memo_put(table: dict, key, value):
 
 def _renumber(expr: Expr, mapping: tuple[int, ...]) -> Expr:
     """``expr`` with variable k renamed ``mapping[k]`` (categories kept)."""
-    key = (expr, mapping)
+    key = (id(expr), mapping)
     found = _RENUMBERED.get(key)
     if found is not None:
-        return found
+        return found[1]
     memo: dict[Expr, Expr] = {}
     for node in walk(expr):
         if node.op is Op.VAR:
@@ -132,17 +156,18 @@ def _renumber(expr: Expr, mapping: tuple[int, ...]) -> Expr:
             memo[node] = node if args == node.args else Expr(node.op, args, node.params)
         else:
             memo[node] = node
-    return _memo_put(_RENUMBERED, key, memo[expr])
+    return _memo_put(_RENUMBERED, key, (expr, memo[expr]))[1]
 
 
 def _swap(expr: Expr) -> Expr:
     """``expr`` with its i- and j-variables exchanged (``LazyTensor.t()``)."""
     from .program import swap_categories
 
-    key = (expr, "swap")
+    key = (id(expr), "swap")
     found = _RENUMBERED.get(key)
-    return found if found is not None else _memo_put(_RENUMBERED, key,
-                                                     swap_categories(expr))
+    if found is None:
+        found = _memo_put(_RENUMBERED, key, (expr, swap_categories(expr)))
+    return found[1]
 
 
 # --------------------------------------------------------------------------
@@ -187,7 +212,7 @@ class LazyTensor:
     def __init__(self, x=None, axis=None):
         self.ni = self.nj = self._dtype = self.ranges = self.backend = None
         if type(x) is np.ndarray:
-            self._array(x, axis)
+            self._array(x, axis, False)
             return
         if x is None:  # internal: the fields are set by the caller
             return
@@ -217,7 +242,7 @@ class LazyTensor:
             raise TypeError(f"LazyTensor is built from a NumPy, CuPy or dask array, a "
                             f"number, a list of floats or an (ind, dim, cat) tuple; got "
                             f"{type(x).__name__}")
-        self._array(x, axis)
+        self._array(x, axis, is_dask(x))
 
     # construction helpers ---------------------------------------------------
     def _symbolic(self, x: tuple, axis) -> None:
@@ -239,7 +264,7 @@ class LazyTensor:
         if cat not in (0, 1, 2):
             raise FormulaError(f"symbolic variable category must be 0 (i), 1 (j) or 2 "
                                f"(parameter), got {cat}")
-        self._leaf(_Leaf(None, dim, Cat(cat), ind))
+        self._leaf(_SymbolicLeaf(None, dim, Cat(cat), ind))
 
     def _param_list(self, x: list, axis) -> None:
         if axis not in (None, 2):
@@ -259,7 +284,7 @@ class LazyTensor:
             values.append(float(v))
         self._leaf(_Leaf(values, len(values), Cat.P))
 
-    def _array(self, x, axis) -> None:
+    def _array(self, x, axis, lazy: bool) -> None:
         shape = x.shape
         dtype = x.dtype
         if dtype.type not in _FLOATS:
@@ -270,7 +295,7 @@ class LazyTensor:
                                  "parts (x.real, x.imag) as separate float arrays")
             raise DtypeError(f"LazyTensor got an array of dtype {dtype}; expected float16, "
                              "float32 or float64 (convert it with .astype(np.float32))")
-        if is_dask(x) and any(isinstance(s, float) and math.isnan(s) for s in shape):
+        if lazy and any(isinstance(s, float) and math.isnan(s) for s in shape):
             raise ShapeError("LazyTensor got a dask array of unknown chunk sizes; call "
                              ".compute_chunk_sizes() on it first")
         ndim = len(shape)
@@ -371,6 +396,13 @@ class LazyTensor:
 
     __str__ = __repr__
 
+    def __getattr__(self, name):
+        if name in _UNSUPPORTED:
+            raise FormulaError(f"LazyTensor.{name} is a pykeops method dredux does not "
+                               f"support ({_UNSUPPORTED[name]})",
+                               hint="docs/formulas.md lists the differences from KeOps.")
+        raise AttributeError(f"'LazyTensor' object has no attribute {name!r}")
+
     def __bool__(self):
         raise TypeError("a LazyTensor has no truth value: comparisons such as x_i < y_j "
                         "build formulas (0 or 1 per pair); reduce them first, e.g. "
@@ -401,9 +433,9 @@ class LazyTensor:
                     merged = list(leaves)
                     mapping = []
                     for leaf in o._vars:
-                        try:
+                        if leaf in merged:
                             mapping.append(merged.index(leaf))
-                        except ValueError:
+                        else:
                             mapping.append(len(merged))
                             merged.append(leaf)
                     mapping = tuple(mapping)
@@ -434,14 +466,13 @@ class LazyTensor:
             res = _new(None, self._vars, self.ni, self.nj, self._dtype, self.ranges,
                        self.backend)
             exprs = (self._expr,)
-        key = (name, exprs, params)
-        node = _OPS.get(key)
-        res._expr = node if node is not None else _build(name, exprs, params)
+        found = _OPS.get((name, *map(id, exprs), params))
+        res._expr = found[1] if found is not None else _build(name, exprs, params)
         return res
 
     def _swapped(self) -> LazyTensor:
         # new leaves: the same array is another variable of the transposed formula
-        leaves = tuple(_Leaf(leaf.data, leaf.dim, _other_cat(leaf.cat), leaf.ind)
+        leaves = tuple(_make_leaf(leaf.data, leaf.dim, _other_cat(leaf.cat), leaf.ind)
                        for leaf in self._vars)
         return _new(_swap(self._expr), leaves, self.nj, self.ni, self._dtype, self.ranges,
                     self.backend)
@@ -964,15 +995,15 @@ class LazyReduction:
         identical expression finds the same routine and kernel)."""
         if self._routine is None:
             leaves = self._source._vars
-            key = (self._f, self._f2, self.reduction_op, self.axis, self.opt_arg,
+            key = (id(self._f), id(self._f2), self.reduction_op, self.axis, self.opt_arg,
                    tuple(sorted(self._init.items())) if self._init else (),
                    tuple(leaf.ind for leaf in leaves))
             found = _ROUTINES.get(key)
-            if found is None:
-                found = _memo_put(_ROUTINES, key, _routine(
+            if found is None:  # the value holds f and f2: their ids stay theirs
+                found = _memo_put(_ROUTINES, key, (self._f, self._f2, *_routine(
                     self._f, self._f2, leaves, self.reduction_op, self.axis, self.opt_arg,
-                    self._init))
-            self._routine, order = found
+                    self._init)))
+            self._routine, order = found[2:]
             self._leaves = tuple(leaves[k] for k in order)
         return self._routine
 
@@ -1073,15 +1104,15 @@ def _node(what: str, build):
 
 
 def _build(name: str, exprs: tuple, params: tuple) -> Expr:
-    key = (name, exprs, params)
+    key = (name, *map(id, exprs), params)
     found = _OPS.get(key)
     if found is not None:
-        return found
+        return found[1]
     function = FUNCTIONS[name]
     dims = ", ".join(str(e.dim) for e in exprs)
     node = _node(f"{name} of LazyTensors of dimensions {dims}",
                  lambda: function.build(*exprs, *params))
-    return _memo_put(_OPS, key, node)
+    return _memo_put(_OPS, key, (exprs, node))[1]
 
 
 def _split_options(kwargs: dict) -> tuple[dict, dict]:

@@ -504,6 +504,12 @@ def test_operation_errors_name_the_values():
         bool(x_i < y_j)
     with pytest.raises(FormulaError, match="variable"):
         (x_i - y_j).sqnorm2().grad(x_i * 2, Vi(np.ones((M, 1))))
+    with pytest.raises(FormulaError, match="keops_kron is a pykeops method"):
+        x_i.keops_kron(y_j, [3], [3])
+    with pytest.raises(FormulaError, match="complex"):
+        x_i.real2complex()
+    with pytest.raises(AttributeError, match="no attribute 'frobnicate'"):
+        x_i.frobnicate()
 
 
 def test_dredux_numpy_reexports_the_pykeops_names():
