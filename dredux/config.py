@@ -103,3 +103,13 @@ def memory_per_task() -> int:
             "DREDUX_MEMORY_PER_TASK (or DASK_DREDUX__MEMORY_PER_TASK), or the key "
             "memory-per-task under dredux: in your Dask config")
     return int(size)
+
+
+def __getattr__(name: str):
+    """``dredux.config.gpu_available`` (pykeops.config's name, which KeOps's
+    tutorials read): whether a CUDA GPU and CuPy are usable here."""
+    if name == "gpu_available":
+        from .backends import gpu_available
+
+        return gpu_available()
+    raise AttributeError(f"module 'dredux.config' has no attribute {name!r}")

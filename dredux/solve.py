@@ -190,9 +190,7 @@ class KernelSolve:
         backend, device_id, ranges, block_size, split_every, scheduler
             As for the Genred call, for every product.
         """
-        if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
-                and math.isfinite(alpha) and alpha >= 0):
-            raise SolveError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        _check_alpha(alpha)
         if len(args) != len(self.routine.signature.args):
             self.routine(*args)  # Genred names the expected arguments
         pos = self.varinvpos
@@ -211,6 +209,12 @@ class KernelSolve:
                              f"{tuple(b.shape)}; the i- and j-variables must have as many "
                              "rows")
         return conjugate_gradient(linop, b, eps, maxiter, options.get("scheduler"))
+
+
+def _check_alpha(alpha) -> None:
+    if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+            and math.isfinite(alpha) and alpha >= 0):
+        raise SolveError(f"alpha must be a finite number >= 0, got {alpha!r}")
 
 
 def _find_variable(signature, name: str, aliases):
@@ -241,9 +245,7 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
     from .lazy import LazyTensor
 
     maxiter = kwargs.pop("maxiter", None)
-    if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
-            and math.isfinite(alpha) and alpha >= 0):
-        raise SolveError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    _check_alpha(alpha)
     if isinstance(other, LazyTensor):
         if other._expr.op.name != "VAR" or len(other._vars) != 1:
             raise ShapeError("solve(b): b must be an array or a LazyTensor of one array "

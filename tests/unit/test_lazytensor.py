@@ -517,3 +517,8 @@ def test_dredux_numpy_reexports_the_pykeops_names():
 
     for name in ("LazyTensor", "Vi", "Vj", "Pm", "Var", "Genred", "KernelSolve"):
         assert getattr(dn, name) is getattr(dredux, name)
+    # KeOps's tutorials read pykeops.config.gpu_available
+    from dredux import config
+    from dredux.backends import gpu_available
+
+    assert config.gpu_available is gpu_available()
