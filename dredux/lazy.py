@@ -27,6 +27,7 @@ KeOps: changing a bandwidth does not recompile. Python integers are constants.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 from collections.abc import Sequence
 
@@ -130,6 +131,8 @@ _RENUMBERED: dict[tuple, Expr] = {}
 _ROUTINES: dict[tuple, object] = {}
 _LEAF_NODES: dict[tuple, Expr] = {}
 _LOCK = threading.Lock()
+_IND = operator.attrgetter("ind")
+_DATA = operator.attrgetter("data")
 
 
 def _memo_put(table: dict, key, value):
@@ -210,10 +213,11 @@ class LazyTensor:
     __hash__ = None  # == builds a formula, as in KeOps
 
     def __init__(self, x=None, axis=None):
-        self.ni = self.nj = self._dtype = self.ranges = self.backend = None
-        if type(x) is np.ndarray:
+        self.ranges = self.backend = None
+        if type(x) is np.ndarray:  # the common case first: _array sets the rest
             self._array(x, axis, False)
             return
+        self.ni = self.nj = self._dtype = None
         if x is None:  # internal: the fields are set by the caller
             return
         if isinstance(x, LazyTensor):
@@ -340,10 +344,8 @@ class LazyTensor:
                              f"least one row, and its last axis (the vector dimension) must "
                              f"be 1 .. {limits.MAX_DIM}")
         self._dtype = dtype
-        if cat == Cat.I:
-            self.ni = int(rows)
-        elif cat == Cat.J:
-            self.nj = int(rows)
+        self.ni = int(rows) if cat == Cat.I else None
+        self.nj = int(rows) if cat == Cat.J else None
         self._leaf(_Leaf(x, int(dim), cat))
 
     def _leaf(self, leaf: _Leaf) -> None:
@@ -986,7 +988,8 @@ class LazyReduction:
         self._init, self._options = init, options
         self.ni, self.nj, self._dtype = source.ni, source.nj, source._dtype
         self._routine = self._leaves = None
-        if call and all(leaf.ind is None for leaf in source._vars):
+        inds = tuple(map(_IND, source._vars))
+        if call and inds.count(None) == len(inds):  # no symbolic variable: run now
             return self()
         return self
 
@@ -997,7 +1000,7 @@ class LazyReduction:
             leaves = self._source._vars
             key = (id(self._f), id(self._f2), self.reduction_op, self.axis, self.opt_arg,
                    tuple(sorted(self._init.items())) if self._init else (),
-                   tuple(leaf.ind for leaf in leaves))
+                   tuple(map(_IND, leaves)))
             found = _ROUTINES.get(key)
             if found is None:  # the value holds f and f2: their ids stay theirs
                 found = _memo_put(_ROUTINES, key, (self._f, self._f2, *_routine(
@@ -1032,8 +1035,10 @@ class LazyReduction:
             if src.ranges is not None:
                 options.setdefault("ranges", src.ranges)
         leaves = self._leaves
-        if not args and all(type(leaf.data) is np.ndarray for leaf in leaves):
-            return routine(*(leaf.data for leaf in leaves), **options)
+        if not args:
+            arrays = tuple(map(_DATA, leaves))
+            if all(type(a) is np.ndarray for a in arrays):
+                return routine(*arrays, **options)
         symbolic = [leaf for leaf in leaves if leaf.ind is not None]
         if len(args) != len(symbolic):
             listed = ", ".join(f"Var({leaf.ind}, {leaf.dim}, {int(leaf.cat)})"
