@@ -915,7 +915,9 @@ class LazyTensor:
             raise ShapeError(f"K @ v needs a LazyTensor K of dimension 1 (a matrix), but K "
                              f"has shape {self.shape}; reduce its vector axis first, e.g. "
                              "K.sum(-1) @ v")
-        shape = tuple(getattr(v, "shape", ()))
+        if not hasattr(v, "shape"):  # a list or a number
+            v = np.asarray(v, dtype=self._dtype)
+        shape = tuple(v.shape)
         if len(shape) not in (1, 2):
             raise ShapeError(f"K @ v needs v of shape (N,) or (N, E), got {shape}")
         if self.nj is not None and shape[0] != self.nj:

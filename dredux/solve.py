@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._xp import is_dask
-from .errors import FormulaError, ShapeError, SolveError
+from .errors import DtypeError, FormulaError, ShapeError, SolveError
 from .ir import Cat
 
 __all__ = ["KernelSolve", "conjugate_gradient", "MAXITER"]
@@ -256,13 +256,16 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
                              "(Vi(b), Vj(b)), not a parameter or a symbolic variable")
         b, out_cat = leaf.data, leaf.cat
     else:
-        b = other
+        b = other if hasattr(other, "shape") else np.asarray(other, dtype=K.dtype)
         if len(getattr(b, "shape", ())) != 2:
             shape = tuple(getattr(b, "shape", ()))
             fix = " (reshape it with b.reshape(-1, 1))" if len(shape) == 1 else ""
             raise ShapeError(f"solve(b): b has shape {shape}; expected an (M, E) array{fix}")
         LazyTensor(b, axis=0)  # checks its dtype and shape
         out_cat = Cat.I
+    if K.dtype is not None and np.dtype(b.dtype) != K.dtype:
+        raise DtypeError(f"solve(b): b has dtype {np.dtype(b.dtype).name} but the LazyTensor "
+                         f"is {K.dtype.name}; convert b with .astype(np.{K.dtype.name})")
     axis = 1 if out_cat == Cat.I else 0
     rows = b.shape[0]
     for n, which in ((K.ni, "i"), (K.nj, "j")):

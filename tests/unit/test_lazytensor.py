@@ -282,6 +282,7 @@ def test_matmul_transpose_and_linear_operator():
     close(K.matvec(B[:, 1]), GAUSS @ B[:, 1])
     with pytest.raises(ShapeError, match="v with 9 rows"):
         K @ np.ones(4)
+    close(K @ list(B[:, 0]), GAUSS @ B[:, 0])  # a list is an array
     with pytest.raises(ShapeError, match="dimension 1"):
         (x_i - y_j) @ B
 
@@ -437,6 +438,10 @@ def test_solve_refuses_what_it_cannot_solve():
         K.solve(b[:5])
     with pytest.raises(ShapeError, match="reshape"):
         K.solve(b[:, 0])
+    with pytest.raises(ShapeError, match="reshape"):
+        K.solve(list(b[:, 0]))
+    with pytest.raises(DtypeError, match="astype"):
+        K.solve(b.astype(np.float32))
     with pytest.raises(FormulaError, match="not one of the aliases"):
         KernelSolve("x * a", ["x = Vi(1)", "a = Vj(1)"], "b", axis=1)
     with pytest.raises(FormulaError, match="must be a Vj variable"):
@@ -522,3 +527,65 @@ def test_dredux_numpy_reexports_the_pykeops_names():
     from dredux.backends import gpu_available
 
     assert config.gpu_available is gpu_available()
+
+
+# --------------------------------------------------- random expressions
+
+def _leaf_pool():
+    """Leaves shared by the operands of an expression (the same LazyTensor object
+    in several places, met in any order), and fresh ones."""
+    return [
+        (LazyTensor(X[:, None, :]), x_),
+        (LazyTensor(Y[None, :, :]), y_),
+        (Vi(X[:, :1]), X[:, None, :1]),
+        (Vj(W), W[None, :, :]),
+        (Pm(P), P[None, None, :]),
+        (LazyTensor(0.75), np.full((1, 1, 1), 0.75)),
+    ]
+
+
+def _random_expression(gen, depth, pool):
+    """A random LazyTensor expression and its dense (M, N, d) NumPy mirror: shared
+    variables in any order, numbers, parameters, broadcasting of dimension 1."""
+    if depth == 0 or gen.random() < 0.2:
+        if gen.random() < 0.25:  # a fresh leaf: another variable holding the same array
+            return _leaf_pool()[gen.integers(len(pool))]
+        return pool[gen.integers(len(pool))]
+    kind = gen.integers(9)
+    a, da_ = _random_expression(gen, depth - 1, pool)
+    if kind < 4:
+        b, db = _random_expression(gen, depth - 1, pool)
+        if a.ndim != b.ndim and 1 not in (a.ndim, b.ndim):
+            b, db = b.sqnorm2(), (db ** 2).sum(-1, keepdims=True)
+        op = ("add", "sub", "mul", "mixed")[kind]
+        if op == "add":
+            return a + b, da_ + db
+        if op == "sub":
+            return b - a, db - da_
+        if op == "mul":
+            return a * b, da_ * db
+        return (a - 0.5) * (b + 2), (da_ - 0.5) * (db + 2)
+    if kind == 4:
+        return a.sin(), np.sin(da_)
+    if kind == 5:
+        return abs(a) * 3, np.abs(da_) * 3
+    if kind == 6:
+        return a.sqnorm2(), (da_ ** 2).sum(-1, keepdims=True)
+    if kind == 7:
+        k = int(gen.integers(a.ndim))
+        return a[k], da_[..., k:k + 1]
+    return -a.square(), -(da_ ** 2)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_expressions_match_numpy(seed):
+    gen = np.random.default_rng(seed)
+    e, dense = _random_expression(gen, 4, _leaf_pool())
+    e = e * (Vi(X[:, 1:2]) * Vj(W))  # both axes have a variable
+    dense = dense * (X[:, None, 1:2] * W[None, :, :])
+    dense = np.broadcast_to(dense, (M, N, dense.shape[-1]))
+    axis = int(gen.integers(2))
+    if gen.random() < 0.3:  # the transpose: an (N, M) problem
+        e, dense = e.t(), dense.transpose(1, 0, 2)
+    out = e.sum(axis=axis, backend="numpy")
+    close(out, dense.sum(axis=axis), tol=1e-9)
