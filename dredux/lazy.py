@@ -135,9 +135,12 @@ _IND = operator.attrgetter("ind")
 _DATA = operator.attrgetter("data")
 
 
+_ROUTINE_LIMIT = 512  # routines hold compiled kernels: fewer of them
+
+
 def _memo_put(table: dict, key, value):
     with _LOCK:
-        if len(table) >= _MEMO_LIMIT:
+        if len(table) >= (_ROUTINE_LIMIT if table is _ROUTINES else _MEMO_LIMIT):
             table.clear()
         table[key] = value
     return value
