@@ -163,6 +163,27 @@ def test_ties_go_to_the_smaller_index_across_tiles_and_splits(cp):
             np.testing.assert_array_equal(out[0], np.take_along_axis(f, order, 1))
 
 
+@pytest.mark.parametrize("k,d", [(1, 1), (10, 1), (16, 2), (32, 1), (11, 3), (40, 1)])
+def test_kmin_lists_in_registers_and_in_memory(cp, k, d):
+    """K-min lists of K * D <= 32 entries take the unrolled, predicated insertion
+    (registers), longer ones the loop: both give the K smallest, ties to the
+    smaller index, with equal values and NaN among the candidates."""
+    rng = np.random.default_rng(k * 10 + d)
+    n = 700
+    x = rng.integers(0, 4, (37, d)).astype(np.float64)
+    y = rng.integers(0, 4, (n, d)).astype(np.float64)
+    y[rng.random((n, d)) < 0.05] = np.nan
+    aliases = [f"x = Vi({d})", f"y = Vj({d})"]
+    values, index = Genred("Abs(x - y)", aliases, reduction_op="KMin_ArgKMin", axis=1,
+                           opt_arg=k)(x, y, backend="gpu")
+    f = np.abs(x[:, None, :] - y[None, :, :])  # (M, N, D)
+    f = np.where(np.isnan(f), np.inf, f)
+    order = np.argsort(f, axis=1, kind="stable")[:, :k, :]  # (M, K, D)
+    want = np.take_along_axis(f, order, 1)
+    np.testing.assert_array_equal(index.reshape(37, k, d), order)
+    np.testing.assert_array_equal(values.reshape(37, k, d), want)
+
+
 def test_nan_never_wins_and_propagates_in_sums(cp):
     rng = np.random.default_rng(8)
     x, y = rng.uniform(0.5, 1, (10, 1)), rng.uniform(-1, 1, (5000, 1))

@@ -7,7 +7,13 @@ template <int D, int K> struct _DrKMin {
     static __device__ __forceinline__ bool before(ACC v, long long j, ACC w, long long k) {
         return v < w || (v == w && j < k);
     }
+    // Lists of up to 32 entries in all (K * D) are kept in registers: every loop
+    // over them is unrolled and indexes them by constants only (the insertion
+    // is predicated instead of a data-dependent while loop). Longer lists are
+    // loops over local memory.
+    enum { _in_registers = K * D <= 32 };
     __device__ __forceinline__ void init() {
+#pragma unroll
         for (int q = 0; q < K * D; ++q) {
             val[q] = _dr_inf<ACC>();
             idx[q] = _DR_IDX_NONE;
@@ -16,6 +22,32 @@ template <int D, int K> struct _DrKMin {
     __device__ __forceinline__ void begin_tile() {}
     __device__ __forceinline__ void end_tile() {}
     __device__ __forceinline__ void push(const T* f, const T* g, long long j) {
+        if (_in_registers) {
+#pragma unroll
+            for (int d = 0; d < D; ++d) {
+                ACC v = (ACC)f[d];
+                if (v != v) v = _dr_inf<ACC>();
+                // one compare rejects a candidate that is not among the K best
+                if (!before(v, j, val[(K - 1) * D + d], idx[(K - 1) * D + d])) continue;
+                bool placed = false;  // entries above p are final once placed
+#pragma unroll
+                for (int p = K - 1; p > 0; --p) {
+                    const bool shift = !placed && before(v, j, val[(p - 1) * D + d],
+                                                         idx[(p - 1) * D + d]);
+                    const ACC nv = shift ? val[(p - 1) * D + d] : (placed ? val[p * D + d] : v);
+                    const long long ni = shift ? idx[(p - 1) * D + d]
+                                               : (placed ? idx[p * D + d] : j);
+                    placed = placed || !shift;
+                    val[p * D + d] = nv;
+                    idx[p * D + d] = ni;
+                }
+                if (!placed) {
+                    val[d] = v;
+                    idx[d] = j;
+                }
+            }
+            return;
+        }
         for (int d = 0; d < D; ++d) {
             ACC v = (ACC)f[d];
             if (v != v) v = _dr_inf<ACC>();
@@ -53,6 +85,7 @@ template <int D, int K> struct _DrKMin {
         }
     }
     __device__ __forceinline__ void store(long long r, ACCS* v, long long* ix) const {
+#pragma unroll
         for (int q = 0; q < K * D; ++q) {
             _dr_store(v, r * (K * D) + q, val[q]);
             ix[r * (K * D) + q] = idx[q];
