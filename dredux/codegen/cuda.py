@@ -32,7 +32,8 @@ registers. The pair loop is unrolled over the tile's columns, so that it
 reads the sums by constant index. Row and column variables that only the
 contractions read are never copied whole: no per-thread array of D values,
 nothing in local memory at any D (``ptxas -v``: 0 bytes of stack frame for
-the Gaussian and LogSumExp kernels at D = 64 .. 4096).
+the Gaussian, LogSumExp and ArgKMin (K = 10) kernels at D = 3 .. 4096; the
+K-min lists of up to 32 entries are registers, kernels/cuda/states/kmin.cuh).
 
 Only the parsed tree reaches the source: identifiers are generated here and
 numbers are printed from Python numbers. Nothing here imports CuPy, so
