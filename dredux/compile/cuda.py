@@ -69,6 +69,8 @@ def require_cupy():
         raise BackendUnavailable(
             f"backend='gpu' needs CuPy, which is not installed ({exc}). "
             + _INSTALL_HINT) from exc
+    if _CHECKED[0] is cupy:  # checked once per process (per module object)
+        return cupy
     try:
         count = int(cupy.cuda.runtime.getDeviceCount())
     except Exception as exc:  # CUDARuntimeError: no driver, driver too old...
@@ -81,7 +83,11 @@ def require_cupy():
         raise BackendUnavailable(
             "backend='gpu' found no CUDA device (CuPy sees 0 devices; check "
             "CUDA_VISIBLE_DEVICES and nvidia-smi), or use backend='cpu'.")
+    _CHECKED[0] = cupy
     return cupy
+
+
+_CHECKED: list = [None]  # the cupy module require_cupy found usable
 
 
 # ---------------------------------------------------------------------------
@@ -199,6 +205,7 @@ class _Compiled:
     merge: object
     sm_count: int
     shared_optin: int
+    max_threads: int  # threads per block the compiled reduce kernel allows
     occupancy: dict = field(default_factory=dict)
     shared_set: int = SHARED_DEFAULT
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -240,7 +247,8 @@ def _compile(cp, source: str, options: tuple[str, ...], device: int) -> _Compile
     return _Compiled(
         reduce_fn, merge_fn,
         sm_count=int(attr(runtime.cudaDevAttrMultiProcessorCount, device)),
-        shared_optin=int(attr(runtime.cudaDevAttrMaxSharedMemoryPerBlockOptin, device)))
+        shared_optin=int(attr(runtime.cudaDevAttrMaxSharedMemoryPerBlockOptin, device)),
+        max_threads=int(reduce_fn.max_threads_per_block))
 
 
 # ---------------------------------------------------------------------------
@@ -361,7 +369,7 @@ class CudaKernel(Kernel):
         fns = self._functions(cp, device)
         plan = plan_launch(
             m, n, self.code.column_bytes, sm_count=fns.sm_count,
-            max_threads=int(fns.reduce.max_threads_per_block),
+            max_threads=fns.max_threads,
             shared_optin=fns.shared_optin, state_bytes=self.code.state_bytes,
             blocks_per_sm=lambda t, s: fns.blocks_per_sm(cp, t, s), tile=self.code.tile)
         if plan.shared > SHARED_DEFAULT:

@@ -184,6 +184,31 @@ def test_kmin_lists_in_registers_and_in_memory(cp, k, d):
     np.testing.assert_array_equal(values.reshape(37, k, d), want)
 
 
+def test_launches_read_device_attributes_once(cp, monkeypatch):
+    """The kernel's thread limit is read when it is compiled and the CUDA device
+    is checked once, not at every launch."""
+    reads = {"threads": 0, "devices": 0}
+
+    def threads(self):
+        reads["threads"] += 1
+        return 256
+
+    def devices():
+        reads["devices"] += 1
+        return 1
+
+    monkeypatch.setattr(emu._Kernel, "max_threads_per_block", property(threads))
+    monkeypatch.setattr(cp.cuda.runtime, "getDeviceCount", devices)
+    rng = np.random.default_rng(3)
+    x, y, b = rng.uniform(-1, 1, (40, 3)), rng.uniform(-1, 1, (50, 3)), rng.uniform(0, 1, (50, 1))
+    g = Genred(GAUSS[0], GAUSS[1], axis=1)
+    for _ in range(4):
+        out = g(x, y, b, backend="gpu")
+    np.testing.assert_allclose(out[:, 0], gauss_reference(x, y, b)[:, 0], rtol=1e-12)
+    assert len(cp.calls) >= 4  # four launches
+    assert reads == {"threads": 1, "devices": 1}
+
+
 def test_nan_never_wins_and_propagates_in_sums(cp):
     rng = np.random.default_rng(8)
     x, y = rng.uniform(0.5, 1, (10, 1)), rng.uniform(-1, 1, (5000, 1))
