@@ -69,6 +69,23 @@ def batch_time(fn, calls: int) -> float:
     return (time.perf_counter() - t0) / calls
 
 
+def rotate(runs: dict, seconds: float) -> tuple[dict, dict]:
+    """Per-call times of batches of each of ``runs`` (name -> callable), taking
+    turns in a rotating order until each had about ``seconds`` (and at least 5
+    batches); a batch is about 50 ms of calls. Returns (times, calls per batch)."""
+    calls = {name: max(1, int(0.05 / max(batch_time(fn, 1), 1e-7)))
+             for name, fn in runs.items()}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    order, spent, turn = list(runs), 0.0, 0
+    while spent < seconds * len(runs) or min(len(t) for t in times.values()) < 5:
+        for name in order[turn % len(order):] + order[:turn % len(order)]:
+            per_call = batch_time(runs[name], calls[name])
+            times[name].append(per_call)
+            spent += per_call * calls[name]
+        turn += 1
+    return times, calls
+
+
 def relative_difference(a, b) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.abs(a - b).max() / (np.abs(b).max() or 1.0))
@@ -89,21 +106,7 @@ def measure(m: int, n: int, seconds: float) -> dict:
     except ImportError:
         print("pykeops is not installed: pip install -e '.[bench]'", file=sys.stderr)
     results = {name: fn() for name, fn in runs.items()}  # compiles, excluded
-    # calls per batch: about 50 ms of work
-    calls = {}
-    for name, fn in runs.items():
-        once = batch_time(fn, 1)
-        calls[name] = max(1, int(0.05 / max(once, 1e-7)))
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    order = list(runs)
-    spent = 0.0
-    turn = 0
-    while spent < seconds * len(runs) or min(len(t) for t in times.values()) < 5:
-        for name in order[turn % len(order):] + order[:turn % len(order)]:
-            per_call = batch_time(runs[name], calls[name])
-            times[name].append(per_call)
-            spent += per_call * calls[name]
-        turn += 1
+    times, calls = rotate(runs, seconds)
     medians = {name: statistics.median(t) for name, t in times.items()}
     diffs = {name: relative_difference(results[name], results["dredux"]) for name in runs}
     return {"m": m, "n": n, "median": medians, "batches": {k: len(v) for k, v in times.items()},

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from latency import batch_time, fmt_time, relative_difference  # noqa: E402
+from latency import fmt_time, relative_difference, rotate  # noqa: E402
 from report import write_report  # noqa: E402
 
 
@@ -73,15 +73,7 @@ def paths(m: int, n: int) -> dict:
 def measure(m: int, n: int, seconds: float) -> dict:
     runs = paths(m, n)
     results = {name: fn() for name, fn in runs.items()}  # compiles, excluded
-    calls = {name: max(1, int(0.05 / max(batch_time(fn, 1), 1e-7))) for name, fn in runs.items()}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    order, spent, turn = list(runs), 0.0, 0
-    while spent < seconds * len(runs) or min(len(t) for t in times.values()) < 5:
-        for name in order[turn % len(order):] + order[:turn % len(order)]:
-            per_call = batch_time(runs[name], calls[name])
-            times[name].append(per_call)
-            spent += per_call * calls[name]
-        turn += 1
+    times, _ = rotate(runs, seconds)
     return {"median": {k: statistics.median(v) for k, v in times.items()},
             "diff": {k: relative_difference(v, results["genred"]) for k, v in results.items()},
             "batches": {k: len(v) for k, v in times.items()}}

@@ -814,54 +814,43 @@ class LazyTensor:
         return LazyReduction(res, f, f2, op, int(axis), opt_arg, init, call_options,
                              call)
 
-    def sum(self, axis=-1, dim=None, **kwargs):
-        """The sum over the vector axis (axis -1 or 2), or the Sum reduction over i
-        (axis 0) or j (axis 1)."""
+    def _vector_or_reduce(self, op: str, axis, dim, kwargs):
+        """``op`` over the vector axis (axis -1 or 2), or the ``op`` reduction over
+        i (axis 0) or j (axis 1), as KeOps's sum/min/max/argmin/argmax."""
         if dim is not None:
             axis = dim
         if axis in (-1, 2):
-            return self._apply("Sum")
-        return self._reduce("Sum", axis, None, **kwargs)
+            return self._apply(op)
+        return self._reduce(op, axis, None, **kwargs)
+
+    def sum(self, axis=-1, dim=None, **kwargs):
+        """The sum over the vector axis (axis -1 or 2), or the Sum reduction over i
+        (axis 0) or j (axis 1)."""
+        return self._vector_or_reduce("Sum", axis, dim, kwargs)
 
     def sum_reduction(self, axis=None, dim=None, **kwargs):
         return self._reduce("Sum", axis, dim, **kwargs)
 
     def min(self, axis=-1, dim=None, **kwargs):
-        if dim is not None:
-            axis = dim
-        if axis in (-1, 2):
-            return self._apply("Min")
-        return self._reduce("Min", axis, None, **kwargs)
+        return self._vector_or_reduce("Min", axis, dim, kwargs)
 
     def min_reduction(self, axis=None, dim=None, **kwargs):
         return self._reduce("Min", axis, dim, **kwargs)
 
     def max(self, axis=-1, dim=None, **kwargs):
-        if dim is not None:
-            axis = dim
-        if axis in (-1, 2):
-            return self._apply("Max")
-        return self._reduce("Max", axis, None, **kwargs)
+        return self._vector_or_reduce("Max", axis, dim, kwargs)
 
     def max_reduction(self, axis=None, dim=None, **kwargs):
         return self._reduce("Max", axis, dim, **kwargs)
 
     def argmin(self, axis=-1, dim=None, **kwargs):
-        if dim is not None:
-            axis = dim
-        if axis in (-1, 2):
-            return self._apply("ArgMin")
-        return self._reduce("ArgMin", axis, None, **kwargs)
+        return self._vector_or_reduce("ArgMin", axis, dim, kwargs)
 
     def argmin_reduction(self, axis=None, dim=None, **kwargs):
         return self._reduce("ArgMin", axis, dim, **kwargs)
 
     def argmax(self, axis=-1, dim=None, **kwargs):
-        if dim is not None:
-            axis = dim
-        if axis in (-1, 2):
-            return self._apply("ArgMax")
-        return self._reduce("ArgMax", axis, None, **kwargs)
+        return self._vector_or_reduce("ArgMax", axis, dim, kwargs)
 
     def argmax_reduction(self, axis=None, dim=None, **kwargs):
         return self._reduce("ArgMax", axis, dim, **kwargs)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._xp import is_dask
 from .errors import DtypeError, FormulaError, ShapeError, SolveError
-from .ir import Cat
+from .ir import Cat, Op
 
 __all__ = ["KernelSolve", "conjugate_gradient", "MAXITER"]
 
@@ -152,7 +152,7 @@ class KernelSolve:
                               sum_scheme=sum_scheme, use_fast_math=use_fast_math)
         self.formula, self.aliases, self.axis = formula, list(aliases), int(axis)
         self.varinvalias = varinvalias
-        spec = _find_variable(self.routine.signature, varinvalias, self.aliases)
+        spec = _find_variable(self.routine.signature, varinvalias)
         unknown_cat = Cat.J if self.axis == 1 else Cat.I
         if spec.cat != unknown_cat:
             kind = {Cat.I: "Vi", Cat.J: "Vj", Cat.P: "Pm"}[spec.cat]
@@ -202,12 +202,14 @@ class KernelSolve:
             out = routine(*args[:pos], p, *args[pos + 1:], **call)
             return out + alpha * p if alpha else out
 
-        first = routine(*args, **call)  # checks every argument, then the square shape
-        if tuple(first.shape) != tuple(b.shape):
-            raise ShapeError(f"KernelSolve needs a square system: K b has shape "
-                             f"{tuple(first.shape)} but b ('{self.varinvalias}') has shape "
-                             f"{tuple(b.shape)}; the i- and j-variables must have as many "
-                             "rows")
+        # the square shape, from the arguments (the products check everything else)
+        out_cat = Cat.I if self.axis == 1 else Cat.J
+        rows = next((np.shape(a)[0] for spec, a in zip(routine.signature.args, args)
+                     if spec.cat == out_cat and np.ndim(a) == 2), None)
+        if rows is not None and np.ndim(b) == 2 and rows != np.shape(b)[0]:
+            raise ShapeError(f"KernelSolve needs a square system: K b has {rows} rows but b "
+                             f"('{self.varinvalias}') has shape {tuple(np.shape(b))}; the i- "
+                             "and j-variables must have as many rows")
         return conjugate_gradient(linop, b, eps, maxiter, options.get("scheduler"))
 
 
@@ -217,7 +219,7 @@ def _check_alpha(alpha) -> None:
         raise SolveError(f"alpha must be a finite number >= 0, got {alpha!r}")
 
 
-def _find_variable(signature, name: str, aliases):
+def _find_variable(signature, name: str):
     text = name.replace(" ", "") if isinstance(name, str) else name
     for spec in signature.args:
         if spec.name == name or spec.name.replace(" ", "") == text:
@@ -247,7 +249,7 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
     maxiter = kwargs.pop("maxiter", None)
     _check_alpha(alpha)
     if isinstance(other, LazyTensor):
-        if other._expr.op.name != "VAR" or len(other._vars) != 1:
+        if other._expr.op is not Op.VAR or len(other._vars) != 1:
             raise ShapeError("solve(b): b must be an array or a LazyTensor of one array "
                              f"(Vi(b) or Vj(b)), got the formula {other.formula}")
         leaf = other._vars[0]
@@ -278,7 +280,7 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
         unknown = LazyTensor((ind, int(b.shape[1]), int(Cat.J if axis == 1 else Cat.I)))
         res = K * unknown
     else:
-        if (not isinstance(var, LazyTensor) or var._expr.op.name != "VAR"
+        if (not isinstance(var, LazyTensor) or var._expr.op is not Op.VAR
                 or var._vars[0].ind is None):
             raise FormulaError("solve(var=...) takes a symbolic variable of the LazyTensor, "
                                "e.g. Vj(0, 1)")
