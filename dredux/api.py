@@ -30,6 +30,7 @@ from .parse import ArgSpec, Signature, parse_aliases, parse_formula
 from .plan import make_plan, pair_cost
 from .printing import to_formula
 from .program import Program, make_program
+from .ranges import sparsity
 from .reductions import acc_dtype_for, make_reduction
 from .simplify import simplify
 
@@ -227,8 +228,13 @@ class Genred:
             ``"numpy"``; KeOps spellings ``"CPU"``, ``"GPU"``, ``"GPU_1D"`` work.
         device_id : int
             GPU to use (-1: the current device).
-        ranges : None
-            Block-sparse ranges are not supported yet (raises).
+        ranges : tuple of 6 int32 arrays, optional
+            A block-sparse reduction, in KeOps's layout: ``(ranges_i, slices_i,
+            redranges_j, ranges_j, slices_j, redranges_i)``, as
+            :func:`dredux.cluster.from_matrix` returns. Only the kept (row
+            cluster, column range) blocks are visited; rows with none get the
+            reduction's value for nothing to reduce. Checked before any work
+            (:func:`dredux.ranges.sparsity`).
         out : ndarray, optional
             Output array for NumPy results.
         block_size : int or (int, int), optional
@@ -250,21 +256,22 @@ class Genred:
                 raise TypeError(f"Genred call got unexpected option(s) {', '.join(unknown)}; "
                                 f"expected backend, device_id, ranges, out, "
                                 f"{', '.join(_CALL_OPTIONS)}")
-        if ranges is not None:
-            raise NotImplementedError(
-                "block-sparse 'ranges' are not supported by dredux yet; call without "
-                "ranges (dredux splits the i/j plane into blocks itself)")
         # A call on in-memory arrays of shapes, dtypes, options and configuration
         # already seen reuses its checks, kernel and plan: what a user calling the
         # routine in a loop pays per call (benchmarks/latency.py).
         key = _call_key(args, backend, device_id, options)
+        pattern = None
+        if ranges is not None:  # the pattern is part of the plan
+            args = _check_args(self.signature, args)
+            pattern = self._sparsity(args, ranges)
+            key = None if key is None else (key, pattern.token())
         call = self._calls.get(key) if key is not None else None
-        if call is None:
+        if call is None and pattern is None:
             args = _check_args(self.signature, args)
         if out is not None:
             _check_out(self, out, args)  # before planning, compiling or running
         if call is None:
-            call = self._prepare(args, backend, device_id, options)
+            call = self._prepare(args, backend, device_id, options, pattern)
             if key is not None:
                 if len(self._calls) >= _CALL_CACHE:
                     self._calls.clear()
@@ -272,7 +279,13 @@ class Genred:
         result = call.run(args)
         return _write_out(result, out) if out is not None else result
 
-    def _prepare(self, args, backend, device_id, options) -> _Call:
+    def _sparsity(self, args, ranges):
+        """The checked pattern of ``ranges`` for a call on ``args``."""
+        counts = _axis_lengths(self.signature, args)
+        out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
+        return sparsity(ranges, self.axis, counts[out_cat], counts[red_cat])
+
+    def _prepare(self, args, backend, device_id, options, pattern=None) -> _Call:
         """Plan a call on checked arguments (everything but running it)."""
         dtype = _common_dtype(self.signature, args)
         counts = _axis_lengths(self.signature, args)
@@ -295,7 +308,8 @@ class Genred:
             block_size=options.get("block_size"), split_every=options.get("split_every"),
             row_chunks=_dask_chunks([args[k] for k in row_args]),
             col_chunks=_dask_chunks([a for s, a in zip(self.signature.args, args)
-                                     if s.cat == red_cat]))
+                                     if s.cat == red_cat]),
+            sparsity=pattern)
         return _Call(kernel, plan, picks, row_args, any(is_dask(a) for a in args), scheduler)
 
     # -------------------------------------------------------------- helpers

@@ -69,8 +69,31 @@ class Kernel:
                 f"key={self.program.key[:12]}, options={self.options})")
 
     def __call__(self, rows: list, cols: list, params: list, m: int, n: int,
-                 j0: int = 0):  # pragma: no cover - the protocol
+                 j0: int = 0, ranges=None):  # pragma: no cover - the protocol
         raise NotImplementedError
+
+    def by_rectangles(self, rows: list, cols: list, params: list, j0: int, ranges):
+        """The state of a block-sparse block from one dense call of this kernel per
+        (row cluster, column range), merged; clusters without a range get the
+        identity."""
+        from ._xp import get_xp
+
+        red = self.program.reduction
+        acc = self.program.np_acc_dtype
+        xp = get_xp(*rows, *cols, *params)
+        parts = []
+        for k, (a, b) in enumerate(ranges.rows.tolist()):
+            sub = [r[a:b] for r in rows]
+            state = None
+            for c, d in ranges.cols[ranges.slices[k]:ranges.slices[k + 1]].tolist():
+                part = self(sub, [v[c:d] for v in cols], params, b - a, d - c, j0 + c)
+                state = part if state is None else red.merge(state, part, xp)
+            parts.append(red.identity(b - a, acc, xp) if state is None else state)
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return red.identity(0, acc, xp)
+        return tuple(xp.concatenate(fields, axis=0) for fields in zip(*parts))
 
 
 def _rebuild(cls, program, options):

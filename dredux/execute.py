@@ -35,10 +35,23 @@ _SCATTER_PIECES = 256  # at most this many scattered pieces per row input (a key
 _SCATTER_RETRIES = 2  # runs again after losing the worker that held scattered inputs
 
 
-def run_single(kernel, rows: list, cols: list, params: list, m: int, n: int):
-    """The finalized output of one task over all rows and columns, run here."""
+def run_single(kernel, rows: list, cols: list, params: list, m: int, n: int,
+               plan=None):
+    """The finalized output of one task, run here: all rows and columns, or the
+    one task of a block-sparse ``plan``."""
     program = kernel.program
-    state = kernel(rows, cols, params, m, n, 0)
+    if plan is None or plan.blocks is None:
+        state = kernel(rows, cols, params, m, n, 0)
+    elif plan.blocks[0]:
+        (c, pattern), = plan.blocks[0]
+        c0, c1 = plan.cols[c]
+        part = [a[c0:c1] for a in cols]
+        if pattern is None:
+            state = kernel(rows, part, params, m, c1 - c0, c0)
+        else:
+            state = kernel(rows, part, params, m, c1 - c0, c0, ranges=pattern)
+    else:  # no kept pair
+        state = program.reduction.identity(m, program.np_acc_dtype, get_xp(*rows, *cols))
     return finalize_state(program.reduction, state, program.np_dtype)
 
 
@@ -61,7 +74,8 @@ def run(kernel, plan, rows: list, cols: list, params: list, *, meta_arrays: list
         A Dask scheduler; None: the active client, else threads.
     """
     if not lazy and plan.n_tasks == 1 and scheduler is None:
-        return run_single(kernel, rows, cols, params, sum(plan.rows), plan.cols[-1][1])
+        return run_single(kernel, rows, cols, params, sum(plan.rows), plan.cols[-1][1],
+                          plan)
     import dask
 
     client = None if lazy else client_for(scheduler)

@@ -7,6 +7,13 @@ For row block r and column range c of a :class:`~dredux.plan.BlockPlan`::
     (final, r)           = merge of the top states and finalize -> output of block r
     (output, k)          = the outputs of the row blocks of chunk k, concatenated
 
+A block-sparse plan (``plan.blocks``) has only the (r, c) tasks holding a kept
+pair, each given its pattern; a row block with none is one identity task that
+reads no input::
+
+    (block, r, c)        = kernel(rows of block r, columns of range c, ranges=pattern)
+    (final, r)           = identity state of the block's rows, finalized
+
 When a row block has a single column range, its block task finalizes itself;
 when an output chunk is a single row block, its final task is the chunk.
 Keys derive from ``dask.base.tokenize`` of everything that determines the
@@ -26,8 +33,8 @@ from dask.highlevelgraph import HighLevelGraph
 
 from ._xp import get_xp, on_device_of
 
-__all__ = ["run_block", "merge_states", "finalize_state", "join_blocks", "build_graph",
-           "column_slices", "RowChunks"]
+__all__ = ["run_block", "empty_block", "merge_states", "finalize_state", "join_blocks",
+           "build_graph", "column_slices", "RowChunks"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class RowChunks:
 
 
 def run_block(kernel, rows: list, row_slices: list, col_parts: list, col_slices: list,
-              params: list, m: int, n: int, j0: int, finalize=None):
+              params: list, m: int, n: int, j0: int, finalize=None, ranges=None):
     """One block task: gather the columns of range ``[j0, j0 + n)`` and run ``kernel``.
 
     ``row_slices[k]`` is None when ``rows[k]`` is the block's rows, else their
@@ -51,7 +58,8 @@ def run_block(kernel, rows: list, row_slices: list, col_parts: list, col_slices:
     variable k that overlap the range and ``col_slices[k]`` the range's (start,
     stop) in their concatenation.
     ``finalize = (reduction, dtype)`` returns the row block's output instead of
-    its state (when the block is the row block's only one).
+    its state (when the block is the row block's only one). ``ranges``: the
+    block's kept pairs (a :class:`~dredux.ranges.Sparsity`), None for all.
     """
     cols = []
     for parts, (start, stop) in zip(col_parts, col_slices):
@@ -61,8 +69,20 @@ def run_block(kernel, rows: list, row_slices: list, col_parts: list, col_slices:
             xp = get_xp(*parts)
             cols.append(xp.concatenate(parts, axis=0)[start:stop])
     rows = [r if sl is None else r[sl[0]:sl[1]] for r, sl in zip(rows, row_slices)]
-    state = kernel(rows, cols, list(params), m, n, j0)
+    if ranges is None:
+        state = kernel(rows, cols, list(params), m, n, j0)
+    else:
+        state = kernel(rows, cols, list(params), m, n, j0, ranges=ranges)
     return state if finalize is None else finalize_state(finalize[0], state, finalize[1])
+
+
+def empty_block(reduction, m: int, acc_dtype, dtype, module: str = "numpy"):
+    """The output of a row block of ``m`` rows with nothing to reduce (a
+    block-sparse row block without a kept pair), on NumPy or CuPy."""
+    import importlib
+
+    xp = importlib.import_module(module)
+    return finalize_state(reduction, reduction.identity(m, acc_dtype, xp), dtype)
 
 
 def merge_states(reduction, states: Sequence[tuple], finalize_dtype=None):
@@ -204,14 +224,20 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
         else:
             final_key = (names["final"], r)
         level = []
-        for c, (c0, c1) in enumerate(plan.cols):
+        tasks = (tuple((c, None) for c in range(len(plan.cols))) if plan.blocks is None
+                 else plan.blocks[r])
+        if not tasks:  # block-sparse: no kept pair in this row block
+            finals[final_key] = (empty_block, reduction, size, program.np_acc_dtype,
+                                 program.dtype, meta_xp.__name__)
+        for c, pattern in tasks:
+            c0, c1 = plan.cols[c]
             parts, slices = col_plans[c]
             task = (run_block, kernel_key, row_keys[r], row_slices[r], parts, slices,
                     param_keys, size, c1 - c0, c0)
-            if len(plan.cols) == 1:
-                finals[final_key] = task + ((reduction, program.dtype),)
+            if len(tasks) == 1:
+                finals[final_key] = task + ((reduction, program.dtype), pattern)
             else:
-                blocks[(names["block"], r, c)] = task
+                blocks[(names["block"], r, c)] = task + (None, pattern)
                 level.append((names["block"], r, c))
         depth = 0
         while len(level) > plan.split_every:

@@ -96,7 +96,8 @@ class NumpyKernel(Kernel):
         width = sum(n.dim for f in prog.formulas for n in walk(f) if n.op is not Op.VAR)
         return max(1, width + prog.reduction.dim * prog.reduction.k) * 8
 
-    def __call__(self, rows: list, cols: list, params: list, m: int, n: int, j0: int = 0):
+    def __call__(self, rows: list, cols: list, params: list, m: int, n: int, j0: int = 0,
+                 ranges=None):
         """Partial state of the block (rows x cols).
 
         Parameters
@@ -109,7 +110,11 @@ class NumpyKernel(Kernel):
             Numbers of rows and columns (needed when a side has no variable).
         j0 : int
             Global index of the first column.
+        ranges : dredux.ranges.Sparsity, optional
+            The block's kept pairs (block-sparse reductions).
         """
+        if ranges is not None:
+            return self.by_rectangles(rows, cols, params, j0, ranges)
         prog = self.program
         red = prog.reduction
         xp = get_xp(*rows, *cols, *params)

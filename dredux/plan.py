@@ -16,6 +16,13 @@ to keep every worker busy, the graph stays under
 ``dredux.max-tasks-per-worker`` tasks per worker, and one task's inputs and
 partial state fit ``dredux.memory-per-task``. A problem that fits in one task
 is planned as one task, which the API runs without a scheduler.
+
+A block-sparse reduction (``ranges=``, :mod:`dredux.ranges`) is planned from
+its kept pairs: the work estimate counts them, the row blocks are cut so
+that each holds about the same number of kept pairs (not rows), and a task
+(r, c) exists only when row block r and column range c share a kept pair;
+it gets the pattern clipped to its block. A row block with no kept pair at
+all is an identity task that reads no input.
 """
 
 from __future__ import annotations
@@ -48,12 +55,19 @@ class BlockPlan:
     chunks : tuple of int, optional
         Sizes of the output's chunks, each a run of whole row blocks (default:
         one chunk per row block).
+    blocks : tuple, optional
+        Block-sparse plans only: for each row block, the tasks it has, as
+        ``(c, pattern)`` pairs (column range c, the
+        :class:`~dredux.ranges.Sparsity` inside the block, or None when the
+        block keeps every pair); a row block without a task gets the identity.
+        None: every (row block, column range) is a dense task.
     """
 
     rows: tuple[int, ...]
     cols: tuple[tuple[int, int], ...]
     split_every: int
     chunks: tuple[int, ...] = ()
+    blocks: tuple | None = None
 
     def __post_init__(self):
         if not self.chunks:
@@ -72,24 +86,32 @@ class BlockPlan:
             counts.append(block - start)
         return tuple(counts)
 
+    def leaves(self) -> tuple[int, ...]:
+        """Block tasks of each row block (an identity task counts as one)."""
+        if self.blocks is None:
+            return (max(1, len(self.cols)),) * len(self.rows)
+        return tuple(max(1, len(tasks)) for tasks in self.blocks)
+
     @property
     def n_tasks(self) -> int:
         """Block tasks (merge and finalize tasks not counted)."""
-        return len(self.rows) * max(1, len(self.cols))
+        return sum(self.leaves())
 
     def graph_size(self) -> int:
         """Total tasks of the graph: blocks, merges, and one concatenation per
         output chunk of several row blocks (the last task of a row block
         finalizes it, so there is no separate finalize task)."""
-        leaves = max(1, len(self.cols))
         joins = sum(1 for count in self.blocks_per_chunk if count > 1)
-        if leaves == 1:
-            return len(self.rows) + joins
-        merges = 0
-        while leaves > self.split_every:
-            leaves = math.ceil(leaves / self.split_every)
-            merges += leaves
-        return len(self.rows) * (len(self.cols) + merges + 1) + joins
+        total = 0
+        for leaves in self.leaves():
+            total += leaves
+            if leaves == 1:
+                continue
+            while leaves > self.split_every:
+                leaves = math.ceil(leaves / self.split_every)
+                total += leaves
+            total += 1
+        return total + joins
 
 
 def pair_cost(formulas, reduction, dtype) -> float:
@@ -160,7 +182,7 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
               row_bytes: int = 8, col_bytes: int = 8, state_bytes: int = 8,
               block_size=None, split_every=None,
               row_chunks: tuple[int, ...] | None = None,
-              col_chunks: tuple[int, ...] | None = None) -> BlockPlan:
+              col_chunks: tuple[int, ...] | None = None, sparsity=None) -> BlockPlan:
     """Plan the blocks of an M x N reduction.
 
     Parameters
@@ -184,6 +206,8 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
         Chunks of dask inputs: ``row_chunks`` are the output's chunks (row
         blocks cut them, never cross their edges) and the column ranges are cut
         at ``col_chunks`` edges where possible.
+    sparsity : dredux.ranges.Sparsity, optional
+        The kept pairs of a block-sparse reduction.
     """
     split_every = int(config.get("split-every", split_every))
     if split_every < 2:
@@ -193,8 +217,10 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
     budget = config.memory_per_task()
     cap = int(config.get("max-tasks-per-worker")) * workers
 
+    weighted = bm is None and sparsity is not None and sparsity.kept > 0
     if bm is None or bn is None:
-        auto_m, auto_n = _auto_blocks(m, n, cost, backend, workers, cap)
+        pairs = sparsity.kept if sparsity is not None else m * n
+        auto_m, auto_n = _auto_blocks(m, n, cost, backend, workers, cap, pairs)
         bm = bm or auto_m
         bn = bn or auto_n
     # memory (a hard bound): a task holds its rows, its columns and its state
@@ -203,7 +229,10 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
     bm, bn = min(bm, bm_max), min(bn, bn_max)
 
     chunks = tuple(int(c) for c in row_chunks) if row_chunks is not None else None
-    rows = _row_blocks(m, bm, chunks)
+    if weighted:
+        rows = _weighted_rows(sparsity, math.ceil(m / bm), chunks, bm_max)
+    else:
+        rows = _row_blocks(m, bm, chunks)
     if col_chunks is not None and n:
         cols = _group_chunks(tuple(int(c) for c in col_chunks), bn)
     else:
@@ -214,12 +243,66 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
         if len(cols) > 1 and math.ceil(n / (len(cols) // 2)) <= bn_max:
             cols = _ranges_from_sizes(split_sizes(n, len(cols) // 2))
             continue
-        fewer = _row_blocks(m, 2 * max(rows), chunks)
+        fewer = (_weighted_rows(sparsity, max(1, len(rows) // 2), chunks, bm_max)
+                 if weighted else _row_blocks(m, 2 * max(rows), chunks))
         if len(fewer) < len(rows) and max(fewer) <= bm_max:
             rows = fewer
         else:
             break
-    return BlockPlan(rows, cols, split_every, chunks if chunks is not None else rows)
+    blocks = None if sparsity is None else _sparse_blocks(sparsity, rows, cols)
+    return BlockPlan(rows, cols, split_every, chunks if chunks is not None else rows, blocks)
+
+
+def _sparse_blocks(sparsity, rows: tuple[int, ...], cols) -> tuple:
+    """For each row block, its tasks ``(c, pattern or None)``: the column ranges
+    holding a kept pair of the block, with the pattern clipped to the block
+    (None when it keeps every pair of the block)."""
+    out, start = [], 0
+    for size in rows:
+        tasks = []
+        for c, (c0, c1) in enumerate(cols):
+            local = sparsity.clip(start, start + size, c0, c1)
+            kept = local.kept
+            if kept:
+                tasks.append((c, None if kept == size * (c1 - c0) else local))
+        out.append(tuple(tasks))
+        start += size
+    return tuple(out)
+
+
+def _weighted_rows(sparsity, count: int, chunks: tuple[int, ...] | None,
+                   bm_max: int) -> tuple[int, ...]:
+    """About ``count`` row blocks holding equal numbers of kept pairs (each output
+    chunk gets its share of the blocks and is cut on its own), none longer than
+    ``bm_max`` rows."""
+    m = sparsity.m
+    cum = sparsity.kept_rows().astype(np.float64)  # kept pairs before each cluster
+    edges = np.concatenate([sparsity.rows[:, 0], [m]]).astype(np.float64)
+    width = sparsity.columns_per_cluster().astype(np.float64)  # per row of a cluster
+
+    def before(i: float) -> float:  # kept pairs in rows [0, i)
+        k = min(max(int(np.searchsorted(edges, i, side="right")) - 1, 0), len(width) - 1)
+        return float(cum[k] + (i - edges[k]) * width[k])
+
+    def first_row(t: np.ndarray) -> np.ndarray:  # the row where t kept pairs are reached
+        k = np.clip(np.searchsorted(cum, t, side="left") - 1, 0, len(width) - 1)
+        return edges[k] + np.ceil((t - cum[k]) / np.maximum(width[k], 1))
+
+    total = float(cum[-1])
+    out: list[int] = []
+    start = 0
+    for size in (chunks if chunks is not None else (m,)):
+        stop = start + size
+        lo, hi = before(start), before(stop)
+        parts = max(1, round(count * (hi - lo) / total)) if size else 1
+        cuts = first_row(lo + (hi - lo) * np.arange(1, parts) / parts)
+        cuts = np.unique(np.clip(cuts, start + 1, stop - 1).astype(np.int64)) \
+            if size > 1 else np.empty(0, np.int64)
+        bounds = [start, *cuts.tolist(), stop]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            out.extend(split_sizes(b - a, math.ceil((b - a) / bm_max)) if b > a else (0,))
+        start = stop
+    return tuple(out) or (0,)
 
 
 def _row_blocks(m: int, bm: int, chunks: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -234,12 +317,14 @@ def _row_blocks(m: int, bm: int, chunks: tuple[int, ...] | None) -> tuple[int, .
 
 
 def _auto_blocks(m: int, n: int, cost: float, backend: str, workers: int,
-                 cap: int) -> tuple[int, int]:
-    """Rows per block and columns per task from the work estimate."""
+                 cap: int, pairs: int | None = None) -> tuple[int, int]:
+    """Rows per block and columns per task from the work estimate (``pairs``:
+    the pairs visited, default all m x n)."""
     if not m or not n:
         return max(1, m), max(1, n)
     calibration = BACKENDS[backend]
-    seconds = m * n * max(cost, 1.0) * calibration.seconds_per_cost
+    pairs = m * n if pairs is None else pairs
+    seconds = pairs * max(cost, 1.0) * calibration.seconds_per_cost
     target = float(config.get("task-seconds"))
     tasks = math.ceil(seconds / target)
     if workers > 1:

@@ -137,3 +137,88 @@ def gauss_reference(x, y, b, g: float = 1.0, step: int = 2048) -> np.ndarray:
             d2 = ((x[i:i + step, None, :] - y[None, j:j + step, :]) ** 2).sum(-1)
             out[i:i + step, 0] += np.exp(-g * d2) @ b[j:j + step, 0]
     return out
+
+
+# ---------------------------------------------------------------------------
+# block-sparse reductions: random patterns and masked references
+# ---------------------------------------------------------------------------
+
+def random_clusters(gen: np.random.Generator, size: int, count: int) -> np.ndarray:
+    """(count, 2) int32 ranges cutting [0, size) into ``count`` consecutive
+    clusters of random sizes (some may be empty)."""
+    cuts = np.sort(gen.integers(0, size + 1, count - 1))
+    bounds = np.concatenate([[0], cuts, [size]])
+    return np.stack([bounds[:-1], bounds[1:]], axis=1).astype(np.int32)
+
+
+def ranges_from_mask(ranges_i: np.ndarray, ranges_j: np.ndarray, keep: np.ndarray):
+    """KeOps's 6-tuple for the kept blocks ``keep[ci, cj]`` of the clusters
+    ``ranges_i`` x ``ranges_j``, written out here from the layout's definition
+    (for each row cluster, the ranges of its kept column clusters; the other
+    triple the same with the axes exchanged)."""
+    def triple(r_out, r_red, k):
+        red, ends = [], []
+        for ci in range(len(r_out)):
+            red.extend(r_red[cj] for cj in np.flatnonzero(k[ci]))
+            ends.append(len(red))
+        return (np.asarray(r_out, np.int32), np.asarray(ends, np.int32),
+                np.asarray(red, np.int32).reshape(-1, 2))
+    return (*triple(ranges_i, ranges_j, keep), *triple(ranges_j, ranges_i, keep.T))
+
+
+def pair_mask(ranges_i: np.ndarray, ranges_j: np.ndarray, keep: np.ndarray, m: int,
+              n: int) -> np.ndarray:
+    """The (m, n) boolean matrix of the kept pairs."""
+    mask = np.zeros((m, n), dtype=bool)
+    for ci, (a, b) in enumerate(ranges_i):
+        for cj, (c, d) in enumerate(ranges_j):
+            if keep[ci, cj]:
+                mask[a:b, c:d] = True
+    return mask
+
+
+def masked_reduction(name: str, f: np.ndarray, mask: np.ndarray, g: np.ndarray | None = None,
+                     k: int = 1):
+    """Reference of reduction ``name`` over axis 1 of the float64 pair values
+    ``f`` (M, N, D) (weights ``g`` (M, N, E)) restricted to ``mask`` (M, N), in
+    dredux's conventions for rows with nothing kept (0, -inf, +inf, index -1,
+    NaN for SumSoftMaxWeight)."""
+    m3 = mask[:, :, None]
+    empty = ~mask.any(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if name == "Sum":
+            return np.where(m3, f, 0).sum(1)
+        if name in ("Max", "Min", "ArgMax", "ArgMin", "Max_ArgMax", "Min_ArgMin"):
+            big = name in ("Max", "ArgMax", "Max_ArgMax")
+            vals = np.where(m3, f, -np.inf if big else np.inf)
+            best = vals.max(1) if big else vals.min(1)
+            idx = (vals.argmax(1) if big else vals.argmin(1)).astype(np.int64)
+            idx[empty] = -1
+            return {"Max": best, "Min": best, "ArgMax": idx, "ArgMin": idx}.get(
+                name, (best, idx))
+        if name in ("KMin", "ArgKMin", "KMin_ArgKMin"):
+            vals = np.where(mask, f[:, :, 0], np.inf)
+            order = np.argsort(vals, axis=1, kind="stable")[:, :k]
+            best = np.take_along_axis(vals, order, axis=1)
+            if best.shape[1] < k:  # fewer columns than K
+                pad = k - best.shape[1]
+                best = np.pad(best, ((0, 0), (0, pad)), constant_values=np.inf)
+                order = np.pad(order, ((0, 0), (0, pad)), constant_values=-1)
+            idx = np.where(np.isinf(best), -1, order).astype(np.int64)
+            return {"KMin": best, "ArgKMin": idx}.get(name, (best, idx))
+        fs = np.where(mask, f[:, :, 0], -np.inf)
+        top = fs.max(1)
+        shift = np.where(np.isfinite(top), top, 0)
+        e = np.where(mask, np.exp(fs - shift[:, None]), 0)
+        if name == "LogSumExp":
+            return (np.log(e.sum(1)) + shift)[:, None]
+        weighted = (e[:, :, None] * (g if g is not None else 0)).sum(1)
+        if name == "LogSumExpWeight":
+            return np.log(weighted) + shift[:, None]
+        if name == "SumSoftMaxWeight":
+            return weighted / e.sum(1)[:, None]
+        if name == "Max_SumShiftExp":
+            return np.stack([top, e.sum(1)], axis=1)
+        if name == "Max_SumShiftExpWeight":
+            return np.concatenate([top[:, None], weighted], axis=1)
+    raise KeyError(name)

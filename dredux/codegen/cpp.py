@@ -501,11 +501,11 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     lanes = 64 // lay.compute.itemsize + 2 if "lanes.hpp" in state.snippets else 1
     states = R * lanes * red.state_bytes()
     init = ["for (int r = 0; r < R; ++r) st[r].init();"]
-    store = ["for (int r = 0; r < R && i0 + r < m; ++r) st[r].store(state, i0 + r);"]
-    if lay.panel:  # every row's state lives across the panels
+    store = ["for (int r = 0; r < R && i0 + r < ie; ++r) st[r].store(state, i0 + r);"]
+    if lay.panel:  # every row's state lives across the panels of its cluster
         pointers += ["Heap<RowState> st_all((size_t)m + R);", "if (!st_all.p) return 2;"]
-        row_state = ["RowState* const st = st_all.p + i0;", "if (jp == 0) " + init[0]]
-        store = ["if (jpe == n) " + store[0]]
+        row_state = ["RowState* const st = st_all.p + i0;", "if (first) " + init[0]]
+        store = ["if (last) " + store[0]]
     elif states <= _STACK_STATES:
         row_state = ["RowState st[R];"] + init
         on_stack += states
@@ -526,9 +526,10 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     rows, known_rows, row_renderers, pair_renderers = [], [], [], []
     row_roots = hoisted_roots(formulas, level, {"row"})
     for r in range(R):
-        # the rows past m of the last pass read row m - 1 (their states are not stored)
+        # the rows past the cluster's end in its last pass read its last row
+        # (their states are not stored)
         rows.append("const int64_t _i0 = i0;" if r == 0 else
-                    f"const int64_t _i{r} = i0 + {r} < m ? i0 + {r} : m - 1;")
+                    f"const int64_t _i{r} = i0 + {r} < ie ? i0 + {r} : ie - 1;")
         for k, v in enumerate(program.row_vars):
             if v.dim > _COPIED_ROW:  # read in place (a copy would fill the stack)
                 rows.append(f"const T* const _x{k}_{r} = _xin{k} + _i{r} * {v.dim};")
@@ -593,7 +594,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         fold = ["for (int r = 0; r < R; ++r) st[r].update(fbuf[r], gbuf[r], nt, j0 + jt);"]
 
     return templates.fill(
-        templates.load("cpu/block.cpp"),
+        templates.choose(templates.load("cpu/block.cpp"), PANELS=bool(lay.panel)),
         TITLE=title(program),
         MATH=(_NO_SCHEDULE if contracted else "") + templates.load("cpu/math.hpp"),
         STATES=templates.states("cpu", state.snippets),
@@ -601,7 +602,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         R=str(R), NP=str(lay.panel or _NO_PANELS), STATE=state.type,
         VECTOR=templates.fill(_VECTOR_TYPES, NV=str(_vectors(R))) if contracted else "",
         POINTERS=indent(pointers, 1), ROWSTATE=indent(row_state, 3), ROWS=indent(rows, 3),
-        PANEL=indent(_pack_lines(packed) if packed else [], 2),
+        **({"PANEL": indent(_pack_lines(packed) if packed else [], 4)} if lay.panel else {}),
         TILE=indent(tile, 4), CONTRACT=indent(contract, 4),
         SIMD=simd, PAIR=indent(pair, 5), FOLD=indent(fold, 4), STORE=indent(store, 3),
         LAYOUT=layout_tag(program, lay))

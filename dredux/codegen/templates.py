@@ -17,9 +17,11 @@ import functools
 import re
 from pathlib import Path
 
-__all__ = ["kernel_dir", "load", "states", "fill", "slots"]
+__all__ = ["kernel_dir", "load", "states", "fill", "slots", "choose"]
 
 _SLOT = re.compile(r"@@([A-Z][A-Z0-9_]*)@@")
+_CHOICE = re.compile(r"^#if @@([A-Z][A-Z0-9_]*)@@\n(.*?)^#else\n(.*?)^#endif\n",
+                     re.MULTILINE | re.DOTALL)
 
 
 @functools.cache
@@ -68,3 +70,16 @@ def fill(text: str, **values: str) -> str:
     if missing or extra:
         raise KeyError(f"template slots do not match: missing {missing}, unknown {extra}")
     return _SLOT.sub(lambda m: values[m.group(1)], text)
+
+
+def choose(text: str, **flags: bool) -> str:
+    """``text`` with each ``#if @@NAME@@ / #else / #endif`` section replaced by
+    its first branch when ``flags[NAME]`` is true, else by its second (the
+    generated source then holds only the code that runs)."""
+    def pick(match):
+        name = match.group(1)
+        if name not in flags:
+            raise KeyError(f"template choice {name!r} has no flag")
+        return match.group(2) if flags[name] else match.group(3)
+
+    return _CHOICE.sub(pick, text)

@@ -362,7 +362,8 @@ def load_kernel(source: str, program: Program, layout_tag: str):
         fn = lib.dredux_block
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                       ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+                       ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         fn._dredux_lib = lib  # keep the library loaded as long as the function lives
         _LOADED[key] = fn
         return fn
@@ -444,13 +445,28 @@ class CppKernel(Kernel):
         self._function()
         return self
 
-    def __call__(self, rows: list, cols: list, params: list, m: int, n: int, j0: int = 0):
-        """Partial state of rows [0, m) against columns [0, n) (global offset ``j0``)."""
+    def __call__(self, rows: list, cols: list, params: list, m: int, n: int, j0: int = 0,
+                 ranges=None):
+        """Partial state of rows [0, m) against columns [0, n) (global offset ``j0``);
+        with ``ranges`` (a :class:`dredux.ranges.Sparsity` of the block), of its
+        kept pairs only."""
         prog = self.program
         red = prog.reduction
         fn = self._function()
         T = self.layout.compute
         m, n, j0 = int(m), int(n), int(j0)
+        if ranges is None:
+            clusters = np.array([0, m], dtype=np.int64)
+            slices = np.array([0, 1], dtype=np.int64)
+            spans = np.array([0, n], dtype=np.int64)
+            count = 1
+        else:
+            if (ranges.m, ranges.n) != (m, n):
+                raise ValueError(f"ranges of a {ranges.m} x {ranges.n} block given for a "
+                                 f"{m} x {n} block")
+            clusters, slices, spans = (np.ascontiguousarray(a, dtype=np.int64) for a in
+                                       (ranges.rows, ranges.slices, ranges.cols))
+            count = len(ranges.rows)
         row_arrays = [np.ascontiguousarray(np.asarray(a).reshape(m, v.dim), dtype=T)
                       for a, v in zip(rows, prog.row_vars)]
         # the j-loop reads each component of a column variable with unit stride
@@ -463,7 +479,8 @@ class CppKernel(Kernel):
             dtype = np.int64 if kind == "idx" else self.layout.acc
             state.append(_allocate((m, *shape), dtype))
         status = fn(_pointers(row_arrays), _pointers(col_arrays), _pointers(param_arrays),
-                    m, n, j0, _pointers(state))
+                    m, n, j0, _pointers(state), count, clusters.ctypes.data,
+                    slices.ctypes.data, spans.ctypes.data)
         if status == 2:
             raise MemoryError(f"the CPU kernel could not allocate its row states and "
                               f"formula buffers for a block of {m} x {n}")

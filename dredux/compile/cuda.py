@@ -315,11 +315,14 @@ class CudaKernel(Kernel):
         return self._key
 
     # ------------------------------------------------------------------ run
-    def __call__(self, rows: list, cols: list, params: list, m: int, n: int, j0: int = 0):
+    def __call__(self, rows: list, cols: list, params: list, m: int, n: int, j0: int = 0,
+                 ranges=None):
         """Partial state of rows [0, m) against columns [0, n) (global offset ``j0``).
 
         Returns CuPy arrays when any input is a CuPy array, else NumPy arrays,
-        laid out as ``program.reduction.fields()`` describes.
+        laid out as ``program.reduction.fields()`` describes. With ``ranges``
+        (a :class:`dredux.ranges.Sparsity` of the block), the inputs go to the
+        device once and each (cluster, column range) is one launch.
         """
         cp = require_cupy()
         prog = self.program
@@ -336,7 +339,12 @@ class CudaKernel(Kernel):
                 return red.identity(m, prog.np_acc_dtype, cp)
             dtype = prog.np_dtype
             inputs = [_to_device(cp, a, dtype, device) for a in arrays]
-            state = self._launch(cp, device, inputs, m, n, j0)
+            if ranges is not None:
+                nr, nc = len(rows), len(rows) + len(cols)
+                state = self.by_rectangles(inputs[:nr], inputs[nr:nc], inputs[nc:], j0,
+                                           ranges)
+            else:
+                state = self._launch(cp, device, inputs, m, n, j0)
             if not on_device:
                 state = tuple(cp.asnumpy(a) for a in state)
         return state

@@ -51,34 +51,79 @@ template <class U> struct Heap {
     Heap& operator=(const Heap&) = delete;
 };
 
+// The rows are visited by clusters, each against its column ranges (a
+// block-sparse reduction: dredux/ranges.py; a dense block is one cluster
+// [0, m) with one range [0, n)): cluster k is rows [rr[2k], rr[2k + 1]) and
+// its column ranges are [cr[2s], cr[2s + 1]) for s in [sl[k], sl[k + 1]). The
+// clusters cover [0, m), so every row's state is written; a cluster with no
+// range gets the identity.
+//
 // Returns 0, or 2 if the heap storage could not be allocated.
 extern "C" int dredux_block(const void* const* rows_in, const void* const* cols_in,
                             const void* const* params_in, int64_t m, int64_t n,
-                            int64_t j0, void* const* state) {
+                            int64_t j0, void* const* state, int64_t nc,
+                            const int64_t* rr, const int64_t* sl, const int64_t* cr) {
     (void)rows_in;
     (void)cols_in;
     (void)params_in;
     (void)j0;
 @@POINTERS@@
-    for (int64_t jp = 0; jp == 0 || jp < n; jp += NP) {  // one panel when n == 0
-        const int64_t jpe = n - jp < NP ? n : jp + NP;
+#if @@PANELS@@
+    // Panels: each panel of a cluster's column range is packed once, then every
+    // row of the cluster visits it (the row states live on the heap meanwhile).
+    for (int64_t k = 0; k < nc; ++k) {
+        const int64_t ia = rr[2 * k], ie = rr[2 * k + 1];
+        const int64_t s0 = sl[k], s1 = sl[k + 1];
+        for (int64_t s = s0; s == s0 || s < s1; ++s) {  // one empty pass without ranges
+            const int64_t ca = s < s1 ? cr[2 * s] : 0, cb = s < s1 ? cr[2 * s + 1] : 0;
+            for (int64_t jp = ca; jp == ca || jp < cb; jp += NP) {
+                const int64_t jpe = cb - jp < NP ? cb : jp + NP;
+                const bool first = s == s0 && jp == ca, last = s + 1 >= s1 && jpe == cb;
+                (void)first;
+                (void)last;
 @@PANEL@@
-        for (int64_t i0 = 0; i0 < m; i0 += R) {
+                for (int64_t i0 = ia; i0 < ie; i0 += R) {
 @@ROWSTATE@@
 @@ROWS@@
-            for (int64_t jt = jp; jt < jpe; jt += TJ) {
-                const int nt = (int)(jpe - jt < TJ ? jpe - jt : TJ);
+                    for (int64_t jt = jp; jt < jpe; jt += TJ) {
+                        const int nt = (int)(jpe - jt < TJ ? jpe - jt : TJ);
 @@TILE@@
 @@CONTRACT@@
 #pragma omp simd@@SIMD@@
-                for (int jj = 0; jj < nt; ++jj) {
+                        for (int jj = 0; jj < nt; ++jj) {
 @@PAIR@@
-                }
+                        }
 @@FOLD@@
+                    }
+@@STORE@@
+                }
+            }
+        }
+    }
+#else
+    // Each pass of R rows walks its cluster's column ranges tile by tile.
+    for (int64_t k = 0; k < nc; ++k) {
+        const int64_t ia = rr[2 * k], ie = rr[2 * k + 1];
+        for (int64_t i0 = ia; i0 < ie; i0 += R) {
+@@ROWSTATE@@
+@@ROWS@@
+            for (int64_t s = sl[k]; s < sl[k + 1]; ++s) {
+                const int64_t ca = cr[2 * s], cb = cr[2 * s + 1];
+                for (int64_t jt = ca; jt < cb; jt += TJ) {
+                    const int nt = (int)(cb - jt < TJ ? cb - jt : TJ);
+@@TILE@@
+@@CONTRACT@@
+#pragma omp simd@@SIMD@@
+                    for (int jj = 0; jj < nt; ++jj) {
+@@PAIR@@
+                    }
+@@FOLD@@
+                }
             }
 @@STORE@@
         }
     }
+#endif
     return 0;
 }
 

@@ -167,8 +167,8 @@ def test_hoisting_levels():
     aliases = ["x = Vi(3)", "y = Vj(3)", "a = Vj(1)", "p = Pm(1)"]
     src = Genred("Square(p - a) * Exp(x) * y + Exp(p)", aliases, axis=1).source("cpu")
     body = src[src.index('extern "C" int dredux_block'):]
-    before_rows = body[:body.index("for (int64_t i0 = 0")]
-    per_row = body[body.index("for (int64_t i0 = 0"):body.index("for (int64_t jt = jp")]
+    before_rows = body[:body.index("for (int64_t i0 = ia")]
+    per_row = body[body.index("for (int64_t i0 = ia"):body.index("for (int64_t jt = ca")]
     assert before_rows.count("_dr_exp") == 1  # Exp(p): once per call
     assert per_row.count("_dr_exp(_x0_0[") == 3  # Exp(x), 3 components: once per row
     columns, pairs = column_and_row_parts(src)
