@@ -24,6 +24,7 @@ from . import config, execute, limits
 from ._xp import is_cupy, is_dask
 from .autodiff import differentiate
 from .backends import make_kernel, normalize_backend, resolve_backend
+from .batch import batch_shape, diagonal, flatten, per_row_routine, unflatten
 from .errors import DtypeError, FormulaError, ShapeError
 from .ir import Cat, Expr, walk_all
 from .parse import ArgSpec, Signature, parse_aliases, parse_formula
@@ -256,6 +257,11 @@ class Genred:
                 raise TypeError(f"Genred call got unexpected option(s) {', '.join(unknown)}; "
                                 f"expected backend, device_id, ranges, out, "
                                 f"{', '.join(_CALL_OPTIONS)}")
+        if len(args) == len(self.signature.args):
+            bshape = batch_shape(self.signature, args)
+            if bshape is not None:
+                return self._call_batched(args, bshape, backend, device_id, ranges, out,
+                                          options)
         # A call on in-memory arrays of shapes, dtypes, options and configuration
         # already seen reuses its checks, kernel and plan: what a user calling the
         # routine in a loop pays per call (benchmarks/latency.py).
@@ -277,6 +283,34 @@ class Genred:
                     self._calls.clear()
                 self._calls[key] = call
         result = call.run(args)
+        return _write_out(result, out) if out is not None else result
+
+    def _call_batched(self, args, bshape, backend, device_id, ranges, out, options):
+        """A call with batch axes: one flat block-sparse call (:mod:`dredux.batch`)."""
+        if ranges is not None:
+            raise ShapeError("ranges= with batch axes is not supported; call the routine "
+                             "once per batch item with its ranges, or fold the batch into "
+                             "the clusters of one flat call")
+        flat, varying, lengths = flatten(self.signature, args, bshape, self.axis)
+        routine = per_row_routine(self, varying) if varying else self
+        out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
+        if out_cat not in lengths or red_cat not in lengths:
+            raise ShapeError("a batched call needs a variable of each axis (Vi and Vj) to "
+                             "give the lengths M and N of the batch items")
+        m, n = lengths[out_cat], lengths[red_cat]
+        flat = _check_args(routine.signature, flat)
+        count = math.prod(bshape)
+        outputs = routine.reduction.outputs()
+        if out is not None:
+            want = (*bshape, m, *outputs[0][0])
+            if len(outputs) == 1 and tuple(getattr(out, "shape", ())) != want:
+                raise ShapeError(f"out has shape {tuple(out.shape)}; expected {want} (the "
+                                 "batch axes, then one row per output row)")
+            _check_out(routine, out.reshape(count * m, *outputs[0][0])
+                       if len(outputs) == 1 else out, flat)
+        call = routine._prepare(flat, backend, device_id, options, diagonal(count, m, n))
+        result = unflatten(call.run(flat), bshape, m, n,
+                           [kind == "idx" for _, kind in outputs])
         return _write_out(result, out) if out is not None else result
 
     def _sparsity(self, args, ranges):

@@ -1,0 +1,181 @@
+"""Batch dimensions: B independent reductions as one block-sparse reduction.
+
+KeOps's batch mode takes ``Vi`` variables of shape ``(B..., M, D)``, ``Vj``
+of ``(B..., N, D)`` and ``Pm`` of ``(B..., D)``, with NumPy broadcasting of
+the batch axes (size 1 broadcasts; here, as in NumPy, missing leading axes
+too), and returns ``(B..., M, dim)``. dredux folds the batch into the rows:
+item b's rows are rows ``[b M, (b + 1) M)`` and its columns ``[b N, (b + 1) N)``
+of one flat reduction whose pattern (:class:`~dredux.ranges.Sparsity`) keeps
+only those diagonal blocks. The planner then cuts the flat rows into blocks
+of equal work, so a batch of many small problems runs as a few well-sized
+tasks and a batch of big ones as several tasks per item; every backend's
+block-sparse loop visits only the items' own pairs.
+
+A parameter that varies over the batch becomes a variable of the output axis
+(its value repeated over the item's rows) in a routine derived once per set
+of such parameters (:func:`per_row_routine`); index outputs are made local
+to their item again (``j - b N``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._xp import get_xp, is_dask
+from .errors import ShapeError
+from .ir import Cat, Expr, Op, var, walk
+from .ranges import Sparsity
+
+__all__ = ["batch_shape", "flatten", "diagonal", "unflatten", "per_row_routine"]
+
+
+def _trailing(cat: Cat) -> int:
+    return 1 if cat == Cat.P else 2
+
+
+def batch_shape(signature, args) -> tuple[int, ...] | None:
+    """The broadcast batch shape of ``args``, or None when no variable has a
+    batch axis. ShapeError when two arguments' batch axes do not broadcast."""
+    shapes = []
+    for spec, a in zip(signature.args, args):
+        shape = getattr(a, "shape", None)
+        if shape is None:
+            return None
+        shapes.append((spec, tuple(shape)))
+    # batch mode is when a variable has batch axes (a parameter alone with extra
+    # axes is a misshapen parameter, which the flat checks report)
+    if not any(len(s) > 2 for spec, s in shapes if spec.cat != Cat.P):
+        return None
+    out: tuple[int, ...] = ()
+    first = None  # the first argument with batch axes, named when another disagrees
+    for spec, shape in shapes:
+        lead = shape[:len(shape) - _trailing(spec.cat)]
+        try:
+            out = np.broadcast_shapes(out, lead)
+        except ValueError:
+            raise ShapeError(
+                f"batch axes do not broadcast: '{first[0].name}' has shape {first[1]} and "
+                f"'{spec.name}' has shape {shape} (batch axes {first[2]} and {lead}); "
+                "expected equal batch axes, or 1 where an input is shared by the "
+                "batch") from None
+        if lead and first is None:
+            first = (spec, shape, lead)
+    return tuple(int(s) for s in out)
+
+
+def _broadcast(a, shape):
+    if tuple(a.shape) == tuple(shape):
+        return a
+    if is_dask(a):
+        import dask.array as da
+
+        return da.broadcast_to(a, shape)
+    return get_xp(a).broadcast_to(a, shape)
+
+
+def flatten(signature, args, bshape, axis: int):
+    """The flat arguments, and the positions of the parameters that vary over
+    the batch (they are repeated over the rows of the output axis)."""
+    count = math.prod(bshape)
+    out_cat = Cat.I if axis == 1 else Cat.J
+    lengths = {}
+    for spec, a in zip(signature.args, args):
+        if spec.cat != Cat.P and len(a.shape) >= 2:
+            lengths.setdefault(spec.cat, int(a.shape[-2]))
+    flat, varying = [], []
+    for spec, a in zip(signature.args, args):
+        shape = tuple(a.shape)
+        if spec.cat == Cat.P:
+            lead = shape[:-1]
+            if math.prod(lead) <= 1:  # shared by every item
+                flat.append(a.reshape(shape[-1:]) if lead else a)
+                continue
+            varying.append(spec.pos)
+            rows = lengths.get(out_cat, 0)
+            b = _broadcast(a, (*bshape, shape[-1])).reshape(count, shape[-1])
+            flat.append(b.repeat(rows, axis=0))
+            continue
+        if len(shape) < 2:
+            flat.append(a)  # the flat call's checks say what is expected
+            continue
+        full = _broadcast(a, (*bshape, *shape[-2:]))
+        flat.append(full.reshape(count * shape[-2], shape[-1]))
+    return flat, tuple(varying), lengths
+
+
+def diagonal(count: int, m: int, n: int) -> Sparsity:
+    """The pattern keeping item b's block: rows [b m, (b + 1) m) x columns [b n, (b + 1) n)."""
+    if m == 0:
+        return Sparsity(np.empty((0, 2), np.int64), np.zeros(1, np.int64),
+                        np.empty((0, 2), np.int64), 0, count * n)
+    starts = np.arange(count, dtype=np.int64)
+    rows = np.stack([starts * m, starts * m + m], axis=1)
+    cols = (np.stack([starts * n, starts * n + n], axis=1) if n else
+            np.empty((0, 2), np.int64))
+    slices = (np.arange(count + 1, dtype=np.int64) if n else
+              np.zeros(count + 1, dtype=np.int64))
+    return Sparsity(rows, slices, cols, count * m, count * n)
+
+
+def unflatten(result, bshape, m: int, n: int, index_outputs):
+    """(B... , m, dim) outputs from the flat ones; ``index_outputs[k]``: output k
+    holds indices, made local to their item."""
+    single = not isinstance(result, tuple)
+    parts = (result,) if single else result
+    count = math.prod(bshape)
+    out = []
+    for k, part in enumerate(parts):
+        if index_outputs[k] and n:
+            xp = np if is_dask(part) else get_xp(part)
+            shift = xp.repeat(xp.arange(count, dtype=np.int64) * n, m)[:, None]
+            if is_dask(part):
+                import dask.array as da
+
+                shift = da.from_array(shift, chunks=(part.chunks[0], 1))
+                part = da.where(part >= 0, part - shift, part)
+            else:
+                part = xp.where(part >= 0, part - shift, part)
+        out.append(part.reshape(*bshape, m, *part.shape[1:]))
+    return out[0] if single else tuple(out)
+
+
+def _recategorize(root: Expr, positions, cat: Cat) -> Expr:
+    memo: dict[Expr, Expr] = {}
+    for node in walk(root):
+        if node.op is Op.VAR:
+            pos, old = node.params
+            memo[node] = (var(pos, node.dim, cat) if old == Cat.P and pos in positions
+                          else node)
+        elif node.args:
+            args = tuple(memo[a] for a in node.args)
+            memo[node] = node if args == node.args else Expr(node.op, args, node.params)
+        else:
+            memo[node] = node
+    return memo[root]
+
+
+def per_row_routine(routine, positions: tuple[int, ...]):
+    """``routine`` with the parameters at ``positions`` made variables of its
+    output axis (cached on the routine)."""
+    from dataclasses import replace
+
+    from .api import Genred
+    from .parse import Signature
+
+    cache = routine.__dict__.setdefault("_per_row", {})
+    found = cache.get(positions)
+    if found is not None:
+        return found
+    cat = Cat.I if routine.axis == 1 else Cat.J
+    signature = Signature([replace(a, cat=cat) if a.cat == Cat.P and a.pos in positions
+                           else a for a in routine.signature.args])
+    f = _recategorize(routine.formulas[0], positions, cat)
+    f2 = (_recategorize(routine.formulas[1], positions, cat)
+          if len(routine.formulas) > 1 else None)
+    found = Genred._from_exprs(f, f2, signature, routine.reduction_op, routine.axis,
+                               routine.opt_arg, routine.dtype_acc, routine.use_double_acc,
+                               routine.sum_scheme, routine.use_fast_math)
+    cache[positions] = found
+    return found

@@ -1,0 +1,121 @@
+"""Batch axes: (B..., M, D) i-variables, (B..., N, D) j-variables, (B..., D)
+parameters, with size-1 batch axes broadcast, on the CPU and NumPy backends;
+every reduction over both axes against a loop over the batch of float64 NumPy
+references (tests/helpers.masked_reduction with every pair kept)."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from dredux import Genred
+from dredux.errors import ShapeError
+from tests.cpu.cpu_util import as_tuple, tolerances
+from tests.cpu.test_cpu_ranges import CASES, K
+from tests.helpers import masked_reduction
+
+ALIASES = ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)", "g = Vj(2)", "p = Pm(1)"]
+
+
+def _items(bshape, m, n, seed, dtype):
+    gen = np.random.default_rng(seed)
+    x = gen.uniform(-1, 1, (*bshape, m, 3))
+    y = gen.uniform(-1, 1, (bshape[0], 1, n, 3)) if len(bshape) == 2 else \
+        gen.uniform(-1, 1, (*bshape, n, 3))
+    b = gen.uniform(-0.5, 0.5, (1, n, 1)) if len(bshape) == 1 else \
+        gen.uniform(-0.5, 0.5, (*bshape, n, 1))
+    g = gen.uniform(0.5, 1.5, (*bshape, n, 2))
+    p = gen.uniform(0.5, 2.0, (*bshape, 1))
+    return [a.astype(dtype) for a in (x, y, b, g, p)]
+
+
+def _reference(name, x, y, b, g, p, axis, bshape):
+    """Loop over the batch items: the (p-scaled) formula of the case, every pair kept."""
+    _, _, f, weighted = CASES[name]
+    full = np.broadcast_shapes(x.shape[:-2], y.shape[:-2], b.shape[:-2], g.shape[:-2],
+                               p.shape[:-1])
+    assert full == bshape
+    outs = []
+    for idx in np.ndindex(*bshape):
+        xi, yi, bi, gi, pi = (np.broadcast_to(a, (*bshape, *a.shape[a.ndim - t:]))[idx]
+                              .astype(np.float64)
+                              for a, t in ((x, 2), (y, 2), (b, 2), (g, 2), (p, 1)))
+        vals = f(xi, yi, bi) * pi[0]
+        w = np.broadcast_to(gi[None], (len(xi), len(yi), 2)) if weighted else None
+        if axis == 0:
+            vals = vals.transpose(1, 0, 2)
+            w = None if w is None else w.transpose(1, 0, 2)
+        mask = np.ones(vals.shape[:2], bool)
+        outs.append(as_tuple(masked_reduction(name, vals, mask, w, K)))
+    return tuple(np.stack(parts).reshape(*bshape, *parts[0].shape) for parts in zip(*outs))
+
+
+def _routine(name, axis):
+    formula, formula2, _, _ = CASES[name]
+    opts = {"opt_arg": K} if "KMin" in name else {}
+    if formula2:
+        opts["formula2"] = formula2
+    return Genred(f"({formula}) * p", ALIASES, reduction_op=name, axis=axis, **opts)
+
+
+def _check(out, ref, dtype, what):
+    out = as_tuple(out)
+    assert len(out) == len(ref), what
+    for a, r in zip(out, ref):
+        a = np.asarray(a)
+        assert a.shape == r.shape, f"{what}: shape {a.shape}, expected {r.shape}"
+        if r.dtype == np.int64:
+            np.testing.assert_array_equal(a, r, err_msg=what)
+        else:
+            np.testing.assert_allclose(a.astype(np.float64), r, **tolerances(dtype),
+                                       err_msg=what)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+@pytest.mark.parametrize("axis", [1, 0])
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_reduction_both_axes(name, axis, backend):
+    """Batch (3,) with a shared j-variable b (batch axis 1) and a parameter that
+    varies over the batch; batch (2, 3) with y shared along the second axis."""
+    for bshape, dtype in (((3,), np.float64), ((2, 3), np.float32)):
+        args = _items(bshape, 13, 9, 7, dtype)
+        out = _routine(name, axis)(*args, backend=backend)
+        _check(out, _reference(name, *args, axis, bshape), dtype, f"{name} {bshape}")
+
+
+def test_many_small_items_are_few_tasks():
+    """1000 items of 20 x 30: a handful of block tasks, not one per item."""
+    gen = np.random.default_rng(1)
+    x, y = gen.random((1000, 20, 3)), gen.random((1000, 30, 3))
+    b = gen.random((1000, 30, 1))
+    f = Genred("Exp(-SqDist(x, y)) * b", ALIASES[:3], axis=1)
+    lazy = f(da.from_array(x, chunks=(100, 20, 3)), da.from_array(y, chunks=(100, 30, 3)),
+             da.from_array(b, chunks=(100, 30, 1)), backend="cpu")
+    assert isinstance(lazy, da.Array) and lazy.shape == (1000, 20, 1)
+    from dredux.graph import run_block
+
+    tasks = sum(1 for layer in lazy.__dask_graph__().layers.values()
+                for t in dict(layer).values() if isinstance(t, tuple) and t[:1] == (run_block,))
+    assert 1 <= tasks <= 64, tasks
+    ref = np.einsum("bij,bjk->bik",
+                    np.exp(-((x[:, :, None] - y[:, None]) ** 2).sum(-1)), b)
+    np.testing.assert_allclose(lazy.compute(), ref, rtol=1e-12)
+    np.testing.assert_allclose(f(x, y, b, backend="cpu"), ref, rtol=1e-12)
+
+
+def test_out_and_bad_batch_shapes():
+    gen = np.random.default_rng(2)
+    x, y, b = gen.random((4, 5, 3)), gen.random((4, 6, 3)), gen.random((4, 6, 1))
+    f = Genred("SqDist(x, y) * b", ALIASES[:3], axis=1)
+    out = np.empty((4, 5, 1))
+    assert f(x, y, b, out=out, backend="cpu") is out
+    ref = np.einsum("bij,bjk->bik", ((x[:, :, None] - y[:, None]) ** 2).sum(-1), b)
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+    with pytest.raises(ShapeError, match=r"out has shape \(4, 5\); expected \(4, 5, 1\)"):
+        f(x, y, b, out=np.empty((4, 5)), backend="cpu")
+    with pytest.raises(ShapeError) as info:
+        f(x, gen.random((3, 6, 3)), b, backend="cpu")
+    assert "(4, 5, 3)" in str(info.value) and "(3, 6, 3)" in str(info.value)
+    with pytest.raises(ShapeError, match="ranges= with batch axes"):
+        f(x, y, b, ranges=(), backend="cpu")
