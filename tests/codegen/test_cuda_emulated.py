@@ -412,3 +412,30 @@ def test_contractions_in_chunks(cp, name, d, dtype, rtol):
         return
     ref = reference(x, y, b, w)
     np.testing.assert_allclose(out, ref, rtol=rtol * 10, atol=rtol * np.abs(ref).max())
+
+
+# ---------------------------------------------------------------------------
+# block-sparse ranges and batch axes: the GPU kernel's launches per kept block
+# ---------------------------------------------------------------------------
+
+def test_ranges_and_batch_axes(cp):
+    from tests.helpers import masked_reduction, pair_mask, random_clusters, ranges_from_mask
+
+    gen = np.random.default_rng(11)
+    m, n = 70, 90
+    ri, rj = random_clusters(gen, m, 5), random_clusters(gen, n, 4)
+    keep = gen.random((5, 4)) < 0.5
+    keep[2] = False
+    mask = pair_mask(ri, rj, keep, m, n)
+    x, y, b = gen.uniform(-1, 1, (m, 3)), gen.uniform(-1, 1, (n, 3)), gen.random((n, 1))
+    d2 = ((x[:, None] - y[None]) ** 2).sum(-1, keepdims=True)
+    ranges = ranges_from_mask(ri, rj, keep)
+    out = Genred(*GAUSS, axis=1)(x, y, b, backend="gpu", ranges=ranges)
+    np.testing.assert_allclose(out, (np.exp(-d2[..., 0]) * mask) @ b, rtol=1e-12, atol=1e-12)
+    g = Genred("SqDist(x, y)", GAUSS[1][:2], reduction_op="ArgKMin", opt_arg=3, axis=1)
+    np.testing.assert_array_equal(g(x, y, backend="gpu", ranges=ranges),
+                                  masked_reduction("ArgKMin", d2, mask, k=3))
+    xb, yb = gen.uniform(-1, 1, (3, 20, 3)), gen.uniform(-1, 1, (3, 30, 3))
+    ref = np.stack([((xb[k][:, None] - yb[k][None]) ** 2).sum(-1).argsort(1)[:, :3]
+                    for k in range(3)])
+    np.testing.assert_array_equal(g(xb, yb, backend="gpu"), ref)
