@@ -24,7 +24,7 @@ from . import config, execute, limits
 from ._xp import is_cupy, is_dask
 from .autodiff import differentiate
 from .backends import make_kernel, normalize_backend, resolve_backend
-from .batch import batch_shape, diagonal, flatten, per_row_routine, unflatten
+from .batch import batch_shape, diagonal, flatten, per_row_routine, unflatten, within_items
 from .errors import DtypeError, FormulaError, ShapeError
 from .ir import Cat, Expr, walk_all
 from .parse import ArgSpec, Signature, parse_aliases, parse_formula
@@ -287,10 +287,6 @@ class Genred:
 
     def _call_batched(self, args, bshape, backend, device_id, ranges, out, options):
         """A call with batch axes: one flat block-sparse call (:mod:`dredux.batch`)."""
-        if ranges is not None:
-            raise ShapeError("ranges= with batch axes is not supported; call the routine "
-                             "once per batch item with its ranges, or fold the batch into "
-                             "the clusters of one flat call")
         flat, varying, lengths = flatten(self.signature, args, bshape, self.axis)
         routine = per_row_routine(self, varying) if varying else self
         out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
@@ -308,7 +304,9 @@ class Genred:
                                  "batch axes, then one row per output row)")
             _check_out(routine, out.reshape(count * m, *outputs[0][0])
                        if len(outputs) == 1 else out, flat)
-        call = routine._prepare(flat, backend, device_id, options, diagonal(count, m, n))
+        pattern = (diagonal(count, m, n) if ranges is None else
+                   within_items(sparsity(ranges, self.axis, count * m, count * n), m, n))
+        call = routine._prepare(flat, backend, device_id, options, pattern)
         result = unflatten(call.run(flat), bshape, m, n,
                            [kind == "idx" for _, kind in outputs])
         return _write_out(result, out) if out is not None else result

@@ -28,7 +28,8 @@ from .errors import ShapeError
 from .ir import Cat, Expr, Op, var, walk
 from .ranges import Sparsity
 
-__all__ = ["batch_shape", "flatten", "diagonal", "unflatten", "per_row_routine"]
+__all__ = ["batch_shape", "flatten", "diagonal", "within_items", "unflatten",
+           "per_row_routine"]
 
 
 def _trailing(cat: Cat) -> int:
@@ -117,6 +118,35 @@ def diagonal(count: int, m: int, n: int) -> Sparsity:
     slices = (np.arange(count + 1, dtype=np.int64) if n else
               np.zeros(count + 1, dtype=np.int64))
     return Sparsity(rows, slices, cols, count * m, count * n)
+
+
+def within_items(pattern: Sparsity, m: int, n: int) -> Sparsity:
+    """A user's ``ranges=`` pattern of a batched call (KeOps's layout: indices into
+    the flattened B M rows and B N columns), checked to keep only pairs of the
+    same item; ShapeError naming the first block that crosses items."""
+    ranged = np.flatnonzero(np.diff(pattern.slices) > 0)  # clusters with a range
+    if len(ranged) and m and n:
+        rows = pattern.rows[ranged]
+        item = rows[:, 0] // m
+        bad = np.flatnonzero((rows[:, 1] - 1) // m != item)
+        if len(bad):
+            a, e = rows[bad[0]].tolist()
+            raise ShapeError(f"ranges: the row cluster [{a}, {e}) spans batch items "
+                             f"{a // m} and {(e - 1) // m}; with batch axes, ranges index "
+                             f"the flattened rows (item b is [b*{m}, (b+1)*{m})) and each "
+                             "cluster lies in one item")
+        counts = np.diff(pattern.slices)[ranged]
+        owner = np.repeat(item, counts)
+        cols = pattern.cols[np.concatenate([np.arange(pattern.slices[k], pattern.slices[k + 1])
+                                            for k in ranged])]
+        bad = np.flatnonzero((cols[:, 0] < owner * n) | (cols[:, 1] > owner * n + n))
+        if len(bad):
+            c, d = cols[bad[0]].tolist()
+            raise ShapeError(f"ranges: the column range [{c}, {d}) is kept for a row "
+                             f"cluster of batch item {int(owner[bad[0]])}, whose columns "
+                             f"are [{int(owner[bad[0]]) * n}, {int(owner[bad[0]]) * n + n}); "
+                             "with batch axes, each block lies in one item")
+    return pattern
 
 
 def unflatten(result, bshape, m: int, n: int, index_outputs):

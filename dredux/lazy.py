@@ -327,11 +327,21 @@ class LazyTensor:
                                  "like Vi(x)) or axis=1 (a j-variable, like Vj(x)), or "
                                  "write x[:, None, :] / x[None, :, :]")
             cat = Cat.I if axis == 0 else Cat.J
-        elif ndim > 3:
-            raise ShapeError(f"LazyTensor got an array of shape {tuple(shape)}: batch "
-                             "dimensions are not supported yet; expected (M, 1, D), "
-                             "(1, N, D), (1, 1, D), (M, D) with axis=, (D,) or a number. "
-                             "Loop over the batch, or fold it into the rows.")
+        elif ndim > 3:  # batch axes first: (B..., M, 1, D), (B..., 1, N, D), (B..., 1, 1, D)
+            if axis is not None:
+                raise ShapeError(f"LazyTensor got a {ndim}-D array of shape {tuple(shape)} "
+                                 f"and axis={axis!r}; its shape says its axis: leave axis "
+                                 "out")
+            if shape[-2] == 1:
+                x, cat = ((x[..., 0, 0, :], Cat.P) if shape[-3] == 1 else
+                          (x[..., :, 0, :], Cat.I))
+            elif shape[-3] == 1:
+                x, cat = x[..., 0, :, :], Cat.J
+            else:
+                raise ShapeError(f"LazyTensor got an array of shape {tuple(shape)}; with "
+                                 "batch axes B... first, it must be (B..., M, 1, D) for an "
+                                 "i-variable, (B..., 1, N, D) for a j-variable or "
+                                 "(B..., 1, 1, D) for a parameter")
         else:
             if axis not in (None, 2):
                 fix = " (reshape it with x.reshape(-1, 1))" if ndim == 1 else ""
@@ -341,7 +351,7 @@ class LazyTensor:
             if ndim == 0:
                 x = x.reshape(1)
             cat = Cat.P
-        rows, dim = (x.shape[0], x.shape[-1]) if cat != Cat.P else (1, x.shape[-1])
+        rows, dim = (x.shape[-2], x.shape[-1]) if cat != Cat.P else (1, x.shape[-1])
         if rows == 0 or not 0 < dim <= limits.MAX_DIM:
             raise ShapeError(f"LazyTensor got an array of shape {tuple(shape)}; it needs at "
                              f"least one row, and its last axis (the vector dimension) must "
@@ -372,16 +382,33 @@ class LazyTensor:
 
     @property
     def _shape(self) -> tuple:
-        return (self.ni or 1, self.nj or 1, self._expr.dim)
+        return (*self._batch, self.ni or 1, self.nj or 1, self._expr.dim)
+
+    @property
+    def _batch(self) -> tuple:
+        """The broadcast batch axes of the arrays (empty without batch axes)."""
+        lead: tuple = ()
+        for leaf in self._vars:
+            shape = getattr(leaf.data, "shape", None)
+            k = 0 if shape is None else len(shape) - (1 if leaf.cat == Cat.P else 2)
+            if k > 0:
+                try:
+                    lead = np.broadcast_shapes(lead, tuple(shape[:k]))
+                except ValueError:
+                    raise ShapeError(f"batch axes {lead} and {tuple(shape[:k])} of this "
+                                     "LazyTensor's arrays do not broadcast") from None
+        return tuple(int(v) for v in lead)
 
     @property
     def shape(self) -> tuple:
-        """``(M, N, D)``, or ``(M, N)`` when D = 1 (as in KeOps)."""
+        """``(B..., M, N, D)``, or ``(B..., M, N)`` when D = 1 (as in KeOps; B...: the
+        batch axes, if any)."""
         s = self._shape
         return s[:-1] if s[-1] == 1 else s
 
     def dim(self) -> int:
-        """The number of axes of :attr:`shape` (with D): 3, as for an (M, N, D) array."""
+        """The number of axes of :attr:`shape` (with D): 3, as for an (M, N, D) array,
+        plus the batch axes."""
         return len(self._shape)
 
     @property
@@ -801,10 +828,18 @@ class LazyTensor:
         if axis is None:
             raise ShapeError(f"the {op} reduction needs axis=0 (over i) or axis=1 (over j),"
                              " e.g. .sum(axis=1) or .sum(dim=1)")
-        if isinstance(axis, bool) or axis not in (0, 1):
+        batch = len(self._batch) if self._vars else 0
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
+                or axis - batch not in (0, 1):
+            if batch:
+                raise ShapeError(
+                    f"reduction axis {axis!r} is out of range: with {batch} batch axes "
+                    f"first, expected {batch} (reduce over i: one result per j) or "
+                    f"{batch + 1} (reduce over j: one result per i), as in KeOps")
             raise ShapeError(f"reduction axis {axis!r} is out of range: expected 0 (reduce "
                              "over i: one result per j) or 1 (reduce over j: one result "
                              "per i)")
+        axis = int(axis) - batch
         init, call_options = _split_options(kwargs)
         if weight is not None:
             weight = self._operand(weight)
@@ -819,7 +854,8 @@ class LazyTensor:
         i (axis 0) or j (axis 1), as KeOps's sum/min/max/argmin/argmax."""
         if dim is not None:
             axis = dim
-        if axis in (-1, 2):
+        if axis == -1 or (not isinstance(axis, bool) and isinstance(axis, int)
+                          and axis == 2 + (len(self._batch) if self._vars else 0)):
             return self._apply(op)
         return self._reduce(op, axis, None, **kwargs)
 

@@ -321,8 +321,8 @@ class CudaKernel(Kernel):
 
         Returns CuPy arrays when any input is a CuPy array, else NumPy arrays,
         laid out as ``program.reduction.fields()`` describes. With ``ranges``
-        (a :class:`dredux.ranges.Sparsity` of the block), the inputs go to the
-        device once and each (cluster, column range) is one launch.
+        (a :class:`dredux.ranges.Sparsity` of the block), each thread block
+        holds rows of one cluster and walks only that cluster's column ranges.
         """
         cp = require_cupy()
         prog = self.program
@@ -339,12 +339,7 @@ class CudaKernel(Kernel):
                 return red.identity(m, prog.np_acc_dtype, cp)
             dtype = prog.np_dtype
             inputs = [_to_device(cp, a, dtype, device) for a in arrays]
-            if ranges is not None:
-                nr, nc = len(rows), len(rows) + len(cols)
-                state = self.by_rectangles(inputs[:nr], inputs[nr:nc], inputs[nc:], j0,
-                                           ranges)
-            else:
-                state = self._launch(cp, device, inputs, m, n, j0)
+            state = self._launch(cp, device, inputs, m, n, j0, ranges)
             if not on_device:
                 state = tuple(cp.asnumpy(a) for a in state)
         return state
@@ -373,7 +368,8 @@ class CudaKernel(Kernel):
                     _COMPILED[key] = compiled
         return compiled
 
-    def _launch(self, cp, device: int, inputs: list, m: int, n: int, j0: int) -> tuple:
+    def _launch(self, cp, device: int, inputs: list, m: int, n: int, j0: int,
+                ranges=None) -> tuple:
         fns = self._functions(cp, device)
         plan = plan_launch(
             m, n, self.code.column_bytes, sm_count=fns.sm_count,
@@ -382,11 +378,22 @@ class CudaKernel(Kernel):
             blocks_per_sm=lambda t, s: fns.blocks_per_sm(cp, t, s), tile=self.code.tile)
         if plan.shared > SHARED_DEFAULT:
             fns.allow_shared(plan.shared)
-        parts = self._empty(cp, plan.splits, m)
         scalars = (np.int64(m), np.int64(n), np.int64(j0), np.int64(plan.span),
                    np.int32(plan.tile))
+        if ranges is not None:  # one column range; the blocks from the clusters
+            table, threads = block_table(ranges, plan.threads)
+            parts = self._empty(cp, 1, m)
+            fns.reduce((max(1, len(table)), 1, 1), (threads, 1, 1),
+                       (*scalars, np.int32(1), cp.asarray(table.ravel()),
+                        cp.asarray(np.ascontiguousarray(ranges.cols, np.int64).ravel()
+                                   if len(ranges.cols) else np.zeros(2, np.int64)),
+                        *inputs, *parts), shared_mem=plan.shared)
+            return tuple(a[0] for a in parts)
+        parts = self._empty(cp, plan.splits, m)
+        unused = cp.zeros(4, dtype=np.int64)
         fns.reduce((plan.blocks, plan.splits, 1), (plan.threads, 1, 1),
-                   (*scalars, *inputs, *parts), shared_mem=plan.shared)
+                   (*scalars, np.int32(0), unused, unused, *inputs, *parts),
+                   shared_mem=plan.shared)
         count = plan.splits
         while count > 1:
             groups = -(-count // MERGE_GROUP)
@@ -408,6 +415,27 @@ class CudaKernel(Kernel):
             else:
                 out.append(cp.empty((splits, m, *shape), dtype=dtype))
         return out
+
+
+def block_table(ranges, most: int) -> tuple[np.ndarray, int]:
+    """The thread blocks of a block-sparse launch: (blocks, 4) int64 rows
+    ``[row start, row end, first range, end range]``, each within one cluster
+    (clusters of more rows than a block take several), and the threads per
+    block: the 75th percentile of the cluster sizes rounded up to a warp, at
+    most ``most`` (small clusters do not leave most of a big block idle)."""
+    sizes = ranges.rows[:, 1] - ranges.rows[:, 0]
+    if not len(sizes):
+        return np.zeros((0, 4), np.int64), MIN_THREADS
+    typical = int(np.percentile(sizes, 75))
+    threads = int(min(most, max(MIN_THREADS, -(-typical // 32) * 32)))
+    counts = -(-sizes // threads)
+    cluster = np.repeat(np.arange(len(sizes)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    start = ranges.rows[cluster, 0] + (np.arange(len(cluster)) - first) * threads
+    end = np.minimum(start + threads, ranges.rows[cluster, 1])
+    table = np.stack([start, end, ranges.slices[cluster], ranges.slices[cluster + 1]],
+                     axis=1).astype(np.int64)
+    return np.ascontiguousarray(table), threads
 
 
 def _to_device(cp, a, dtype, device: int):

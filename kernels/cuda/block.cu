@@ -37,20 +37,37 @@
 typedef @@STATE@@ _DrState;
 
 extern "C" __global__ void __launch_bounds__(256)
-dredux_reduce(long long _m, long long _n, long long _j0, long long _span, int _tile@@INPUTS@@@@OUTPUTS@@) {
+dredux_reduce(long long _m, long long _n, long long _j0, long long _span, int _tile,
+              int _sparse, const long long* __restrict__ _blk,
+              const long long* __restrict__ _cr@@INPUTS@@@@OUTPUTS@@) {
     extern __shared__ __align__(16) double _dr_smem[];  // aligned for every T and vector loads
     T* const _dr_sm = reinterpret_cast<T*>(_dr_smem);
     (void)_dr_sm;
-    const long long _i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    const bool _active = _i < _m;
-    const long long _row = _active ? _i : _m - 1;  // idle threads read a valid row
+    // Dense: block x holds rows [x * blockDim.x, ...) and walks the column range
+    // y of _span columns. Block-sparse (_sparse, one column range): block x
+    // holds rows [_blk[4x], _blk[4x + 1]) of one row cluster and walks that
+    // cluster's column ranges _cr[2s], _cr[2s + 1] for s in [_blk[4x + 2], _blk[4x + 3]).
+    long long _i, _rows_end, _s0 = 0, _s1 = 1;
+    if (_sparse) {
+        const long long* const _b = _blk + 4 * (long long)blockIdx.x;
+        _i = _b[0] + threadIdx.x;
+        _rows_end = _b[1];
+        _s0 = _b[2];
+        _s1 = _b[3];
+    } else {
+        _i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        _rows_end = _m;
+    }
+    const bool _active = _i < _rows_end;
+    const long long _row = _active ? _i : _rows_end - 1;  // idle threads read a valid row
     (void)_row;
 @@ROWS@@
 @@SHARED@@
     _DrState _st;
     _st.init();
-    const long long _jb = (long long)blockIdx.y * _span;
-    const long long _je = (_jb + _span < _n) ? _jb + _span : _n;
+    for (long long _s = _s0; _s < _s1; ++_s) {
+    const long long _jb = _sparse ? _cr[2 * _s] : (long long)blockIdx.y * _span;
+    const long long _je = _sparse ? _cr[2 * _s + 1] : ((_jb + _span < _n) ? _jb + _span : _n);
     for (long long _jt = _jb; _jt < _je; _jt += _tile) {
         const int _tn = (int)((_je - _jt < _tile) ? _je - _jt : _tile);
         (void)_tn;
@@ -65,6 +82,7 @@ dredux_reduce(long long _m, long long _n, long long _j0, long long _span, int _t
             }
             _st.end_tile();
         }
+    }
     }
     if (_active) _st.store((long long)blockIdx.y * _m + _i, @@STORE_ARGS@@);
 }

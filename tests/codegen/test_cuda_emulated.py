@@ -422,10 +422,13 @@ def test_ranges_and_batch_axes(cp):
     from tests.helpers import masked_reduction, pair_mask, random_clusters, ranges_from_mask
 
     gen = np.random.default_rng(11)
-    m, n = 70, 90
-    ri, rj = random_clusters(gen, m, 5), random_clusters(gen, n, 4)
-    keep = gen.random((5, 4)) < 0.5
+    m, n = 300, 90
+    # small clusters (one thread block each, mostly) and a big one (several blocks)
+    ri = np.concatenate([random_clusters(gen, 100, 6), [[100, 300]]]).astype(np.int32)
+    rj = random_clusters(gen, n, 4)
+    keep = gen.random((7, 4)) < 0.5
     keep[2] = False
+    keep[6, ::2] = True
     mask = pair_mask(ri, rj, keep, m, n)
     x, y, b = gen.uniform(-1, 1, (m, 3)), gen.uniform(-1, 1, (n, 3)), gen.random((n, 1))
     d2 = ((x[:, None] - y[None]) ** 2).sum(-1, keepdims=True)
@@ -435,6 +438,15 @@ def test_ranges_and_batch_axes(cp):
     g = Genred("SqDist(x, y)", GAUSS[1][:2], reduction_op="ArgKMin", opt_arg=3, axis=1)
     np.testing.assert_array_equal(g(x, y, backend="gpu", ranges=ranges),
                                   masked_reduction("ArgKMin", d2, mask, k=3))
+    lse = Genred("-SqDist(x, y)", GAUSS[1][:2], reduction_op="LogSumExp", axis=0)
+    np.testing.assert_allclose(lse(x, y, backend="gpu", ranges=ranges),
+                               masked_reduction("LogSumExp", -d2.transpose(1, 0, 2), mask.T),
+                               rtol=1e-12)
+    from dredux.compile.cuda import block_table
+    from dredux.ranges import sparsity
+
+    table, threads = block_table(sparsity(ranges, 1, m, n), 256)
+    assert threads == 32 and len(table) > 7  # the big cluster takes several blocks
     xb, yb = gen.uniform(-1, 1, (3, 20, 3)), gen.uniform(-1, 1, (3, 30, 3))
     ref = np.stack([((xb[k][:, None] - yb[k][None]) ** 2).sum(-1).argsort(1)[:, :3]
                     for k in range(3)])

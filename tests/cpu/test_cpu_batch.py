@@ -13,7 +13,7 @@ from dredux import Genred
 from dredux.errors import ShapeError
 from tests.cpu.cpu_util import as_tuple, tolerances
 from tests.cpu.test_cpu_ranges import CASES, K
-from tests.helpers import masked_reduction
+from tests.helpers import masked_reduction, pair_mask, ranges_from_mask
 
 ALIASES = ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)", "g = Vj(2)", "p = Pm(1)"]
 
@@ -117,5 +117,30 @@ def test_out_and_bad_batch_shapes():
     with pytest.raises(ShapeError) as info:
         f(x, gen.random((3, 6, 3)), b, backend="cpu")
     assert "(4, 5, 3)" in str(info.value) and "(3, 6, 3)" in str(info.value)
-    with pytest.raises(ShapeError, match="ranges= with batch axes"):
-        f(x, y, b, ranges=(), backend="cpu")
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_ranges_with_batch_axes(backend):
+    """As in KeOps, ranges of a batched call index the flattened rows and columns
+    (item b: rows [b M, (b + 1) M)); a block that crosses items is refused."""
+    gen = np.random.default_rng(4)
+    count, m, n = 3, 10, 8
+    x, y = gen.random((count, m, 3)), gen.random((count, n, 3))
+    ri = np.array([[k * 5, k * 5 + 5] for k in range(2 * count)])
+    rj = np.array([[k * 4, k * 4 + 4] for k in range(2 * count)])
+    keep = np.zeros((2 * count, 2 * count), bool)
+    for item in range(count):  # random blocks inside each item
+        keep[2 * item:2 * item + 2, 2 * item:2 * item + 2] = gen.random((2, 2)) < 0.6
+    keep[1] = False
+    mask = pair_mask(ri, rj, keep, count * m, count * n)
+    f = Genred("SqDist(x, y)", ["x = Vi(3)", "y = Vj(3)"], reduction_op="Min_ArgMin", axis=1)
+    val, idx = f(x, y, ranges=ranges_from_mask(ri, rj, keep), backend=backend)
+    d2 = ((x.reshape(-1, 3)[:, None] - y.reshape(-1, 3)[None]) ** 2).sum(-1, keepdims=True)
+    ref_val, ref_idx = masked_reduction("Min_ArgMin", d2, mask)
+    shift = np.repeat(np.arange(count) * n, m)[:, None]
+    ref_idx = np.where(ref_idx >= 0, ref_idx - shift, -1)
+    np.testing.assert_allclose(val, ref_val.reshape(count, m, 1), rtol=1e-12)
+    np.testing.assert_array_equal(idx, ref_idx.reshape(count, m, 1))
+    keep[0, 2] = True  # item 0's rows against item 1's columns
+    with pytest.raises(ShapeError, match="each block lies in one item"):
+        f(x, y, ranges=ranges_from_mask(ri, rj, keep), backend=backend)

@@ -463,8 +463,8 @@ def test_constructor_shape_rules_and_errors():
         LazyTensor(X)
     with pytest.raises(ShapeError, match=r"\(M, 1, D\)"):
         LazyTensor(np.ones((2, 3, 4)))
-    with pytest.raises(ShapeError, match="batch dimensions"):
-        LazyTensor(np.ones((2, 3, 1, 4)))
+    with pytest.raises(ShapeError, match=r"\(B\.\.\., M, 1, D\) for an i-variable"):
+        LazyTensor(np.ones((2, 3, 4, 5)))
     with pytest.raises(ShapeError, match="reshape"):
         Vi(np.ones(5))
     with pytest.raises(DtypeError, match="astype"):
@@ -587,3 +587,34 @@ def test_random_expressions_match_numpy(seed):
         e, dense = e.t(), dense.transpose(1, 0, 2)
     out = e.sum(axis=axis, backend="numpy")
     close(out, dense.sum(axis=axis), tol=1e-9)
+
+
+# ------------------------------------------------------------- batch axes
+
+def test_batch_axes_as_in_keops():
+    """(B, M, 1, D), (B, 1, N, D) and (B, 1, 1, D) arrays; the reduction axis
+    counts the batch axes (KeOps: axis = number of batch axes + 0 or 1); a
+    shared (1, ...) input broadcasts; checked against NumPy broadcasting."""
+    gen = np.random.default_rng(3)
+    B, m, n = 4, 11, 7
+    x = gen.uniform(-1, 1, (B, m, 1, 3))
+    y = gen.uniform(-1, 1, (1, 1, n, 3))  # shared by the batch
+    b = gen.uniform(-1, 1, (B, 1, n, 2))
+    s = gen.uniform(0.5, 2.0, (B, 1, 1, 1))  # a parameter per item
+    x_i, y_j, b_j, s_p = LazyTensor(x), LazyTensor(y), LazyTensor(b), LazyTensor(s)
+    d2 = ((x - y) ** 2).sum(-1, keepdims=True)  # (B, m, n, 1)
+    K = (-(((x_i - y_j) ** 2).sum(-1)) * s_p).exp()
+    assert K.shape == (B, m, n) and K.dim() == 4
+    k = np.exp(-d2 * s)
+    for backend in ("numpy", "cpu"):
+        np.testing.assert_allclose((K * b_j).sum(axis=2, backend=backend),
+                                   (k * b).sum(2), rtol=1e-12)
+        np.testing.assert_allclose((K * b_j).sum(1, backend=backend),
+                                   (k * b).sum(1), rtol=1e-12)
+        np.testing.assert_array_equal(((x_i - y_j) ** 2).sum(-1).argmin(dim=2, backend=backend),
+                                      d2.argmin(2))
+    assert isinstance(K.sum(axis=3), LazyTensor)  # the vector axis, after the batch axes
+    with pytest.raises(ShapeError, match="with 1 batch axes first, expected 1"):
+        K.sum(axis=0)
+    with pytest.raises(ShapeError, match="do not broadcast"):
+        (x_i - LazyTensor(gen.uniform(-1, 1, (3, 1, n, 3)))).sum(axis=2)
