@@ -287,7 +287,7 @@ class Genred:
 
     def _call_batched(self, args, bshape, backend, device_id, ranges, out, options):
         """A call with batch axes: one flat block-sparse call (:mod:`dredux.batch`)."""
-        flat, varying, lengths = flatten(self.signature, args, bshape, self.axis)
+        flat, varying, lengths, shared = flatten(self.signature, args, bshape, self.axis)
         routine = per_row_routine(self, varying) if varying else self
         out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
         if out_cat not in lengths or red_cat not in lengths:
@@ -304,10 +304,16 @@ class Genred:
                                  "batch axes, then one row per output row)")
             _check_out(routine, out.reshape(count * m, *outputs[0][0])
                        if len(outputs) == 1 else out, flat)
-        pattern = (diagonal(count, m, n) if ranges is None else
-                   within_items(sparsity(ranges, self.axis, count * m, count * n), m, n))
+        if ranges is not None:  # KeOps's layout: indices into every item's copy
+            if shared:
+                flat, _, _, shared = flatten(self.signature, args, bshape, self.axis,
+                                             share=False)
+                flat = _check_args(routine.signature, flat)
+            pattern = within_items(sparsity(ranges, self.axis, count * m, count * n), m, n)
+        else:
+            pattern = diagonal(count, m, n, shared)
         call = routine._prepare(flat, backend, device_id, options, pattern)
-        result = unflatten(call.run(flat), bshape, m, n,
+        result = unflatten(call.run(flat), bshape, m, 0 if shared else n,
                            [kind == "idx" for _, kind in outputs])
         return _write_out(result, out) if out is not None else result
 
@@ -459,11 +465,6 @@ def _check_args(signature, args) -> list:
                                  f"1-D array of shape ({spec.dim},){fix}")
         else:
             rows = "M" if spec.cat == Cat.I else "N"
-            if len(shape) > 2:
-                raise ShapeError(f"{_describe(spec, index)} has shape {shape}: batch "
-                                 "dimensions are not supported; expected a 2-D array of "
-                                 f"shape ({rows}, {spec.dim}). Loop over the batch, or "
-                                 "fold it into the rows.")
             if len(shape) != 2 or shape[1] != spec.dim:
                 fix = (f" (reshape it with .reshape(-1, {spec.dim}))"
                        if len(shape) == 1 and spec.dim == 1 else "")

@@ -11,8 +11,12 @@ of equal work, so a batch of many small problems runs as a few well-sized
 tasks and a batch of big ones as several tasks per item; every backend's
 block-sparse loop visits only the items' own pairs.
 
-A parameter that varies over the batch becomes a variable of the output axis
-(its value repeated over the item's rows) in a routine derived once per set
+When the reduced axis's variables have no batch axis (one y shared by every
+item), they are passed once and every item's rows keep columns ``[0, N)``
+(no copy, indices need no shift); other size-1 batch axes are broadcast by
+copying into the flat arrays. A parameter that varies over the batch
+becomes a variable of the output axis (its value repeated over the item's
+rows) in a routine derived once per set
 of such parameters (:func:`per_row_routine`); index outputs are made local
 to their item again (``j - b N``).
 """
@@ -76,11 +80,17 @@ def _broadcast(a, shape):
     return get_xp(a).broadcast_to(a, shape)
 
 
-def flatten(signature, args, bshape, axis: int):
-    """The flat arguments, and the positions of the parameters that vary over
-    the batch (they are repeated over the rows of the output axis)."""
+def flatten(signature, args, bshape, axis: int, share: bool = True):
+    """The flat arguments, the positions of the parameters that vary over the
+    batch (they are repeated over the rows of the output axis), the axes'
+    lengths, and whether the reduced axis is shared by every item (its
+    variables have no batch axis: they are passed once, not copied per item)."""
     count = math.prod(bshape)
     out_cat = Cat.I if axis == 1 else Cat.J
+    red_cat = Cat.J if axis == 1 else Cat.I
+    shared = share and all(math.prod(tuple(a.shape)[:-2]) == 1
+                           for spec, a in zip(signature.args, args)
+                           if spec.cat == red_cat and len(a.shape) >= 2)
     lengths = {}
     for spec, a in zip(signature.args, args):
         if spec.cat != Cat.P and len(a.shape) >= 2:
@@ -101,23 +111,28 @@ def flatten(signature, args, bshape, axis: int):
         if len(shape) < 2:
             flat.append(a)  # the flat call's checks say what is expected
             continue
+        if shared and spec.cat == red_cat:
+            flat.append(a.reshape(shape[-2:]))
+            continue
         full = _broadcast(a, (*bshape, *shape[-2:]))
         flat.append(full.reshape(count * shape[-2], shape[-1]))
-    return flat, tuple(varying), lengths
+    return flat, tuple(varying), lengths, shared
 
 
-def diagonal(count: int, m: int, n: int) -> Sparsity:
-    """The pattern keeping item b's block: rows [b m, (b + 1) m) x columns [b n, (b + 1) n)."""
+def diagonal(count: int, m: int, n: int, shared: bool = False) -> Sparsity:
+    """The pattern keeping item b's block: rows [b m, (b + 1) m) x columns
+    [b n, (b + 1) n), or x [0, n) when the columns are ``shared`` by the items."""
+    width = n if shared else count * n
     if m == 0:
         return Sparsity(np.empty((0, 2), np.int64), np.zeros(1, np.int64),
-                        np.empty((0, 2), np.int64), 0, count * n)
+                        np.empty((0, 2), np.int64), 0, width)
     starts = np.arange(count, dtype=np.int64)
     rows = np.stack([starts * m, starts * m + m], axis=1)
-    cols = (np.stack([starts * n, starts * n + n], axis=1) if n else
-            np.empty((0, 2), np.int64))
+    first = np.zeros(count, np.int64) if shared else starts * n
+    cols = (np.stack([first, first + n], axis=1) if n else np.empty((0, 2), np.int64))
     slices = (np.arange(count + 1, dtype=np.int64) if n else
               np.zeros(count + 1, dtype=np.int64))
-    return Sparsity(rows, slices, cols, count * m, count * n)
+    return Sparsity(rows, slices, cols, count * m, width)
 
 
 def within_items(pattern: Sparsity, m: int, n: int) -> Sparsity:

@@ -144,3 +144,33 @@ def test_ranges_with_batch_axes(backend):
     keep[0, 2] = True  # item 0's rows against item 1's columns
     with pytest.raises(ShapeError, match="each block lies in one item"):
         f(x, y, ranges=ranges_from_mask(ri, rj, keep), backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_shared_reduced_axis_is_not_copied(backend):
+    """Items sharing the reduced axis's variables (a 2-D y, a (1, N, 1) b): the
+    flat call takes them once (its column count is N, not B N) and indices need
+    no shift; with ranges= they are laid out per item as KeOps indexes them."""
+    gen = np.random.default_rng(5)
+    count, m, n = 5, 12, 9
+    x, y, b = gen.random((count, m, 3)), gen.random((n, 3)), gen.random((1, n, 1))
+    d2 = ((x[:, :, None] - y[None, None]) ** 2).sum(-1)  # (count, m, n)
+    f = Genred("SqDist(x, y) * b", ALIASES[:3], reduction_op="Min_ArgMin", axis=1)
+    val, idx = f(x, y, b, backend=backend)
+    vals = d2 * b[0, :, 0]
+    np.testing.assert_allclose(val[..., 0], vals.min(-1), rtol=1e-12)
+    np.testing.assert_array_equal(idx[..., 0], vals.argmin(-1))
+    from dredux.batch import flatten
+
+    flat, _, _, shared = flatten(f.signature, [x, y, b], (count,), 1)
+    assert shared and flat[1].shape == (n, 3) and flat[0].shape == (count * m, 3)
+    ri = np.array([[k * 6, k * 6 + 6] for k in range(2 * count)])
+    rj = np.array([[k * n, k * n + n] for k in range(count)])
+    keep = np.zeros((2 * count, count), bool)
+    keep[np.arange(2 * count), np.arange(2 * count) // 2] = True
+    keep[3] = False  # item 1's second half of rows keeps nothing
+    val, idx = f(x, y, b, backend=backend, ranges=ranges_from_mask(ri, rj, keep))
+    expect_val, expect_idx = vals.min(-1), vals.argmin(-1)
+    expect_val[1, 6:], expect_idx[1, 6:] = np.inf, -1
+    np.testing.assert_allclose(val[..., 0], expect_val, rtol=1e-12)
+    np.testing.assert_array_equal(idx[..., 0], expect_idx)
