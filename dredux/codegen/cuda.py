@@ -282,8 +282,21 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     contract = []
     for c, node in enumerate(contracted):
         contract += _contract_lines(program, node, c, T, dict(rh.names), {}, unroll)
+    # the subtrees of column variables and parameters the pair loop reads
+    # (Square(p - a)): once per column when the tile is staged, into shared memory
+    col_roots = [n for n in hoisted_roots(formulas, level, {"col"}) if n in outside]
+    col_lines, rc = render(col_roots, refs, unroll, prefix="_c", known=dict(rh.names),
+                           roots_read_once=False, fast=fast)
     known = dict(rh.names) | {node: f"_ac{c}[_jj]" for c, node in enumerate(contracted)}
+    pair_head = []
+    for c, node in enumerate(col_roots):
+        if node.dim == 1:
+            known[node] = f"_sh{c}[_jj]"
+        else:
+            pair_head.append(f"const T* const _hc{c} = _sh{c} + _jj * {node.dim};")
+            known[node] = f"_hc{c}"
     pair, rp = render(formulas, refs, unroll, known=known, fast=fast)
+    pair = pair_head + pair
     pair.append(f"T _f[{red.dim}];")
     pair += _fill_lines(rp, formulas[0], "_f", 0)
     if red.family.weighted:
@@ -300,9 +313,13 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     state = red.family.cuda_state(red)
 
     shared, tile, offset = [], [], 0
-    # the tile of a kernel with contractions is a constant: the arrays' offsets
-    # are then multiples of 16 bytes the compiler sees (128-bit shared loads)
-    width = str(CONTRACT_TILE) if contracted else "(long long)_tile"
+    # every shared array starts at a multiple of 4 tile columns: 16-byte aligned
+    # offsets the compiler sees (128-bit shared loads). The tile of a kernel with
+    # contractions is a constant; the others' is rounded up to 4 columns (the
+    # host plans tiles of whole multiples of 4 columns, compile/cuda.py).
+    width = str(CONTRACT_TILE) if contracted else "_w"
+    if not contracted:
+        shared.append("const long long _w = ((long long)_tile + 3) & ~3LL;  // tile width")
     for k, v in enumerate(program.col_vars):
         if v not in outside and v.dim > 1:
             continue  # staged chunk by chunk by the contraction loops
@@ -312,6 +329,20 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
                     f"_e += blockDim.x) "
                     f"_sy{k}[_e] = _dr_load(_y{k}, {_times('_jt', v.dim)} + _e);")
         offset += v.dim
+    # the column-only subtrees of the tile, column-major like the variables
+    for c, node in enumerate(col_roots):
+        shared.append(f"T* const _sh{c} = _dr_sm" + (f" + {width} * {offset};" if offset
+                                                      else ";"))
+        offset += node.dim
+    if col_roots:
+        body = list(col_lines)
+        for c, node in enumerate(col_roots):
+            body += rc.each(node.dim, lambda k, c=c, node=node: (
+                f"_sh{c}[{f'_jj * {node.dim} + {k}' if node.dim > 1 else '_jj'}] = "
+                f"{bare(rc.acc(node, k))};"))
+        tile += ["__syncthreads();  // the tile's variables are staged",
+                 "for (int _jj = threadIdx.x; _jj < _tn; _jj += blockDim.x) {"]
+        tile += ["    " + line for line in body] + ["}"]
     # one chunk buffer per wide column variable of the contractions, [component][column]
     chunked = sorted({var_slots(program)[v][1] for node in contracted for v in walk(node)
                       if v in program.col_vars and v.dim > 1})

@@ -166,16 +166,19 @@ def plan_launch(m: int, n: int, column_bytes: int, *, sm_count: int, max_threads
     elif column_bytes <= 0:
         tile = TILE_MAX
     else:
-        tile = min(TILE_MAX, TILE_BYTES // column_bytes)
+        # whole multiples of 4 columns: every shared array of the tile then starts
+        # on a 16-byte boundary (the kernel rounds its width the same way)
+        tile = min(TILE_MAX, TILE_BYTES // column_bytes) // 4 * 4
         if tile < TILE_MIN:
-            tile = min(TILE_MIN, SHARED_DEFAULT // column_bytes)
-        if tile < 1:
-            tile = min(TILE_MIN, int(shared_optin) // column_bytes)
-        if tile < 1:
+            tile = min(TILE_MIN, SHARED_DEFAULT // column_bytes) // 4 * 4
+        if tile < 4:
+            tile = min(TILE_MIN, int(shared_optin) // column_bytes) // 4 * 4
+        if tile < 4:
             raise ShapeError(
                 f"the reduced-axis variables of this formula take {column_bytes} bytes per "
-                f"column, more than the {shared_optin} bytes of shared memory a block of "
-                "this GPU can use; use backend='cpu' for such wide variables")
+                f"column: 4 columns need more than the {shared_optin} bytes of shared "
+                "memory a block of this GPU can use; use backend='cpu' for such wide "
+                "variables")
     shared = tile * max(0, column_bytes)
     blocks = -(-m // threads)
     resident = blocks_per_sm(threads, shared) if blocks_per_sm else 2048 // threads

@@ -311,6 +311,50 @@ def test_row_only_parts_are_hoisted_out_of_the_column_loop():
     assert "_dr_exp(" in before.split("dredux_reduce(")[1]
 
 
+def test_column_only_parts_are_computed_once_per_tile_column():
+    """Square(p - a) of the seed formula: computed for each column when the tile
+    is staged (into shared memory), not for every pair."""
+    g = Genred("Square(p - a) * Exp(x + y)", ["x = Vi(3)", "y = Vj(3)", "a = Vj(1)",
+                                              "p = Pm(1)"], axis=1)
+    for dtype in DTYPES:
+        src = g.source("gpu", dtype)
+        pair = src[src.index("_st.begin_tile();"):src.index("_st.end_tile();")]
+        staging = src[src.index("for (long long _jt"):src.index("_st.begin_tile();")]
+        assert "_rp0[0] - _sy1[_jj]" in staging, dtype
+        assert "_sy1" not in pair and "_sh0[_jj]" in pair, dtype
+
+
+def test_shared_arrays_start_on_16_byte_boundaries():
+    """Every shared array starts at a multiple of 4 tile columns (the host's tiles
+    are multiples of 4 columns), so the compiler emits 128-bit shared loads for
+    a 4-wide column variable that is not the first array."""
+    for formula, aliases in (("(x|y) * b", ["x = Vi(4)", "b = Vj(1)", "y = Vj(4)"]),
+                             ("Square(p - a) * Exp(x + y)",
+                              ["x = Vi(3)", "y = Vj(3)", "a = Vj(1)", "p = Pm(1)"])):
+        src = Genred(formula, aliases, axis=1).source("gpu")
+        offsets = re.findall(r"_dr_sm \+ ([^;]+);", src)
+        assert offsets and all(re.fullmatch(r"_w \* \d+", o) for o in offsets), offsets
+        assert "const long long _w = ((long long)_tile + 3) & ~3LL;" in src
+    for column_bytes in (4, 12, 16, 20, 28, 1028, 40_000):
+        plan = plan_launch(1000, 10**6, column_bytes, sm_count=132, max_threads=256,
+                           shared_optin=227 << 10)
+        assert plan.tile % 4 == 0, (column_bytes, plan.tile)
+
+
+@needs_nvcc
+def test_aligned_shared_arrays_give_vector_loads(tmp_path):
+    src = Genred("(x|y) * b", ["x = Vi(4)", "b = Vj(1)", "y = Vj(4)"],
+                 axis=1).source("gpu", "float32")
+    unaligned = src.replace("((long long)_tile + 3) & ~3LL", "(long long)_tile")
+    counts = []
+    for name, text in (("aligned", src), ("unaligned", unaligned)):
+        (tmp_path / f"{name}.cu").write_text(text)
+        subprocess.run([NVCC, f"-arch={ARCH}", "-ptx", str(tmp_path / f"{name}.cu"), "-o",
+                        str(tmp_path / f"{name}.ptx")], check=True, capture_output=True)
+        counts.append((tmp_path / f"{name}.ptx").read_text().count("ld.shared.v4.f32"))
+    assert counts[0] >= counts[1] + 4, counts  # y's four components, per unrolled column
+
+
 def test_generated_identifiers_only():
     # alias names never reach the code: only positions do
     g = Genred("Exp(-SqDist(alpha_i, beta_j)) * gamma_j",
