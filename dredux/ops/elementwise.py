@@ -198,7 +198,7 @@ DEFS: list[OpDef] = [
     _cmp("GE", "GreaterOrEqual", ">=", lambda a, b: a >= b),
     # maths
     unary("EXP", "Exp", "_dr_exp({0})", lambda c, n, a: c.xp.exp(a),
-          vjp=lambda n, g: (g * n,), cost=8, fast="__expf({0})"),
+          vjp=lambda n, g: (g * n,), cost=8, fast="_dr_fast_exp({0})"),
     unary("LOG", "Log", "_dr_log({0})", lambda c, n, a: c.xp.log(a),
           vjp=lambda n, g: (g / n.args[0],), cost=10, fast="__logf({0})"),
     unary("XLOGX", "XLogX", "(({0} == (T)0) ? (T)0 : {0} * _dr_log({0}))",

@@ -145,7 +145,7 @@ def _variants() -> dict[str, str]:
     fast = routine("Sum(Exp(x - y) / v + Log(v) * Sin(x) - Cos(y) + XLogX(v) + SinXDivX(x))",
                    "LogSumExpWeight", formula2="SqDist(x, y)", use_fast_math=True)
     fast_src = fast.source("gpu", "float32")
-    assert "__expf" in fast_src
+    assert "_dr_fast_exp(" in fast_src
     out["fast_math"] = fast_src
     out["axis0"] = Genred("x * y + v", ALIASES, axis=0).source("gpu")
     for d in (64, 256):
@@ -272,7 +272,7 @@ def test_fast_math_only_when_asked_and_only_for_float32():
         return src.split("dredux_reduce(")[1]
 
     formula = "Exp(x - y) + Log(v) + Sin(x) + Cos(y) + x / v"
-    intrinsics = ("__expf(", "__logf(", "__sinf(", "__cosf(", "__fdividef(")
+    intrinsics = ("_dr_fast_exp(", "__logf(", "__sinf(", "__cosf(", "__fdividef(")
     plain = routine(formula).source("gpu", "float32")
     assert not any(f in kernel_body(plain) for f in intrinsics)
     assert "#define _DR_FAST_MATH 0" in plain
@@ -291,7 +291,27 @@ def test_fast_math_spellings_are_elementwise_float_intrinsics():
     intrinsics (the C++ backend never sees it)."""
     fast = {op for op, record in OPS.items() if record.fast}
     assert fast == {Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.DIV, Op.XLOGX, Op.SINXDIVX}
-    assert all(OPS[op].elementwise and "__" in OPS[op].fast for op in fast)
+    assert all(OPS[op].elementwise and ("__" in OPS[op].fast or "_dr_fast_" in OPS[op].fast)
+               for op in fast)
+
+
+@needs_nvcc
+def test_fast_math_exp_is_the_flush_to_zero_hardware_exp2(tmp_path):
+    """use_fast_math: every exp is one multiply and ex2.approx.ftz (no handling
+    of subnormal results, which __expf without -ftz adds); the precise path is
+    CUDA's expf (a range reduction before the same instruction)."""
+    formula = "Exp(-SqDist(x, y)) * b"
+    aliases = ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"]
+    ptx = {}
+    for name, fast in (("fast", True), ("precise", False)):
+        src = Genred(formula, aliases, axis=1, use_fast_math=fast).source("gpu", "float32")
+        (tmp_path / f"{name}.cu").write_text(src)
+        subprocess.run([NVCC, f"-arch={ARCH}", "-ptx", str(tmp_path / f"{name}.cu"), "-o",
+                        str(tmp_path / f"{name}.ptx")], check=True, capture_output=True)
+        ptx[name] = (tmp_path / f"{name}.ptx").read_text()
+    assert "ex2.approx.ftz.f32" in ptx["fast"]
+    assert "ex2.approx.f32" not in ptx["fast"]  # the non-ftz form of __expf
+    assert "ex2.approx" in ptx["precise"] and "fma.rm.f32" in ptx["precise"]
 
 
 def test_wide_chains_are_fused_into_one_loop():
