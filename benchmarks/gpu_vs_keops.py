@@ -61,6 +61,19 @@ CASES = {
         "formula": SEED, "aliases": ["x = Vi(3)", "y = Vj(3)", "a = Vj(1)", "p = Pm(1)"],
         "shapes": lambda m, n: [(m, 3), (n, 3), (n, 1), (1,)], "size": 10**6, "flops": 14,
         "dim": 3, "scale": 1.0},
+    "seed gradient Grad(., x, e)": {
+        "formula": f"Grad({SEED}, x, e)",
+        "aliases": ["x = Vi(3)", "y = Vj(3)", "a = Vj(1)", "p = Pm(1)", "e = Vi(3)"],
+        "shapes": lambda m, n: [(m, 3), (n, 3), (n, 1), (1,), (m, 3)], "size": 10**6,
+        "flops": 26, "dim": 3, "scale": 1.0},
+    "LogSumExp D=3": {
+        "formula": "-SqDist(x, y)", "aliases": ["x = Vi(3)", "y = Vj(3)"],
+        "shapes": lambda m, n: [(m, 3), (n, 3)], "size": 10**6, "flops": 12, "dim": 3,
+        "scale": 1.0, "reduction": "LogSumExp"},
+    "ArgKMin K=10 D=3": {
+        "formula": "SqDist(x, y)", "aliases": ["x = Vi(3)", "y = Vj(3)"],
+        "shapes": lambda m, n: [(m, 3), (n, 3)], "size": 200_000, "flops": 9, "dim": 3,
+        "scale": 1.0, "reduction": "ArgKMin", "opt_arg": 10},
     "gaussian D=64": gauss_case(64, 200_000),
     "gaussian D=256": gauss_case(256, 100_000),
     "gaussian D=1024": gauss_case(1024, 50_000),
@@ -163,9 +176,11 @@ def run_case(cp, label: str, case: dict, size: int, repeats: int) -> dict:
             for k, s in enumerate(case["shapes"](m, n))]
     row = {"case": label, "M": m, "N": n, "flops": case["flops"]}
     sync = cp.cuda.Device().synchronize
-    fast = Genred(case["formula"], case["aliases"], reduction_op="Sum", axis=1,
-                  use_fast_math=True)  # KeOps's default
-    precise = Genred(case["formula"], case["aliases"], reduction_op="Sum", axis=1)
+    red = {"reduction_op": case.get("reduction", "Sum"), "axis": 1}
+    if "opt_arg" in case:
+        red["opt_arg"] = case["opt_arg"]
+    fast = Genred(case["formula"], case["aliases"], use_fast_math=True, **red)  # KeOps's
+    precise = Genred(case["formula"], case["aliases"], **red)
     fast(*args, backend="gpu")  # compile
     row["dredux_s"], out_fast = timed(lambda: fast(*args, backend="gpu"), repeats)
     precise(*args, backend="gpu")
@@ -176,13 +191,13 @@ def run_case(cp, label: str, case: dict, size: int, repeats: int) -> dict:
     sync()
     row["dredux_cupy_s"], out_dev = timed(lambda: fast(*device_args, backend="gpu"),
                                           repeats, sync)
-    ref = np.asarray(first(out_precise), np.float64)
+    ref = np.asarray(first(out_precise))
     row["fast_diff"] = rel_diff(first(out_fast), ref)
     row["dredux_cupy_diff"] = rel_diff(cp.asnumpy(first(out_dev)), first(out_fast))
     try:
         from pykeops.numpy import Genred as KeOpsGenred
 
-        theirs = KeOpsGenred(case["formula"], case["aliases"], reduction_op="Sum", axis=1)
+        theirs = KeOpsGenred(case["formula"], case["aliases"], **red)
         theirs(*args, backend="GPU")  # compile
         row["keops_s"], out_keops = timed(lambda: theirs(*args, backend="GPU"), repeats)
         row["diff"] = rel_diff(first(out_keops), ref)
@@ -193,6 +208,11 @@ def run_case(cp, label: str, case: dict, size: int, repeats: int) -> dict:
 
 
 def rel_diff(a, ref) -> float:
+    """Largest difference relative to the largest magnitude; for index outputs
+    (K-NN), the fraction of indices that differ."""
+    if np.issubdtype(np.asarray(ref).dtype, np.integer):
+        a = np.asarray(a).reshape(np.shape(ref)).astype(np.int64)
+        return float(np.mean(a != ref))
     a = np.asarray(a, np.float64)
     return float(np.abs(a - ref).max() / (np.abs(ref).max() or 1.0))
 
@@ -216,10 +236,12 @@ def table(rows: list, info: dict, peak_used: float, peak_kind: str, measured: fl
         + f"; measured FMA kernel {measured / 1e12:.1f} TFLOP/s; fractions below use the "
         f"{peak_kind} peak",
         f"* times: medians of {repeats} calls after a first (compiling) call; float32 "
-        "NumPy inputs for both libraries; Sum over j (axis=1)",
+        "NumPy inputs for both libraries; reductions over j (axis=1)",
         "* both libraries with fast maths (KeOps's default use_fast_math=True; dredux "
         "use_fast_math=True); dredux's default precise maths in its own column",
-        "* flops per pair: Gaussian 3D + 3, seed formula 14 (exp counted as one flop)",
+        "* flops per pair: Gaussian 3D + 3, seed formula 14, its gradient 26, LogSumExp "
+        "12, ArgKMin 9 (exp counted as one flop); K-NN differences: fraction of indices "
+        "that differ",
         "",
         "| case | M = N | KeOps s | dredux s | ratio dredux/KeOps | KeOps pairs/s | "
         "dredux pairs/s | dredux s, CuPy in | dredux s, precise maths | KeOps % peak | "

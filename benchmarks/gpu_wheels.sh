@@ -12,7 +12,7 @@ platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp "${platforms[@]}" -d .whl \
   "dask==2026.7.1" "distributed==2026.7.1" partd locket tblib tornado zict \
-  "dask-cuda==26.10.0" "rapids-dask-dependency==26.10.0"
+  "dask-cuda==26.10.0" "rapids-dask-dependency==26.10.0" pytest-timeout
 sdist=$(mktemp -d)
 python3 -m pip download -q --no-deps --no-binary=:all: -d "$sdist" pykeops==2.3 keopscore==2.3
 python3 -m pip wheel -q --no-deps -w .whl "$sdist"/pykeops-2.3.tar.gz "$sdist"/keopscore-2.3.tar.gz

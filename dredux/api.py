@@ -339,7 +339,7 @@ class Genred:
         row_args = tuple(k for k, spec in enumerate(self.signature.args) if spec.cat == out_cat)
         scheduler = options.get("scheduler")
         plan = make_plan(
-            m, n, self._cost(dtype), backend_name, execute.worker_count(scheduler),
+            m, n, self._cost(dtype), backend_name, execute.worker_count(scheduler, backend_name),
             row_bytes=_row_bytes(program.row_vars, dtype),
             col_bytes=_row_bytes(program.col_vars, dtype),
             state_bytes=program.reduction.state_bytes(),

@@ -37,7 +37,7 @@ from ._xp import is_cupy
 from .errors import BackendUnavailable
 
 __all__ = ["Backend", "BACKENDS", "Kernel", "SPELLINGS", "normalize_backend",
-           "resolve_backend", "make_kernel", "gpu_available", "cpu_available"]
+           "resolve_backend", "make_kernel", "gpu_available", "gpu_count", "cpu_available"]
 
 
 class Kernel:
@@ -140,6 +140,11 @@ def _gpu_count() -> int:
 def gpu_available() -> bool:
     """True when CuPy imports and sees a device (CUDA starts only when called)."""
     return _gpu_count() > 0
+
+
+def gpu_count() -> int:
+    """The GPUs CuPy sees in this process (0 without CuPy or a device)."""
+    return _gpu_count()
 
 
 @dataclass(frozen=True)

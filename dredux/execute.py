@@ -86,8 +86,14 @@ def run(kernel, plan, rows: list, cols: list, params: list, *, meta_arrays: list
                                scattered)
         if lazy:
             return tuple(arrays) if len(arrays) > 1 else arrays[0]
+        devices = local_devices(kernel, scheduler)
         try:
-            computed = dask.compute(*arrays, scheduler=scheduler)
+            if devices > 1 or (kernel.backend == "gpu" and client is None
+                               and scheduler is None):
+                # one task stream per GPU (more threads would only queue on them)
+                computed = dask.compute(*arrays, scheduler="threads", num_workers=devices)
+            else:
+                computed = dask.compute(*arrays, scheduler=scheduler)
         except CancelledError:
             # Data scattered by a client cannot be recomputed: if the worker
             # holding it died, send the inputs again and run the graph again.
@@ -139,7 +145,8 @@ def _graph_arrays(kernel, plan, rows, cols, params, meta_arrays, client,
     outputs = [(shape, np.int64 if kind == "idx" else program.np_dtype)
                for shape, kind in program.reduction.outputs()]
     return build_graph(program, kernel, plan, drows, dcols, dparams, outputs,
-                       _meta_module(meta_arrays))
+                       _meta_module(meta_arrays), devices=local_devices(kernel, None)
+                       if client is None else 1)
 
 
 
@@ -245,9 +252,29 @@ def check_scheduler(scheduler) -> None:
         "as dask.get; or leave it out (the active Client, else threads)")
 
 
-def worker_count(scheduler) -> int:
+def local_devices(kernel, scheduler) -> int:
+    """GPUs the graph's block tasks are spread over in this process: every GPU
+    for a GPU kernel without a ``device_id`` run on local threads (no
+    distributed client: dask-cuda gives each worker its own GPU instead)."""
+    if getattr(kernel, "backend", "") != "gpu" or getattr(kernel, "device_id", 0) is not None:
+        return 1
+    if client_for(scheduler) is not None or scheduler not in (None, "threads", "threading"):
+        return 1
+    from .backends import gpu_count
+
+    return max(1, gpu_count())
+
+
+def worker_count(scheduler, backend: str | None = None) -> int:
+    """Tasks that can run at once, for the planner: the cluster's threads, one
+    per GPU for the GPU backend on local threads (one task stream per device),
+    else the local threads."""
     check_scheduler(scheduler)
     client = client_for(scheduler)
+    if client is None and backend == "gpu" and scheduler in (None, "threads", "threading"):
+        from .backends import gpu_count
+
+        return max(1, gpu_count())
     if client is not None:
         try:
             return max(1, sum(client.nthreads().values()))

@@ -155,7 +155,8 @@ def _row_refs(plan, rows: list) -> tuple[list, list]:
 
 
 def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
-                out_shapes: list[tuple[tuple[int, ...], Any]], meta_xp=np) -> list:
+                out_shapes: list[tuple[tuple[int, ...], Any]], meta_xp=np,
+                devices: int = 1) -> list:
     """Dask arrays of the routine's output(s).
 
     Parameters
@@ -173,6 +174,9 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
         Parameters (a dask array must have a single chunk).
     out_shapes : list of (shape after the row axis, dtype)
         One entry per output array.
+    devices : int
+        GPUs to spread the row blocks over (round robin, a kernel per device in
+        the graph), for a GPU kernel on local threads; 1: the kernel as given.
     """
     import dask.array as da
 
@@ -186,6 +190,14 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
     names = {k: f"{prefix}-{k}-{token}" for k in ("inputs", "block", "merge", "final")}
 
     inputs: dict = {(names["inputs"], 0): kernel}
+    kernel_keys = [(names["inputs"], 0)]
+    for d in range(1, devices if devices > 1 else 0):
+        inputs[(names["inputs"], "device", d)] = type(kernel)(
+            kernel.program, **{**kernel.options, "device_id": d})
+        kernel_keys.append((names["inputs"], "device", d))
+    if devices > 1:
+        inputs[kernel_keys[0]] = type(kernel)(kernel.program,
+                                              **{**kernel.options, "device_id": 0})
     param_keys = []
     for k, p in enumerate(params):
         if isinstance(p, da.Array):
@@ -193,7 +205,6 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
         else:
             inputs[(names["inputs"], k + 1)] = p
             param_keys.append((names["inputs"], k + 1))
-    kernel_key = (names["inputs"], 0)
 
     # The last task of a row block (its only block, or the top of its merge tree)
     # also finalizes; with a single output and a chunk of one row block, that
@@ -232,8 +243,8 @@ def build_graph(program, kernel, plan, rows: list, cols: list, params: list,
         for c, pattern in tasks:
             c0, c1 = plan.cols[c]
             parts, slices = col_plans[c]
-            task = (run_block, kernel_key, row_keys[r], row_slices[r], parts, slices,
-                    param_keys, size, c1 - c0, c0)
+            task = (run_block, kernel_keys[r % len(kernel_keys)], row_keys[r],
+                    row_slices[r], parts, slices, param_keys, size, c1 - c0, c0)
             if len(tasks) == 1:
                 finals[final_key] = task + ((reduction, program.dtype), pattern)
             else:

@@ -451,3 +451,29 @@ def test_ranges_and_batch_axes(cp):
     ref = np.stack([((xb[k][:, None] - yb[k][None]) ** 2).sum(-1).argsort(1)[:, :3]
                     for k in range(3)])
     np.testing.assert_array_equal(g(xb, yb, backend="gpu"), ref)
+
+
+def test_local_gpus_get_one_task_stream_each(cp, monkeypatch):
+    """On local threads, a GPU kernel without device_id plans one worker per GPU
+    and spreads the row blocks over the GPUs round robin (a kernel per device in
+    the graph); the result is the same."""
+    import dask.array as da
+
+    from dredux import backends, execute
+    from dredux.graph import run_block
+
+    monkeypatch.setattr(cp.cuda.runtime, "getDeviceCount", lambda: 2)
+    monkeypatch.setattr(backends, "_gpu_count", lambda: 2)
+    assert execute.worker_count(None, "gpu") == 2
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-1, 1, (400, 3)), rng.uniform(-1, 1, (300, 3))
+    b = rng.uniform(0.5, 1.5, (300, 1))
+    g = Genred(*GAUSS, axis=1)
+    lazy = g(da.from_array(x, chunks=(100, 3)), y, b, backend="gpu", block_size=(100, 300))
+    kernel_keys = [t[1] for layer in lazy.__dask_graph__().layers.values()
+                   for t in dict(layer).values() if isinstance(t, tuple) and t[:1] == (run_block,)]
+    # (inputs, 0) is device 0's kernel, (inputs, "device", 1) device 1's
+    assert sorted({key[-1] if len(key) == 3 else 0 for key in kernel_keys}) == [0, 1]
+    np.testing.assert_allclose(lazy.compute(), gauss_reference(x, y, b), rtol=1e-12)
+    np.testing.assert_allclose(g(x, y, b, backend="gpu", block_size=(100, 300)),
+                               gauss_reference(x, y, b), rtol=1e-12)
