@@ -64,8 +64,9 @@ class Genred:
         ``Max_SumShiftExp``, ``Max_SumShiftExpWeight``.
     axis : {0, 1}, default 0
         1 reduces over j (one output row per i), 0 reduces over i.
-    dtype : ignored
-        Accepted for KeOps compatibility; the dtype comes from the inputs.
+    dtype : str, optional
+        Accepted for KeOps compatibility: the inputs' dtype decides; a call on
+        inputs of another dtype warns.
     opt_arg : int, optional
         K for ``KMin``, ``ArgKMin`` and ``KMin_ArgKMin``.
     formula2 : str, optional
@@ -81,7 +82,9 @@ class Genred:
         summation, for Sum and the LogSumExp family).
     use_fast_math : bool, default False
         GPU only: use fast approximate intrinsics (``__expf``...).
-    cuda_type, enable_chunks, rec_multVar_highdim : ignored
+    cuda_type : str, optional
+        KeOps's older name of ``dtype``.
+    enable_chunks, rec_multVar_highdim : ignored
         Accepted for KeOps compatibility.
 
     Examples
@@ -104,9 +107,14 @@ class Genred:
                  use_double_acc: bool = False, sum_scheme: str = "auto",
                  enable_chunks: bool = True, rec_multVar_highdim: bool = False,
                  use_fast_math: bool = False):
-        if dtype is not None or cuda_type is not None:
-            warnings.warn("Genred's dtype/cuda_type arguments are ignored: the dtype "
-                          "comes from the input arrays", DeprecationWarning, stacklevel=2)
+        declared = dtype if dtype is not None else cuda_type
+        if declared is not None:
+            try:
+                declared = np.dtype(declared)
+            except TypeError:
+                raise DtypeError(f"dtype={declared!r} is not a dtype; expected 'float16', "
+                                 "'float32' or 'float64' (or leave it out: the inputs' "
+                                 "dtype decides)") from None
         if axis not in (0, 1) or isinstance(axis, bool):
             raise FormulaError(f"axis must be 0 (reduce over i) or 1 (reduce over j), "
                                f"got {axis!r}")
@@ -117,6 +125,7 @@ class Genred:
               if formula2 is not None else None)
         self._setup(formula, formula2, list(aliases), signature, f, f2, reduction_op, axis,
                     opt_arg, dtype_acc, use_double_acc, sum_scheme, use_fast_math)
+        self._declared_dtype = declared
 
     @classmethod
     def _from_exprs(cls, f: Expr, f2: Expr | None, signature: Signature, reduction_op: str,
@@ -326,6 +335,13 @@ class Genred:
     def _prepare(self, args, backend, device_id, options, pattern=None) -> _Call:
         """Plan a call on checked arguments (everything but running it)."""
         dtype = _common_dtype(self.signature, args)
+        declared = getattr(self, "_declared_dtype", None)
+        if declared is not None and declared != dtype:
+            # KeOps's tutorials pass dtype=; it only matters when it disagrees
+            warnings.warn(f"this Genred was made with dtype={declared.name!r} but is called "
+                          f"on {dtype} arrays; dredux computes in the inputs' dtype "
+                          f"({dtype}). Convert the inputs, or leave dtype= out",
+                          UserWarning, stacklevel=3)
         counts = _axis_lengths(self.signature, args)
         out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
         m, n = counts[out_cat], counts[red_cat]
@@ -448,29 +464,41 @@ def _check_args(signature, args) -> list:
             f"order: {listed}")
     checked = []
     for index, (spec, a) in enumerate(zip(specs, args)):
+        given = None  # what a non-array argument was, for the messages
         if not (is_dask(a) or is_cupy(a) or isinstance(a, np.ndarray)):
+            given = f"the {type(a).__name__} {reprlib.repr(a)}"
             try:
                 a = np.asarray(a)
             except Exception as exc:  # pragma: no cover - exotic inputs
-                raise DtypeError(f"{_describe(spec, index)} is a {type(a).__name__}, which "
-                                 "is not an array") from exc
+                raise DtypeError(f"{_describe(spec, index)} is {given}, which is not an "
+                                 "array") from exc
+        what = f"is {given} (shape {tuple(a.shape)})" if given else f"has shape {tuple(a.shape)}"
         shape = tuple(a.shape)
         if any(isinstance(s, float) and math.isnan(s) for s in shape):
             raise ShapeError(f"{_describe(spec, index)} is a dask array of unknown chunk "
                              "sizes; call .compute_chunk_sizes() on it first")
         if spec.cat == Cat.P:
             if len(shape) != 1 or shape[0] != spec.dim:
-                fix = " (flatten it with .ravel())" if math.prod(shape) == spec.dim else ""
-                raise ShapeError(f"{_describe(spec, index)} has shape {shape}; expected a "
-                                 f"1-D array of shape ({spec.dim},){fix}")
+                fix = ""
+                if not shape and spec.dim == 1:
+                    fix = (f" (write np.array([{a.item()!r}]))" if given else
+                           " (reshape it with .reshape(1))")
+                elif shape and math.prod(shape) == spec.dim:
+                    fix = " (flatten it with .ravel())"
+                raise ShapeError(f"{_describe(spec, index)} {what}; expected a 1-D array "
+                                 f"of shape ({spec.dim},){fix}")
         else:
             rows = "M" if spec.cat == Cat.I else "N"
             if len(shape) != 2 or shape[1] != spec.dim:
                 fix = (f" (reshape it with .reshape(-1, {spec.dim}))"
                        if len(shape) == 1 and spec.dim == 1 else "")
-                raise ShapeError(f"{_describe(spec, index)} has shape {shape}; expected "
+                raise ShapeError(f"{_describe(spec, index)} {what}; expected "
                                  f"a 2-D array of shape ({rows}, {spec.dim}){fix}")
         if np.dtype(a.dtype).type not in _FLOAT_DTYPES:
+            if given:
+                raise DtypeError(f"{_describe(spec, index)} is {given}, which converts to "
+                                 f"{a.dtype}; expected a float16, float32 or float64 array "
+                                 "(e.g. np.asarray(..., dtype=np.float32))")
             raise DtypeError(f"{_describe(spec, index)} has dtype {a.dtype}; expected "
                              "float16, float32 or float64 (convert it with "
                              ".astype(np.float32))")

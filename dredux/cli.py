@@ -125,7 +125,7 @@ class _ClientGet:
 @contextlib.contextmanager
 def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None,
                    wait_workers: int = 1, wait_timeout: float = 300.0,
-                   progress: bool = True):
+                   progress: bool = True, connect_timeout: float = 10.0):
     """Make ``spec`` the Dask scheduler of the enclosed block, with a progress bar;
     yields a description of the scheduler."""
     import dask
@@ -149,10 +149,8 @@ def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=threads_per_worker, processes=True))
             client = stack.enter_context(Client(cluster))
-        elif spec.kind == "address":
-            client = stack.enter_context(Client(spec.target, timeout="60s"))
         else:
-            client = stack.enter_context(Client(scheduler_file=spec.target, timeout="60s"))
+            client = stack.enter_context(_connect(spec, connect_timeout))
         if wait_workers > 0:
             try:
                 client.wait_for_workers(wait_workers, timeout=wait_timeout)
@@ -166,13 +164,34 @@ def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None
         link = _dashboard_link(client)
         if link:
             say(f"dashboard: {link}")
-        # a batch log gets one bar update a second; a local scheduler lives in
-        # this process and stops right after the job: its progress feed must
-        # notice the end before that
-        interval = "100ms" if interactive or spec.kind == "local" else "1s"
+        # a terminal gets ten bar updates a second, a log file (a batch job) two:
+        # often enough that a local scheduler's feed sees the end before the
+        # scheduler, which lives in this process, stops
+        interval = "100ms" if interactive else "500ms"
         stack.enter_context(dask.config.set(scheduler=_ClientGet(client, progress, interval)))
         yield (f"{spec.kind} {client.scheduler.address} ({len(nthreads)} "
                f"worker(s), {sum(nthreads.values())} thread(s))")
+
+
+def _connect(spec: SchedulerSpec, timeout: float):
+    """A Client of the scheduler at ``spec``'s address or scheduler file, or a
+    DreduxError naming the setting and what to check when it cannot be reached
+    within ``timeout`` seconds."""
+    from distributed import Client
+
+    where = (f"the scheduler at {spec.target}" if spec.kind == "address" else
+             f"the scheduler of the scheduler file {spec.target}")
+    try:
+        if spec.kind == "address":
+            return Client(spec.target, timeout=f"{timeout}s")
+        return Client(scheduler_file=spec.target, timeout=f"{timeout}s")
+    except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+        raise ConfigError(
+            f"cannot reach {where} within {timeout:g} s ({type(exc).__name__}); it comes "
+            "from --scheduler or the job file's options.scheduler. Check that the "
+            "scheduler is running (dask scheduler ...), that the host and port are "
+            "right and reachable from here (firewall, the cluster's network), or use "
+            "--scheduler local; --connect-timeout sets how long to wait") from None
 
 
 def _dashboard_link(client) -> str | None:
@@ -317,7 +336,8 @@ def cmd_run(args) -> int:
         with open_scheduler(spec, workers=args.workers,
                             threads_per_worker=args.threads_per_worker,
                             wait_workers=args.wait_workers, wait_timeout=args.wait_timeout,
-                            progress=not args.no_progress) as described:
+                            progress=not args.no_progress,
+                            connect_timeout=args.connect_timeout) as described:
             from .backends import resolve_backend
 
             backend = resolve_backend(job.backend, inputs)
@@ -353,12 +373,13 @@ def check_output(job, inputs, outputs, names, seed: int = 0) -> bool:
     if rows.size == 0:
         say("check: the output has no rows; nothing to compare")
         return True
+    # the heading first: the reference's own graph may draw a progress bar
+    say(f"checking {rows.size} random output rows against a float64 NumPy evaluation")
     sub = [(a[rows] if spec.cat == out_cat else a).astype(np.float64)
            for spec, a in zip(reference.signature.args, inputs)]
     ref = reference(*sub, backend="numpy")
     refs = list(ref) if isinstance(ref, tuple) else [ref]
     got = [a[rows] for a in outputs]
-    say(f"checking {rows.size} random output rows against a float64 NumPy evaluation")
     refs, got = dask.compute(refs, got)
     dtype = np.dtype(inputs[0].dtype).name if inputs else "float64"
     rtol = job.check_rtol or _CHECK_RTOL.get(dtype, 1e-10)
@@ -564,13 +585,21 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dredux", description="Huge generic reductions on CPUs and GPUs, with Dask.")
+        prog="dredux", description="Huge generic reductions on CPUs and GPUs, with Dask.",
+        epilog="Documentation: docs/ in the source tree (README.md, docs/formulas.md for "
+        "formulas, docs/cluster.md for job files and clusters, docs/design.md), built as "
+        "a site by 'sphinx-build docs <folder>'. Same as 'python -m dredux'.")
     parser.add_argument("--version", action="version", version=f"dredux {__version__}")
     parser.add_argument("--traceback", action="store_true",
                         help="on failure, print the full Python traceback")
+    # --traceback is accepted after the subcommand too (the errors suggest it);
+    # SUPPRESS keeps a subcommand from resetting the value given before it
+    anywhere = argparse.ArgumentParser(add_help=False)
+    anywhere.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                          help="on failure, print the full Python traceback")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a job file",
+    run = sub.add_parser("run", help="run a job file", parents=[anywhere],
                          description="Run a job file and write its output atomically.")
     run.add_argument("job", help="the job file (TOML)")
     run.add_argument("--scheduler", help="threads (default), sync, local, an address such "
@@ -588,19 +617,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="threads per worker of --scheduler local")
     run.add_argument("--wait-workers", type=_count(0), default=1, metavar="N",
                      help="with a cluster, wait for N workers before planning (default 1)")
+    run.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                     help="how long to try to reach the scheduler (default 10)")
     run.add_argument("--wait-timeout", type=_seconds, default=300.0, metavar="SECONDS",
                      help="how long to wait for them (default 300)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
 
-    info = sub.add_parser("info", help="versions, backends, GPUs, compilers, cache")
+    info = sub.add_parser("info", help="versions, backends, GPUs, compilers, cache",
+                          parents=[anywhere])
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=cmd_info)
 
-    cache = sub.add_parser("cache", help="manage the kernel cache")
+    cache = sub.add_parser("cache", help="manage the kernel cache", parents=[anywhere])
     cache_sub = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
     clear = cache_sub.add_parser(
         "clear", help="delete dredux's compiled kernels in the cache folder",
+        parents=[anywhere],
         description="Delete the compiled kernels dredux wrote in its cache folder "
         "(DREDUX_CACHE_DIR / dredux.cache-dir), and nothing else: a folder holding "
         "files dredux did not write, without dredux's CACHEDIR.TAG, is refused.")

@@ -83,6 +83,8 @@ TOP_KEYS = {
     "axis": "1 (reduce over j: one output row per Vi row) or 0 (reduce over i)",
     "opt_arg": "a positive integer (K of KMin, ArgKMin and KMin_ArgKMin)",
     "formula2": "a formula string (the weights of LogSumExp, SumSoftMaxWeight, ...)",
+    "dtype": '"float16", "float32" or "float64": every input is converted to it when '
+             'read (default: the inputs\' own dtype, which must then be one float dtype)',
     "dtype_acc": '"auto", "float16", "float32" or "float64"',
     "sum_scheme": '"auto", "direct_sum", "block_sum" or "kahan_scheme"',
     "inputs": 'a table with one entry per alias, e.g. x = { path = "x.npy" }',
@@ -163,6 +165,7 @@ class Job:
     formula2: str | None = None
     dtype_acc: str = "auto"
     sum_scheme: str = "auto"
+    dtype: str | None = None
     backend: str | None = None
     scheduler: str | None = None
     block_size: int | tuple[int, int] | None = None
@@ -299,6 +302,7 @@ def load_job(path, *, output=None, backend: str | None = None,
         formula2=read.typed(data, "formula2", "", TOP_KEYS, _is_str),
         dtype_acc=read.typed(data, "dtype_acc", "", TOP_KEYS,
                              _in("auto", *_DTYPES), "auto"),
+        dtype=read.typed(data, "dtype", "", TOP_KEYS, _in(*_DTYPES)),
         sum_scheme=read.typed(data, "sum_scheme", "", TOP_KEYS,
                               _in("auto", "direct_sum", "block_sum", "kahan_scheme"), "auto"),
     )
@@ -476,7 +480,7 @@ def load_inputs(job: Job, routine, log: Callable[[str], None] = print) -> list:
         else:
             want = (spec.dim,) if spec.cat == Cat.P else (inp.random.rows, spec.dim)
             planned[spec.name] = (want, np.dtype(inp.random.dtype))
-    dtype = _check_dtypes(job, args, planned)
+    dtype = np.dtype(job.dtype) if job.dtype else _check_dtypes(job, args, planned)
     _check_rows(job, args, planned)
     for spec in args:
         inp = job.inputs[spec.name]
@@ -493,8 +497,12 @@ def load_inputs(job: Job, routine, log: Callable[[str], None] = print) -> list:
     out = []
     for spec in args:
         inp = job.inputs[spec.name]
-        out.append(np.asarray(inp.value, dtype=dtype) if inp.value is not None
-                   else arrays[spec.name])
+        if inp.value is not None:
+            out.append(np.asarray(inp.value, dtype=dtype))
+            continue
+        a = arrays[spec.name]
+        # the dtype key converts (a zarr input lazily, chunk by chunk)
+        out.append(a if np.dtype(a.dtype) == dtype else a.astype(dtype))
     return out
 
 
@@ -506,14 +514,16 @@ def _check_dtypes(job: Job, args, planned: dict) -> np.dtype:
             raise JobError(
                 f"job file '{job.source}': key 'inputs.{spec.name}.path': '{path}' has "
                 f"dtype {planned[spec.name][1]}; expected float16, float32 or float64. "
-                "Convert it (e.g. with .astype(np.float64)) and save it again")
+                'Add dtype = "float64" (or "float32") at the top of the job file to '
+                "convert the inputs when they are read")
     names = {planned[s.name][1].name for s in args if s.name in planned}
     if len(names) > 1:
         listed = ", ".join(f"'{s.name}' is {planned[s.name][1].name}" for s in args
                            if s.name in planned)
         raise JobError(f"job file '{job.source}': the inputs must all have one dtype: "
-                       f"{listed}. Convert the files (or change the random recipes' "
-                       "dtype) to one of them")
+                       f"{listed}. Add dtype = \"{sorted(names)[-1]}\" (or another "
+                       "float dtype) at the top of the job file to convert them when "
+                       "they are read, or change the random recipes' dtype")
     return np.dtype(names.pop() if names else np.float64)
 
 

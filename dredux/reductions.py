@@ -558,7 +558,10 @@ def make_reduction(reduction_op: str, dim: int, weight_dim: int = 0,
                            hint=f"Use one of: {', '.join(REDUCTIONS)}.")
     name = _SPELLINGS.get(reduction_op, reduction_op)
     if name not in REDUCTIONS:
-        near = difflib.get_close_matches(reduction_op, list(REDUCTIONS), n=1)
+        by_case = {n.lower(): n for n in REDUCTIONS}
+        near = ([by_case[reduction_op.lower()]] if reduction_op.lower() in by_case else
+                [by_case[m] for m in difflib.get_close_matches(reduction_op.lower(),
+                                                               list(by_case), n=1)])
         hint = f"Did you mean '{near[0]}'? " if near else ""
         raise FormulaError(f"unknown reduction_op {reduction_op!r}",
                            hint=f"{hint}Expected one of: {', '.join(REDUCTIONS)}.")

@@ -6,7 +6,7 @@ Run it on a login node (it submits the workers, runs the job, then cancels them)
     python cluster/pbs/jobqueue_cpu.py examples/gaussian.toml --dry-run   # job script only
 
 Arguments after the job file that this script does not know go to ``dredux run``
-(e.g. ``--backend cpu``). Needs ``pip install "dredux[cluster]"``.
+(e.g. ``--backend cpu``). Needs ``pip install -e ".[cluster]"` (from the dredux clone)`.
 """
 
 # ---- edit these lines ------------------------------------------------------

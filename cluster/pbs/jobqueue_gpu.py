@@ -8,7 +8,8 @@ sees its own GPU. Run it on a login node:
     python cluster/pbs/jobqueue_gpu.py examples/gaussian.toml --dry-run   # job script only
 
 Arguments after the job file that this script does not know go to ``dredux run``.
-The workers need ``pip install "dredux[cluster,gpu]"`` (CuPy, dask-cuda).
+The workers need ``pip install -e ".[cluster,gpu-cuda13]"`` (run in the dredux
+clone; CuPy and dask-cuda; ``gpu-cuda12`` on CUDA 12).
 """
 
 # ---- edit these lines ------------------------------------------------------

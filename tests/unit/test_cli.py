@@ -253,6 +253,21 @@ def test_a_failed_job_says_what_failed(tmp_path, capsys, monkeypatch):
     assert "Traceback" not in err
     with pytest.raises(RuntimeError, match="lost its disk"):
         main(["--traceback", "run", str(job)])
+    with pytest.raises(RuntimeError, match="lost its disk"):  # where the message says it
+        main(["run", str(job), "--traceback"])
+
+
+def test_python_dash_m_and_help_point_to_the_docs():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "dredux", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: dredux" in done.stdout and "docs/formulas.md" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "dredux", "info", "--traceback"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("text,kind,target", [

@@ -81,16 +81,25 @@ def test_bad_input_dtype_exits_2_before_creating_anything(tmp_path, capsys):
     np.save(tmp_path / "y.npy", np.ones((5, 2), dtype=np.int64))
     job = job_file(tmp_path, y='"y.npy"')
     exit_2(capsys, ["run", str(job)], "key 'inputs.y.path'", "has dtype int64",
-           "expected float16, float32 or float64")
+           "expected float16, float32 or float64", 'Add dtype = "float64"')
     assert names(tmp_path) == ["job.toml", "y.npy"]  # x and b not created, no output
+    # the fix the message gives: a dtype key converts the inputs when read
+    job.write_text('dtype = "float64"\n' + job.read_text())
+    assert main(["run", str(job), "--check", "3"]) == 0, capsys.readouterr().err
+    assert np.load(tmp_path / "out.npy").dtype == np.float64
 
 
 def test_inputs_of_different_dtypes_exit_2(tmp_path, capsys):
     np.save(tmp_path / "y.npy", np.ones((5, 2), dtype=np.float32))
     job = job_file(tmp_path, y='"y.npy"')
     exit_2(capsys, ["run", str(job)], "must all have one dtype",
-           "'x' is float64, 'y' is float32, 'b' is float64")
+           "'x' is float64, 'y' is float32, 'b' is float64", 'Add dtype = "float64"')
     assert names(tmp_path) == ["job.toml", "y.npy"]
+    job.write_text('dtype = "float32"\n' + job.read_text())
+    assert main(["run", str(job)]) == 0, capsys.readouterr().err
+    assert np.load(tmp_path / "out.npy").dtype == np.float32
+    job.write_text('dtype = "float"\n' + job.read_text().split("\n", 1)[1])
+    exit_2(capsys, ["run", str(job)], "key 'dtype'", '"float16", "float32" or "float64"')
 
 
 def test_inputs_of_different_row_counts_exit_2(tmp_path, capsys):
@@ -256,3 +265,22 @@ def test_no_space_error_is_an_oserror_and_a_dredux_error(tmp_path, monkeypatch):
     np.testing.assert_array_equal(
         np.load(tmp_path / "a.npy"),
         np.random.default_rng([0, 0]).random((3, 2)).astype(np.float32))
+
+
+def test_unreachable_scheduler_names_the_setting_quickly(tmp_path, capsys):
+    import socket
+    import time
+
+    pytest.importorskip("distributed")
+    with socket.socket() as sock:  # a free port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    job = job_file(tmp_path)
+    start = time.perf_counter()
+    err = exit_2(capsys, ["run", str(job), "--scheduler", f"tcp://127.0.0.1:{port}",
+                          "--connect-timeout", "2"],
+                 f"cannot reach the scheduler at tcp://127.0.0.1:{port} within 2 s",
+                 "--scheduler", "options.scheduler", "--connect-timeout")
+    assert time.perf_counter() - start < 30, err
+    assert "OSError: Timed out" not in err
+    assert not (tmp_path / "out.npy").exists()

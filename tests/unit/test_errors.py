@@ -293,3 +293,24 @@ def test_rows_checked_within_i_variables():
 def test_shape_and_dtype_errors_are_value_and_type_errors():
     assert issubclass(ShapeError, ValueError)
     assert issubclass(DtypeError, TypeError)
+
+
+def test_reduction_names_suggested_whatever_their_case():
+    for given, meant in (("SUM", "Sum"), ("argmin", "ArgMin"), ("logsumexp", "LogSumExp"),
+                         ("kmin_argkmin", "KMin_ArgKMin")):
+        with pytest.raises(FormulaError, match=f"Did you mean '{meant}'"):
+            Genred("x", ["x = Vi(1)"], reduction_op=given, axis=1)
+
+
+def test_non_array_arguments_are_described_as_given():
+    routine = Genred("x * p", ["x = Vi(1)", "p = Pm(1)"], axis=1)
+    x = np.ones((3, 1))
+    with pytest.raises(ShapeError) as info:
+        routine(x, 2.0, backend="numpy")
+    assert "is the float 2.0" in str(info.value) and "np.array([2.0])" in str(info.value)
+    assert "ravel" not in str(info.value)
+    with pytest.raises(ShapeError, match=r"reshape it with \.reshape\(1\)"):
+        routine(x, np.array(2.0), backend="numpy")
+    with pytest.raises(DtypeError) as info:
+        routine([[1], [2]], np.ones(1), backend="numpy")
+    assert "is the list [[1], [2]], which converts to int64" in str(info.value)

@@ -7,6 +7,7 @@ import pytest
 
 import dredux
 from dredux import Genred, ShapeError
+from dredux.errors import DtypeError
 from dredux.numpy_eval import NumpyKernel
 from tests.helpers import assert_close, rng
 
@@ -69,11 +70,21 @@ def test_float16_inputs_accumulate_in_float32():
     assert rel_err(out, ref) < 2e-3  # float16 output rounding only
 
 
-def test_dtype_argument_is_accepted_and_ignored():
-    with pytest.warns(DeprecationWarning):
-        r = Genred("x", ["x = Vi(2)"], axis=1, dtype="float32")
+def test_dtype_argument_is_silent_when_it_agrees_and_warns_when_not():
+    import warnings
+
     x = rng(2).random((3, 2))
-    assert r(x, backend="numpy").dtype == np.float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # KeOps's tutorials pass dtype=: no noise
+        r = Genred("x", ["x = Vi(2)"], axis=1, dtype="float64")
+        assert r(x, backend="numpy").dtype == np.float64
+        Genred("x", ["x = Vi(2)"], axis=1, cuda_type="float32")(
+            x.astype(np.float32), backend="numpy")
+    r32 = Genred("x", ["x = Vi(2)"], axis=1, dtype="float32")
+    with pytest.warns(UserWarning, match="dtype='float32' but is called on float64"):
+        assert r32(x, backend="numpy").dtype == np.float64
+    with pytest.raises(DtypeError, match="dtype='floatish' is not a dtype"):
+        Genred("x", ["x = Vi(2)"], axis=1, dtype="floatish")
 
 
 def test_dask_inputs_give_a_lazy_result():
