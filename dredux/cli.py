@@ -164,13 +164,18 @@ def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None
         link = _dashboard_link(client)
         if link:
             say(f"dashboard: {link}")
-        # a terminal gets ten bar updates a second, a log file (a batch job) two:
-        # often enough that a local scheduler's feed sees the end before the
-        # scheduler, which lives in this process, stops
-        interval = "100ms" if interactive else "500ms"
-        stack.enter_context(dask.config.set(scheduler=_ClientGet(client, progress, interval)))
+        stack.enter_context(dask.config.set(
+            scheduler=_ClientGet(client, progress, progress_interval(interactive))))
         yield (f"{spec.kind} {client.scheduler.address} ({len(nthreads)} "
                f"worker(s), {sum(nthreads.values())} thread(s))")
+
+
+def progress_interval(interactive: bool) -> str:
+    """How often a cluster's progress bar redraws: ten times a second on a
+    terminal, twice into a file (a batch log), which is still often enough for
+    a local scheduler's feed to see the end before that scheduler (in this
+    process) stops."""
+    return "100ms" if interactive else "500ms"
 
 
 def _connect(spec: SchedulerSpec, timeout: float):

@@ -373,3 +373,12 @@ def test_version_and_help(capsys):
         main(["run", "--help"])
     out = capsys.readouterr().out
     assert done.value.code == 0 and "--scheduler" in out and "--backend" in out
+
+
+def test_progress_redraws_twice_a_second_into_a_file():
+    from dask.utils import parse_timedelta
+
+    from dredux.cli import progress_interval
+
+    assert parse_timedelta(progress_interval(False)) >= 0.5  # a batch log, local or not
+    assert parse_timedelta(progress_interval(True)) <= 0.1
