@@ -12,7 +12,9 @@ from ._version import __version__
 from .api import Genred, reduce
 from .errors import (
     BackendUnavailable,
+    CacheError,
     ConfigError,
+    DreduxError,
     DtypeError,
     FormulaError,
     KernelCompileError,
@@ -38,5 +40,7 @@ __all__ = [
     "BackendUnavailable",
     "ConfigError",
     "KernelCompileError",
+    "CacheError",
+    "DreduxError",
     "__version__",
 ]

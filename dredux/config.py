@@ -7,20 +7,8 @@ Every key can be set three ways, like any Dask library's:
 * as an environment variable ``DREDUX_BLOCK_SIZE=4096`` (read at import;
   ``DASK_DREDUX__BLOCK_SIZE`` works too)
 
-=====================  =========  ================================================
-key                    default    meaning
-=====================  =========  ================================================
-cache-dir              None       compiled kernels (None: the user cache folder)
-block-size             None       rows per block, or [rows, cols] (None: planned)
-split-every            8          fan-in of the tree merge
-task-seconds           0.2        target duration of one block task
-max-tasks-per-worker   2000       graph-size cap
-memory-per-task        256 MiB    bound on one task's partial state
-backend                auto       default backend of a call
-cxx                    None       C++ compiler (None: $CXX, else g++)
-cxxflags               ""         extra compiler flags
-march                  native     -march for the CPU backend ("" to omit)
-=====================  =========  ================================================
+The keys, their defaults and meanings are :data:`KEYS` (the documentation's
+configuration reference is generated from it).
 """
 
 from __future__ import annotations
@@ -33,20 +21,26 @@ import dask.utils
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULTS", "get", "snapshot", "cache_dir", "memory_per_task"]
+__all__ = ["KEYS", "DEFAULTS", "get", "cache_dir", "memory_per_task",
+           "environment_variable"]
 
-DEFAULTS = {
-    "cache-dir": None,
-    "block-size": None,
-    "split-every": 8,
-    "task-seconds": 0.2,
-    "max-tasks-per-worker": 2000,
-    "memory-per-task": "256 MiB",
-    "backend": "auto",
-    "cxx": None,
-    "cxxflags": "",
-    "march": "native",
+# key -> (default, meaning): the one list of dredux's settings
+KEYS = {
+    "cache-dir": (None, "folder of the compiled kernels (None: the user cache folder, "
+                        "from platformdirs)"),
+    "block-size": (None, "rows per block, or [rows, cols] per task (None: planned from "
+                         "the work)"),
+    "split-every": (8, "fan-in of the tree merge of partial states"),
+    "task-seconds": (0.2, "target duration of one block task, in seconds"),
+    "max-tasks-per-worker": (2000, "cap on the graph's block tasks per worker thread"),
+    "memory-per-task": ("256 MiB", "bound on one task's inputs and partial state"),
+    "backend": ("auto", "default backend of a call: auto (GPU, else CPU, else NumPy), "
+                        "cpu, gpu or numpy"),
+    "cxx": (None, "C++ compiler of the CPU backend (None: $CXX, else g++)"),
+    "cxxflags": ("", "extra flags for that compiler"),
+    "march": ("native", "-march of the CPU backend's kernels ('' to leave it out)"),
 }
+DEFAULTS = {key: default for key, (default, _) in KEYS.items()}
 
 _ENV_PREFIX = "DREDUX_"
 
@@ -61,6 +55,11 @@ def _load() -> None:
 
 
 _load()
+
+
+def environment_variable(key: str) -> str:
+    """The environment variable that sets ``dredux.<key>`` (``DREDUX_BLOCK_SIZE``)."""
+    return _ENV_PREFIX + key.upper().replace("-", "_")
 
 
 def get(key: str, override=None):

@@ -18,7 +18,6 @@ __all__ = [
     "CacheError",
     "ConfigError",
     "SolveError",
-    "caret_line",
 ]
 
 
