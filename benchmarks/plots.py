@@ -6,6 +6,8 @@ Reads the tables the benchmark scripts wrote (``benchmarks/results/*.md``: the
 numbers of their own runs, nothing re-measured here) and draws one PNG per
 table:
 
+* ``latency.png``: pairs per second per call against the size M x N, dredux,
+  pykeops and NumPy;
 * ``cpu_vs_keops.png``: pairs per second of dredux and pykeops per case (log scale);
 * ``highdim.png``: pairs per second against D, dredux, the BLAS baseline and pykeops;
 * ``ranges.png``: time of a block-sparse call (fraction of the dense call) against
@@ -115,8 +117,27 @@ def plot_scaling(rows, plt, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-PLOTS = {"cpu_vs_keops": plot_cpu_vs_keops, "highdim": plot_highdim, "ranges": plot_ranges,
-         "scaling": plot_scaling}
+def plot_latency(rows, plt, path: Path) -> None:
+    sizes = [tuple(int(v.replace(",", "")) for v in r["M x N"].split(" x ")) for r in rows]
+    pairs = [m * n for m, n in sizes]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for column, label in (("dredux", "dredux (CPU)"), ("pykeops", "pykeops (CPU)"),
+                          ("NumPy", "NumPy")):
+        ax.plot(pairs, [p / seconds(r[column]) for p, r in zip(pairs, rows)], "o-",
+                label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("pairs M x N")
+    ax.set_ylabel("pairs per second (per call)")
+    ax.set_title("Seed formula, float64: throughput vs size\n(benchmarks/latency.py)",
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+PLOTS = {"latency": plot_latency, "cpu_vs_keops": plot_cpu_vs_keops,
+         "highdim": plot_highdim, "ranges": plot_ranges, "scaling": plot_scaling}
 
 
 def main(argv=None) -> int:
