@@ -33,9 +33,14 @@ GAUSS = ("Exp(-SqDist(x, y)) * b", ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"])
 @pytest.fixture
 def cp(monkeypatch):
     """The stand-in CuPy; CudaKernel compiles its kernels with g++ in the emulator."""
+    from dredux import backends
+
     fake = emu.fake_cupy()
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(cuda_backend, "_COMPILED", {})
+    # the process-wide GPU count is cached: never let it see the stand-in (later
+    # tests would pick the GPU backend without a GPU)
+    monkeypatch.setattr(backends, "_gpu_count", lambda: 1)
     return fake
 
 
