@@ -111,6 +111,25 @@ def test_every_reduction_both_axes(name, axis, backend):
         check(out, reference(name, x, y, b, g, mask, axis), dtype, f"{name} axis={axis}")
 
 
+@pytest.mark.parametrize("axis", [1, 0])
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_reduction_on_dask_inputs(name, axis):
+    """Dask inputs: the result is lazy, and right once computed."""
+    ri, rj, keep = pattern(7)
+    ranges = ranges_from_mask(ri, rj, keep)
+    mask = pair_mask(ri, rj, keep, M, N)
+    import dask
+    import dask.array as da
+
+    x, y, b, g = inputs(8, np.float64)
+    lazy = routine(name, axis)(da.from_array(x, chunks=(20, 3)), da.from_array(y, chunks=(15, 3)),
+                               da.from_array(b, chunks=(15, 1)), da.from_array(g, chunks=(15, 2)),
+                               ranges=ranges, backend="cpu")
+    assert all(isinstance(part, da.Array) for part in as_tuple(lazy))
+    check(dask.compute(*as_tuple(lazy), scheduler="sync"),
+          reference(name, x, y, b, g, mask, axis), np.float64, f"{name} axis={axis} dask")
+
+
 @pytest.mark.parametrize("name", ["Sum", "ArgMin", "KMin_ArgKMin", "LogSumExp",
                                   "SumSoftMaxWeight"])
 def test_many_tasks_skip_empty_blocks(name):
