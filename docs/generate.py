@@ -24,8 +24,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _literal(value) -> str:
-    return f"``{value!r}``" if value not in ("", None) else ("``None``" if value is None
-                                                            else "``''``")
+    return f"``{value!r}``"
 
 
 def config_page() -> str:

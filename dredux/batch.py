@@ -29,7 +29,8 @@ import numpy as np
 
 from ._xp import get_xp, is_dask
 from .errors import ShapeError
-from .ir import Cat, Expr, Op, var, walk
+from .ir import Cat, Expr, var
+from .program import map_vars
 from .ranges import Sparsity
 
 __all__ = ["batch_shape", "flatten", "diagonal", "within_items", "unflatten",
@@ -187,18 +188,12 @@ def unflatten(result, bshape, m: int, n: int, index_outputs):
 
 
 def _recategorize(root: Expr, positions, cat: Cat) -> Expr:
-    memo: dict[Expr, Expr] = {}
-    for node in walk(root):
-        if node.op is Op.VAR:
-            pos, old = node.params
-            memo[node] = (var(pos, node.dim, cat) if old == Cat.P and pos in positions
-                          else node)
-        elif node.args:
-            args = tuple(memo[a] for a in node.args)
-            memo[node] = node if args == node.args else Expr(node.op, args, node.params)
-        else:
-            memo[node] = node
-    return memo[root]
+    """``root`` with the parameters at ``positions`` made variables of ``cat``."""
+    def moved(node):
+        pos, old = node.params
+        return var(pos, node.dim, cat) if old == Cat.P and pos in positions else node
+
+    return map_vars(root, moved)
 
 
 def per_row_routine(routine, positions: tuple[int, ...]):

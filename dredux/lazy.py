@@ -828,7 +828,7 @@ class LazyTensor:
         if axis is None:
             raise ShapeError(f"the {op} reduction needs axis=0 (over i) or axis=1 (over j),"
                              " e.g. .sum(axis=1) or .sum(dim=1)")
-        batch = len(self._batch) if self._vars else 0
+        batch = len(self._batch)
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
                 or axis - batch not in (0, 1):
             if batch:
@@ -855,7 +855,7 @@ class LazyTensor:
         if dim is not None:
             axis = dim
         if axis == -1 or (not isinstance(axis, bool) and isinstance(axis, int)
-                          and axis == 2 + (len(self._batch) if self._vars else 0)):
+                          and axis == 2 + len(self._batch)):
             return self._apply(op)
         return self._reduce(op, axis, None, **kwargs)
 

@@ -21,21 +21,30 @@ from .reductions import Reduction
 __all__ = ["Program", "make_program", "swap_categories"]
 
 
-def swap_categories(root: Expr) -> Expr:
-    """``root`` with i- and j-variables exchanged (for ``axis=0``)."""
+def map_vars(root: Expr, fn) -> Expr:
+    """``root`` with every variable node v replaced by ``fn(v)`` (the rest of the
+    DAG rebuilt only where a child changed)."""
     memo: dict[Expr, Expr] = {}
     for node in walk(root):
         if node.op is Op.VAR:
-            pos, cat = node.params
-            if cat in (Cat.I, Cat.J):
-                cat = Cat.J if cat == Cat.I else Cat.I
-            memo[node] = var(pos, node.dim, cat)
+            memo[node] = fn(node)
         elif node.args:
             args = tuple(memo[a] for a in node.args)
             memo[node] = node if args == node.args else Expr(node.op, args, node.params)
         else:
             memo[node] = node
     return memo[root]
+
+
+def swap_categories(root: Expr) -> Expr:
+    """``root`` with i- and j-variables exchanged (for ``axis=0``)."""
+    swap = {Cat.I: Cat.J, Cat.J: Cat.I}
+
+    def swapped(node):
+        pos, cat = node.params
+        return var(pos, node.dim, swap.get(cat, cat))
+
+    return map_vars(root, swapped)
 
 
 @dataclass(frozen=True)

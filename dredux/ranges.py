@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import DtypeError, ShapeError
 
-__all__ = ["Sparsity", "sparsity", "dense", "NAMES"]
+__all__ = ["Sparsity", "sparsity", "NAMES"]
 
 NAMES = ("ranges_i", "slices_i", "redranges_j", "ranges_j", "slices_j", "redranges_i")
 _LAYOUT = ("pass the 6-tuple (ranges_i, slices_i, redranges_j, ranges_j, slices_j, "
@@ -88,10 +88,6 @@ class Sparsity:
         widths = np.concatenate([[0], np.cumsum(self.cols[:, 1] - self.cols[:, 0])])
         return widths[self.slices[1:]] - widths[self.slices[:-1]]
 
-    def is_dense(self) -> bool:
-        """Every pair is kept."""
-        return self.kept == self.m * self.n
-
     def clip(self, r0: int, r1: int, c0: int, c1: int) -> Sparsity:
         """The pattern inside rows ``[r0, r1)`` x columns ``[c0, c1)``, in that
         block's coordinates (row ``r0`` is row 0, column ``c0`` column 0)."""
@@ -114,16 +110,6 @@ class Sparsity:
         per = (self.rows[:, 1] - self.rows[:, 0]) * self.columns_per_cluster()
         return np.concatenate([[0], np.cumsum(per)]).astype(np.int64)
 
-    def kept_columns(self, edges) -> np.ndarray:
-        """Kept pairs whose column lies in each ``[edges[k], edges[k + 1])``."""
-        edges = np.asarray(edges, dtype=np.int64)
-        heights = np.repeat(self.rows[:, 1] - self.rows[:, 0], np.diff(self.slices))
-        # pairs up to column e, for each edge e: sum over ranges of h * overlap
-        before = np.array([np.dot(heights, np.clip(np.minimum(self.cols[:, 1], e)
-                                                   - self.cols[:, 0], 0, None))
-                           for e in edges], dtype=np.int64)
-        return np.diff(before)
-
     def __dask_tokenize__(self):
         return ("dredux-sparsity", self.token())
 
@@ -138,15 +124,6 @@ class Sparsity:
     def __repr__(self) -> str:
         return (f"Sparsity({self.m} x {self.n}, {len(self.rows)} clusters, "
                 f"{len(self.cols)} column ranges, {self.kept} pairs kept)")
-
-
-def dense(m: int, n: int) -> Sparsity:
-    """The pattern that keeps every pair (one cluster, one column range)."""
-    m, n = int(m), int(n)
-    rows = np.array([[0, m]] if m else np.empty((0, 2)), dtype=np.int64)
-    cols = np.array([[0, n]] if m and n else np.empty((0, 2)), dtype=np.int64)
-    slices = np.array([0, len(cols)] if m else [0], dtype=np.int64)
-    return Sparsity(rows, slices, cols, m, n)
 
 
 def _host(value, name: str) -> np.ndarray:
@@ -224,13 +201,6 @@ def _check_triple(arrays, names, m: int, n: int) -> tuple[np.ndarray, ...]:
     return ranges, slices, red
 
 
-def _kept(ranges, slices, red) -> int:
-    widths = np.concatenate([[0], np.cumsum(red[:, 1] - red[:, 0])])
-    ends = slices
-    starts = np.concatenate([[0], slices[:-1]]) if len(slices) else slices
-    return int(np.dot(ranges[:, 1] - ranges[:, 0], widths[ends] - widths[starts]))
-
-
 def sparsity(ranges, axis: int, m: int, n: int) -> Sparsity:
     """Check KeOps's ``ranges`` 6-tuple and return the pattern of a reduction
     over ``axis`` with ``m`` output rows and ``n`` reduced columns.
@@ -256,14 +226,15 @@ def sparsity(ranges, axis: int, m: int, n: int) -> Sparsity:
     other = (3, 4, 5) if axis == 1 else (0, 1, 2)
     first = _check_triple([arrays[k] for k in used], [NAMES[k] for k in used], m, n)
     second = _check_triple([arrays[k] for k in other], [NAMES[k] for k in other], n, m)
-    a, b = _kept(*first), _kept(*second)
+    pattern = _normalize(*first, m, n)
+    a, b = pattern.kept, _normalize(*second, n, m).kept
     if a != b:
         raise ShapeError(
             f"ranges: ({', '.join(NAMES[k] for k in used)}) keep {a} pairs but "
             f"({', '.join(NAMES[k] for k in other)}) keep {b}; the two triples must "
             "describe the same blocks, one per axis (dredux.cluster.from_matrix builds "
             "both from one mask)")
-    return _normalize(*first, m, n)
+    return pattern
 
 
 def _normalize(ranges, slices, red, m: int, n: int) -> Sparsity:

@@ -11,8 +11,8 @@ import pytest
 
 from dredux import Genred
 from dredux.errors import ShapeError
-from tests.cpu.cpu_util import as_tuple, tolerances
-from tests.cpu.test_cpu_ranges import CASES, K
+from tests.cpu.cpu_util import as_tuple
+from tests.cpu.test_cpu_ranges import CASES, K, check
 from tests.helpers import masked_reduction, pair_mask, ranges_from_mask
 
 ALIASES = ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)", "g = Vj(2)", "p = Pm(1)"]
@@ -59,19 +59,6 @@ def _routine(name, axis):
     return Genred(f"({formula}) * p", ALIASES, reduction_op=name, axis=axis, **opts)
 
 
-def _check(out, ref, dtype, what):
-    out = as_tuple(out)
-    assert len(out) == len(ref), what
-    for a, r in zip(out, ref):
-        a = np.asarray(a)
-        assert a.shape == r.shape, f"{what}: shape {a.shape}, expected {r.shape}"
-        if r.dtype == np.int64:
-            np.testing.assert_array_equal(a, r, err_msg=what)
-        else:
-            np.testing.assert_allclose(a.astype(np.float64), r, **tolerances(dtype),
-                                       err_msg=what)
-
-
 @pytest.mark.parametrize("backend", ["cpu", "numpy"])
 @pytest.mark.parametrize("axis", [1, 0])
 @pytest.mark.parametrize("name", list(CASES))
@@ -81,7 +68,7 @@ def test_every_reduction_both_axes(name, axis, backend):
     for bshape, dtype in (((3,), np.float64), ((2, 3), np.float32)):
         args = _items(bshape, 13, 9, 7, dtype)
         out = _routine(name, axis)(*args, backend=backend)
-        _check(out, _reference(name, *args, axis, bshape), dtype, f"{name} {bshape}")
+        check(out, _reference(name, *args, axis, bshape), dtype, f"{name} {bshape}")
 
 
 def test_many_small_items_are_few_tasks():
