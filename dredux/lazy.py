@@ -75,7 +75,7 @@ class _Leaf:
     a list of floats (a parameter whose dtype is the expression's), or a
     symbolic variable ``LazyTensor((ind, dim, cat))`` (compared by index)."""
 
-    __slots__ = ("data", "dim", "cat", "ind", "_cast")
+    __slots__ = ("data", "dim", "cat", "ind", "_cast", "batched")
 
     def __init__(self, data, dim: int, cat: Cat, ind: int | None = None):
         self.data = data
@@ -83,6 +83,8 @@ class _Leaf:
         self.cat = cat
         self.ind = ind
         self._cast = None
+        shape = getattr(data, "shape", None)  # batch axes: (B..., rows, D) or (B..., D)
+        self.batched = shape is not None and len(shape) > (1 if cat == Cat.P else 2)
 
     def array(self, dtype: np.dtype, like):
         """The argument passed to the routine: lists of floats become arrays of
@@ -133,6 +135,7 @@ _LEAF_NODES: dict[tuple, Expr] = {}
 _LOCK = threading.Lock()
 _IND = operator.attrgetter("ind")
 _DATA = operator.attrgetter("data")
+_BATCHED = operator.attrgetter("batched")
 
 
 _ROUTINE_LIMIT = 512  # routines hold compiled kernels: fewer of them
@@ -211,12 +214,12 @@ class LazyTensor:
     (1000,)
     """
 
-    __slots__ = ("_expr", "_vars", "ni", "nj", "_dtype", "ranges", "backend")
+    __slots__ = ("_expr", "_vars", "ni", "nj", "_dtype", "ranges", "backend", "_mv")
     __array_ufunc__ = None  # numpy_array + lazy_tensor calls LazyTensor.__radd__
     __hash__ = None  # == builds a formula, as in KeOps
 
     def __init__(self, x=None, axis=None):
-        self.ranges = self.backend = None
+        self.ranges = self.backend = self._mv = None
         if type(x) is np.ndarray:  # the common case first: _array sets the rest
             self._array(x, axis, False)
             return
@@ -387,6 +390,8 @@ class LazyTensor:
     @property
     def _batch(self) -> tuple:
         """The broadcast batch axes of the arrays (empty without batch axes)."""
+        if not any(map(_BATCHED, self._vars)):
+            return ()
         lead: tuple = ()
         for leaf in self._vars:
             shape = getattr(leaf.data, "shape", None)
@@ -487,10 +492,48 @@ class LazyTensor:
                 backend = _same("backend", backend, o.backend, ValueError)
         return _new(None, leaves, ni, nj, dtype, ranges, backend), exprs
 
+    def _join1(self, o: LazyTensor):
+        """:meth:`_join` of one operand (the binary operators), without loops
+        over operands: what every ``a + b`` pays."""
+        leaves, expr = self._vars, o._expr
+        ov = o._vars
+        if ov and ov is not leaves:
+            if not leaves:
+                leaves = ov
+            else:
+                merged = list(leaves)
+                mapping = []
+                for leaf in ov:
+                    if leaf in merged:
+                        mapping.append(merged.index(leaf))
+                    else:
+                        mapping.append(len(merged))
+                        merged.append(leaf)
+                mapping = tuple(mapping)
+                if mapping[0] != 0 or len(mapping) > 1 and mapping != tuple(
+                        range(len(mapping))):
+                    expr = _renumber(expr, mapping)
+                leaves = tuple(merged)
+        ni, nj, dtype = self.ni, self.nj, self._dtype
+        if o.ni is not None and o.ni != ni:
+            ni = _same("number of i rows (M)", ni, o.ni, ShapeError)
+        if o.nj is not None and o.nj != nj:
+            nj = _same("number of j rows (N)", nj, o.nj, ShapeError)
+        if o._dtype is not None and o._dtype != dtype:
+            dtype = _same("dtype", dtype, o._dtype, DtypeError)
+        backend = self.backend
+        if o.backend is not None and o.backend != backend:
+            backend = _same("backend", backend, o.backend, ValueError)
+        res = _new(None, leaves, ni, nj, dtype,
+                   o.ranges if self.ranges is None else self.ranges, backend)
+        return res, (self._expr, expr)
+
     def _apply(self, name: str, *operands, params: tuple = ()) -> LazyTensor:
         """``name(self, *operands, *params)`` with a formula function of
         :data:`dredux.functions.FUNCTIONS` (memoised by the operands' nodes)."""
-        if operands:
+        if len(operands) == 1 and type(operands[0]) is LazyTensor:
+            res, exprs = self._join1(operands[0])
+        elif operands:
             res, exprs = self._join(*[o if isinstance(o, LazyTensor) else self._operand(o)
                                       for o in operands])
             exprs = tuple(exprs)
@@ -952,8 +995,35 @@ class LazyTensor:
             raise ShapeError(f"K @ v: K has shape {self.shape} (N = {self.nj}) but v has "
                              f"shape {shape}; expected v with {self.nj} rows")
         column = v.reshape(-1, 1) if len(shape) == 1 else v
-        out = (self * Vj(column)).sum(axis=1)
+        out = self._product(column)
         return out.reshape(-1) if len(shape) == 1 else out
+
+    def _product(self, column):
+        """``(self * Vj(column)).sum(axis=1)``. For NumPy columns the reduction is
+        remembered (per width of v), so that repeated products with a fixed K
+        (conjugate gradients, scipy's LinearOperator) run the same routine with
+        the new column in its argument list, without rebuilding the expression."""
+        if (type(column) is not np.ndarray or column.ndim != 2
+                or (self._dtype is not None and column.dtype != self._dtype)):
+            return (self * Vj(column)).sum(axis=1)
+        if self._mv is None:
+            self._mv = {}
+        cached = self._mv.get(column.shape[1])
+        if cached is None:
+            red = (self * Vj(column)).sum(axis=1, call=False)
+            if not isinstance(red, LazyReduction):  # symbolic variables: called later
+                return red
+            red.routine()
+            where = [leaf.data is column for leaf in red._leaves]
+            if len(self._mv) >= 8:
+                self._mv.clear()
+            self._mv[column.shape[1]] = cached = (red, where.index(True))
+        red, where = cached
+        arrays = list(map(_DATA, red._leaves))
+        arrays[where] = column
+        if any(type(a) is not np.ndarray for a in arrays):
+            return (self * Vj(column)).sum(axis=1)
+        return red._routine(*arrays, **red._call_options(source=self))
 
     def t(self):
         """The transpose: i- and j-variables exchanged (an (N, M, D) LazyTensor)."""
@@ -1037,7 +1107,7 @@ class LazyReduction:
                     self._f, self._f2, leaves, self.reduction_op, self.axis, self.opt_arg,
                     self._init)))
             self._routine, order = found[2:]
-            self._leaves = tuple(leaves[k] for k in order)
+            self._leaves = tuple(map(leaves.__getitem__, order))
         return self._routine
 
     @property
@@ -1048,6 +1118,20 @@ class LazyReduction:
         return (f"dredux LazyTensor reduction: {self.reduction_op} over "
                 f"{'j' if self.axis == 1 else 'i'}\n    formula: {self.formula}")
 
+    def _call_options(self, options=None, source=None) -> dict:
+        """The call's options, with the backend and ranges of the source
+        LazyTensor (or of ``source``), read now: they are attributes a user may
+        set after building it."""
+        options = self._options if options is None else options
+        src = self._source if source is None else source
+        if src.backend is not None or src.ranges is not None:
+            options = dict(options)
+            if src.backend is not None:
+                options.setdefault("backend", src.backend)
+            if src.ranges is not None:
+                options.setdefault("ranges", src.ranges)
+        return options
+
     def __call__(self, *args, **kwargs):
         routine = self.routine()
         options = self._options
@@ -1057,13 +1141,7 @@ class LazyReduction:
                 raise TypeError(f"{', '.join(init)} shape the routine: pass them to the "
                                 "reduction method, not to the call")
             options = {**options, **more}
-        src = self._source
-        if src.backend is not None or src.ranges is not None:
-            options = dict(options)
-            if src.backend is not None:
-                options.setdefault("backend", src.backend)
-            if src.ranges is not None:
-                options.setdefault("ranges", src.ranges)
+        options = self._call_options(options)
         leaves = self._leaves
         if not args:
             arrays = tuple(map(_DATA, leaves))
@@ -1092,7 +1170,7 @@ def _new(expr, leaves, ni, nj, dtype, ranges, backend) -> LazyTensor:
     """A LazyTensor from its fields (no checks: the callers made them)."""
     res = object.__new__(LazyTensor)
     res._expr, res._vars, res.ni, res.nj, res._dtype = expr, leaves, ni, nj, dtype
-    res.ranges, res.backend = ranges, backend
+    res.ranges, res.backend, res._mv = ranges, backend, None
     return res
 
 
@@ -1239,18 +1317,18 @@ def Var(x_or_ind, dim=None, cat=None) -> LazyTensor:
     """``Var(x, cat=c)``: a LazyTensor of the array ``x`` in category ``c``;
     ``Var(ind, dim, cat)``: a symbolic variable given at call time."""
     if dim is None:
-        return LazyTensor(x_or_ind, axis=cat)
+        return LazyTensor(x_or_ind, cat)
     return LazyTensor((x_or_ind, dim, cat))
 
 
 def Vi(x_or_ind, dim=None) -> LazyTensor:
     """An i-variable: ``Vi(x)`` for an (M, D) array, ``Vi(ind, dim)`` symbolic."""
-    return Var(x_or_ind, dim, 0)
+    return LazyTensor(x_or_ind, 0) if dim is None else LazyTensor((x_or_ind, dim, 0))
 
 
 def Vj(x_or_ind, dim=None) -> LazyTensor:
     """A j-variable: ``Vj(y)`` for an (N, D) array, ``Vj(ind, dim)`` symbolic."""
-    return Var(x_or_ind, dim, 1)
+    return LazyTensor(x_or_ind, 1) if dim is None else LazyTensor((x_or_ind, dim, 1))
 
 
 def Pm(x_or_ind, dim=None) -> LazyTensor:

@@ -285,6 +285,32 @@ def test_matmul_transpose_and_linear_operator():
         (x_i - y_j) @ B
 
 
+def test_repeated_products_reuse_one_reduction(monkeypatch):
+    """K @ v with a fixed K (conjugate gradients, scipy) runs the remembered
+    reduction with each new v: no expression is rebuilt, every product is
+    right, and what K says at call time (backend, ranges) still counts."""
+    x_i, y_j = lazy()
+    K = (-((x_i - y_j) ** 2).sum(-1)).exp()
+    close(K @ B, GAUSS @ B)
+    built = []
+    real = LazyTensor.__mul__
+    monkeypatch.setattr(LazyTensor, "__mul__", lambda a, b: built.append(1) or real(a, b))
+    for k in range(3):
+        v = GEN.uniform(-1, 1, (N, 2))
+        close(K @ v, GAUSS @ v)
+        close(K @ v[:, 0], GAUSS @ v[:, 0])  # another width: remembered in its turn
+    assert len(built) <= 2  # one reduction per width of v, not one per product
+    with pytest.raises(DtypeError, match="float32"):
+        K @ B.astype(np.float32)
+    K.backend = "numpy"
+    close(K @ B, GAUSS @ B)
+    K.backend = None
+    # every row against columns 0..3 only (KeOps's 6-tuple; columns 4.. in no cluster)
+    K.ranges = tuple(np.array(a, np.int32) for a in
+                     ([[0, M]], [1], [[0, 4]], [[0, 4]], [1], [[0, M]]))
+    close(K @ v, GAUSS[:, :4] @ v[:4])
+
+
 def test_scipy_linear_operator():
     scipy_linalg = pytest.importorskip("scipy.sparse.linalg")
     x = GEN.uniform(0, 1, (30, 2))
