@@ -374,8 +374,22 @@ def _allocate(shape: tuple, dtype) -> np.ndarray:
     return np.empty(shape, dtype=dtype)
 
 
+def _address(a: np.ndarray) -> int:
+    """The address of a contiguous array's data. ``a.ctypes.data`` builds a
+    NumPy helper object (1.6 us; a small call passes seven arrays): a writable
+    buffer's address is read through ctypes in 0.4 us instead."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):  # read-only or empty
+        return a.ctypes.data
+
+
 def _pointers(arrays) -> ctypes.Array:
-    return (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
+    return (ctypes.c_void_p * max(1, len(arrays)))(*map(_address, arrays))
+
+
+_INT64_PAIR = ctypes.c_int64 * 2
+_ONE_SLICE = _INT64_PAIR(0, 1)  # a dense block: one cluster with one range (read only)
 
 
 class CppKernel(Kernel):
@@ -456,16 +470,15 @@ class CppKernel(Kernel):
         T = self.layout.compute
         m, n, j0 = int(m), int(n), int(j0)
         if ranges is None:
-            clusters = np.array([0, m], dtype=np.int64)
-            slices = np.array([0, 1], dtype=np.int64)
-            spans = np.array([0, n], dtype=np.int64)
+            clusters, slices, spans = _INT64_PAIR(0, m), _ONE_SLICE, _INT64_PAIR(0, n)
             count = 1
         else:
             if (ranges.m, ranges.n) != (m, n):
                 raise ValueError(f"ranges of a {ranges.m} x {ranges.n} block given for a "
                                  f"{m} x {n} block")
-            clusters, slices, spans = (np.ascontiguousarray(a, dtype=np.int64) for a in
-                                       (ranges.rows, ranges.slices, ranges.cols))
+            tables = [np.ascontiguousarray(a, dtype=np.int64)  # alive until the call ends
+                      for a in (ranges.rows, ranges.slices, ranges.cols)]
+            clusters, slices, spans = (a.ctypes.data for a in tables)
             count = len(ranges.rows)
         row_arrays = [np.ascontiguousarray(np.asarray(a).reshape(m, v.dim), dtype=T)
                       for a, v in zip(rows, prog.row_vars)]
@@ -479,8 +492,7 @@ class CppKernel(Kernel):
             dtype = np.int64 if kind == "idx" else self.layout.acc
             state.append(_allocate((m, *shape), dtype))
         status = fn(_pointers(row_arrays), _pointers(col_arrays), _pointers(param_arrays),
-                    m, n, j0, _pointers(state), count, clusters.ctypes.data,
-                    slices.ctypes.data, spans.ctypes.data)
+                    m, n, j0, _pointers(state), count, clusters, slices, spans)
         if status == 2:
             raise MemoryError(f"the CPU kernel could not allocate its row states and "
                               f"formula buffers for a block of {m} x {n}")

@@ -83,3 +83,16 @@ def test_dimensions_above_the_unroll_limit():
     out = g(x, y, b, backend="cpu")
     ref = np.einsum("ij,jk->ik", np.exp(-np.abs(x[:, None] - y[None]).sum(-1)), b)
     np.testing.assert_allclose(out, ref, rtol=1e-12)
+
+
+def test_read_only_and_writable_inputs_give_the_same_result():
+    """The kernel takes the data addresses of writable arrays through ctypes and
+    of read-only ones (memory-mapped files, broadcast views) through NumPy."""
+    x, y, a, p, _ = seed_inputs(40, 70)
+    routine = Genred(SEED, ALIASES, axis=1)
+    writable = routine(x, y, a, p, backend="cpu")
+    for v in (x, y, a, p):
+        v.setflags(write=False)
+    frozen = routine(x, y, a, p, backend="cpu")
+    np.testing.assert_allclose(frozen, seed_forward(x, y, a, p), rtol=1e-12)
+    np.testing.assert_array_equal(frozen, writable)
