@@ -457,44 +457,17 @@ class LazyTensor:
     def _join(self, *others: LazyTensor):
         """The merged variables and attributes of ``self`` and ``others``, and each
         operand's formula renumbered to the merged variables."""
-        leaves = self._vars
-        exprs = [self._expr]
-        ni, nj, dtype = self.ni, self.nj, self._dtype
-        ranges, backend = self.ranges, self.backend
+        res, exprs = _new(None, self._vars, self.ni, self.nj, self._dtype, self.ranges,
+                          self.backend), [self._expr]
         for o in others:
-            expr = o._expr
-            if o._vars:
-                if not leaves:
-                    leaves = o._vars
-                else:
-                    merged = list(leaves)
-                    mapping = []
-                    for leaf in o._vars:
-                        if leaf in merged:
-                            mapping.append(merged.index(leaf))
-                        else:
-                            mapping.append(len(merged))
-                            merged.append(leaf)
-                    mapping = tuple(mapping)
-                    leaves = tuple(merged)
-                    if mapping != tuple(range(len(mapping))):
-                        expr = _renumber(expr, mapping)
+            res, (_, expr) = res._join1(o)
             exprs.append(expr)
-            if o.ni is not None and o.ni != ni:
-                ni = _same("number of i rows (M)", ni, o.ni, ShapeError)
-            if o.nj is not None and o.nj != nj:
-                nj = _same("number of j rows (N)", nj, o.nj, ShapeError)
-            if o._dtype is not None and o._dtype != dtype:
-                dtype = _same("dtype", dtype, o._dtype, DtypeError)
-            if ranges is None:
-                ranges = o.ranges
-            if o.backend is not None and o.backend != backend:
-                backend = _same("backend", backend, o.backend, ValueError)
-        return _new(None, leaves, ni, nj, dtype, ranges, backend), exprs
+        return res, exprs
 
     def _join1(self, o: LazyTensor):
-        """:meth:`_join` of one operand (the binary operators), without loops
-        over operands: what every ``a + b`` pays."""
+        """The merged variables and attributes of ``self`` and ``o``, and the
+        formulas of both, ``o``'s renumbered to the merged variables (what every
+        ``a + b`` pays: no loop over operands)."""
         leaves, expr = self._vars, o._expr
         ov = o._vars
         if ov and ov is not leaves:
@@ -510,8 +483,7 @@ class LazyTensor:
                         mapping.append(len(merged))
                         merged.append(leaf)
                 mapping = tuple(mapping)
-                if mapping[0] != 0 or len(mapping) > 1 and mapping != tuple(
-                        range(len(mapping))):
+                if mapping != tuple(range(len(mapping))):
                     expr = _renumber(expr, mapping)
                 leaves = tuple(merged)
         ni, nj, dtype = self.ni, self.nj, self._dtype
@@ -1010,14 +982,14 @@ class LazyTensor:
             self._mv = {}
         cached = self._mv.get(column.shape[1])
         if cached is None:
-            red = (self * Vj(column)).sum(axis=1, call=False)
-            if not isinstance(red, LazyReduction):  # symbolic variables: called later
-                return red
+            product = self * Vj(column)
+            red = product.sum(axis=1, call=False)
             red.routine()
-            where = [leaf.data is column for leaf in red._leaves]
+            # v's leaf: the product's last (leaves compare by identity, so it is
+            # not K's even when K holds the same array)
             if len(self._mv) >= 8:
                 self._mv.clear()
-            self._mv[column.shape[1]] = cached = (red, where.index(True))
+            self._mv[column.shape[1]] = cached = (red, red._leaves.index(product._vars[-1]))
         red, where = cached
         arrays = list(map(_DATA, red._leaves))
         arrays[where] = column

@@ -305,6 +305,11 @@ def test_repeated_products_reuse_one_reduction(monkeypatch):
     K.backend = "numpy"
     close(K @ B, GAUSS @ B)
     K.backend = None
+    KW = (-((x_i - y_j) ** 2).sum(-1) * Vj(W)).exp()  # holds the array it multiplies
+    dense = np.exp(-((x_ - y_) ** 2).sum(-1) * W[:, 0])
+    close(KW @ W, dense @ W)
+    W2 = GEN.uniform(0.2, 1.0, (N, 1))
+    close(KW @ W2, dense @ W2)
     # every row against columns 0..3 only (KeOps's 6-tuple; columns 4.. in no cluster)
     K.ranges = tuple(np.array(a, np.int32) for a in
                      ([[0, M]], [1], [[0, 4]], [[0, 4]], [1], [[0, M]]))
