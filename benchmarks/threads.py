@@ -50,21 +50,20 @@ def measure(size: int, dim: int, cores: int, repeats: int) -> dict:
     y = gen.normal(0, dim ** -0.5, (size, dim)).astype(np.float32)
     b = gen.uniform(0, 1, (size, 1)).astype(np.float32)
     g = np.array([1.0], np.float32)
-    outs = [None] * cores
 
-    def rows(k, lo, hi):
-        outs[k] = kernel([x[lo:hi]], [y, b], [g], hi - lo, size)
+    def rows(lo, hi):
+        kernel([x[lo:hi]], [y, b], [g], hi - lo, size)
 
     def threaded():
         cuts = np.linspace(0, size, cores + 1).astype(int)
-        pool = [threading.Thread(target=rows, args=(k, cuts[k], cuts[k + 1]))
+        pool = [threading.Thread(target=rows, args=(cuts[k], cuts[k + 1]))
                 for k in range(cores)]
         for t in pool:
             t.start()
         for t in pool:
             t.join()
 
-    runs = {"one thread": lambda: rows(0, 0, size), "threads": threaded,
+    runs = {"one thread": lambda: rows(0, size), "threads": threaded,
             "Genred": lambda: routine(x, y, b, g, backend="cpu")}
     for fn in runs.values():
         fn()  # compiles and first touches excluded

@@ -991,7 +991,8 @@ class LazyTensor:
                 self._mv.clear()
             self._mv[column.shape[1]] = cached = (red, red._leaves.index(product._vars[-1]))
         red, where = cached
-        arrays = list(map(_DATA, red._leaves))
+        # lists of floats (a bandwidth written 4.0) become arrays as at any call
+        arrays = [leaf.array(column.dtype, None) for leaf in red._leaves]
         arrays[where] = column
         if any(type(a) is not np.ndarray for a in arrays):
             return (self * Vj(column)).sum(axis=1)

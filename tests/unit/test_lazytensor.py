@@ -300,6 +300,12 @@ def test_repeated_products_reuse_one_reduction(monkeypatch):
         close(K @ v, GAUSS @ v)
         close(K @ v[:, 0], GAUSS @ v[:, 0])  # another width: remembered in its turn
     assert len(built) <= 2  # one reduction per width of v, not one per product
+    Kf = (-((x_i - y_j) ** 2).sum(-1) * 0.5).exp()  # a float: a list-of-floats parameter
+    built.clear()
+    for k in range(3):
+        v = GEN.uniform(-1, 1, (N, 2))
+        close(Kf @ v, np.exp(-0.5 * ((x_ - y_) ** 2).sum(-1)) @ v)
+    assert len(built) <= 1
     with pytest.raises(DtypeError, match="float32"):
         K @ B.astype(np.float32)
     K.backend = "numpy"
