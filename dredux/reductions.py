@@ -131,10 +131,12 @@ class Family:
         j-loop, instead of through a buffer of the tile's values."""
         return False
 
-    def cpu_streams(self, red: Reduction) -> bool:
-        """Whether the CPU kernel may sum a wide output component by component
-        after its j-loop (each component a dot product over the tile's columns),
-        with the state of :meth:`cpu_state` ``(red, fused=True)``."""
+    def streams(self, red: Reduction) -> bool:
+        """Whether the kernels may sum a wide output component by component
+        after their pair loop (each component a dot product over the tile's
+        columns), handing the state one sum per tile and component: on the
+        CPU the state of :meth:`cpu_state` ``(red, fused=True)``, on the GPU
+        that of :meth:`cuda_state` ``(red, streamed=True)``."""
         return False
 
     def cpu_state(self, red: Reduction, fused: bool | None = None) -> DeviceState:
@@ -142,7 +144,7 @@ class Family:
         the tile itself and hands the state its sums."""
         raise NotImplementedError
 
-    def cuda_state(self, red: Reduction) -> DeviceState:
+    def cuda_state(self, red: Reduction, streamed: bool = False) -> DeviceState:
         raise NotImplementedError
 
 
@@ -175,7 +177,7 @@ class SumFamily(Family):
     def cpu_fuses(self, red):
         return not red.kahan and red.dim <= self.fused_max_dim
 
-    def cpu_streams(self, red):
+    def streams(self, red):
         return not red.kahan
 
     def cpu_state(self, red, fused=None):
@@ -183,8 +185,11 @@ class SumFamily(Family):
             return DeviceState(f"FusedSumState<{red.dim}>", ("fused_sum.hpp",))
         return DeviceState(f"SumState<{red.dim}, {red.sum_mode}>", ("lanes.hpp", "sum.hpp"))
 
-    def cuda_state(self, red):
-        return DeviceState(f"_DrSum<{red.dim}, {red.sum_mode}>", ("sum.cuh",))
+    def cuda_state(self, red, streamed=False):
+        # streamed: the kernel sums each tile itself (a block sum per tile) and
+        # adds it with add(); the state only accumulates
+        return DeviceState(f"_DrSum<{red.dim}, {0 if streamed else red.sum_mode}>",
+                           ("sum.cuh",))
 
 
 class BestFamily(Family):

@@ -34,12 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import OPS, Expr, Op, walk
+from ..ir import Expr, Op, walk
 from ..program import Program
 from ..reductions import Reduction
 from . import templates
 from .render import (
-    CONTRACTION_MIN_DIM,
     Index,
     Renderer,
     bare,
@@ -52,6 +51,7 @@ from .render import (
     indent,
     levels,
     render,
+    streamed_weights,
     title,
     var_slots,
 )
@@ -164,40 +164,6 @@ def fuses_sum(program: Program) -> bool:
     its j-loop (no formula buffer): the reduction's family decides (sums of a
     few components, except with ``kahan_scheme``)."""
     return program.reduction.family.cpu_fuses(program.reduction)
-
-
-def streamed_weights(program: Program, level: dict[Expr, str]) -> list[Expr] | None:
-    """The scalar pair values ("weights") of a wide output that the kernel sums
-    component by component, or None when it cannot.
-
-    A sum of at least 16 components (``Exp(-SqDist(x, y)) * v``, a gradient
-    wrt x...) whose formula is element-wise over the output dimension, of
-    variables, row-only or parameter-only subtrees and scalar values that
-    depend on the column: the j-loop stores those scalars for the tile, and
-    then, for each component d, one vectorised loop over the tile's columns
-    adds up ``F_d`` (a dot product: the column variables' component d is
-    contiguous, the weights are reused by every component). Written this way
-    the sum streams its operands once per tile instead of going through a
-    buffer of the tile's ``D`` values per pair.
-    """
-    red = program.reduction
-    root = program.formulas[0]
-    if (len(program.formulas) > 1 or red.dim < CONTRACTION_MIN_DIM
-            or not red.family.cpu_streams(red) or level[root] != "pair"):
-        return None
-    weights: list[Expr] = []
-
-    def visit(node: Expr) -> bool:
-        if node.op in (Op.VAR, Op.CONST) or level[node] in ("row", "const"):
-            return True
-        if node.dim == 1:
-            if node not in weights:
-                weights.append(node)
-            return True
-        return (OPS[node.op].elementwise and node.dim == red.dim
-                and all(visit(a) for a in node.args))
-
-    return weights if visit(root) else None
 
 
 def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:

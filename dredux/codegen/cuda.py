@@ -35,6 +35,15 @@ nothing in local memory at any D (``ptxas -v``: 0 bytes of stack frame for
 the Gaussian, LogSumExp and ArgKMin (K = 10) kernels at D = 3 .. 4096; the
 K-min lists of up to 32 entries are registers, kernels/cuda/states/kmin.cuh).
 
+Streamed sums (:func:`dredux.codegen.render.streamed_weights`: a Sum of more
+than ``unroll`` components of an element-wise formula, ``Exp(-SqDist(x, y)) *
+v``, the gradient wrt x) run on fixed tiles too: the pair loop stores the
+formula's scalar weights in registers (``_wt0[32]``), then an output loop
+(:func:`_fold_lines`) stages the tile's wide column variables chunk by chunk
+like the contractions and sums each output component over the tile's columns
+in registers, adding one sum per tile to the state, which is then the only
+per-thread array of D values (local memory).
+
 Only the parsed tree reaches the source: identifiers are generated here and
 numbers are printed from Python numbers. Nothing here imports CuPy, so
 ``Genred.source("gpu")`` works on machines without a GPU.
@@ -47,7 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Expr, Op, walk
+from ..ir import OPS, Expr, Op, walk
 from ..program import Program
 from . import templates
 from .render import (
@@ -63,6 +72,7 @@ from .render import (
     indent,
     levels,
     render,
+    streamed_weights,
     title,
     var_slots,
 )
@@ -156,6 +166,24 @@ class _ChunkRefs:
         return f"_dr_load(_p{slot}, _d0 + _c)"
 
 
+class _FoldRefs(_ChunkRefs):
+    """Spellings inside the output loop of a streamed sum: component ``_d0 + _c``
+    of the thread's row (one register per component, read as the loop
+    reaches it), of the staged columns (shared), column ``_u``."""
+
+    def __call__(self, node: Expr, k: Index) -> str:
+        kind, slot = self.slot[node]
+        if kind == "x" and node.dim > 1:
+            return f"_xv{slot}"
+        return super().__call__(node, k)
+
+
+# components of a streamed sum's output loop in flight per thread (partial sums
+# of the 32 columns, each one register): enough to hide the add latency, few
+# enough for the weights and the row's components to stay in registers
+_FOLD_UNROLL = {"float": 8, "double": 4}
+
+
 def _contract_lines(program: Program, node: Expr, c: int, T: str, known: dict,
                     chunk_at: dict, unroll: int) -> list[str]:
     """The tile's contraction ``node`` into registers ``_ac<c>[u]``: chunks of the
@@ -197,6 +225,78 @@ def _contract_lines(program: Program, node: Expr, c: int, T: str, known: dict,
               f"            for (int _u = 0; _u < {tj}; ++_u) _ac{c}[_u] += {term};",
               "        }", "    }", "}"]
     return lines
+
+
+def _fold_parts(root: Expr, weights: list[Expr], level: dict) -> tuple[list[Expr], frozenset]:
+    """What the output loop of a streamed sum reads of ``root``: the row-only
+    (and parameter-only) subtrees it reads by name, computed once per thread
+    (scalars, and wide ones that are not element-wise), and the element-wise
+    nodes written into its term (wide row-only ones included: recomputed
+    from the row's chunk in registers rather than read from a per-thread
+    array in local memory)."""
+    hoist: list[Expr] = []
+    inline: set[Expr] = set()
+
+    def visit(node: Expr) -> None:
+        if node.op in (Op.VAR, Op.CONST) or node in weights or node in inline:
+            return
+        if level[node] in ("row", "const") and (node.dim == 1 or not OPS[node.op].elementwise):
+            if node not in hoist:
+                hoist.append(node)
+            return
+        inline.add(node)
+        for a in node.args:
+            visit(a)
+
+    visit(root)
+    return hoist, frozenset(inline)
+
+
+def _fold_lines(program: Program, weights: list[Expr], known: dict, inline: frozenset,
+                T: str, unroll: int) -> tuple[list[str], str]:
+    """The output loop of a streamed sum, after the tile's pair loop: the D
+    output components in chunks (32 in float32, 16 in float64); per chunk the
+    block stages the column variables' components in shared memory as
+    [component][column] (broadcast reads, four columns per 128-bit load); for
+    each component the thread reads its row's value into a register and sums
+    the tile's 32 columns in registers (the weights ``_wt<c>[u]`` the pair
+    loop stored) before adding that one sum to its state. Partial tiles take
+    a guarded copy of the loop. Returns the lines and the term."""
+    root = program.formulas[0]
+    dim = program.reduction.dim
+    dc = _chunk(dim, T)
+    tj = CONTRACT_TILE
+    slot = var_slots(program)
+    used = set(walk(root, set(weights)))
+    xs = [slot[v][1] for v in program.row_vars if v in used and v.dim > 1]
+    ys = [slot[v][1] for v in program.col_vars if v in used and v.dim > 1]
+    rend = Renderer(_FoldRefs(program, unroll), unroll, known=known, inline=inline)
+    term = bare(rend.acc(root, "(_d0 + _c)"))
+
+    def fold(guard: str) -> list[str]:
+        reads = [f"    const T _xv{k} = _dr_load(_x{k}, _row * {dim} + _d0 + _c);" for k in xs]
+        return [f"#pragma unroll {_FOLD_UNROLL[T]}",
+                f"for (int _c = 0; _c < {dc}; ++_c) {{", *reads,
+                "    ACC _s = (ACC)0;",
+                "#pragma unroll",
+                f"    for (int _u = 0; _u < {tj}; ++_u) {guard}_s += (ACC)({term});",
+                "    _st.add(_d0 + _c, _s);",
+                "}"]
+
+    lines = [f"for (int _d0 = 0; _d0 < {dim}; _d0 += {dc}) {{",
+             "    __syncthreads();  // the chunk buffers are free"]
+    for k in ys:
+        lines += [f"    for (int _e = threadIdx.x; _e < {dc * tj}; _e += blockDim.x) {{",
+                  f"        const int _c = _e % {dc}, _u = _e / {dc};",
+                  f"        _sc{k}[_c * {tj} + _u] = _u < _tn ? "
+                  f"(T)_dr_load(_y{k}, (_jt + _u) * {dim} + _d0 + _c) : (T)0;",
+                  "    }"]
+    lines += ["    __syncthreads();", "    if (_active) {", f"        if (_tn == {tj}) {{"]
+    lines += ["            " + line for line in fold("")]
+    lines += ["        } else {  // the last tile of a range"]
+    lines += ["            " + line for line in fold("if (_u < _tn) ")]
+    lines += ["        }", "    }", "}"]
+    return lines, term
 
 
 def _row_lines(program: Program, unroll: int, skip=frozenset()) -> list[str]:
@@ -242,6 +342,21 @@ def _fill_lines(rend, root: Expr, array: str, shift: int) -> list[str]:
     return rend.each(root.dim, body)
 
 
+def _push_lines(program: Program, rp: Renderer) -> list[str]:
+    """The pair's push into the state (its values in ``_f``)."""
+    red = program.reduction
+    if not red.family.weighted:
+        return ["_st.push(_f, (const T*)0, _j);"]
+    # the weights (1, g), g, or 1 (no formula2) of a LogSumExp-type state
+    lines = [f"T _g[{red.sum_dim}];"]
+    lead = red.unit_weight or len(program.formulas) == 1
+    if lead:
+        lines.append("_g[0] = (T)1;")
+    if len(program.formulas) > 1:
+        lines += _fill_lines(rp, program.formulas[1], "_g", int(lead))
+    return lines + ["_st.push(_f, _g, _j);"]
+
+
 def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -> CudaCode:
     """The CUDA source of ``program``'s GPU kernels.
 
@@ -268,14 +383,24 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
 
     level = levels(formulas)
     contracted = contractions(formulas, level)
+    # a sum wider than the unrolled arrays (its state and values would be local
+    # memory, touched for every pair) of an element-wise formula: the pair loop
+    # computes its scalar weights only, the output loop (_fold_lines) sums the
+    # components per tile, in registers
+    weights = streamed_weights(program, level) if red.dim > unroll else None
+    streamed = weights is not None
+    phase = list(weights) if streamed else list(formulas)  # what the pair loop computes
+    tiled = bool(contracted) or streamed  # fixed tiles of CONTRACT_TILE columns
     # what the pair loop and the row-only code read (the contractions' terms
-    # are read by their chunk loops alone)
+    # and the output loop read their variables chunk by chunk)
     outside: set[Expr] = set(contracted)
-    for f in formulas:
+    for f in phase:
         for _ in walk(f, outside):
             pass
+    fold_hoist, fold_inline = _fold_parts(formulas[0], weights, level) if streamed else ([], ())
     # the subtrees free of column variables: once per thread, before the column loop
-    roots = hoisted_roots(formulas, level, {"const", "row"})
+    roots = hoisted_roots(phase, level, {"const", "row"})
+    roots += [n for n in fold_hoist if n not in roots]
     hoisted, rh = render(roots, refs, unroll, prefix="_h", roots_read_once=False, fast=fast)
     for root in roots:
         outside.update(walk(root))
@@ -284,7 +409,7 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         contract += _contract_lines(program, node, c, T, dict(rh.names), {}, unroll)
     # the subtrees of column variables and parameters the pair loop reads
     # (Square(p - a)): once per column when the tile is staged, into shared memory
-    col_roots = [n for n in hoisted_roots(formulas, level, {"col"}) if n in outside]
+    col_roots = [n for n in hoisted_roots(phase, level, {"col"}) if n in outside]
     col_lines, rc = render(col_roots, refs, unroll, prefix="_c", known=dict(rh.names),
                            roots_read_once=False, fast=fast)
     known = dict(rh.names) | {node: f"_ac{c}[_jj]" for c, node in enumerate(contracted)}
@@ -295,30 +420,29 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         else:
             pair_head.append(f"const T* const _hc{c} = _sh{c} + _jj * {node.dim};")
             known[node] = f"_hc{c}"
-    pair, rp = render(formulas, refs, unroll, known=known, fast=fast)
+    pair, rp = render(phase, refs, unroll, known=known, fast=fast)
     pair = pair_head + pair
-    pair.append(f"T _f[{red.dim}];")
-    pair += _fill_lines(rp, formulas[0], "_f", 0)
-    if red.family.weighted:
-        # the weights (1, g), g, or 1 (no formula2) of a LogSumExp-type state
-        pair.append(f"T _g[{red.sum_dim}];")
-        lead = red.unit_weight or len(formulas) == 1
-        if lead:
-            pair.append("_g[0] = (T)1;")
-        if len(formulas) > 1:
-            pair += _fill_lines(rp, formulas[1], "_g", int(lead))
-        pair.append("_st.push(_f, _g, _j);")
+    fold: list[str] = []
+    fold_term = ""
+    if streamed:
+        pair += [f"_wt{c}[_jj] = {bare(rp.acc(w, 0))};" for c, w in enumerate(weights)]
+        fold, fold_term = _fold_lines(
+            program, weights, {n: rh.names[n] for n in fold_hoist}
+            | {w: f"_wt{c}[_u]" for c, w in enumerate(weights)}, fold_inline, T, unroll)
     else:
-        pair.append("_st.push(_f, (const T*)0, _j);")
-    state = red.family.cuda_state(red)
+        pair.append(f"T _f[{red.dim}];")
+        pair += _fill_lines(rp, formulas[0], "_f", 0)
+        pair += _push_lines(program, rp)
+    state = (red.family.cuda_state(red, streamed=True) if streamed
+             else red.family.cuda_state(red))
 
     shared, tile, offset = [], [], 0
     # every shared array starts at a multiple of 4 tile columns: 16-byte aligned
     # offsets the compiler sees (128-bit shared loads). The tile of a kernel with
     # contractions is a constant; the others' is rounded up to 4 columns (the
     # host plans tiles of whole multiples of 4 columns, compile/cuda.py).
-    width = str(CONTRACT_TILE) if contracted else "_w"
-    if not contracted:
+    width = str(CONTRACT_TILE) if tiled else "_w"
+    if not tiled:
         shared.append("const long long _w = ((long long)_tile + 3) & ~3LL;  // tile width")
     for k, v in enumerate(program.col_vars):
         if v not in outside and v.dim > 1:
@@ -344,17 +468,23 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
                  "for (int _jj = threadIdx.x; _jj < _tn; _jj += blockDim.x) {"]
         tile += ["    " + line for line in body] + ["}"]
     # one chunk buffer per wide column variable of the contractions, [component][column]
-    chunked = sorted({var_slots(program)[v][1] for node in contracted for v in walk(node)
+    chunk_read = [node for node in contracted]
+    if streamed:
+        chunk_read.append(formulas[0])  # its wide column variables, by the output loop
+    chunked = sorted({var_slots(program)[v][1] for node in chunk_read for v in walk(node)
                       if v in program.col_vars and v.dim > 1})
-    chunk = max((_chunk(node.args[0].dim, T) for node in contracted), default=0)
+    chunk = max([_chunk(node.args[0].dim, T) for node in contracted]
+                + ([_chunk(red.dim, T)] if streamed else []), default=0)
     for k in chunked:
         shared.append(f"T* const _sc{k} = _dr_sm + {width} * {offset};")
         offset += chunk
     if contracted:
         tile.append("__syncthreads();  // the tile's columns are staged")
         tile += contract
+    tile += [f"T _wt{c}[{CONTRACT_TILE}];  // the pair loop's weights (registers)"
+             for c in range(len(weights or ()))]
     pair_loop = (["#pragma unroll", f"            for (int _jj = 0; _jj < {CONTRACT_TILE}; ++_jj) "
-                  "if (_jj < _tn) {"] if contracted else
+                  "if (_jj < _tn) {"] if tiled else
                  ["            for (int _jj = 0; _jj < _tn; ++_jj) {"])
 
     inputs = "".join(f", const IN* __restrict__ _{kind}{k}"
@@ -386,6 +516,7 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         ROWS=indent(_row_lines(program, unroll, frozenset(
             v for v in program.row_vars if v not in outside and v.dim > 1)) + hoisted, 1),
         PAIRLOOP="\n".join(pair_loop),
+        FOLD=indent(fold, 2),
         SHARED=indent(shared, 1),
         TILE=indent(tile, 2),
         PAIR=indent(pair, 4),
@@ -395,12 +526,16 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
                       for (dt, _), f in zip(dtypes, fields))
     # a thread's arrays (its state, its row, the formula's vectors) are registers or
     # local memory, which the GPU reserves for every resident thread
-    values = (rh.array_elems + rp.array_elems + red.dim + red.sum_dim
+    values = (rh.array_elems + rp.array_elems
+              + (len(weights) * CONTRACT_TILE if streamed else red.dim + red.sum_dim)
               + sum(v.dim for v in program.row_vars if v in outside or v.dim == 1))
     check_kernel_stack(program, state_bytes + values * compute_dtype(program).itemsize, "GPU")
     # the pair loop of a kernel with contractions is unrolled over the tile's columns
-    copies = CONTRACT_TILE if contracted else 1
+    copies = CONTRACT_TILE if tiled else 1
+    # the output loop: two copies (full and partial tiles) of its unrolled body
+    folded = (2 * min(_chunk(red.dim, T), _FOLD_UNROLL[T]) * CONTRACT_TILE
+              * (code_operations([fold_term]) + 1) if streamed else 0)
     check_kernel_code(program, copies * code_operations(pair) + code_operations(contract)
-                      + code_operations(hoisted) // 2, "GPU")
+                      + code_operations(hoisted) // 2 + folded, "GPU")
     return CudaCode(source, offset * compute_dtype(program).itemsize, dtypes, state_bytes,
-                    CONTRACT_TILE if contracted else 0)
+                    CONTRACT_TILE if tiled else 0)

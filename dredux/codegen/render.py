@@ -37,7 +37,8 @@ from ..printing import to_formula
 
 __all__ = ["Renderer", "render", "inlined_nodes", "Index", "literal", "bare", "compute_dtype",
            "var_slots", "levels", "hoisted_roots", "indent", "title", "code_operations",
-           "check_kernel_stack", "check_kernel_code", "contractions", "CONTRACTION_MIN_DIM"]
+           "check_kernel_stack", "check_kernel_code", "contractions", "CONTRACTION_MIN_DIM",
+           "streamed_weights"]
 
 Index = int | str
 _INLINE_TEXT = 600  # most characters an inlined expression may grow to
@@ -374,6 +375,42 @@ def contractions(formulas: Sequence[Expr], level: dict[Expr, str],
                     and all(term_ok(a, a.dim) for a in node.args)):
                 out.append(node)
     return out
+
+
+def streamed_weights(program, level: dict[Expr, str]) -> list[Expr] | None:
+    """The scalar pair values ("weights") of a wide output that the kernels sum
+    component by component, or None when they cannot.
+
+    A sum of at least 16 components (``Exp(-SqDist(x, y)) * v``, a gradient
+    wrt x...) whose formula is element-wise over the output dimension, of
+    variables, row-only or parameter-only subtrees and scalar values that
+    depend on the column: the pair loop stores those scalars for the tile, and
+    then, for each component d, one loop over the tile's columns adds up
+    ``F_d`` (a dot product: the weights are reused by every component) and
+    hands the state one sum per tile (codegen/cpp.py: a vectorised loop over
+    the contiguous component d of the column variables; codegen/cuda.py:
+    registers, the column variables staged in shared memory chunk by chunk).
+    Written this way the sum streams its operands once per tile instead of
+    going through a buffer of the tile's ``D`` values per pair.
+    """
+    red = program.reduction
+    root = program.formulas[0]
+    if (len(program.formulas) > 1 or red.dim < CONTRACTION_MIN_DIM
+            or not red.family.streams(red) or level[root] != "pair"):
+        return None
+    weights: list[Expr] = []
+
+    def visit(node: Expr) -> bool:
+        if node.op in (Op.VAR, Op.CONST) or level[node] in ("row", "const"):
+            return True
+        if node.dim == 1:
+            if node not in weights:
+                weights.append(node)
+            return True
+        return (OPS[node.op].elementwise and node.dim == red.dim
+                and all(visit(a) for a in node.args))
+
+    return weights if visit(root) else None
 
 
 def code_operations(lines: list[str]) -> int:

@@ -26,6 +26,11 @@
 // it reads those sums by constant index. No per-thread array of D values
 // exists: nothing goes to local memory at any D.
 //
+// Wide streamed sums (Exp(-SqDist(x, y)) * v, gradients): the pair loop
+// stores the tile's scalar weights in registers, then the output loop after it
+// sums each output component over the tile's columns (staged in chunks like
+// the contractions) and adds one sum per tile to the row's state.
+//
 // The source includes no header (NVRTC needs no include path).
 
 @@CONFIG@@
@@ -82,6 +87,7 @@ dredux_reduce(long long _m, long long _n, long long _j0, long long _span, int _t
             }
             _st.end_tile();
         }
+@@FOLD@@
     }
     }
     if (_active) _st.store((long long)blockIdx.y * _m + _i, @@STORE_ARGS@@);

@@ -463,7 +463,7 @@ def test_kernels_past_the_per_thread_and_code_limits_are_refused():
     from dredux.codegen.cuda import cuda_code
 
     wide = Genred("Exp(x - y) * z", [f"x = Vi({limits.MAX_DIM})", "y = Vj(1)",
-                                     f"z = Vi({limits.MAX_DIM})"], axis=1)
+                                     f"z = Vi({limits.MAX_DIM})"], reduction_op="Max", axis=1)
     with pytest.raises(FormulaError, match="GPU kernel of this formula would keep"):
         cuda_code(wide.program("float32"))
     terms = " + ".join(f"Exp(x - y * {k + 1})" for k in range(512))
@@ -494,3 +494,34 @@ def test_high_dimensional_kernels_keep_no_stack_frame(dtype, tmp_path):
     for (name, d), info in found.items():
         assert info["spill_stores"] == info["spill_loads"] == 0, (name, d, info)
         assert info["stack"] == 0, (name, d, info)
+
+
+WIDE_OUTPUTS = {
+    "conv": ("Exp(-SqDist(x,y))*v", "{d}"),
+    "conv-narrow-input": ("Exp(-SqDist(x,y))*v", "3"),
+    "grad-x": ("Grad(Exp(-SqDist(x,y))*b, x, e)", "{d}"),
+}
+
+
+@needs_nvcc
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_wide_outputs_keep_only_their_state_in_local_memory(dtype, tmp_path):
+    """Sums of D = 64 .. 4096 components (a Gaussian convolution of a D-channel
+    signal, the gradient wrt x): no spills, and the stack frame holds the row's
+    state alone (D accumulators, updated once per tile and component), with
+    no per-pair array of D values (ptxas -v)."""
+    jobs = {}
+    for name, d in (("conv", 64), ("conv", 4096), ("conv-narrow-input", 1024),
+                    ("grad-x", 256)):
+        formula, din = WIDE_OUTPUTS[name]
+        aliases = [f"x = Vi({din.format(d=d)})", f"y = Vj({din.format(d=d)})",
+                   f"v = Vj({d})", "b = Vj(1)", "e = Vi(1)"]
+        jobs[name, d] = Genred(formula, aliases, axis=1).source("gpu", dtype)
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        found = dict(zip(jobs, pool.map(
+            lambda item: ptxas_reduce_kernel(item[1], tmp_path, f"{item[0][0]}{item[0][1]}"),
+            jobs.items())))
+    size = 8 if dtype == "float64" else 4
+    for (name, d), info in found.items():
+        assert info["spill_stores"] == info["spill_loads"] == 0, (name, d, info)
+        assert info["stack"] <= d * size + 16, (name, d, info)

@@ -420,6 +420,66 @@ def test_contractions_in_chunks(cp, name, d, dtype, rtol):
 
 
 # ---------------------------------------------------------------------------
+# streamed wide sums: the pair loop's scalar weights, then one sum per tile and
+# output component in registers (the output loop of codegen/cuda.py)
+# ---------------------------------------------------------------------------
+
+def _kernel(x, y):
+    return np.exp(-_sqdist(x, y))
+
+
+# name: (formula, reference(x, y, v, b, p, a, x3, y3))
+STREAMED = {
+    "gaussian-conv": ("Exp(-SqDist(x, y)) * v",
+                      lambda x, y, v, b, p, a, x3, y3: _kernel(x, y) @ v),
+    "narrow-input": ("Exp(-SqDist(x3, y3)) * v",
+                     lambda x, y, v, b, p, a, x3, y3: _kernel(x3, y3) @ v),
+    "column-scalar-outside": ("(Exp(-SqDist(x, y)) * v) * b",
+                              lambda x, y, v, b, p, a, x3, y3: _kernel(x, y) @ (v * b)),
+    "row-terms": ("Exp(-SqDist(x, y)) * (Sum(x * x) * v + 2 * x - p)",
+                  lambda x, y, v, b, p, a, x3, y3: _kernel(x, y) @ v
+                  * (x * x).sum(1, keepdims=True)
+                  + _kernel(x, y).sum(1, keepdims=True) * (2 * x - p)),
+    "row-matvec": ("Exp(-SqDist(x, y)) * (MatVecMult(a, x) - y)",
+                   lambda x, y, v, b, p, a, x3, y3: _kernel(x, y).sum(1, keepdims=True)
+                   * (x @ a.reshape(len(p), len(p)).T) - _kernel(x, y) @ y),
+    "gradient": ("Grad(Exp(-SqDist(x, y)) * b, x, e)",
+                 lambda x, y, v, b, p, a, x3, y3: _grad_x(x, y, b)),
+}
+
+
+_STREAMED_RUNS = [(name, d, dtype, rtol, {}) for name in sorted(STREAMED) for d in (20, 64)
+                  for dtype, rtol in ((np.float64, 1e-11), (np.float32, 2e-5))] + [
+    (name, 64, dtype, rtol, options) for name in ("gaussian-conv", "gradient")
+    for dtype, rtol, options in ((np.float32, 2e-6, {"dtype_acc": "float64"}),
+                                 (np.float64, 1e-11, {"sum_scheme": "direct_sum"}))]
+
+
+@pytest.mark.parametrize("name, d, dtype, rtol, options", _STREAMED_RUNS)
+def test_streamed_wide_sums(cp, name, d, dtype, rtol, options):
+    """Outputs of D > 16 components: columns not a multiple of the 32-column tile
+    (the guarded copy of the output loop), D not a multiple of the 32-component
+    chunk (20: chunks of 4), rows not a multiple of a warp."""
+    formula, reference = STREAMED[name]
+    aliases = [f"x = Vi({d})", f"y = Vj({d})", f"v = Vj({d})", "b = Vj(1)", f"p = Pm({d})",
+               f"a = Pm({d * d})", "x3 = Vi(3)", "y3 = Vj(3)", "e = Vi(1)"]
+    g = Genred(formula, aliases, axis=1, **options)
+    assert "_st.add(" in g.source("gpu", dtype), "not the streamed output loop"
+    rng = np.random.default_rng(d)
+    x, y = (rng.standard_normal((s, d)) / np.sqrt(d) for s in (45, 1100))
+    v, b = rng.standard_normal((1100, d)), rng.uniform(0.5, 1.5, (1100, 1))
+    p, a = rng.standard_normal(d), rng.standard_normal(d * d) / d
+    x3, y3 = (rng.standard_normal((s, 3)) for s in (45, 1100))
+    args = (x, y, v, b, p, a, x3, y3)
+    out = g(*(t.astype(dtype) for t in args + (np.ones((45, 1)),)), backend="gpu")
+    if dtype == np.float32:  # the reference of the float32 inputs the kernel read
+        args = tuple(t.astype(np.float32).astype(np.float64) for t in args)
+    ref = reference(*args)
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=rtol * 10, atol=rtol * np.abs(ref).max())
+
+
+# ---------------------------------------------------------------------------
 # block-sparse ranges and batch axes: the GPU kernel's launches per kept block
 # ---------------------------------------------------------------------------
 

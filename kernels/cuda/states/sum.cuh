@@ -3,10 +3,12 @@
 // MODE 1 block_sum: each tile is summed apart, then added to acc.
 // MODE 2 kahan_scheme: TwoSum per column; the rounding errors gather in comp,
 //        which the host adds at finalize (the layout of Reduction.fields()).
+// Streamed wide sums (dredux/codegen/cuda.py) use MODE 0 and add(): the kernel
+// sums each tile's columns itself and hands over one sum per component.
 template <int D, int MODE> struct _DrSum {
     ACC acc[D];
-    ACC part[D];
-    ACC comp[D];
+    ACC part[MODE == 1 ? D : 1];  // only the arrays of the mode (local memory when wide)
+    ACC comp[MODE == 2 ? D : 1];
     __device__ __forceinline__ void init() {
 #pragma unroll (D <= _dr_unroll ? D : 1)
         for (int d = 0; d < D; ++d) {
@@ -41,6 +43,7 @@ template <int D, int MODE> struct _DrSum {
             }
         }
     }
+    __device__ __forceinline__ void add(int d, ACC s) { acc[d] += s; }
     __device__ __forceinline__ void merge(const _DrSum& o) {
 #pragma unroll (D <= _dr_unroll ? D : 1)
         for (int d = 0; d < D; ++d) {
@@ -64,7 +67,7 @@ template <int D, int MODE> struct _DrSum {
 #pragma unroll (D <= _dr_unroll ? D : 1)
         for (int d = 0; d < D; ++d) {
             acc[d] = _dr_load(a, r * D + d);
-            comp[d] = MODE == 2 ? _dr_load(c, r * D + d) : (ACC)0;
+            if (MODE == 2) comp[d] = _dr_load(c, r * D + d);
         }
     }
 };
