@@ -145,13 +145,22 @@ def _mul(n: Expr) -> Expr | None:
         return _e(Op.SQUARE, a)
     if a.op is Op.NEG and b.op is Op.NEG:
         return a.args[0] * b.args[0]
-    if a.op is Op.NEG:
+    # a sign goes to the product unless it sits on the scalar side of a
+    # scalar-times-vector product (one negation per pair, not per component)
+    if a.op is Op.NEG and a.dim >= b.dim:
         return -(a.args[0] * b)
-    if b.op is Op.NEG:
+    if b.op is Op.NEG and b.dim >= a.dim:
         return -(a * b.args[0])
     if _scalar_const(a) and b.op is Op.MUL and _scalar_const(b.args[0]):
         product = _exact_product(a.value, b.args[0].value)
         return None if product is None else const(product) * b.args[1]
+    # s * (2^k * v) -> (2^k * s) * v for a scalar s and a vector v: the same
+    # numbers (scaling by 2^k is exact), one product per pair fewer per component
+    # (the gradient of a Gaussian: -(w * (2 * (x - y))) -> (-2 * w) * (x - y))
+    for s, v in ((a, b), (b, a)):
+        if (s.dim == 1 and not s.is_const and v.dim > 1 and v.op is Op.MUL
+                and _scalar_const(v.args[0]) and _power_of_two(v.args[0].value)):
+            return (v.args[0] * s) * v.args[1]
     if a.op is Op.EXP and b.op is Op.EXP:
         return _e(Op.EXP, a.args[0] + b.args[0])
     return None
@@ -172,6 +181,14 @@ def _neg(n: Expr) -> Expr | None:
         return a.args[0]
     if a.op is Op.SUB:
         return a.args[1] - a.args[0]
+    if a.op is Op.MUL:  # the sign on a constant, or on the scalar of scalar * vector
+        p, q = a.args
+        if _scalar_const(p):
+            return const(-p.value) * q
+        if p.dim == 1 < q.dim:
+            return (-p) * q
+        if q.dim == 1 < p.dim:
+            return p * (-q)
     return None
 
 

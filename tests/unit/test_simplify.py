@@ -202,7 +202,8 @@ PATTERNS = [
     (Op.SUM, [None]), (Op.SUMT, [None]), (Op.ELEM, [Op.CONCAT]), (Op.ELEM, [Op.ELEMT]),
     (Op.ELEM, [Op.SUMT]), (Op.ELEM, [Op.EXTRACT]), (Op.EXTRACT, [Op.CONCAT]),
     (Op.EXTRACT, [Op.EXTRACTT]), (Op.EXTRACT, [None]), (Op.IFELSE, [None, None, "same"]),
-    (Op.IFELSE, ["const", None, None]),
+    (Op.IFELSE, ["const", None, None]), (Op.NEG, [Op.MUL]),
+    (Op.MUL, [None, (Op.MUL, ["const", None])]), (Op.MUL, [(Op.MUL, ["const", None]), None]),
 ]
 
 
@@ -330,6 +331,18 @@ X, Y, S, T = var(0, 3, Cat.I), var(1, 3, Cat.J), var(2, 1, Cat.I), var(3, 1, Cat
     ("IfElse(s, x, x)", lambda: X),
     ("IfElse(-1, x, y)", lambda: Y),
     ("IfElse(0, x, y)", lambda: X),
+    # scalar * vector: signs and powers of two go to the scalar (exact, and one
+    # operation per pair instead of one per component)
+    ("s * (2 * x)", lambda: (2 * S) * X),
+    ("(2 * x) * s", lambda: (2 * S) * X),
+    ("-(s * (2 * (x - y)))", lambda: (-2 * S) * (X - Y)),
+    ("-(s * x)", lambda: (-S) * X),
+    ("-(x * s)", lambda: X * (-S)),
+    ("(-s) * x", lambda: (-S) * X),
+    ("s * (-x)", lambda: (-S) * X),
+    ("-(2 * x)", lambda: -2 * X),
+    ("(-x) * y", lambda: -(X * Y)),
+    ("s * (3 * x)", lambda: S * (3 * X)),  # not a power of two: not exact, kept
 ])
 def test_rule_gives_expected_form(formula, expected):
     assert simp(formula) is expected(), f"{formula} -> {simp(formula)}"
