@@ -110,6 +110,12 @@ class CppLayout:
         A wide sum (:func:`streamed_weights`): the j-loop stores the formula's
         scalar pair values, then each output component is summed over the
         tile by its own vectorised loop.
+    as_given : tuple of int
+        Slots of the column variables the kernel takes as given, ``(n, dim)``
+        rows: those only the contraction loops read, which the panel packing
+        transposes itself (block by block, in cache). The other column
+        variables come transposed, ``(dim, n)``, so that the j-loop reads each
+        component with unit stride.
     """
 
     compute: np.dtype
@@ -119,6 +125,7 @@ class CppLayout:
     fused: bool = False
     panel: int = 0
     streamed: bool = False
+    as_given: tuple[int, ...] = ()
 
     @property
     def ctype(self) -> str:
@@ -180,11 +187,17 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     red = program.reduction
     contracted = contractions(program.formulas, levels(program.formulas))
     panel = 0
+    as_given: tuple[int, ...] = ()
     if contracted:
         # y values the register-blocked loops read per column
         used = {v for c in contracted for v in walk(c) if v in program.col_vars}
         per_column = max(1, sum(v.dim for v in used)) * compute.itemsize
         panel = max(64, (_PANEL_BYTES // per_column) // 64 * 64)
+        # what the j-loop and the streamed sums read besides the contractions
+        seen = set(contracted)
+        loops = {n for f in program.formulas for n in walk(f, seen)}
+        as_given = tuple(k for k, v in enumerate(program.col_vars)
+                         if v.dim > 1 and v in used and v not in loops)
     streamed = streamed_weights(program, levels(program.formulas)) is not None
     fused = fuses_sum(program) or streamed
     if fused:
@@ -198,7 +211,7 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     if panel:  # whole tiles per panel
         tile = min(tile, panel)
         panel = panel // tile * tile
-    return CppLayout(compute, acc, int(rows_per_pass), tile, fused, panel, streamed)
+    return CppLayout(compute, acc, int(rows_per_pass), tile, fused, panel, streamed, as_given)
 
 
 def _buffer_dims(red: Reduction) -> tuple[int, int]:
@@ -315,12 +328,24 @@ def _packed(program: Program, contracted: list[Expr]) -> list[tuple[int, int]]:
     return [(k, v.dim) for k, v in enumerate(program.col_vars) if v in used]
 
 
-def _pack_lines(packed: list[tuple[int, int]]) -> list[str]:
+def _pack_lines(packed: list[tuple[int, int]], as_given=()) -> list[str]:
     """Copy the panel's columns of each packed variable into ``_ypk<k>``:
     block b of JB columns at ``b * dim * JB``, component d of the block's
-    columns contiguous at ``d * JB``, zeros past the panel's last column."""
+    columns contiguous at ``d * JB``, zeros past the panel's last column.
+    Variables in ``as_given`` are read as ``(n, dim)`` rows (a transposition
+    of JB x dim blocks: contiguous reads, writes within the block)."""
     lines = ["const int64_t _np = jpe - jp;"]
     for k, dim in packed:
+        if k in as_given:
+            lines += ["for (int64_t _b = 0; _b < _np; _b += JB)",
+                      "    for (int _u = 0; _u < JB; ++_u) {",
+                      f"        T* const _dst = _ypk{k} + _b * {dim} + _u;",
+                      f"        const T* const _src = _yin{k} + (jp + _b + _u) * {dim};",
+                      "        const bool _in = _b + _u < _np;",
+                      f"        for (int _d = 0; _d < {dim}; ++_d) "
+                      "_dst[_d * JB] = _in ? _src[_d] : (T)0;",
+                      "    }"]
+            continue
         lines += ["for (int64_t _b = 0; _b < _np; _b += JB)",
                   f"    for (int _d = 0; _d < {dim}; ++_d)",
                   "        for (int _u = 0; _u < JB; ++_u)",
@@ -568,7 +593,8 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         R=str(R), NP=str(lay.panel or _NO_PANELS), STATE=state.type,
         VECTOR=templates.fill(_VECTOR_TYPES, NV=str(_vectors(R))) if contracted else "",
         POINTERS=indent(pointers, 1), ROWSTATE=indent(row_state, 3), ROWS=indent(rows, 3),
-        **({"PANEL": indent(_pack_lines(packed) if packed else [], 4)} if lay.panel else {}),
+        **({"PANEL": indent(_pack_lines(packed, lay.as_given) if packed else [], 4)}
+           if lay.panel else {}),
         TILE=indent(tile, 4), CONTRACT=indent(contract, 4),
         SIMD=simd, PAIR=indent(pair, 5), FOLD=indent(fold, 4), STORE=indent(store, 3),
         LAYOUT=layout_tag(program, lay))

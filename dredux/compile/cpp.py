@@ -482,9 +482,13 @@ class CppKernel(Kernel):
             count = len(ranges.rows)
         row_arrays = [np.ascontiguousarray(np.asarray(a).reshape(m, v.dim), dtype=T)
                       for a, v in zip(rows, prog.row_vars)]
-        # the j-loop reads each component of a column variable with unit stride
-        col_arrays = [np.ascontiguousarray(np.asarray(a, dtype=T).reshape(n, v.dim).T)
-                      for a, v in zip(cols, prog.col_vars)]
+        # the j-loop reads each component of a column variable with unit stride;
+        # the variables only the contraction loops read are packed from their rows
+        given = self.layout.as_given
+        col_arrays = [np.ascontiguousarray(np.asarray(a, dtype=T).reshape(n, v.dim)
+                                           if k in given else
+                                           np.asarray(a, dtype=T).reshape(n, v.dim).T)
+                      for k, (a, v) in enumerate(zip(cols, prog.col_vars))]
         param_arrays = [np.ascontiguousarray(np.asarray(a).reshape(v.dim), dtype=T)
                         for a, v in zip(params, prog.param_vars)]
         state = []

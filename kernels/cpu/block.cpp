@@ -4,7 +4,8 @@
 // dredux_block computes the partial state of rows [0, m) against columns
 // [0, n) on the calling thread. Row variables are (m, dim) row-major, column
 // variables are transposed to (dim, n) so that the j-loop reads them with unit
-// stride, parameters are flat. For each group of R rows the columns are
+// stride (except those only the contraction loops read, which come as (n, dim)
+// rows and are transposed by the panel packing), parameters are flat. For each group of R rows the columns are
 // visited in tiles of TJ, in one of two ways (dredux/codegen/cpp.py picks):
 //
 // * buffered: the generated j-loop computes the formula for the tile into a
