@@ -77,6 +77,20 @@ CASES = {
     "gaussian D=64": gauss_case(64, 200_000),
     "gaussian D=256": gauss_case(256, 100_000),
     "gaussian D=1024": gauss_case(1024, 50_000),
+    # wide outputs: the streamed sums (an output loop per tile, one state update
+    # per tile and component); flops: the Gaussian's 3D + 2, then D products and
+    # D accumulations (convolution), or D subtractions, products and
+    # accumulations (the gradient wrt x)
+    "gaussian convolution D=256 (v = Vj(256))": {
+        "formula": "Exp(-SqDist(x, y)) * v",
+        "aliases": ["x = Vi(256)", "y = Vj(256)", "v = Vj(256)"],
+        "shapes": lambda m, n: [(m, 256), (n, 256), (n, 256)], "size": 30_000,
+        "flops": 5 * 256 + 2, "dim": 256, "scale": 1 / 16},
+    "gaussian gradient wrt x D=256": {
+        "formula": "Grad(Exp(-SqDist(x, y)) * b, x, e)",
+        "aliases": ["x = Vi(256)", "y = Vj(256)", "b = Vj(1)", "e = Vi(1)"],
+        "shapes": lambda m, n: [(m, 256), (n, 256), (n, 1), (m, 1)], "size": 30_000,
+        "flops": 6 * 256 + 2, "dim": 256, "scale": 1 / 16},
 }
 
 # FP32 lanes per SM by compute capability (NVIDIA's CUDA programming guide)
