@@ -116,6 +116,11 @@ class CppLayout:
         transposes itself (block by block, in cache). The other column
         variables come transposed, ``(dim, n)``, so that the j-loop reads each
         component with unit stride.
+    gemm_fold : int
+        Slot of the column variable ``v`` of a streamed sum ``w * v`` (one
+        weight, D a multiple of 32, accumulated in the computation type) that
+        the output loop sums as a GEMM micro-kernel over its given rows
+        (:func:`_gemm_fold_lines`); -1: the component-by-component loop.
     """
 
     compute: np.dtype
@@ -126,6 +131,7 @@ class CppLayout:
     panel: int = 0
     streamed: bool = False
     as_given: tuple[int, ...] = ()
+    gemm_fold: int = -1
 
     @property
     def ctype(self) -> str:
@@ -152,7 +158,9 @@ def default_rows_per_pass(program: Program) -> int:
     work = {"pair": 0, "row": 0}
     contracted = contractions(program.formulas, level)
     seen = set(contracted)  # computed by the register-blocked loop, not the j-loop
-    for f in program.formulas:
+    # a streamed sum's j-loop computes its weights only (the output components
+    # are summed after it, R x DU at a time)
+    for f in streamed_weights(program, level) or program.formulas:
         for n in walk(f, seen):
             if level[n] in work and n.op not in (Op.VAR, Op.CONST):
                 work[level[n]] += n.dim
@@ -198,7 +206,12 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
         loops = {n for f in program.formulas for n in walk(f, seen)}
         as_given = tuple(k for k, v in enumerate(program.col_vars)
                          if v.dim > 1 and v in used and v not in loops)
-    streamed = streamed_weights(program, levels(program.formulas)) is not None
+    level = levels(program.formulas)
+    weights = streamed_weights(program, level)
+    streamed = weights is not None
+    gemm_fold = _gemm_fold_var(program, weights) if streamed and acc == compute else -1
+    if gemm_fold >= 0:
+        as_given = tuple(sorted({*as_given, gemm_fold}))
     fused = fuses_sum(program) or streamed
     if fused:
         tile = (_CONTRACT_TJ if panel or streamed else
@@ -211,7 +224,22 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     if panel:  # whole tiles per panel
         tile = min(tile, panel)
         panel = panel // tile * tile
-    return CppLayout(compute, acc, int(rows_per_pass), tile, fused, panel, streamed, as_given)
+    return CppLayout(compute, acc, int(rows_per_pass), tile, fused, panel, streamed, as_given,
+                     gemm_fold)
+
+
+def _gemm_fold_var(program: Program, weights: list[Expr]) -> int:
+    """Slot of ``v`` when the streamed sum is ``w * v`` (``v`` a column variable
+    read nowhere else, D a multiple of 32, the widest vectors times two), else -1."""
+    root = program.formulas[0]
+    if len(weights) != 1 or root.op is not Op.MUL or root.dim % 32:
+        return -1
+    w, v = root.args if root.args[0] is weights[0] else root.args[::-1]
+    if w is not weights[0] or v.op is not Op.VAR or v not in program.col_vars:
+        return -1
+    if v in set(walk(w)):
+        return -1
+    return program.col_vars.index(v)
 
 
 def _buffer_dims(red: Reduction) -> tuple[int, int]:
@@ -420,6 +448,27 @@ def _streamed_lines(program: Program, weights: list[Expr], R: int, known_rows: l
     return lines + ["}"]
 
 
+def _gemm_fold_lines(slot: int, dim: int, R: int) -> list[str]:
+    """After the j-loop of a streamed ``w * v``: the tile's O[R][D] += W[R][TJ] x
+    V[TJ][D] as a GEMM micro-kernel: for each group of 2 vectors of output
+    components, R x 2 vector accumulators over the tile's columns, each
+    column's row of v loaded once (2 vector loads) and each row's weight
+    broadcast once (R x 2 FMAs per column); no sums across lanes."""
+    accs = [f"_g{r}_{u}" for r in range(R) for u in (0, 1)]
+    lines = [f"for (int _d = 0; _d < {dim}; _d += 2 * VL) {{",
+             f"    V {' = {}, '.join(accs)} = {{}};",
+             "    for (int jj = 0; jj < nt; ++jj) {",
+             f"        const T* const _vr = _yin{slot} + (int64_t)(jt + jj) * {dim} + _d;",
+             "        const V _gv0 = _dr_vload(_vr), _gv1 = _dr_vload(_vr + VL);"]
+    for r in range(R):
+        lines.append(f"        {{ const T _w = _wb0[{r}][jj]; _g{r}_0 += _w * _gv0; "
+                     f"_g{r}_1 += _w * _gv1; }}")
+    lines += ["    }", "    for (int _l = 0; _l < VL; ++_l) {"]
+    lines += [f"        st[{r}].add(_d + _l, _g{r}_0[_l]); st[{r}].add(_d + VL + _l, _g{r}_1[_l]);"
+              for r in range(R)]
+    return lines + ["    }", "}"]
+
+
 def _vectors(rows: int) -> int:
     """NV: vectors of partial sums per row of the contraction loops, a power of
     two (JB then divides the tiles, which are multiples of 64 columns)."""
@@ -571,7 +620,10 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     check_kernel_code(program, code_operations(pair + contract)
                       + code_operations(const_lines + rows) // 2, "CPU")
 
-    if lay.streamed:
+    if lay.gemm_fold >= 0:
+        simd = ""
+        fold = _gemm_fold_lines(lay.gemm_fold, red.dim, R)
+    elif lay.streamed:
         simd = ""
         fold = _streamed_lines(program, weights, R, known_rows, rcol.names, unroll,
                                lay.acc != lay.compute)
@@ -591,7 +643,8 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         STATES=templates.states("cpu", state.snippets),
         T=lay.ctype, A=lay.acc_ctype, W=str(64 // lay.compute.itemsize), TJ=str(lay.tile),
         R=str(R), NP=str(lay.panel or _NO_PANELS), STATE=state.type,
-        VECTOR=templates.fill(_VECTOR_TYPES, NV=str(_vectors(R))) if contracted else "",
+        VECTOR=(templates.fill(_VECTOR_TYPES, NV=str(_vectors(R)))
+                if contracted or lay.gemm_fold >= 0 else ""),
         POINTERS=indent(pointers, 1), ROWSTATE=indent(row_state, 3), ROWS=indent(rows, 3),
         **({"PANEL": indent(_pack_lines(packed, lay.as_given) if packed else [], 4)}
            if lay.panel else {}),
