@@ -50,6 +50,7 @@ from .render import (
     hoisted_roots,
     indent,
     levels,
+    literal,
     render,
     streamed_weights,
     title,
@@ -116,11 +117,11 @@ class CppLayout:
         transposes itself (block by block, in cache). The other column
         variables come transposed, ``(dim, n)``, so that the j-loop reads each
         component with unit stride.
-    gemm_fold : int
-        Slot of the column variable ``v`` of a streamed sum ``w * v`` (one
-        weight, D a multiple of 32, accumulated in the computation type) that
-        the output loop sums as a GEMM micro-kernel over its given rows
-        (:func:`_gemm_fold_lines`); -1: the component-by-component loop.
+    gemm_fold : bool
+        The streamed sum is ``w * G`` (:func:`gemm_fold_term`) and its output
+        loop is a GEMM micro-kernel over the given rows of G's column
+        variables (:func:`_gemm_fold_lines`); otherwise the
+        component-by-component loop.
     """
 
     compute: np.dtype
@@ -131,7 +132,7 @@ class CppLayout:
     panel: int = 0
     streamed: bool = False
     as_given: tuple[int, ...] = ()
-    gemm_fold: int = -1
+    gemm_fold: bool = False
 
     @property
     def ctype(self) -> str:
@@ -193,25 +194,28 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     compute = compute_dtype(program)
     acc = np.dtype(np.float64 if program.np_acc_dtype == np.float64 else np.float32)
     red = program.reduction
-    contracted = contractions(program.formulas, levels(program.formulas))
-    panel = 0
-    as_given: tuple[int, ...] = ()
-    if contracted:
-        # y values the register-blocked loops read per column
-        used = {v for c in contracted for v in walk(c) if v in program.col_vars}
-        per_column = max(1, sum(v.dim for v in used)) * compute.itemsize
-        panel = max(64, (_PANEL_BYTES // per_column) // 64 * 64)
-        # what the j-loop and the streamed sums read besides the contractions
-        seen = set(contracted)
-        loops = {n for f in program.formulas for n in walk(f, seen)}
-        as_given = tuple(k for k, v in enumerate(program.col_vars)
-                         if v.dim > 1 and v in used and v not in loops)
     level = levels(program.formulas)
+    contracted = contractions(program.formulas, level)
     weights = streamed_weights(program, level)
     streamed = weights is not None
-    gemm_fold = _gemm_fold_var(program, weights) if streamed and acc == compute else -1
-    if gemm_fold >= 0:
-        as_given = tuple(sorted({*as_given, gemm_fold}))
+    term = (gemm_fold_term(program, weights, contracted) if streamed and acc == compute
+            else None)
+    # the column variables read from their given rows: by the panel packing of
+    # the contraction loops, by the GEMM output loop
+    given = {v for c in contracted for v in walk(c) if v in program.col_vars}
+    panel = 0
+    if contracted:
+        # y values the register-blocked loops read per column
+        per_column = max(1, sum(v.dim for v in given)) * compute.itemsize
+        panel = max(64, (_PANEL_BYTES // per_column) // 64 * 64)
+    if term is not None:
+        given |= {v for v in walk(term) if v in program.col_vars}
+    # what the j-loop (and a component-by-component output loop) read otherwise
+    seen = set(contracted)
+    loops = {n for f in (weights if term is not None else program.formulas)
+             for n in walk(f, seen)}
+    as_given = tuple(k for k, v in enumerate(program.col_vars)
+                     if v.dim > 1 and v in given and v not in loops)
     fused = fuses_sum(program) or streamed
     if fused:
         tile = (_CONTRACT_TJ if panel or streamed else
@@ -225,21 +229,42 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
         tile = min(tile, panel)
         panel = panel // tile * tile
     return CppLayout(compute, acc, int(rows_per_pass), tile, fused, panel, streamed, as_given,
-                     gemm_fold)
+                     term is not None)
 
 
-def _gemm_fold_var(program: Program, weights: list[Expr]) -> int:
-    """Slot of ``v`` when the streamed sum is ``w * v`` (``v`` a column variable
-    read nowhere else, D a multiple of 32, the widest vectors times two), else -1."""
+_GEMM_OPS = frozenset((Op.ADD, Op.SUB, Op.MUL, Op.NEG, Op.SQUARE))
+
+
+def gemm_fold_term(program: Program, weights: list[Expr] | None,
+                   contracted: list[Expr]) -> Expr | None:
+    """``G`` when the streamed sum is ``w * G``: one weight ``w`` times an
+    element-wise tree (``+ - *``, ``Square``, ``Minus``) of D-component row and
+    column variables and constants, D a multiple of 32 (whole pairs of the
+    widest vectors), the column variables read nowhere in the j-loop (the
+    contraction loops ``contracted`` may read them: they pack them from the
+    same given rows; the
+    Gaussian convolution ``Exp(-SqDist(x, y)) * v``, attention's
+    ``Exp((x|y)) * v``, the gradient ``(-2 w) * (x - y)``); else None."""
     root = program.formulas[0]
-    if len(weights) != 1 or root.op is not Op.MUL or root.dim % 32:
-        return -1
-    w, v = root.args if root.args[0] is weights[0] else root.args[::-1]
-    if w is not weights[0] or v.op is not Op.VAR or v not in program.col_vars:
-        return -1
-    if v in set(walk(w)):
-        return -1
-    return program.col_vars.index(v)
+    if not weights or len(weights) != 1 or root.op is not Op.MUL or root.dim % 32:
+        return None
+    w = weights[0]
+    if root.args[0] is w:
+        term = root.args[1]
+    elif root.args[1] is w:
+        term = root.args[0]
+    else:
+        return None
+    rows, cols = set(program.row_vars), set(program.col_vars)
+    for n in walk(term):
+        if n.op is Op.CONST:
+            continue
+        if n.dim != root.dim or not (n.op in _GEMM_OPS or n.op is Op.VAR and n in rows | cols):
+            return None
+    reads = set(walk(w, set(contracted)))
+    if any(v in reads for v in walk(term) if v in cols):
+        return None
+    return term
 
 
 def _buffer_dims(red: Reduction) -> tuple[int, int]:
@@ -448,25 +473,59 @@ def _streamed_lines(program: Program, weights: list[Expr], R: int, known_rows: l
     return lines + ["}"]
 
 
-def _gemm_fold_lines(slot: int, dim: int, R: int) -> list[str]:
-    """After the j-loop of a streamed ``w * v``: the tile's O[R][D] += W[R][TJ] x
-    V[TJ][D] as a GEMM micro-kernel: for each group of 2 vectors of output
-    components, R x 2 vector accumulators over the tile's columns, each
-    column's row of v loaded once (2 vector loads) and each row's weight
-    broadcast once (R x 2 FMAs per column); no sums across lanes."""
-    accs = [f"_g{r}_{u}" for r in range(R) for u in (0, 1)]
+def _gemm_fold_lines(program: Program, term: Expr, R: int) -> list[str]:
+    """After the j-loop of a streamed ``w * G``: the tile's
+    ``O[r][d] += sum_jj W[r][jj] G(x_r[d], y_jj[d])`` as a GEMM micro-kernel.
+    For each group of 2 vectors of output components and each group of G
+    rows of the pass: G x 2 vector accumulators over the tile's columns, the
+    rows' components in registers, each column's components loaded once
+    from its given row (2 vector loads per variable), each row's weight
+    broadcast once; no sums across lanes. G = 6 rows when the term reads no
+    row variable (12 accumulators), 3 otherwise (6 accumulators and 6 row
+    vectors per row variable)."""
+    dim = term.dim
+    slot = var_slots(program)
+    xs = [v for v in program.row_vars if v in set(walk(term))]
+    ys = [v for v in program.col_vars if v in set(walk(term))]
+    group = next(g for g in ((3, 2, 1) if xs else (6, 4, 3, 2, 1)) if R % g == 0)
+
+    def spell(node: Expr, r: int, u: int) -> str:
+        if node.op is Op.CONST:
+            return f"(T){literal(node.params[0])}"
+        if node.op is Op.VAR:
+            kind, k = slot[node]
+            return f"_xv{k}_{r}_{u}" if kind == "x" else f"_yv{k}_{u}"
+        a = [spell(c, r, u) for c in node.args]
+        if node.op is Op.NEG:
+            return f"(-{a[0]})"
+        if node.op is Op.SQUARE:
+            return f"({a[0]} * {a[0]})"
+        return f"({a[0]} {dict(((Op.ADD, '+'), (Op.SUB, '-'), (Op.MUL, '*')))[node.op]} {a[1]})"
+
     lines = [f"for (int _d = 0; _d < {dim}; _d += 2 * VL) {{",
-             f"    V {' = {}, '.join(accs)} = {{}};",
-             "    for (int jj = 0; jj < nt; ++jj) {",
-             f"        const T* const _vr = _yin{slot} + (int64_t)(jt + jj) * {dim} + _d;",
-             "        const V _gv0 = _dr_vload(_vr), _gv1 = _dr_vload(_vr + VL);"]
-    for r in range(R):
-        lines.append(f"        {{ const T _w = _wb0[{r}][jj]; _g{r}_0 += _w * _gv0; "
-                     f"_g{r}_1 += _w * _gv1; }}")
+             f"for (int _r0 = 0; _r0 < R; _r0 += {group}) {{"]
+    accs = [f"_g{r}_{u}" for r in range(group) for u in (0, 1)]
+    lines.append(f"    V {' = {}, '.join(accs)} = {{}};")
+    for v in xs:
+        k = slot[v][1]
+        for r in range(group):
+            lines.append(f"    const T* const _xr{k}_{r} = _xrow{k}[_r0 + {r}] + _d;")
+            lines += [f"    const V _xv{k}_{r}_{u} = _dr_vload(_xr{k}_{r} + {u} * VL);"
+                      for u in (0, 1)]
+    lines.append("    for (int jj = 0; jj < nt; ++jj) {")
+    for v in ys:
+        k = slot[v][1]
+        lines += [f"        const T* const _yr{k} = _yin{k} + (int64_t)(jt + jj) * {dim} + _d;",
+                  f"        const V _yv{k}_0 = _dr_vload(_yr{k}), "
+                  f"_yv{k}_1 = _dr_vload(_yr{k} + VL);"]
+    for r in range(group):
+        lines.append(f"        {{ const T _w = _wb0[_r0 + {r}][jj]; "
+                     + " ".join(f"_g{r}_{u} += _w * {spell(term, r, u)};" for u in (0, 1))
+                     + " }")
     lines += ["    }", "    for (int _l = 0; _l < VL; ++_l) {"]
-    lines += [f"        st[{r}].add(_d + _l, _g{r}_0[_l]); st[{r}].add(_d + VL + _l, _g{r}_1[_l]);"
-              for r in range(R)]
-    return lines + ["    }", "}"]
+    lines += [f"        st[_r0 + {r}].add(_d + _l, _g{r}_0[_l]); "
+              f"st[_r0 + {r}].add(_d + VL + _l, _g{r}_1[_l]);" for r in range(group)]
+    return lines + ["    }", "}", "}"]
 
 
 def _vectors(rows: int) -> int:
@@ -620,9 +679,14 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     check_kernel_code(program, code_operations(pair + contract)
                       + code_operations(const_lines + rows) // 2, "CPU")
 
-    if lay.gemm_fold >= 0:
+    if lay.gemm_fold:
         simd = ""
-        fold = _gemm_fold_lines(lay.gemm_fold, red.dim, R)
+        term = gemm_fold_term(program, weights, contracted)
+        # the rows of the pass by index (arrays or pointers into the inputs)
+        fold = [f"const T* const _xrow{k}[R] = {{"
+                + ", ".join(f"_x{k}_{r}" for r in range(R)) + "};"
+                for k, v in enumerate(program.row_vars) if v in set(walk(term))]
+        fold += _gemm_fold_lines(program, term, R)
     elif lay.streamed:
         simd = ""
         fold = _streamed_lines(program, weights, R, known_rows, rcol.names, unroll,
@@ -644,7 +708,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         T=lay.ctype, A=lay.acc_ctype, W=str(64 // lay.compute.itemsize), TJ=str(lay.tile),
         R=str(R), NP=str(lay.panel or _NO_PANELS), STATE=state.type,
         VECTOR=(templates.fill(_VECTOR_TYPES, NV=str(_vectors(R)))
-                if contracted or lay.gemm_fold >= 0 else ""),
+                if contracted or lay.gemm_fold else ""),
         POINTERS=indent(pointers, 1), ROWSTATE=indent(row_state, 3), ROWS=indent(rows, 3),
         **({"PANEL": indent(_pack_lines(packed, lay.as_given) if packed else [], 4)}
            if lay.panel else {}),

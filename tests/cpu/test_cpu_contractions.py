@@ -247,6 +247,13 @@ GEMM_FOLD = {
     "attention": ("v * Exp((x | y))", 96, True, lambda x, y, v: np.exp(x @ y.T) @ v),
     "v-in-the-weight": ("Exp(-SqDist(x, y) - Sum(v)) * v", 64, False,
                         lambda x, y, v: np.exp(-sqdist(x, y) - v.sum(1)[None]) @ v),
+    # (-2 w) * (x - y): the rows' components in registers, y from its rows
+    "gradient": ("Grad(Exp(-SqDist(x, y)), x, e)", 64, True,
+                 lambda x, y, v: _grad_x(x, y, np.ones((len(y), 1)))),
+    "row-and-column-terms": ("Exp(-SqDist(x, y)) * (Square(x - 0.5 * y) * v - x)", 64, True,
+                             lambda x, y, v: np.einsum(
+                                 "ij,ijd->id", np.exp(-sqdist(x, y)),
+                                 (x[:, None] - 0.5 * y[None]) ** 2 * v[None] - x[:, None])),
 }
 
 
@@ -255,23 +262,24 @@ GEMM_FOLD = {
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(GEMM_FOLD))
 def test_streamed_products_run_as_a_gemm_micro_kernel(name, dtype, options):
-    """``w * v`` with v a column variable of D = 64 or 96 components: the output
-    loop accumulates R x 2 vectors over the tile's columns from v's given rows
-    (1,500 columns: partial tiles; 37 rows: a partial pass)."""
+    """``w * G``, G element-wise in row and column variables of D = 64 or 96
+    components: the output loop accumulates groups of rows x 2 vectors over the
+    tile's columns, the columns read from their given rows (1,500 columns:
+    partial tiles; 37 rows: a partial pass)."""
     from dredux.codegen.cpp import layout
 
     formula, din, gemm, reference = GEMM_FOLD[name]
     d = 96 if name == "attention" else 64
     g = Genred(formula, [f"x = Vi({din})", f"y = Vj({din})", f"v = Vj({d})", "x3 = Vi(3)",
-                         "y3 = Vj(3)"], axis=1, **options)
+                         "y3 = Vj(3)", "e = Vi(1)"], axis=1, **options)
     widened = options.get("dtype_acc") == "float64" and dtype == np.float32
-    assert (layout(g.program(dtype)).gemm_fold >= 0) == (gemm and not widened)
+    assert layout(g.program(dtype)).gemm_fold == (gemm and not widened)
     gen = np.random.default_rng(din + d)
     x, y = (gen.standard_normal((s, din)) / np.sqrt(din) for s in (37, 1500))
     v = gen.standard_normal((1500, d)) / np.sqrt(d)
     x, y, v = (a.astype(dtype).astype(np.float64) for a in (x, y, v))
     args = (x, y, v, x, y) if din == 3 else (x, y, v, x[:, :3], y[:, :3])
-    out = g(*(a.astype(dtype) for a in args), backend="cpu")
+    out = g(*(a.astype(dtype) for a in args + (np.ones((37, 1)),)), backend="cpu")
     ref = reference(x, y, v)
     tol = tolerances(dtype)
     np.testing.assert_allclose(out, ref, rtol=tol["rtol"] * 10,
