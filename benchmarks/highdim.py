@@ -14,7 +14,12 @@ Gaussian's values are neither 0 nor 1), b_j ~ U(0, 1):
   (an output of D components: the streamed sums). Its baseline's second
   step is a GEMM too (``exp(-dist) @ v``), and its FMA fraction counts two
   multiply-adds per dimension per pair (the distance and the output). The
-  issue's targets do not name this case; its last column says so.
+  issue's targets do not name this case; its last column says so;
+* ``grad``: the gradient of the Gaussian matvec wrt x,
+  ``Grad(Exp(-SqDist(x,y))*b, x, e)``, e_i = 1, at D = ``--conv-dims``; its
+  baseline computes ``K = exp(-dist) * b^T`` by blocks and then
+  ``-2 (K.sum(1) x - K @ y)`` (a GEMM); also two multiply-adds per dimension
+  per pair, also without a target.
 
 Measured in the same run, on the same inputs:
 
@@ -84,6 +89,9 @@ def case_spec(case: str, d: int) -> tuple[str, list[str], str, int | None]:
         return "Exp(-SqDist(x,y))*b", [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)"], "Sum", None
     if case == "conv":
         return "Exp(-SqDist(x,y))*v", [f"x = Vi({d})", f"y = Vj({d})", f"v = Vj({d})"], "Sum", None
+    if case == "grad":
+        return ("Grad(Exp(-SqDist(x,y))*b, x, e)",
+                [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", "e = Vi(1)"], "Sum", None)
     return "SqDist(x,y)", [f"x = Vi({d})", f"y = Vj({d})"], "ArgKMin", K
 
 
@@ -92,7 +100,8 @@ def inputs(case: str, m: int, n: int, d: int, dtype, seed: int = 0) -> list[np.n
     x = gen.standard_normal((m, d)) / np.sqrt(d)
     y = gen.standard_normal((n, d)) / np.sqrt(d)
     arrays = [x, y] + ([gen.random((n, 1))] if case == "gaussian" else
-                       [gen.standard_normal((n, d))] if case == "conv" else [])
+                       [gen.standard_normal((n, d))] if case == "conv" else
+                       [gen.random((n, 1)), np.ones((m, 1))] if case == "grad" else [])
     return [a.astype(dtype) for a in arrays]
 
 
@@ -110,6 +119,10 @@ def baseline(case: str, args: list[np.ndarray]) -> np.ndarray:
         if case in ("gaussian", "conv"):
             np.exp(-dist, out=dist)
             outs.append(dist @ args[2])
+        elif case == "grad":
+            np.exp(-dist, out=dist)
+            dist *= args[2][:, 0][None, :]
+            outs.append(-2 * (dist.sum(1)[:, None] * xb - dist @ y))
         else:
             near = np.argpartition(dist, K, axis=1)[:, :K]
             order = np.argsort(np.take_along_axis(dist, near, 1), axis=1)
@@ -122,6 +135,10 @@ def check(case: str, args: list[np.ndarray], out: np.ndarray) -> float:
     x, y = (a.astype(np.float64) for a in args[:2])
     x = x[:CHECK_ROWS]
     dist = (x * x).sum(1)[:, None] + (y * y).sum(1)[None] - 2 * x @ y.T
+    if case == "grad":
+        k = np.exp(-dist) * args[2][:, 0].astype(np.float64)[None, :]
+        ref = -2 * (k.sum(1)[:, None] * x - k @ y)
+        return float(np.abs(out[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
     if case in ("gaussian", "conv"):
         ref = np.exp(-dist) @ args[2].astype(np.float64)
         return float(np.abs(out[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
@@ -147,7 +164,7 @@ def keops_rate(case: str, d: int, dtype, size: int) -> tuple[float | None, str]:
 
 def targets(case: str, dtype: str, d: int, vs_base: float, vs_keops: float | None,
             peak: float) -> str:
-    if case == "conv":
+    if case in ("conv", "grad"):
         return "(no target)"
     checks = []
     if dtype == "float32":
@@ -215,7 +232,7 @@ def main(argv=None) -> int:
         "dredux / BLAS | dredux / KeOps | FMA peak | rel. error | targets |")
     say("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = ([("gaussian", d) for d in args.dims] + [("knn", d) for d in args.knn_dims]
-            + [("conv", d) for d in args.conv_dims])
+            + [(case, d) for case in ("conv", "grad") for d in args.conv_dims])
     # the first call at full size imports the modules of dredux's Dask graph path
     # (about 0.3 s, once per process): one such call, excluded, comes first
     formula, aliases, reduction, _ = case_spec("gaussian", 4)
@@ -234,7 +251,7 @@ def main(argv=None) -> int:
             ours, base = pairs / t_ours, pairs / t_base
             theirs, why = (None, "skipped") if args.no_keops else keops_rate(
                 case, d, dtype, args.keops_size)
-            fraction = ours * d * (2 if case == "conv" else 1) / peak[dtype]
+            fraction = ours * d * (2 if case in ("conv", "grad") else 1) / peak[dtype]
             vs_keops = ours / theirs if theirs else None
             say(f"| {case} | {dtype} | {d} | {ours:.3g} | {base:.3g} | "
                 f"{f'{theirs:.3g}' if theirs else why} | {ours / base:.2f}x | "
