@@ -233,18 +233,20 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
 
 
 _GEMM_OPS = frozenset((Op.ADD, Op.SUB, Op.MUL, Op.NEG, Op.SQUARE))
+_INFIX = {Op.ADD: "+", Op.SUB: "-", Op.MUL: "*"}
 
 
 def gemm_fold_term(program: Program, weights: list[Expr] | None,
                    contracted: list[Expr]) -> Expr | None:
-    """``G`` when the streamed sum is ``w * G``: one weight ``w`` times an
-    element-wise tree (``+ - *``, ``Square``, ``Minus``) of D-component row and
-    column variables and constants, D a multiple of 32 (whole pairs of the
-    widest vectors), the column variables read nowhere in the j-loop (the
-    contraction loops ``contracted`` may read them: they pack them from the
-    same given rows; the
-    Gaussian convolution ``Exp(-SqDist(x, y)) * v``, attention's
-    ``Exp((x|y)) * v``, the gradient ``(-2 w) * (x - y)``); else None."""
+    """``G`` when the streamed sum is ``w * G``, else None.
+
+    ``w`` is the one weight, ``G`` an element-wise tree (``+ - *``, ``Square``,
+    ``Minus``) of D-component row and column variables and constants, D a
+    multiple of 32 (whole pairs of the widest vectors), and G's column
+    variables are read nowhere in the j-loop (the contraction loops
+    ``contracted`` may read them: they pack them from the same given rows).
+    The Gaussian convolution ``Exp(-SqDist(x, y)) * v``, attention's
+    ``Exp((x|y)) * v`` and the gradient ``(-2 w) * (x - y)`` have this shape."""
     root = program.formulas[0]
     if not weights or len(weights) != 1 or root.op is not Op.MUL or root.dim % 32:
         return None
@@ -491,7 +493,7 @@ def _gemm_fold_lines(program: Program, term: Expr, R: int) -> list[str]:
 
     def spell(node: Expr, r: int, u: int) -> str:
         if node.op is Op.CONST:
-            return f"(T){literal(node.params[0])}"
+            return literal(node.params[0])
         if node.op is Op.VAR:
             kind, k = slot[node]
             return f"_xv{k}_{r}_{u}" if kind == "x" else f"_yv{k}_{u}"
@@ -500,7 +502,7 @@ def _gemm_fold_lines(program: Program, term: Expr, R: int) -> list[str]:
             return f"(-{a[0]})"
         if node.op is Op.SQUARE:
             return f"({a[0]} * {a[0]})"
-        return f"({a[0]} {dict(((Op.ADD, '+'), (Op.SUB, '-'), (Op.MUL, '*')))[node.op]} {a[1]})"
+        return f"({a[0]} {_INFIX[node.op]} {a[1]})"
 
     lines = [f"for (int _d = 0; _d < {dim}; _d += 2 * VL) {{",
              f"for (int _r0 = 0; _r0 < R; _r0 += {group}) {{"]

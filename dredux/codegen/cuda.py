@@ -468,7 +468,7 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
                  "for (int _jj = threadIdx.x; _jj < _tn; _jj += blockDim.x) {"]
         tile += ["    " + line for line in body] + ["}"]
     # one chunk buffer per wide column variable of the contractions, [component][column]
-    chunk_read = [node for node in contracted]
+    chunk_read = list(contracted)
     if streamed:
         chunk_read.append(formulas[0])  # its wide column variables, by the output loop
     chunked = sorted({var_slots(program)[v][1] for node in chunk_read for v in walk(node)

@@ -213,14 +213,16 @@ def test_very_wide_rows_are_read_in_place():
 def test_columns_only_the_contractions_read_are_packed_from_their_rows(dtype):
     """y, read by the contraction loops alone, reaches the kernel as given (n, D)
     rows and is transposed block by block by the panel packing; z, also read by
-    the streamed sum after the j-loop, comes transposed. 2,500 columns cross
-    panels (1,024 columns at D = 64 in float32) and blocks."""
+    the component-by-component sum after the j-loop (Abs is not a GEMM term),
+    comes transposed. 2,500 columns cross panels (1,024 columns at D = 64 in
+    float32) and blocks."""
     from dredux.codegen.cpp import layout
 
     d = 64
-    g = Genred("Exp(-SqDist(x, y) - SqDist(x, z)) * z",
+    g = Genred("Exp(-SqDist(x, y) - SqDist(x, z)) * Abs(z)",
                [f"x = Vi({d})", f"y = Vj({d})", f"z = Vj({d})"], axis=1)
     assert layout(g.program(dtype)).as_given == (0,)
+    assert not layout(g.program(dtype)).gemm_fold
     gauss = Genred("Exp(-SqDist(x, y)) * b", [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)"],
                    axis=1)
     assert layout(gauss.program(dtype)).as_given == (0,)
@@ -228,7 +230,7 @@ def test_columns_only_the_contractions_read_are_packed_from_their_rows(dtype):
     x, y, z = (gen.standard_normal((s, d)) / np.sqrt(d) for s in (37, 2500, 2500))
     x, y, z = (a.astype(dtype).astype(np.float64) for a in (x, y, z))
     out = g(*(a.astype(dtype) for a in (x, y, z)), backend="cpu")
-    ref = np.exp(-sqdist(x, y) - sqdist(x, z)) @ z
+    ref = np.exp(-sqdist(x, y) - sqdist(x, z)) @ np.abs(z)
     tol = tolerances(dtype)
     np.testing.assert_allclose(out, ref, rtol=tol["rtol"] * 10,
                                atol=tol["atol"] * 10 * np.abs(ref).max())
