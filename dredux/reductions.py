@@ -145,6 +145,8 @@ class Family:
         raise NotImplementedError
 
     def cuda_state(self, red: Reduction, streamed: bool = False) -> DeviceState:
+        """The GPU state; ``streamed`` (only where :meth:`streams`): the kernel
+        sums each tile itself and hands the state one sum per component."""
         raise NotImplementedError
 
 
@@ -224,7 +226,7 @@ class BestFamily(Family):
     def cpu_state(self, red, fused=None):
         return DeviceState(f"BestState<{red.dim}, {_bool(self.greater)}>", ("best.hpp",))
 
-    def cuda_state(self, red):
+    def cuda_state(self, red, streamed=False):
         return DeviceState(f"_DrBest<{red.dim}, {_bool(self.greater)}>", ("best.cuh",))
 
 
@@ -266,7 +268,7 @@ class ArgBestFamily(BestFamily):
     def cpu_state(self, red, fused=None):
         return DeviceState(f"ArgState<{red.dim}, {_bool(self.greater)}>", ("arg_best.hpp",))
 
-    def cuda_state(self, red):
+    def cuda_state(self, red, streamed=False):
         return DeviceState(f"_DrArgBest<{red.dim}, {_bool(self.greater)}>",
                            ("arg_best.cuh",))
 
@@ -325,7 +327,7 @@ class KMinFamily(ArgBestFamily):
     def cpu_state(self, red, fused=None):
         return DeviceState(f"KMinState<{red.dim}, {red.k}>", ("kmin.hpp",))
 
-    def cuda_state(self, red):
+    def cuda_state(self, red, streamed=False):
         return DeviceState(f"_DrKMin<{red.dim}, {red.k}>", ("kmin.cuh",))
 
 
@@ -394,7 +396,7 @@ class LseFamily(Family):
         return DeviceState(f"LseState<{red.weight_dim}, {one}, {_bool(red.kahan)}>",
                            ("lanes.hpp", "lse.hpp"))
 
-    def cuda_state(self, red):
+    def cuda_state(self, red, streamed=False):
         return DeviceState(f"_DrLse<{red.sum_dim}, {_bool(red.kahan)}>", ("lse.cuh",))
 
 

@@ -487,8 +487,9 @@ def _gemm_fold_lines(program: Program, term: Expr, R: int) -> list[str]:
     vectors per row variable)."""
     dim = term.dim
     slot = var_slots(program)
-    xs = [v for v in program.row_vars if v in set(walk(term))]
-    ys = [v for v in program.col_vars if v in set(walk(term))]
+    used = set(walk(term))
+    xs = [v for v in program.row_vars if v in used]
+    ys = [v for v in program.col_vars if v in used]
     group = next(g for g in ((3, 2, 1) if xs else (6, 4, 3, 2, 1)) if R % g == 0)
 
     def spell(node: Expr, r: int, u: int) -> str:
@@ -684,10 +685,11 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     if lay.gemm_fold:
         simd = ""
         term = gemm_fold_term(program, weights, contracted)
+        used = set(walk(term))
         # the rows of the pass by index (arrays or pointers into the inputs)
         fold = [f"const T* const _xrow{k}[R] = {{"
                 + ", ".join(f"_x{k}_{r}" for r in range(R)) + "};"
-                for k, v in enumerate(program.row_vars) if v in set(walk(term))]
+                for k, v in enumerate(program.row_vars) if v in used]
         fold += _gemm_fold_lines(program, term, R)
     elif lay.streamed:
         simd = ""

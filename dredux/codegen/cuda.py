@@ -184,6 +184,19 @@ class _FoldRefs(_ChunkRefs):
 _FOLD_UNROLL = {"float": 8, "double": 4}
 
 
+def _stage_lines(k: int, dim: int, dc: int) -> list[str]:
+    """The block copies components [_d0, _d0 + dc) of the tile's columns of
+    column variable ``k`` (of ``dim`` components) into ``_sc<k>`` as
+    [component][column], zeros past the tile's last column; consecutive
+    threads read consecutive components (coalesced)."""
+    tj = CONTRACT_TILE
+    return [f"    for (int _e = threadIdx.x; _e < {dc * tj}; _e += blockDim.x) {{",
+            f"        const int _c = _e % {dc}, _u = _e / {dc};",
+            f"        _sc{k}[_c * {tj} + _u] = _u < _tn ? "
+            f"(T)_dr_load(_y{k}, (_jt + _u) * {dim} + _d0 + _c) : (T)0;",
+            "    }"]
+
+
 def _contract_lines(program: Program, node: Expr, c: int, T: str, known: dict,
                     chunk_at: dict, unroll: int) -> list[str]:
     """The tile's contraction ``node`` into registers ``_ac<c>[u]``: chunks of the
@@ -208,12 +221,8 @@ def _contract_lines(program: Program, node: Expr, c: int, T: str, known: dict,
              f"for (int _u = 0; _u < {tj}; ++_u) _ac{c}[_u] = (T)0;",
              f"for (int _d0 = 0; _d0 < {length}; _d0 += {dc}) {{",
              "    __syncthreads();  // the chunk buffer is free"]
-    for k in ys:  # consecutive threads read consecutive components (coalesced)
-        lines += [f"    for (int _e = threadIdx.x; _e < {dc * tj}; _e += blockDim.x) {{",
-                  f"        const int _c = _e % {dc}, _u = _e / {dc};",
-                  f"        _sc{k}[_c * {tj} + _u] = _u < _tn ? "
-                  f"(T)_dr_load(_y{k}, (_jt + _u) * {length} + _d0 + _c) : (T)0;",
-                  "    }"]
+    for k in ys:
+        lines += _stage_lines(k, length, dc)
     lines += ["    __syncthreads();", "    if (_active) {"]
     for k in xs:
         lines += [f"        T _xc{k}[{dc}];", "#pragma unroll",
@@ -286,11 +295,7 @@ def _fold_lines(program: Program, weights: list[Expr], known: dict, inline: froz
     lines = [f"for (int _d0 = 0; _d0 < {dim}; _d0 += {dc}) {{",
              "    __syncthreads();  // the chunk buffers are free"]
     for k in ys:
-        lines += [f"    for (int _e = threadIdx.x; _e < {dc * tj}; _e += blockDim.x) {{",
-                  f"        const int _c = _e % {dc}, _u = _e / {dc};",
-                  f"        _sc{k}[_c * {tj} + _u] = _u < _tn ? "
-                  f"(T)_dr_load(_y{k}, (_jt + _u) * {dim} + _d0 + _c) : (T)0;",
-                  "    }"]
+        lines += _stage_lines(k, dim, dc)
     lines += ["    __syncthreads();", "    if (_active) {", f"        if (_tn == {tj}) {{"]
     lines += ["            " + line for line in fold("")]
     lines += ["        } else {  // the last tile of a range"]
@@ -433,8 +438,7 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         pair.append(f"T _f[{red.dim}];")
         pair += _fill_lines(rp, formulas[0], "_f", 0)
         pair += _push_lines(program, rp)
-    state = (red.family.cuda_state(red, streamed=True) if streamed
-             else red.family.cuda_state(red))
+    state = red.family.cuda_state(red, streamed=streamed)
 
     shared, tile, offset = [], [], 0
     # every shared array starts at a multiple of 4 tile columns: 16-byte aligned

@@ -485,10 +485,10 @@ class CppKernel(Kernel):
         # the j-loop reads each component of a column variable with unit stride;
         # the variables only the contraction loops read are packed from their rows
         given = self.layout.as_given
-        col_arrays = [np.ascontiguousarray(np.asarray(a, dtype=T).reshape(n, v.dim)
-                                           if k in given else
-                                           np.asarray(a, dtype=T).reshape(n, v.dim).T)
-                      for k, (a, v) in enumerate(zip(cols, prog.col_vars))]
+        col_arrays = []
+        for k, (a, v) in enumerate(zip(cols, prog.col_vars)):
+            rows_of = np.asarray(a, dtype=T).reshape(n, v.dim)
+            col_arrays.append(np.ascontiguousarray(rows_of if k in given else rows_of.T))
         param_arrays = [np.ascontiguousarray(np.asarray(a).reshape(v.dim), dtype=T)
                         for a, v in zip(params, prog.param_vars)]
         state = []
