@@ -3,6 +3,9 @@
     python benchmarks/highdim.py [--quick] [--size 20000] [--dims 16 64 256]
                                  [--dtypes float32 float64] [--write FILE]
 
+(``--dims``, ``--knn-dims``, ``--conv-dims`` and ``--aniso-dims`` given
+without values skip their case.)
+
 Cases, on inputs x_i, y_j ~ N(0, I/D) (so that |x_i - y_j|^2 is about 2 and the
 Gaussian's values are neither 0 nor 1), b_j ~ U(0, 1):
 
@@ -19,7 +22,14 @@ Gaussian's values are neither 0 nor 1), b_j ~ U(0, 1):
   ``Grad(Exp(-SqDist(x,y))*b, x, e)``, e_i = 1, at D = ``--conv-dims``; its
   baseline computes ``K = exp(-dist) * b^T`` by blocks and then
   ``-2 (K.sum(1) x - K @ y)`` (a GEMM); also two multiply-adds per dimension
-  per pair, also without a target.
+  per pair, also without a target;
+* ``aniso``: the anisotropic Gaussian matvec ``Exp(-WeightedSqDist(s,x,y))*b``
+  with a full D x D metric ``s = Pm(D*D)`` (symmetric positive definite,
+  eigenvalues about 1), at D = ``--aniso-dims`` and M = N = ``--aniso-size``
+  (its product costs D^2 multiply-adds per pair, which its FMA fraction
+  counts); its baseline expands the quadratic form (``x S x + y S y - 2 (x S)
+  y^T``, one GEMM per block), which a user of NumPy would write and which
+  loses the accuracy of near points; no target either.
 
 Measured in the same run, on the same inputs:
 
@@ -92,6 +102,9 @@ def case_spec(case: str, d: int) -> tuple[str, list[str], str, int | None]:
     if case == "grad":
         return ("Grad(Exp(-SqDist(x,y))*b, x, e)",
                 [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", "e = Vi(1)"], "Sum", None)
+    if case == "aniso":
+        return ("Exp(-WeightedSqDist(s,x,y))*b",
+                [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})"], "Sum", None)
     return "SqDist(x,y)", [f"x = Vi({d})", f"y = Vj({d})"], "ArgKMin", K
 
 
@@ -99,6 +112,10 @@ def inputs(case: str, m: int, n: int, d: int, dtype, seed: int = 0) -> list[np.n
     gen = np.random.default_rng(seed)
     x = gen.standard_normal((m, d)) / np.sqrt(d)
     y = gen.standard_normal((n, d)) / np.sqrt(d)
+    if case == "aniso":
+        q = gen.standard_normal((d, d))
+        s = (q @ q.T / d + np.eye(d)) / 2
+        return [a.astype(dtype) for a in (x, y, gen.random((n, 1)), s.ravel())]
     arrays = [x, y] + ([gen.random((n, 1))] if case == "gaussian" else
                        [gen.standard_normal((n, d))] if case == "conv" else
                        [gen.random((n, 1)), np.ones((m, 1))] if case == "grad" else [])
@@ -108,15 +125,20 @@ def inputs(case: str, m: int, n: int, d: int, dtype, seed: int = 0) -> list[np.n
 def baseline(case: str, args: list[np.ndarray]) -> np.ndarray:
     """Blocked NumPy: one GEMM per block of rows, then the epilogue."""
     x, y = args[0], args[1]
-    yy = (y * y).sum(1)
+    if case == "aniso":  # S is symmetric: |u|_S^2 = x S x + y S y - 2 (x S) y^T
+        metric = args[3].reshape(len(x[0]), -1)
+        yy = ((y @ metric) * y).sum(1)
+    else:
+        metric, yy = None, (y * y).sum(1)
     outs = []
     for i in range(0, len(x), BLOCK):
         xb = x[i:i + BLOCK]
-        dist = xb @ y.T
+        xs = xb if metric is None else xb @ metric
+        dist = xs @ y.T
         dist *= -2
-        dist += (xb * xb).sum(1)[:, None]
+        dist += (xs * xb).sum(1)[:, None]
         dist += yy[None, :]
-        if case in ("gaussian", "conv"):
+        if case in ("gaussian", "conv", "aniso"):
             np.exp(-dist, out=dist)
             outs.append(dist @ args[2])
         elif case == "grad":
@@ -134,12 +156,17 @@ def check(case: str, args: list[np.ndarray], out: np.ndarray) -> float:
     """Largest relative difference against float64 NumPy on the first rows."""
     x, y = (a.astype(np.float64) for a in args[:2])
     x = x[:CHECK_ROWS]
-    dist = (x * x).sum(1)[:, None] + (y * y).sum(1)[None] - 2 * x @ y.T
+    if case == "aniso":  # float64 keeps the expanded form's error far below float32's
+        metric = args[3].astype(np.float64).reshape(len(x[0]), -1)
+        dist = (((x @ metric) * x).sum(1)[:, None] + ((y @ metric) * y).sum(1)[None]
+                - 2 * (x @ metric) @ y.T)
+    else:
+        dist = (x * x).sum(1)[:, None] + (y * y).sum(1)[None] - 2 * x @ y.T
     if case == "grad":
         k = np.exp(-dist) * args[2][:, 0].astype(np.float64)[None, :]
         ref = -2 * (k.sum(1)[:, None] * x - k @ y)
         return float(np.abs(out[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
-    if case in ("gaussian", "conv"):
+    if case in ("gaussian", "conv", "aniso"):
         ref = np.exp(-dist) @ args[2].astype(np.float64)
         return float(np.abs(out[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
     got = np.take_along_axis(dist, np.asarray(out[:CHECK_ROWS], np.int64), 1)
@@ -164,7 +191,7 @@ def keops_rate(case: str, d: int, dtype, size: int) -> tuple[float | None, str]:
 
 def targets(case: str, dtype: str, d: int, vs_base: float, vs_keops: float | None,
             peak: float) -> str:
-    if case in ("conv", "grad"):
+    if case in ("conv", "grad", "aniso"):
         return "(no target)"
     checks = []
     if dtype == "float32":
@@ -193,9 +220,12 @@ def main(argv=None) -> int:
                         help="M = N = 4,000, KeOps at 2,000, D = 16 and 64")
     parser.add_argument("--size", type=int, default=20_000, help="M = N")
     parser.add_argument("--keops-size", type=int, default=5_000)
-    parser.add_argument("--dims", type=int, nargs="+", default=[16, 64, 256])
-    parser.add_argument("--knn-dims", type=int, nargs="+", default=[64])
-    parser.add_argument("--conv-dims", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--dims", type=int, nargs="*", default=[16, 64, 256])
+    parser.add_argument("--knn-dims", type=int, nargs="*", default=[64])
+    parser.add_argument("--conv-dims", type=int, nargs="*", default=[64, 256])
+    parser.add_argument("--aniso-dims", type=int, nargs="*", default=[16, 32, 64])
+    parser.add_argument("--aniso-size", type=int, default=6_000,
+                        help="M = N of the aniso rows (D^2 work per pair)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-keops", action="store_true")
@@ -203,7 +233,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.keops_size, args.dims, args.knn_dims = 4_000, 2_000, [16, 64], [64]
-        args.conv_dims = [64]
+        args.conv_dims, args.aniso_dims, args.aniso_size = [64], [16, 32], 2_000
 
     from dredux import Genred
     from dredux.compile.cpp import compile_flags
@@ -225,14 +255,16 @@ def main(argv=None) -> int:
     peak = {dt: max(p[dt] for p in peaks) / 2 for dt in ("float32", "float64")}
     say(f"FMA peak ({cores} threads): float32 {peak['float32']:.3g}, "
         f"float64 {peak['float64']:.3g} multiply-adds/s")
-    say(f"M = N = {args.size:,} (KeOps at {args.keops_size:,}); medians of "
-        f"{args.repeats} calls")
+    say(f"M = N = {args.size:,} (KeOps at {args.keops_size:,}; aniso rows: M = N = "
+        f"{args.aniso_size:,}, KeOps at {min(args.keops_size, args.aniso_size):,}); "
+        f"medians of {args.repeats} calls")
     say()
     say("| case | dtype | D | dredux pairs/s | BLAS pairs/s | KeOps pairs/s | "
         "dredux / BLAS | dredux / KeOps | FMA peak | rel. error | targets |")
     say("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = ([("gaussian", d) for d in args.dims] + [("knn", d) for d in args.knn_dims]
-            + [(case, d) for case in ("conv", "grad") for d in args.conv_dims])
+            + [(case, d) for case in ("conv", "grad") for d in args.conv_dims]
+            + [("aniso", d) for d in args.aniso_dims])
     # the first call at full size imports the modules of dredux's Dask graph path
     # (about 0.3 s, once per process): one such call, excluded, comes first
     formula, aliases, reduction, _ = case_spec("gaussian", 4)
@@ -242,16 +274,18 @@ def main(argv=None) -> int:
         for case, d in rows:
             formula, aliases, reduction, opt_arg = case_spec(case, d)
             routine = Genred(formula, aliases, reduction_op=reduction, axis=1, opt_arg=opt_arg)
-            data = inputs(case, args.size, args.size, d, dtype)
+            size = args.aniso_size if case == "aniso" else args.size
+            data = inputs(case, size, size, d, dtype)
             routine(*inputs(case, 300, 300, d, dtype, seed=1))  # compile (excluded)
             t_ours, out = timed(lambda: routine(*data), args.repeats)
             baseline(case, [a[:BLOCK] for a in data[:1]] + data[1:])  # warm up
             t_base, _ = timed(lambda: baseline(case, data), args.repeats)
-            pairs = args.size * args.size
+            pairs = size * size
             ours, base = pairs / t_ours, pairs / t_base
             theirs, why = (None, "skipped") if args.no_keops else keops_rate(
-                case, d, dtype, args.keops_size)
-            fraction = ours * d * (2 if case in ("conv", "grad") else 1) / peak[dtype]
+                case, d, dtype, min(args.keops_size, size))
+            fmas = d * d if case == "aniso" else 2 * d if case in ("conv", "grad") else d
+            fraction = ours * fmas / peak[dtype]
             vs_keops = ours / theirs if theirs else None
             say(f"| {case} | {dtype} | {d} | {ours:.3g} | {base:.3g} | "
                 f"{f'{theirs:.3g}' if theirs else why} | {ours / base:.2f}x | "

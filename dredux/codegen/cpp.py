@@ -30,15 +30,19 @@ identifiers are generated here and numbers are printed from Python numbers
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Expr, Op, walk
+from ..ir import Expr, Op, const, walk, walk_all
+from ..ops.vector import tensordot_node
 from ..program import Program
 from ..reductions import Reduction
 from . import templates
 from .render import (
+    CONTRACTION_MIN_DIM,
     Index,
     Renderer,
     bare,
@@ -46,6 +50,7 @@ from .render import (
     check_kernel_stack,
     code_operations,
     compute_dtype,
+    contraction_term,
     contractions,
     hoisted_roots,
     indent,
@@ -175,6 +180,79 @@ def default_rows_per_pass(program: Program) -> int:
     return 4
 
 
+# ---------------------------------------------------------------------------
+# matrix products as contractions
+# ---------------------------------------------------------------------------
+
+# A pair-level MatVecMult(A, u) or VecMatMult(u, A) whose matrix A depends on
+# the row or the parameters only (WeightedSqDist with a full matrix, a
+# Mahalanobis distance, a projection of x - y) is written as one contraction
+# per output component, Scalprod(row k of A, u), which the register-blocked
+# loops compute (R rows x JB columns of partial sums, u's components streamed
+# once per output component). Left to the pair loop, the m x n product is
+# computed per pair through per-lane temporaries: WeightedSqDist at D = 32 ran
+# at 1.7e6 pairs/s and took 12 s to compile. Each output component is summed
+# over n in the product's own order, so the values are the direct product's.
+# Its buffers (one R x TJ tile per contraction) must fit this many bytes at
+# the smallest tile, or the products stay in the pair loop.
+_PRODUCT_BUFFERS = 64 << 10
+_SMALLEST_TILE = 64
+
+
+def _product(node: Expr, args: tuple, level: dict) -> Expr | None:
+    """The matrix product ``node`` (rebuilt on ``args``) as a Concat of one
+    contraction per output component, or None when it is not one of the
+    products above. A scalar factor of the vector (``w * (x - y)`` in a
+    gradient) multiplies the result instead."""
+    if node.op is Op.MATVECMULT:
+        (a, u), (a2, u2) = node.args, args
+    elif node.op is Op.VECMATMULT:
+        (u, a), (u2, a2) = node.args, args
+    else:
+        return None
+    n = u.dim
+    if level[node] != "pair" or level[a] not in ("row", "const") or n < CONTRACTION_MIN_DIM:
+        return None
+    scale = None
+    if u.op is Op.MUL and 1 in (u.args[0].dim, u.args[1].dim) and u.dim == n > 1:
+        k = 0 if u.args[0].dim == 1 else 1
+        scale, u, u2 = u2.args[k], u.args[1 - k], u2.args[1 - k]
+    if not contraction_term(u, n, level):
+        return None
+    m = a.dim // n
+    if node.op is Op.VECMATMULT:  # A is n x m: its transpose, once per row or call
+        a2 = tensordot_node(a2, const(1), (0, 1), (2,), (1, 0, 2), {0: n, 1: m, 2: 1})
+    out = None
+    for k in range(m):
+        row = Expr(Op.SCALPROD, (Expr(Op.EXTRACT, (a2,), (k * n, n)), u2))
+        out = row if out is None else Expr(Op.CONCAT, (out, row))
+    return out if scale is None else Expr(Op.MUL, (scale, out))
+
+
+@functools.lru_cache(maxsize=64)
+def lowered(program: Program) -> Program:
+    """``program`` with its pair-level matrix products as contractions (see
+    above); ``program`` itself when it has none, or when their tile buffers
+    would not fit."""
+    level = levels(program.formulas)
+    memo: dict[Expr, Expr] = {}
+    changed = False
+    for node in walk_all(program.formulas):
+        args = tuple(memo[a] for a in node.args)
+        new = _product(node, args, level)
+        if new is not None:
+            changed = True
+        else:
+            new = node if args == node.args else Expr(node.op, args, node.params)
+        memo[node] = new
+    if not changed:
+        return program
+    out = dataclasses.replace(program, formulas=tuple(memo[f] for f in program.formulas))
+    count = len(contractions(out.formulas, levels(out.formulas)))
+    size = count * default_rows_per_pass(out) * _SMALLEST_TILE * compute_dtype(out).itemsize
+    return out if size <= _PRODUCT_BUFFERS else program
+
+
 def fuses_sum(program: Program) -> bool:
     """Whether the kernel of ``program`` folds the formula into its state inside
     its j-loop (no formula buffer): the reduction's family decides (sums of a
@@ -189,6 +267,7 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     on CPUs); a float16 accumulator is kept in float32 inside the kernel and
     rounded when the state is handed back.
     """
+    program = lowered(program)
     if rows_per_pass is None:
         rows_per_pass = default_rows_per_pass(program)
     compute = compute_dtype(program)
@@ -225,8 +304,11 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
         tile = _MAX_TJ
         while tile > 64 and tile * width > _TILE_BYTES:
             tile //= 2
-    if panel:  # whole tiles per panel
+    if panel:  # whole tiles per panel, the contractions' tile buffers within bounds
         tile = min(tile, panel)
+        per_column = len(contracted) * rows_per_pass * compute.itemsize
+        while tile > _SMALLEST_TILE and tile * per_column > _PRODUCT_BUFFERS:
+            tile //= 2
         panel = panel // tile * tile
     return CppLayout(compute, acc, int(rows_per_pass), tile, fused, panel, streamed, as_given,
                      term is not None)
@@ -559,6 +641,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
         A self-contained C++17 translation unit exporting ``dredux_block``
         and ``dredux_layout`` (see ``kernels/cpu/block.cpp``).
     """
+    program = lowered(program)
     lay = layout(program, rows_per_pass)
     red = program.reduction
     formulas = program.formulas

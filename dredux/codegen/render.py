@@ -37,7 +37,8 @@ from ..printing import to_formula
 
 __all__ = ["Renderer", "render", "inlined_nodes", "Index", "literal", "bare", "compute_dtype",
            "var_slots", "levels", "hoisted_roots", "indent", "title", "code_operations",
-           "check_kernel_stack", "check_kernel_code", "contractions", "CONTRACTION_MIN_DIM",
+           "check_kernel_stack", "check_kernel_code", "contractions", "contraction_term",
+           "CONTRACTION_MIN_DIM",
            "streamed_weights"]
 
 Index = int | str
@@ -125,6 +126,11 @@ def inlined_nodes(roots: Sequence[Expr], known=(), roots_read_once: bool = True,
     for node in order:  # children first
         record = OPS[node.op]
         users = readers.get(node, [])
+        if (node.op is Op.CONCAT and node not in known and len(users) == 1
+                and users[0] is not None and users[0].op is Op.CONCAT
+                and users[0].args.count(node) == 1):
+            inline.add(node)  # copied into its reader's array as parts (ops/vector.py)
+            continue
         if not record.elementwise or node in known or len(users) != 1:
             continue
         user = users[0]
@@ -360,21 +366,25 @@ def contractions(formulas: Sequence[Expr], level: dict[Expr, str],
     the parameters only: ``SqDist(x, y)``, ``(x|y)``, ``WeightedSqDist`` and
     the same shapes in gradients. A GEMM-like loop computes them, streaming
     the D components of x and y once per block of pairs."""
-    def term_ok(node: Expr, dim: int) -> bool:
-        if node.op in (Op.VAR, Op.CONST) or level[node] in ("row", "const"):
-            return True
-        return (node.op in _TERM_OPS and node.dim == dim
-                and all(term_ok(a, dim) for a in node.args))
-
     out: list[Expr] = []
     seen: set[Expr] = set()
     for f in formulas:
         for node in walk(f, seen):
             if (node.op in (Op.SUM, Op.SCALPROD) and level[node] == "pair"
                     and node.args[0].dim >= min_dim
-                    and all(term_ok(a, a.dim) for a in node.args)):
+                    and all(contraction_term(a, a.dim, level) for a in node.args)):
                 out.append(node)
     return out
+
+
+def contraction_term(node: Expr, dim: int, level: dict[Expr, str]) -> bool:
+    """Whether ``node`` can be summed by a contraction loop over ``dim``
+    components: arithmetic of variables, constants and row- or
+    parameter-only subtrees (each read by component)."""
+    if node.op in (Op.VAR, Op.CONST) or level[node] in ("row", "const"):
+        return True
+    return (node.op in _TERM_OPS and node.dim == dim
+            and all(contraction_term(a, dim, level) for a in node.args))
 
 
 def streamed_weights(program, level: dict[Expr, str]) -> list[Expr] | None:

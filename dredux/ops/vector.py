@@ -394,13 +394,24 @@ def _c_extractt(r, n, out):
 
 
 def _c_concat(r, n, out):
-    a, b = n.args
-
-    def body(k):
-        if isinstance(k, int):
-            return f"{out(k)} = {r.acc(a, k) if k < a.dim else r.acc(b, k - a.dim)};"
-        return f"{out(k)} = ({k} < {a.dim}) ? {r.acc(a, k)} : {r.acc(b, f'({k} - {a.dim})')};"
-    return r.each(n.dim, body)
+    """Each operand copied to its place; a chain of Concats is copied as one:
+    its inner Concats, read by it alone, are never stored
+    (:func:`dredux.codegen.render.inlined_nodes`), so that ``Concat(Concat(a,
+    b), c)`` fills one array instead of copying a and b twice."""
+    parts, stack = [], [(n.args[1], n.args[0].dim), (n.args[0], 0)]
+    while stack:  # left to right, without recursion (chains may be long)
+        part, start = stack.pop()
+        if part.op is n.op and part in r.inline:  # an inner Concat
+            stack += [(part.args[1], start + part.args[0].dim), (part.args[0], start)]
+        else:
+            parts.append((part, start))
+    lines = []
+    for part, start in parts:
+        def body(k, part=part, start=start):
+            at = k - start if isinstance(k, int) else f"({k} - {start})" if start else k
+            return f"{out(k)} = {r.acc(part, at)};"
+        lines += r.each_from(start, start + part.dim, body)
+    return lines
 
 
 def _c_onehot(r, n, out):

@@ -251,6 +251,37 @@ def test_renderer_inlines_single_reads_and_stores_the_rest():
     assert r.acc(f, 0) == "(_h0[0] * V0[0])"
 
 
+def test_a_chain_of_concats_fills_one_array():
+    """Concat(Concat(Concat(a0, a1), a2), ...): the inner Concats, read by the
+    next one alone, are never stored; the outermost copies each part once
+    (m copies, not the m^2 / 2 of an array per link), wide parts by a loop.
+    An inner Concat read elsewhere too keeps its own array."""
+    x, y = var(0, 40, Cat.I), var(1, 40, Cat.J)
+
+    def ref(n, k):
+        return f"V{n.params[0]}[{k}]"
+
+    parts = [Expr(Op.ELEM, (x,), (k,)) * Expr(Op.ELEM, (y,), (k,)) for k in range(40)]
+    chain = parts[0]
+    for part in parts[1:]:
+        chain = Expr(Op.CONCAT, (chain, part))
+    lines, r = render([Expr(Op.SUM, (chain,))], ref)
+    arrays = [line for line in lines if line.startswith("T _v") and "[" in line]
+    assert len(arrays) == 1 and arrays[0].endswith("[40];")
+    name = arrays[0][2:arrays[0].index("[")]
+    assert sum(line.startswith(f"{name}[") for line in lines) == 40
+    wide = Expr(Op.CONCAT, (Expr(Op.CONCAT, (x, parts[3])), y))  # 40 + 1 + 40 components
+    lines, r = render([Expr(Op.SUM, (wide,))], ref, unroll=8)
+    assert lines[2:6] == ["T _v2[81];",
+                          "for (int _k1 = 0; _k1 < 40; ++_k1) { _v2[_k1] = V0[_k1]; }",
+                          "_v2[40] = (_v0 * _v1);",
+                          "for (int _k2 = 41; _k2 < 81; ++_k2) { _v2[_k2] = V1[(_k2 - 41)]; }"]
+    inner = Expr(Op.CONCAT, (parts[0], parts[1]))
+    shared = Expr(Op.CONCAT, (inner, parts[2])) * Expr(Op.SUM, (inner,))
+    lines, r = render([Expr(Op.SUM, (shared,))], ref)
+    assert [line for line in lines if line.startswith("T _v")] == ["T _v4[2];", "T _v7[3];"]
+
+
 def test_templates_are_found_and_filled_strictly():
     text = templates.load("cpu/block.cpp")
     assert {"PAIR", "STATE", "MATH", "STATES"} <= templates.slots(text)

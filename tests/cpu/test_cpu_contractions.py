@@ -79,7 +79,8 @@ ROUTINES = {(name, d): routine(name, d) for name in CASES for d in DIMS}
 
 @pytest.fixture(scope="module", autouse=True)
 def compiled():
-    precompile((g, dt) for g in ROUTINES.values() for dt in DTYPES)
+    precompile((g, dt) for g in (*ROUTINES.values(), *PRODUCT_ROUTINES.values())
+               for dt in DTYPES)
 
 
 def inputs(m, n, d, dtype, seed=0, near=False):
@@ -286,3 +287,110 @@ def test_streamed_products_run_as_a_gemm_micro_kernel(name, dtype, options):
     tol = tolerances(dtype)
     np.testing.assert_allclose(out, ref, rtol=tol["rtol"] * 10,
                                atol=tol["atol"] * 10 * np.abs(ref).max())
+
+
+# Matrix products of a row- or parameter-level matrix with a pair-level vector
+# (codegen/cpp.py::lowered): one contraction per output component.
+# name -> (formula, reduction, K, contractions for D, reference(x, y, b, e, S, A)
+# with S the (D, D) metric and A the (M, D, 4) matrices of the row-level products)
+def _quad(x, y, s):
+    u = x[:, None] - y[None]
+    return np.einsum("ijk,kl,ijl->ij", u, s, u)
+
+
+def _grad_quad(x, y, s, e):
+    u = x[:, None] - y[None]
+    w = np.exp(-_quad(x, y, s)) * e
+    return -np.einsum("ij,ijk->ik", w, u @ s.T + u @ s)
+
+
+PRODUCTS = {
+    "weighted-full": ("Exp(-WeightedSqDist(s, x, y)) * b", "Sum", None, lambda d: d,
+                      lambda x, y, b, e, s, a: np.exp(-_quad(x, y, s)) @ b),
+    "matvec-param": ("MatVecMult(Extract(s, 0, 3 * D), x - y)", "Sum", None, lambda d: 3,
+                     lambda x, y, b, e, s, a: (x[:, None] - y[None]).sum(1) @ s[:3].T),
+    "vecmat-row": ("VecMatMult(x - 0.5 * y, a) * b", "Sum", None, lambda d: 4,
+                   lambda x, y, b, e, s, a: np.einsum(
+                       "ijd,idk->ik", (x[:, None] - 0.5 * y[None]) * b[None], a)),
+    "matvec-row-min": ("SqNorm2(MatVecMult(t, y - x))", "Min", None, lambda d: 4,
+                       lambda x, y, b, e, s, a: (np.einsum(
+                           "idk,ijd->ijk", a, y[None] - x[:, None]) ** 2).sum(-1)
+                       .min(1, keepdims=True)),
+    "weighted-argkmin": ("WeightedSqDist(s, x, y)", "ArgKMin", 5, lambda d: d, None),
+    "grad-x": ("Grad(Exp(-WeightedSqDist(s, x, y)), x, e)", "Sum", None, lambda d: 2 * d,
+               lambda x, y, b, e, s, a: _grad_quad(x, y, s, e)),
+}
+PRODUCT_DIMS = (16, 24)
+
+
+def product_routine(name, d):
+    formula, reduction, k, _, _ = PRODUCTS[name]
+    # t: the transpose of a, for MatVecMult (4 x D stored row by row)
+    return Genred(formula.replace("3 * D", str(3 * d)),
+                  [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", "e = Vi(1)",
+                   f"s = Pm({d * d})", f"a = Vi({4 * d})", f"t = Vi({4 * d})"],
+                  reduction_op=reduction, axis=1, opt_arg=k)
+
+
+PRODUCT_ROUTINES = {(name, d): product_routine(name, d) for name in PRODUCTS
+                    for d in PRODUCT_DIMS}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", PRODUCT_DIMS)
+@pytest.mark.parametrize("name", sorted(PRODUCTS))
+def test_matrix_products_run_as_contractions(name, d, dtype):
+    """MatVecMult(A, u) and VecMatMult(u, A), A of the row or the parameters,
+    u = x - y or a scalar times it: each output component is a register-blocked
+    contraction, and the results match float64 (37 rows: a partial pass; 300
+    columns: partial tiles and blocks)."""
+    from dredux.codegen.cpp import lowered
+    from dredux.codegen.render import contractions, levels
+    from dredux.ir import Op, walk
+
+    g = PRODUCT_ROUTINES[name, d]
+    program = lowered(g.program(dtype))
+    assert not any(n.op in (Op.MATVECMULT, Op.VECMATMULT)
+                   for f in program.formulas for n in walk(f)
+                   if levels(program.formulas)[n] == "pair")
+    assert len(contractions(program.formulas, levels(program.formulas))) == PRODUCTS[name][3](d)
+    gen = np.random.default_rng(d)
+    m, n = 37, 300
+    x = gen.standard_normal((m, d)) / np.sqrt(d)
+    y = gen.standard_normal((n, d)) / np.sqrt(d)
+    b = gen.uniform(0.5, 1.5, (n, 1))
+    e = gen.uniform(0.5, 1.5, (m, 1))
+    q = gen.standard_normal((d, d)) / d
+    s = q @ q.T + np.eye(d) / d
+    a = gen.standard_normal((m, d, 4))
+    t = a.transpose(0, 2, 1)  # MatVecMult(t_i, v) = v @ a_i
+    args = [v.astype(dtype) for v in (x, y, b, e, s.ravel(), a.reshape(m, -1),
+                                      np.ascontiguousarray(t).reshape(m, -1))]
+    out = g(*args, backend="cpu")
+    x, y, b, e, s, a = (v.astype(dtype).astype(np.float64) for v in (x, y, b, e, s, a))
+    tol = tolerances(dtype)
+    if name == "weighted-argkmin":
+        dist = _quad(x, y, s)
+        got = np.take_along_axis(dist, out.astype(np.int64), 1)
+        np.testing.assert_allclose(got, np.sort(dist, 1)[:, :5], rtol=tol["rtol"] * 10)
+        return
+    ref = PRODUCTS[name][4](x, y, b, e, s, a)
+    np.testing.assert_allclose(out, ref, rtol=tol["rtol"] * 10,
+                               atol=tol["atol"] * 10 * np.abs(ref).max())
+
+
+def test_products_whose_buffers_would_not_fit_stay_in_the_pair_loop():
+    """300 output components would need 300 tile buffers: the product is left
+    to the pair loop, and is still right."""
+    from dredux.codegen.cpp import lowered
+
+    d = 16
+    g = Genred("MatVecMult(a, x - y)", [f"x = Vi({d})", f"y = Vj({d})", f"a = Pm({300 * d})"],
+               axis=1)
+    assert lowered(g.program(np.float64)) is g.program(np.float64)
+    gen = np.random.default_rng(1)
+    x, y = gen.standard_normal((9, d)), gen.standard_normal((40, d))
+    a = gen.standard_normal((300, d))
+    out = g(x, y, a.ravel(), backend="cpu")
+    np.testing.assert_allclose(out, (x[:, None] - y[None]).sum(1) @ a.T, rtol=1e-11,
+                               atol=1e-11 * np.abs(out).max())
