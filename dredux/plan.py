@@ -114,12 +114,27 @@ class BlockPlan:
         return total + joins
 
 
+def _work(node) -> int:
+    """Multiply-adds (or element operations) of one evaluation of ``node``: its
+    dimension, except for the products whose work grows faster (a
+    matrix-vector product of an m x n matrix does m n, a TensorDot the product
+    of all its axes' lengths). A ``Sum`` or ``(a|b)`` over D components counts
+    1: the element-wise ops below it count their D already."""
+    if node.op in (Op.MATVECMULT, Op.VECMATMULT):
+        return max(a.dim for a in node.args)
+    if node.op is Op.TENSORDOT:
+        dims_a, dims_b, sub_a, sub_b = node.params[:4]
+        sizes = dict(zip(sub_a, dims_a)) | dict(zip(sub_b, dims_b))
+        return math.prod(sizes.values())
+    return node.dim
+
+
 def pair_cost(formulas, reduction, dtype) -> float:
     """Estimated cost of one (i, j) pair, in adds (the unit of the backends'
-    ``seconds_per_cost``): each op's cost (its record) times its dimension, the
-    reduction's update, and twice that in float64."""
+    ``seconds_per_cost``): each op's cost (its record) times its work
+    (:func:`_work`), the reduction's update, and twice that in float64."""
     seen: set = set()
-    cost = sum(OPS[n.op].cost * n.dim for f in formulas for n in walk(f, seen)
+    cost = sum(OPS[n.op].cost * _work(n) for f in formulas for n in walk(f, seen)
                if n.op not in (Op.VAR, Op.CONST))
     cost += reduction.cost()
     return float(max(cost, 1)) * (2.0 if np.dtype(dtype) == np.float64 else 1.0)

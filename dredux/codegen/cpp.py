@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Expr, Op, const, walk, walk_all
+from ..ir import OPS, Expr, Op, const, walk, walk_all
 from ..ops.vector import tensordot_node
 from ..program import Program
 from ..reductions import Reduction
@@ -84,6 +84,10 @@ _STACK_STATES = 16 << 10
 # FMA latency on two pipes and leave registers for the loads on AVX2; 6 x 2
 # measured 1.5x faster than 4 x 2 and 5 x 2 about as fast, SqDist at D = 64)
 _CONTRACT_TJ = 512
+# ... and the most bytes of the contractions' R x TJ buffers (kernels with many
+# contractions, such as matrix products, take smaller tiles and fewer rows)
+_PRODUCT_BUFFERS = 64 << 10
+_SMALLEST_TILE = 64
 _PANEL_BYTES = 256 << 10
 _CONTRACT_ACCUMULATORS = 12
 _CONTRACT_ROWS = 6
@@ -158,8 +162,10 @@ def default_rows_per_pass(program: Program) -> int:
     skipped); 1 for big formulas (copies of a big j-loop body cost compile
     time; the same for big row-only parts, which are also written once per row
     of a pass). Kernels with contractions (:func:`contractions`) take 6 (2
-    when the rest of the j-loop is big): the register-blocked loop keeps R x NV
-    vectors of partial sums, the rows of a pass sharing each y load."""
+    when the rest of the j-loop is big, fewer when their R x TJ buffers would
+    not fit :data:`_PRODUCT_BUFFERS` at the smallest tile): the register-blocked
+    loop keeps R x NV vectors of partial sums, the rows of a pass sharing each
+    y load."""
     level = levels(program.formulas)
     work = {"pair": 0, "row": 0}
     contracted = contractions(program.formulas, level)
@@ -172,7 +178,12 @@ def default_rows_per_pass(program: Program) -> int:
                 work[level[n]] += n.dim
     pair_work = work["pair"]
     if contracted and work["row"] <= 256:
-        return _CONTRACT_ROWS if pair_work <= 100 else 2
+        rows = _CONTRACT_ROWS if pair_work <= 100 else 2
+        # fewer rows when the contractions' tile buffers would not fit otherwise
+        per_row = len(contracted) * _SMALLEST_TILE * compute_dtype(program).itemsize
+        while rows > 1 and rows * per_row > _PRODUCT_BUFFERS:
+            rows -= 1
+        return rows
     if pair_work > 48 or work["row"] > 256:
         return 1
     if fuses_sum(program) and program.reduction.dim == 1 and pair_work <= 24:
@@ -193,17 +204,15 @@ def default_rows_per_pass(program: Program) -> int:
 # computed per pair through per-lane temporaries: WeightedSqDist at D = 32 ran
 # at 1.7e6 pairs/s and took 12 s to compile. Each output component is summed
 # over n in the product's own order, so the values are the direct product's.
-# Its buffers (one R x TJ tile per contraction) must fit this many bytes at
-# the smallest tile, or the products stay in the pair loop.
-_PRODUCT_BUFFERS = 64 << 10
-_SMALLEST_TILE = 64
+# Their buffers (one R x TJ tile per contraction) must fit _PRODUCT_BUFFERS at
+# the smallest tile and one row per pass, or the products stay in the pair loop.
 
 
-def _product(node: Expr, args: tuple, level: dict) -> Expr | None:
-    """The matrix product ``node`` (rebuilt on ``args``) as a Concat of one
-    contraction per output component, or None when it is not one of the
-    products above. A scalar factor of the vector (``w * (x - y)`` in a
-    gradient) multiplies the result instead."""
+def _product(node: Expr, args: tuple, level: dict) -> tuple[list[Expr], Expr | None] | None:
+    """The output components of the matrix product ``node`` (rebuilt on
+    ``args``) as contractions, and the scalar factor of its vector (``w * (x -
+    y)`` in a gradient: it multiplies the result instead), or None when it is
+    not one of the products above."""
     if node.op is Op.MATVECMULT:
         (a, u), (a2, u2) = node.args, args
     elif node.op is Op.VECMATMULT:
@@ -222,34 +231,80 @@ def _product(node: Expr, args: tuple, level: dict) -> Expr | None:
     m = a.dim // n
     if node.op is Op.VECMATMULT:  # A is n x m: its transpose, once per row or call
         a2 = tensordot_node(a2, const(1), (0, 1), (2,), (1, 0, 2), {0: n, 1: m, 2: 1})
-    out = None
-    for k in range(m):
-        row = Expr(Op.SCALPROD, (Expr(Op.EXTRACT, (a2,), (k * n, n)), u2))
-        out = row if out is None else Expr(Op.CONCAT, (out, row))
-    return out if scale is None else Expr(Op.MUL, (scale, out))
+    return [Expr(Op.SCALPROD, (Expr(Op.EXTRACT, (a2,), (k * n, n)), u2))
+            for k in range(m)], scale
+
+
+def _component(node: Expr, k: int, level: dict, parts: dict) -> Expr:
+    """Component ``k`` of ``node`` (rebuilt) as a scalar node, pushed through
+    the element-wise ops of the pair level down to the lowered products'
+    contractions (``parts``) and to ``Elem``s of the rest (``x - y`` ->
+    ``Elem(x, k) - Elem(y, k)``): scalars, where a vector would be an array
+    per pair and vector lane."""
+    if node.dim == 1:
+        return node
+    if node in parts:
+        rows, scale = parts[node]
+        return rows[k] if scale is None else Expr(Op.MUL, (scale, rows[k]))
+    if node.op is Op.CONST:
+        return const(node.params[0])
+    if (node.op is Op.VAR or level.get(node, "pair") != "pair"
+            or not OPS[node.op].elementwise):
+        return Expr(Op.ELEM, (node,), (k,))
+    return Expr(node.op, tuple(_component(a, k, level, parts) for a in node.args),
+                node.params)
+
+
+def _total(terms: list[Expr]) -> Expr:
+    out = terms[0]
+    for term in terms[1:]:
+        out = Expr(Op.ADD, (out, term))
+    return out
 
 
 @functools.lru_cache(maxsize=64)
 def lowered(program: Program) -> Program:
     """``program`` with its pair-level matrix products as contractions (see
     above); ``program`` itself when it has none, or when their tile buffers
-    would not fit."""
+    would not fit.
+
+    The pair loop reads a product as a ``Concat`` of its m components, or,
+    where a ``Sum`` or a ``Scalprod`` reads it through element-wise ops
+    (``(x - y | S (x - y))``, the quadratic form of ``WeightedSqDist``;
+    ``SqNorm2(P (x - y))``), as the sum of the components' scalar formulas:
+    an m-component vector per pair would be an array per vector lane (three
+    times slower at D = 64)."""
     level = levels(program.formulas)
     memo: dict[Expr, Expr] = {}
-    changed = False
+    parts: dict[Expr, tuple[list[Expr], Expr | None]] = {}  # the lowered products
+    holds: set[Expr] = set()  # rebuilt nodes with a lowered product below them
     for node in walk_all(program.formulas):
         args = tuple(memo[a] for a in node.args)
-        new = _product(node, args, level)
-        if new is not None:
-            changed = True
+        product = _product(node, args, level)
+        if product is not None:
+            rows, scale = product
+            new = rows[0]
+            for row in rows[1:]:
+                new = Expr(Op.CONCAT, (new, row))
+            if scale is not None:
+                new = Expr(Op.MUL, (scale, new))
+            parts[new] = product
+        elif node.op in (Op.SUM, Op.SCALPROD) and any(a in holds for a in args):
+            dim = args[0].dim
+            new = _total([
+                _component(args[0], k, level, parts) if node.op is Op.SUM else
+                Expr(Op.MUL, tuple(_component(a, k, level, parts) for a in args))
+                for k in range(dim)])
         else:
             new = node if args == node.args else Expr(node.op, args, node.params)
+        if new in parts or any(a in holds for a in args):
+            holds.add(new)
         memo[node] = new
-    if not changed:
+    if not parts:
         return program
     out = dataclasses.replace(program, formulas=tuple(memo[f] for f in program.formulas))
     count = len(contractions(out.formulas, levels(out.formulas)))
-    size = count * default_rows_per_pass(out) * _SMALLEST_TILE * compute_dtype(out).itemsize
+    size = count * _SMALLEST_TILE * compute_dtype(out).itemsize  # one row per pass
     return out if size <= _PRODUCT_BUFFERS else program
 
 

@@ -46,6 +46,26 @@ def test_a_fraction_of_a_second_still_uses_every_worker():
     assert make_plan(m, n, cost, "cpu", workers=1).n_tasks == 1  # nothing to gain
 
 
+@pytest.mark.parametrize("formula,aliases,work", [
+    ("MatVecMult(a, x - y)", ["x = Vi(64)", "y = Vj(64)", "a = Pm(4096)"], 4096),
+    ("VecMatMult(x - y, a)", ["x = Vi(64)", "y = Vj(64)", "a = Vi(192)"], 192),
+    ("WeightedSqDist(s, x, y)", ["x = Vi(64)", "y = Vj(64)", "s = Pm(4096)"], 4096),
+    ("TensorDot(a, y, [8, 16], [16], [1], [0])", ["a = Vi(128)", "y = Vj(16)"], 128),
+    ("TensorDot(a, b, [4, 8], [8, 6], [1], [0])", ["a = Vi(32)", "b = Vj(48)"], 4 * 8 * 6),
+])
+def test_products_cost_their_multiply_adds(formula, aliases, work):
+    """A product's cost counts its m x n multiply-adds, not its m outputs: a
+    4,000 x 4,000 WeightedSqDist with a 64 x 64 metric (4096 per pair) was
+    planned as one task, on one core of two."""
+    from dredux import Genred
+    from dredux.plan import pair_cost
+
+    g = Genred(formula, aliases, axis=1)
+    cost = pair_cost(g.formulas, g.reduction, "float32")
+    assert work <= cost <= work + 400  # the element-wise ops and the sum add the rest
+    assert make_plan(4000, 4000, cost, "cpu", workers=2).n_tasks >= 2 or work < 1000
+
+
 def test_big_problem_has_work_for_every_worker():
     m = n = 10**6
     plan = make_plan(m, n, 20.0, "cpu", workers=4)
