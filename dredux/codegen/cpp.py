@@ -223,7 +223,7 @@ def _product(node: Expr, args: tuple, level: dict) -> tuple[list[Expr], Expr | N
     if level[node] != "pair" or level[a] not in ("row", "const") or n < CONTRACTION_MIN_DIM:
         return None
     scale = None
-    if u.op is Op.MUL and 1 in (u.args[0].dim, u.args[1].dim) and u.dim == n > 1:
+    if u.op is Op.MUL and 1 in (u.args[0].dim, u.args[1].dim):
         k = 0 if u.args[0].dim == 1 else 1
         scale, u, u2 = u2.args[k], u.args[1 - k], u2.args[1 - k]
     if not contraction_term(u, n, level):
@@ -253,6 +253,16 @@ def _component(node: Expr, k: int, level: dict, parts: dict) -> Expr:
         return Expr(Op.ELEM, (node,), (k,))
     return Expr(node.op, tuple(_component(a, k, level, parts) for a in node.args),
                 node.params)
+
+
+def _by_component(node: Expr, parts: dict, holds: set) -> bool:
+    """Whether :func:`_component` reaches the lowered products below ``node``
+    through element-wise ops only (otherwise the vector would be read whole
+    anyway, component by component through ``Elem``)."""
+    if node in parts or node not in holds:
+        return True
+    return OPS[node.op].elementwise and all(_by_component(a, parts, holds)
+                                            for a in node.args if a.dim > 1)
 
 
 def _total(terms: list[Expr]) -> Expr:
@@ -289,7 +299,8 @@ def lowered(program: Program) -> Program:
             if scale is not None:
                 new = Expr(Op.MUL, (scale, new))
             parts[new] = product
-        elif node.op in (Op.SUM, Op.SCALPROD) and any(a in holds for a in args):
+        elif (node.op in (Op.SUM, Op.SCALPROD) and any(a in holds for a in args)
+              and all(_by_component(a, parts, holds) for a in args)):
             dim = args[0].dim
             new = _total([
                 _component(args[0], k, level, parts) if node.op is Op.SUM else

@@ -309,6 +309,11 @@ PRODUCTS = {
                       lambda x, y, b, e, s, a: np.exp(-_quad(x, y, s)) @ b),
     "matvec-param": ("MatVecMult(Extract(s, 0, 3 * D), x - y)", "Sum", None, lambda d: 3,
                      lambda x, y, b, e, s, a: (x[:, None] - y[None]).sum(1) @ s[:3].T),
+    # summed through a TensorProd (not element-wise): read whole, as a Concat
+    "matvec-tensorprod": ("Sum(TensorProd(MatVecMult(Extract(s, 0, 3 * D), x - y), x))", "Sum",
+                          None, lambda d: 3,
+                          lambda x, y, b, e, s, a: ((x[:, None] - y[None]) @ s[:3].T)
+                          .sum((1, 2))[:, None] * x.sum(1, keepdims=True)),
     "vecmat-row": ("VecMatMult(x - 0.5 * y, a) * b", "Sum", None, lambda d: 4,
                    lambda x, y, b, e, s, a: np.einsum(
                        "ijd,idk->ik", (x[:, None] - 0.5 * y[None]) * b[None], a)),
@@ -359,8 +364,8 @@ def test_matrix_products_run_as_contractions(name, d, dtype):
                    for f in program.formulas for n in walk(f)
                    if levels(program.formulas)[n] == "pair")
     assert len(contractions(program.formulas, levels(program.formulas))) == PRODUCTS[name][3](d)
-    if name not in ("matvec-param", "vecmat-row", "grad-x"):  # summed: read as scalars
-        assert not any(n.op is Op.CONCAT for f in program.formulas for n in walk(f))
+    summed = name not in ("matvec-param", "vecmat-row", "grad-x", "matvec-tensorprod")
+    assert summed != any(n.op is Op.CONCAT for f in program.formulas for n in walk(f))
     gen = np.random.default_rng(d)
     m, n = 37, 300
     x = gen.standard_normal((m, d)) / np.sqrt(d)
