@@ -265,10 +265,11 @@ def _by_component(node: Expr, parts: dict, holds: set) -> bool:
                                             for a in node.args if a.dim > 1)
 
 
-def _total(terms: list[Expr]) -> Expr:
+def _chain(op: Op, terms: list[Expr]) -> Expr:
+    """``op(op(t0, t1), t2)...``: the sum (ADD) or the Concat of ``terms``."""
     out = terms[0]
     for term in terms[1:]:
-        out = Expr(Op.ADD, (out, term))
+        out = Expr(op, (out, term))
     return out
 
 
@@ -293,16 +294,14 @@ def lowered(program: Program) -> Program:
         product = _product(node, args, level)
         if product is not None:
             rows, scale = product
-            new = rows[0]
-            for row in rows[1:]:
-                new = Expr(Op.CONCAT, (new, row))
+            new = _chain(Op.CONCAT, rows)
             if scale is not None:
                 new = Expr(Op.MUL, (scale, new))
             parts[new] = product
         elif (node.op in (Op.SUM, Op.SCALPROD) and any(a in holds for a in args)
               and all(_by_component(a, parts, holds) for a in args)):
             dim = args[0].dim
-            new = _total([
+            new = _chain(Op.ADD, [
                 _component(args[0], k, level, parts) if node.op is Op.SUM else
                 Expr(Op.MUL, tuple(_component(a, k, level, parts) for a in args))
                 for k in range(dim)])

@@ -360,10 +360,10 @@ def test_matrix_products_run_as_contractions(name, d, dtype):
 
     g = PRODUCT_ROUTINES[name, d]
     program = lowered(g.program(dtype))
+    level = levels(program.formulas)
     assert not any(n.op in (Op.MATVECMULT, Op.VECMATMULT)
-                   for f in program.formulas for n in walk(f)
-                   if levels(program.formulas)[n] == "pair")
-    assert len(contractions(program.formulas, levels(program.formulas))) == PRODUCTS[name][3](d)
+                   for f in program.formulas for n in walk(f) if level[n] == "pair")
+    assert len(contractions(program.formulas, level)) == PRODUCTS[name][3](d)
     summed = name not in ("matvec-param", "vecmat-row", "grad-x", "matvec-tensorprod")
     assert summed != any(n.op is Op.CONCAT for f in program.formulas for n in walk(f))
     gen = np.random.default_rng(d)
