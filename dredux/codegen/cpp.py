@@ -30,19 +30,17 @@ identifiers are generated here and numbers are printed from Python numbers
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import OPS, Expr, Op, const, walk, walk_all
-from ..ops.vector import tensordot_node
+from ..ir import Expr, Op, walk
 from ..program import Program
 from ..reductions import Reduction
 from . import templates
+from .products import lower_products
 from .render import (
-    CONTRACTION_MIN_DIM,
     Index,
     Renderer,
     bare,
@@ -50,7 +48,6 @@ from .render import (
     check_kernel_stack,
     code_operations,
     compute_dtype,
-    contraction_term,
     contractions,
     hoisted_roots,
     indent,
@@ -192,127 +189,23 @@ def default_rows_per_pass(program: Program) -> int:
 
 
 # ---------------------------------------------------------------------------
-# matrix products as contractions
+# matrix products as contractions (dredux/codegen/products.py)
 # ---------------------------------------------------------------------------
 
-# A pair-level MatVecMult(A, u) or VecMatMult(u, A) whose matrix A depends on
-# the row or the parameters only (WeightedSqDist with a full matrix, a
-# Mahalanobis distance, a projection of x - y) is written as one contraction
-# per output component, Scalprod(row k of A, u), which the register-blocked
-# loops compute (R rows x JB columns of partial sums, u's components streamed
-# once per output component). Left to the pair loop, the m x n product is
-# computed per pair through per-lane temporaries: WeightedSqDist at D = 32 ran
-# at 1.7e6 pairs/s and took 12 s to compile. Each output component is summed
-# over n in the product's own order, so the values are the direct product's.
-# Their buffers (one R x TJ tile per contraction) must fit _PRODUCT_BUFFERS at
-# the smallest tile and one row per pass, or the products stay in the pair loop.
-
-
-def _product(node: Expr, args: tuple, level: dict) -> tuple[list[Expr], Expr | None] | None:
-    """The output components of the matrix product ``node`` (rebuilt on
-    ``args``) as contractions, and the scalar factor of its vector (``w * (x -
-    y)`` in a gradient: it multiplies the result instead), or None when it is
-    not one of the products above."""
-    if node.op is Op.MATVECMULT:
-        (a, u), (a2, u2) = node.args, args
-    elif node.op is Op.VECMATMULT:
-        (u, a), (u2, a2) = node.args, args
-    else:
-        return None
-    n = u.dim
-    if level[node] != "pair" or level[a] not in ("row", "const") or n < CONTRACTION_MIN_DIM:
-        return None
-    scale = None
-    if u.op is Op.MUL and 1 in (u.args[0].dim, u.args[1].dim):
-        k = 0 if u.args[0].dim == 1 else 1
-        scale, u, u2 = u2.args[k], u.args[1 - k], u2.args[1 - k]
-    if not contraction_term(u, n, level):
-        return None
-    m = a.dim // n
-    if node.op is Op.VECMATMULT:  # A is n x m: its transpose, once per row or call
-        a2 = tensordot_node(a2, const(1), (0, 1), (2,), (1, 0, 2), {0: n, 1: m, 2: 1})
-    return [Expr(Op.SCALPROD, (Expr(Op.EXTRACT, (a2,), (k * n, n)), u2))
-            for k in range(m)], scale
-
-
-def _component(node: Expr, k: int, level: dict, parts: dict) -> Expr:
-    """Component ``k`` of ``node`` (rebuilt) as a scalar node, pushed through
-    the element-wise ops of the pair level down to the lowered products'
-    contractions (``parts``) and to ``Elem``s of the rest (``x - y`` ->
-    ``Elem(x, k) - Elem(y, k)``): scalars, where a vector would be an array
-    per pair and vector lane."""
-    if node.dim == 1:
-        return node
-    if node in parts:
-        rows, scale = parts[node]
-        return rows[k] if scale is None else Expr(Op.MUL, (scale, rows[k]))
-    if node.op is Op.CONST:
-        return const(node.params[0])
-    if (node.op is Op.VAR or level.get(node, "pair") != "pair"
-            or not OPS[node.op].elementwise):
-        return Expr(Op.ELEM, (node,), (k,))
-    return Expr(node.op, tuple(_component(a, k, level, parts) for a in node.args),
-                node.params)
-
-
-def _by_component(node: Expr, parts: dict, holds: set) -> bool:
-    """Whether :func:`_component` reaches the lowered products below ``node``
-    through element-wise ops only (otherwise the vector would be read whole
-    anyway, component by component through ``Elem``)."""
-    if node in parts or node not in holds:
-        return True
-    return OPS[node.op].elementwise and all(_by_component(a, parts, holds)
-                                            for a in node.args if a.dim > 1)
-
-
-def _chain(op: Op, terms: list[Expr]) -> Expr:
-    """``op(op(t0, t1), t2)...``: the sum (ADD) or the Concat of ``terms``."""
-    out = terms[0]
-    for term in terms[1:]:
-        out = Expr(op, (out, term))
-    return out
+# Each lowered product's buffers (one R x TJ tile per contraction) must fit
+# _PRODUCT_BUFFERS at the smallest tile and one row per pass, or the products
+# stay in the pair loop.
+_CPU_PRODUCTS = frozenset((Op.MATVECMULT, Op.VECMATMULT))
 
 
 @functools.lru_cache(maxsize=64)
 def lowered(program: Program) -> Program:
-    """``program`` with its pair-level matrix products as contractions (see
-    above); ``program`` itself when it has none, or when their tile buffers
-    would not fit.
-
-    The pair loop reads a product as a ``Concat`` of its m components, or,
-    where a ``Sum`` or a ``Scalprod`` reads it through element-wise ops
-    (``(x - y | S (x - y))``, the quadratic form of ``WeightedSqDist``;
-    ``SqNorm2(P (x - y))``), as the sum of the components' scalar formulas:
-    an m-component vector per pair would be an array per vector lane (three
-    times slower at D = 64)."""
-    level = levels(program.formulas)
-    memo: dict[Expr, Expr] = {}
-    parts: dict[Expr, tuple[list[Expr], Expr | None]] = {}  # the lowered products
-    holds: set[Expr] = set()  # rebuilt nodes with a lowered product below them
-    for node in walk_all(program.formulas):
-        args = tuple(memo[a] for a in node.args)
-        product = _product(node, args, level)
-        if product is not None:
-            rows, scale = product
-            new = _chain(Op.CONCAT, rows)
-            if scale is not None:
-                new = Expr(Op.MUL, (scale, new))
-            parts[new] = product
-        elif (node.op in (Op.SUM, Op.SCALPROD) and any(a in holds for a in args)
-              and all(_by_component(a, parts, holds) for a in args)):
-            dim = args[0].dim
-            new = _chain(Op.ADD, [
-                _component(args[0], k, level, parts) if node.op is Op.SUM else
-                Expr(Op.MUL, tuple(_component(a, k, level, parts) for a in args))
-                for k in range(dim)])
-        else:
-            new = node if args == node.args else Expr(node.op, args, node.params)
-        if new in parts or any(a in holds for a in args):
-            holds.add(new)
-        memo[node] = new
-    if not parts:
+    """``program`` with its pair-level matrix products as contractions
+    (:func:`dredux.codegen.products.lower_products`); ``program`` itself when
+    it has none, or when their tile buffers would not fit."""
+    out = lower_products(program, _CPU_PRODUCTS)
+    if out is program:
         return program
-    out = dataclasses.replace(program, formulas=tuple(memo[f] for f in program.formulas))
     count = len(contractions(out.formulas, levels(out.formulas)))
     size = count * _SMALLEST_TILE * compute_dtype(out).itemsize  # one row per pass
     return out if size <= _PRODUCT_BUFFERS else program
