@@ -34,6 +34,12 @@ contractions read are never copied whole: no per-thread array of D values,
 nothing in local memory at any D (``ptxas -v``: 0 bytes of stack frame for
 the Gaussian, LogSumExp and ArgKMin (K = 10) kernels at D = 3 .. 4096; the
 K-min lists of up to 32 entries are registers, kernels/cuda/states/kmin.cuh).
+The contractions of one length share their chunk loop (:func:`_groups`).
+
+Matrix-vector products of a matrix variable (:func:`lowered`,
+:mod:`dredux.codegen.products`) become one contraction per output component,
+the matrix read in place; kernels with that many contractions take tiles of
+fewer columns (:func:`tile_columns`) and blocks of 128 threads.
 
 Streamed sums (:func:`dredux.codegen.render.streamed_weights`: a Sum of more
 than ``unroll`` components of an element-wise formula, ``Exp(-SqDist(x, y)) *
@@ -51,6 +57,7 @@ numbers are printed from Python numbers. Nothing here imports CuPy, so
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -59,6 +66,7 @@ import numpy as np
 from ..ir import OPS, Expr, Op, walk
 from ..program import Program
 from . import templates
+from .products import lower_products, variable_slice
 from .render import (
     Index,
     Renderer,
@@ -136,6 +144,51 @@ class _Refs:
 
 CONTRACT_TILE = 32  # columns per tile of kernels with contractions (registers)
 _CHUNK = {"float": 32, "double": 16}  # most components of x per chunk (registers)
+# Partial sums a thread keeps for a tile's contractions, in 32-bit registers
+# (a float64 takes two): tiles of CONTRACT_TILE columns while their sums fit
+# _WIDE_SUMS (up to 4 float32 contractions, the kernels of 256 threads); kernels
+# with more (a lowered matrix product has one contraction per output
+# component) take tiles of fewer columns, down to one, their sums within
+# _NARROW_SUMS, and blocks of _NARROW_THREADS threads, which lets ptxas give
+# each thread up to 255 registers (under __launch_bounds__(256) it kept 128 and
+# spilled: WeightedSqDist at D = 64, float32, 168 bytes of stack; with 128
+# threads, 168 registers and no stack at D = 16, 32, 64).
+_WIDE_SUMS = 128
+_NARROW_SUMS = 64
+THREADS = 256  # threads per block of the reduce kernel (its __launch_bounds__)
+_NARROW_THREADS = 128
+# the products the GPU lowers (dredux/codegen/products.py): MatVecMult with a
+# matrix variable (or a slice of one), whose rows the contraction loops read in
+# place, while its partial sums fit _NARROW_SUMS at a tile of one column
+# (float32 up to D = 64, float64 up to D = 32; larger ones stay in the pair
+# loop). (The CPU also lowers VecMatMult through A's transpose, computed once
+# per row or call: here it would be a per-thread array of m x n values, in
+# local memory.)
+_GPU_PRODUCTS = frozenset((Op.MATVECMULT,))
+
+
+def tile_columns(count: int, words: int = 1) -> int:
+    """Columns per tile of a kernel with ``count`` contractions, whose partial
+    sums take ``count`` x tile x ``words`` registers per thread."""
+    if count * CONTRACT_TILE * words <= _WIDE_SUMS:
+        return CONTRACT_TILE
+    tj = CONTRACT_TILE
+    while tj > 1 and count * tj * words > _NARROW_SUMS:
+        tj //= 2
+    return tj
+
+
+@functools.lru_cache(maxsize=64)
+def lowered(program: Program) -> Program:
+    """``program`` with its pair-level matrix-vector products of a row or
+    parameter matrix as contractions (:func:`dredux.codegen.products.lower_products`),
+    or ``program`` itself when it has none or when their partial sums would
+    not fit at a tile of one column."""
+    out = lower_products(program, _GPU_PRODUCTS, matrix_vars=True)
+    if out is program:
+        return program
+    count = len(contractions(out.formulas, levels(out.formulas)))
+    return out if count * (compute_dtype(out).itemsize // 4) <= _NARROW_SUMS else program
 
 
 def _chunk(length: int, T: str) -> int:
@@ -149,21 +202,35 @@ def _chunk(length: int, T: str) -> int:
 
 class _ChunkRefs:
     """Spellings inside a contraction's chunk loop: component ``_d0 + _c`` of the
-    thread's row (registers), of the staged y values (shared), column ``_u``."""
+    thread's row (registers), of the staged y values (shared), column ``_u``,
+    for variables of the contraction's ``length``; the components ``k`` of a
+    wider row variable or of a parameter (a lowered product's matrix,
+    :mod:`dredux.codegen.products`) are read in place."""
 
-    def __init__(self, program: Program, unroll: int):
+    def __init__(self, program: Program, unroll: int, tj: int, length: int):
         self.slot = var_slots(program)
         self.unroll = unroll
+        self.tj = tj
+        self.length = length
 
     def __call__(self, node: Expr, k: Index) -> str:
         kind, slot = self.slot[node]
         if kind == "x":
-            return f"_xc{slot}[_c]" if node.dim > 1 else f"_rx{slot}[0]"
+            if node.dim == 1:
+                return f"_rx{slot}[0]"
+            if node.dim == self.length:
+                return f"_xc{slot}[_c]"
+            return f"_dr_load(_x{slot}, _row * {node.dim} + {k})"
         if kind == "y":
-            return f"_sc{slot}[_c * {CONTRACT_TILE} + _u]" if node.dim > 1 else f"_sy{slot}[_u]"
+            if node.dim == 1:
+                return f"_sy{slot}[_u]"
+            if node.dim != self.length:  # pragma: no cover - products take no column matrix
+                raise AssertionError(f"a contraction of {self.length} components reads a "
+                                     f"column variable of {node.dim}")
+            return f"_sc{slot}[_c * {self.tj} + _u]"
         if node.dim == 1:
             return f"_rp{slot}[0]"
-        return f"_dr_load(_p{slot}, _d0 + _c)"
+        return f"_dr_load(_p{slot}, {k})"
 
 
 class _FoldRefs(_ChunkRefs):
@@ -184,12 +251,11 @@ class _FoldRefs(_ChunkRefs):
 _FOLD_UNROLL = {"float": 8, "double": 4}
 
 
-def _stage_lines(k: int, dim: int, dc: int) -> list[str]:
-    """The block copies components [_d0, _d0 + dc) of the tile's columns of
-    column variable ``k`` (of ``dim`` components) into ``_sc<k>`` as
+def _stage_lines(k: int, dim: int, dc: int, tj: int) -> list[str]:
+    """The block copies components [_d0, _d0 + dc) of the tile's ``tj`` columns
+    of column variable ``k`` (of ``dim`` components) into ``_sc<k>`` as
     [component][column], zeros past the tile's last column; consecutive
     threads read consecutive components (coalesced)."""
-    tj = CONTRACT_TILE
     return [f"    for (int _e = threadIdx.x; _e < {dc * tj}; _e += blockDim.x) {{",
             f"        const int _c = _e % {dc}, _u = _e / {dc};",
             f"        _sc{k}[_c * {tj} + _u] = _u < _tn ? "
@@ -197,32 +263,58 @@ def _stage_lines(k: int, dim: int, dc: int) -> list[str]:
             "    }"]
 
 
-def _contract_lines(program: Program, node: Expr, c: int, T: str, known: dict,
-                    chunk_at: dict, unroll: int) -> list[str]:
-    """The tile's contraction ``node`` into registers ``_ac<c>[u]``: chunks of the
-    D axis, y values staged in shared memory [component][column], the row's
-    chunk read into registers."""
-    length = node.args[0].dim
+def _read_in_place(node: Expr) -> bool:
+    """Whether ``node`` is a slice of a variable (the rows of a lowered product's
+    matrix), which the contraction loops read in place, component by component,
+    rather than from a per-thread copy (local memory when wide)."""
+    return node.op is Op.EXTRACT and variable_slice(node)
+
+
+def _groups(contracted: list[Expr]) -> list[list[tuple[int, Expr]]]:
+    """The contractions (with their index) by length, in order: those of one
+    length share their chunk loop (one staging of the columns' chunk, one
+    read of the row's), as the m rows of a lowered matrix product do."""
+    groups: dict[int, list[tuple[int, Expr]]] = {}
+    for c, node in enumerate(contracted):
+        groups.setdefault(node.args[0].dim, []).append((c, node))
+    return list(groups.values())
+
+
+def _contract_lines(program: Program, group: list[tuple[int, Expr]], T: str, known: dict,
+                    unroll: int, tj: int) -> list[str]:
+    """The tile's contractions ``group`` (of one length) into registers
+    ``_ac<c>[u]``, ``tj`` columns each: chunks of the D axis, the columns' y
+    values staged in shared memory [component][column], the row's chunk read
+    into registers, once per chunk for the whole group. The terms of the
+    group's contractions are written side by side in the unrolled loops, so
+    that the compiler computes their common parts (the ``x - y`` of a
+    product's rows) once."""
+    length = group[0][1].args[0].dim
     dc = _chunk(length, T)
-    inside = frozenset(n for n in walk(node) if n.op not in (Op.VAR, Op.CONST)
-                       and n is not node and n not in known)
     slot = var_slots(program)
-    used = set(walk(node))
-    xs = [slot[v][1] for v in program.row_vars if v in used and v.dim > 1]
+    used = {v for _, node in group for v in walk(node)}
+    xs = [slot[v][1] for v in program.row_vars if v in used and v.dim == length]
     ys = [slot[v][1] for v in program.col_vars if v in used and v.dim > 1]
-    rend = Renderer(_ChunkRefs(program, unroll), unroll, known=known, inline=inside)
-    if node.op is Op.SCALPROD:
-        term = f"{rend.acc(node.args[0], '(_d0 + _c)')} * {rend.acc(node.args[1], '(_d0 + _c)')}"
-    else:
-        term = bare(rend.acc(node.args[0], "(_d0 + _c)"))
-    tj = CONTRACT_TILE
-    lines = [f"T _ac{c}[{tj}];",
-             "#pragma unroll",
-             f"for (int _u = 0; _u < {tj}; ++_u) _ac{c}[_u] = (T)0;",
-             f"for (int _d0 = 0; _d0 < {length}; _d0 += {dc}) {{",
-             "    __syncthreads();  // the chunk buffer is free"]
+    refs = _ChunkRefs(program, unroll, tj, length)
+    updates = []
+    for c, node in group:
+        inside = frozenset(n for n in walk(node) if n.op not in (Op.VAR, Op.CONST)
+                           and n is not node and n not in known)
+        rend = Renderer(refs, unroll, known=known, inline=inside)
+        if node.op is Op.SCALPROD:
+            term = (f"{rend.acc(node.args[0], '(_d0 + _c)')} * "
+                    f"{rend.acc(node.args[1], '(_d0 + _c)')}")
+        else:
+            term = bare(rend.acc(node.args[0], "(_d0 + _c)"))
+        updates.append(f"                _ac{c}[_u] += {term};")
+    lines = []
+    for c, _ in group:
+        lines += [f"T _ac{c}[{tj}];", "#pragma unroll",
+                  f"for (int _u = 0; _u < {tj}; ++_u) _ac{c}[_u] = (T)0;"]
+    lines += [f"for (int _d0 = 0; _d0 < {length}; _d0 += {dc}) {{",
+              "    __syncthreads();  // the chunk buffer is free"]
     for k in ys:
-        lines += _stage_lines(k, length, dc)
+        lines += _stage_lines(k, length, dc, tj)
     lines += ["    __syncthreads();", "    if (_active) {"]
     for k in xs:
         lines += [f"        T _xc{k}[{dc}];", "#pragma unroll",
@@ -231,8 +323,8 @@ def _contract_lines(program: Program, node: Expr, c: int, T: str, known: dict,
     lines += ["#pragma unroll",
               f"        for (int _c = 0; _c < {dc}; ++_c) {{",
               "#pragma unroll",
-              f"            for (int _u = 0; _u < {tj}; ++_u) _ac{c}[_u] += {term};",
-              "        }", "    }", "}"]
+              f"            for (int _u = 0; _u < {tj}; ++_u) {{", *updates,
+              "            }", "        }", "    }", "}"]
     return lines
 
 
@@ -262,24 +354,24 @@ def _fold_parts(root: Expr, weights: list[Expr], level: dict) -> tuple[list[Expr
 
 
 def _fold_lines(program: Program, weights: list[Expr], known: dict, inline: frozenset,
-                T: str, unroll: int) -> tuple[list[str], str]:
+                T: str, unroll: int, tj: int) -> tuple[list[str], str]:
     """The output loop of a streamed sum, after the tile's pair loop: the D
     output components in chunks (32 in float32, 16 in float64); per chunk the
     block stages the column variables' components in shared memory as
     [component][column] (broadcast reads, four columns per 128-bit load); for
     each component the thread reads its row's value into a register and sums
-    the tile's 32 columns in registers (the weights ``_wt<c>[u]`` the pair
+    the tile's ``tj`` columns in registers (the weights ``_wt<c>[u]`` the pair
     loop stored) before adding that one sum to its state. Partial tiles take
     a guarded copy of the loop. Returns the lines and the term."""
     root = program.formulas[0]
     dim = program.reduction.dim
     dc = _chunk(dim, T)
-    tj = CONTRACT_TILE
     slot = var_slots(program)
     used = set(walk(root, set(weights)))
     xs = [slot[v][1] for v in program.row_vars if v in used and v.dim > 1]
     ys = [slot[v][1] for v in program.col_vars if v in used and v.dim > 1]
-    rend = Renderer(_FoldRefs(program, unroll), unroll, known=known, inline=inline)
+    rend = Renderer(_FoldRefs(program, unroll, tj, dim), unroll, known=known,
+                    inline=inline)
     term = bare(rend.acc(root, "(_d0 + _c)"))
 
     def fold(guard: str) -> list[str]:
@@ -295,7 +387,7 @@ def _fold_lines(program: Program, weights: list[Expr], known: dict, inline: froz
     lines = [f"for (int _d0 = 0; _d0 < {dim}; _d0 += {dc}) {{",
              "    __syncthreads();  // the chunk buffers are free"]
     for k in ys:
-        lines += _stage_lines(k, dim, dc)
+        lines += _stage_lines(k, dim, dc, tj)
     lines += ["    __syncthreads();", "    if (_active) {", f"        if (_tn == {tj}) {{"]
     lines += ["            " + line for line in fold("")]
     lines += ["        } else {  // the last tile of a range"]
@@ -380,6 +472,7 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     -------
     CudaCode
     """
+    program = lowered(program)
     T = _COMPUTE[program.dtype]
     red = program.reduction
     formulas = program.formulas
@@ -395,7 +488,8 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     weights = streamed_weights(program, level) if red.dim > unroll else None
     streamed = weights is not None
     phase = list(weights) if streamed else list(formulas)  # what the pair loop computes
-    tiled = bool(contracted) or streamed  # fixed tiles of CONTRACT_TILE columns
+    tiled = bool(contracted) or streamed  # fixed tiles of tj columns
+    tj = tile_columns(len(contracted), compute_dtype(program).itemsize // 4)
     # what the pair loop and the row-only code read (the contractions' terms
     # and the output loop read their variables chunk by chunk)
     outside: set[Expr] = set(contracted)
@@ -404,17 +498,22 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
             pass
     fold_hoist, fold_inline = _fold_parts(formulas[0], weights, level) if streamed else ([], ())
     # the subtrees free of column variables: once per thread, before the column loop
-    roots = hoisted_roots(phase, level, {"const", "row"})
+    # (but the rows of a lowered product's matrix that only its contractions
+    # read: they read them in place, component by component)
+    roots = [n for n in hoisted_roots(phase, level, {"const", "row"})
+             if n in outside or not _read_in_place(n)]
     roots += [n for n in fold_hoist if n not in roots]
     hoisted, rh = render(roots, refs, unroll, prefix="_h", roots_read_once=False, fast=fast)
     for root in roots:
         outside.update(walk(root))
     contract = []
-    for c, node in enumerate(contracted):
-        contract += _contract_lines(program, node, c, T, dict(rh.names), {}, unroll)
+    for group in _groups(contracted):
+        contract += _contract_lines(program, group, T, dict(rh.names), unroll, tj)
     # the subtrees of column variables and parameters the pair loop reads
     # (Square(p - a)): once per column when the tile is staged, into shared memory
-    col_roots = [n for n in hoisted_roots(phase, level, {"col"}) if n in outside]
+    # (not the components and slices of a variable: read from its staged tile)
+    col_roots = [n for n in hoisted_roots(phase, level, {"col"}) if n in outside
+                 and not (n.op is Op.ELEM and n.args[0].op is Op.VAR or _read_in_place(n))]
     col_lines, rc = render(col_roots, refs, unroll, prefix="_c", known=dict(rh.names),
                            roots_read_once=False, fast=fast)
     known = dict(rh.names) | {node: f"_ac{c}[_jj]" for c, node in enumerate(contracted)}
@@ -433,35 +532,45 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         pair += [f"_wt{c}[_jj] = {bare(rp.acc(w, 0))};" for c, w in enumerate(weights)]
         fold, fold_term = _fold_lines(
             program, weights, {n: rh.names[n] for n in fold_hoist}
-            | {w: f"_wt{c}[_u]" for c, w in enumerate(weights)}, fold_inline, T, unroll)
+            | {w: f"_wt{c}[_u]" for c, w in enumerate(weights)}, fold_inline, T, unroll, tj)
     else:
         pair.append(f"T _f[{red.dim}];")
         pair += _fill_lines(rp, formulas[0], "_f", 0)
         pair += _push_lines(program, rp)
     state = red.family.cuda_state(red, streamed=streamed)
 
-    shared, tile, offset = [], [], 0
-    # every shared array starts at a multiple of 4 tile columns: 16-byte aligned
-    # offsets the compiler sees (128-bit shared loads). The tile of a kernel with
-    # contractions is a constant; the others' is rounded up to 4 columns (the
-    # host plans tiles of whole multiples of 4 columns, compile/cuda.py).
-    width = str(CONTRACT_TILE) if tiled else "_w"
+    shared, tile = [], []
+    # every shared array starts at a 16-byte aligned offset the compiler sees
+    # (128-bit shared loads). The tile of a kernel with contractions is a
+    # constant (the offsets are constants, padded); the others' is rounded up to
+    # 4 columns (the host plans tiles of whole multiples of 4 columns,
+    # compile/cuda.py) and the arrays start at multiples of it.
+    itemsize = compute_dtype(program).itemsize
+    offset = 0  # components per tile column before the next array
+
+    def place(name: str, components: int) -> None:
+        nonlocal offset
+        if tiled:
+            while tj * offset * itemsize % 16:
+                offset += 1
+            at = f" + {tj * offset}" if offset else ""
+        else:
+            at = f" + _w * {offset}" if offset else ""
+        shared.append(f"T* const {name} = _dr_sm{at};")
+        offset += components
+
     if not tiled:
         shared.append("const long long _w = ((long long)_tile + 3) & ~3LL;  // tile width")
     for k, v in enumerate(program.col_vars):
         if v not in outside and v.dim > 1:
             continue  # staged chunk by chunk by the contraction loops
-        shared.append(f"T* const _sy{k} = _dr_sm" +
-                      (f" + {width} * {offset};" if offset else ";"))
+        place(f"_sy{k}", v.dim)
         tile.append(f"for (int _e = threadIdx.x; _e < {_times('_tn', v.dim)}; "
                     f"_e += blockDim.x) "
                     f"_sy{k}[_e] = _dr_load(_y{k}, {_times('_jt', v.dim)} + _e);")
-        offset += v.dim
     # the column-only subtrees of the tile, column-major like the variables
     for c, node in enumerate(col_roots):
-        shared.append(f"T* const _sh{c} = _dr_sm" + (f" + {width} * {offset};" if offset
-                                                      else ";"))
-        offset += node.dim
+        place(f"_sh{c}", node.dim)
     if col_roots:
         body = list(col_lines)
         for c, node in enumerate(col_roots):
@@ -480,14 +589,13 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     chunk = max([_chunk(node.args[0].dim, T) for node in contracted]
                 + ([_chunk(red.dim, T)] if streamed else []), default=0)
     for k in chunked:
-        shared.append(f"T* const _sc{k} = _dr_sm + {width} * {offset};")
-        offset += chunk
+        place(f"_sc{k}", chunk)
     if contracted:
         tile.append("__syncthreads();  // the tile's columns are staged")
         tile += contract
-    tile += [f"T _wt{c}[{CONTRACT_TILE}];  // the pair loop's weights (registers)"
+    tile += [f"T _wt{c}[{tj}];  // the pair loop's weights (registers)"
              for c in range(len(weights or ()))]
-    pair_loop = (["#pragma unroll", f"            for (int _jj = 0; _jj < {CONTRACT_TILE}; ++_jj) "
+    pair_loop = (["#pragma unroll", f"            for (int _jj = 0; _jj < {tj}; ++_jj) "
                   "if (_jj < _tn) {"] if tiled else
                  ["            for (int _jj = 0; _jj < _tn; ++_jj) {"])
 
@@ -519,6 +627,7 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         LOAD_ARGS=", ".join(f"_q{k}" for k in range(len(fields))),
         ROWS=indent(_row_lines(program, unroll, frozenset(
             v for v in program.row_vars if v not in outside and v.dim > 1)) + hoisted, 1),
+        THREADS=str(THREADS if tj == CONTRACT_TILE or not tiled else _NARROW_THREADS),
         PAIRLOOP="\n".join(pair_loop),
         FOLD=indent(fold, 2),
         SHARED=indent(shared, 1),
@@ -531,15 +640,14 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     # a thread's arrays (its state, its row, the formula's vectors) are registers or
     # local memory, which the GPU reserves for every resident thread
     values = (rh.array_elems + rp.array_elems
-              + (len(weights) * CONTRACT_TILE if streamed else red.dim + red.sum_dim)
+              + (len(weights) * tj if streamed else red.dim + red.sum_dim)
               + sum(v.dim for v in program.row_vars if v in outside or v.dim == 1))
     check_kernel_stack(program, state_bytes + values * compute_dtype(program).itemsize, "GPU")
     # the pair loop of a kernel with contractions is unrolled over the tile's columns
-    copies = CONTRACT_TILE if tiled else 1
+    copies = tj if tiled else 1
     # the output loop: two copies (full and partial tiles) of its unrolled body
-    folded = (2 * min(_chunk(red.dim, T), _FOLD_UNROLL[T]) * CONTRACT_TILE
+    folded = (2 * min(_chunk(red.dim, T), _FOLD_UNROLL[T]) * tj
               * (code_operations([fold_term]) + 1) if streamed else 0)
     check_kernel_code(program, copies * code_operations(pair) + code_operations(contract)
                       + code_operations(hoisted) // 2 + folded, "GPU")
-    return CudaCode(source, offset * compute_dtype(program).itemsize, dtypes, state_bytes,
-                    CONTRACT_TILE if tiled else 0)
+    return CudaCode(source, offset * itemsize, dtypes, state_bytes, tj if tiled else 0)

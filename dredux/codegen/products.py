@@ -34,7 +34,7 @@ from ..ops.vector import tensordot_node
 from ..program import Program
 from .render import CONTRACTION_MIN_DIM, contraction_term, levels
 
-__all__ = ["lower_products"]
+__all__ = ["lower_products", "variable_slice"]
 
 
 def _product(node: Expr, args: tuple, level: dict, ops: frozenset,
@@ -43,7 +43,7 @@ def _product(node: Expr, args: tuple, level: dict, ops: frozenset,
     ``args``) as contractions, and the scalar factor of its vector (``w * (x -
     y)`` in a gradient: it multiplies the result instead), or None when it is
     not a product to lower (one of ``ops``, its matrix a variable when
-    ``matrix_vars``)."""
+    ``matrix_vars``, or a slice of one)."""
     if node.op not in ops:
         return None
     if node.op is Op.MATVECMULT:
@@ -54,7 +54,7 @@ def _product(node: Expr, args: tuple, level: dict, ops: frozenset,
         return None
     n = u.dim
     if (level[node] != "pair" or level[a] not in ("row", "const") or n < CONTRACTION_MIN_DIM
-            or (matrix_vars and a.op is not Op.VAR)):
+            or (matrix_vars and not variable_slice(a))):
         return None
     scale = None
     if u.op is Op.MUL and 1 in (u.args[0].dim, u.args[1].dim):
@@ -67,6 +67,14 @@ def _product(node: Expr, args: tuple, level: dict, ops: frozenset,
         a2 = tensordot_node(a2, const(1), (0, 1), (2,), (1, 0, 2), {0: n, 1: m, 2: 1})
     return [Expr(Op.SCALPROD, (Expr(Op.EXTRACT, (a2,), (k * n, n)), u2))
             for k in range(m)], scale
+
+
+def variable_slice(node: Expr) -> bool:
+    """Whether ``node`` is a variable or a slice of one (``Extract`` of an
+    ``Extract``... of a variable): values a kernel can read in place."""
+    while node.op is Op.EXTRACT:
+        node = node.args[0]
+    return node.op is Op.VAR
 
 
 def _component(node: Expr, k: int, level: dict, parts: dict) -> Expr:
@@ -109,8 +117,9 @@ def _chain(op: Op, terms: list[Expr]) -> Expr:
 
 def lower_products(program: Program, ops: frozenset, matrix_vars: bool = False) -> Program:
     """``program`` with its pair-level matrix products among ``ops``
-    (``Op.MATVECMULT``, ``Op.VECMATMULT``) as contractions, their matrix a
-    variable when ``matrix_vars``; ``program`` itself when it has none."""
+    (``Op.MATVECMULT``, ``Op.VECMATMULT``) as contractions (only those whose
+    matrix is a variable or a slice of one when ``matrix_vars``); ``program``
+    itself when it has none."""
     level = levels(program.formulas)
     memo: dict[Expr, Expr] = {}
     parts: dict[Expr, tuple[list[Expr], Expr | None]] = {}  # the lowered products

@@ -33,6 +33,7 @@ import numpy as np
 from .. import limits
 from ..errors import FormulaError
 from ..ir import OPS, Cat, Expr, Op, walk, walk_all
+from ..ops.vector import ix
 from ..printing import to_formula
 
 __all__ = ["Renderer", "render", "inlined_nodes", "Index", "literal", "bare", "compute_dtype",
@@ -207,6 +208,8 @@ class Renderer:
         if node.op is Op.VAR:
             return self.var_ref(node, k)
         if node in self.inline:
+            if node.op is Op.EXTRACT:  # a slice, read in place (a product's matrix rows)
+                return self.acc(node.args[0], ix(k, node.params[0]))
             return self.expression(node, k)
         name = self.names[node]
         return name if node.dim == 1 else f"{name}[{k}]"

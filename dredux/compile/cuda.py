@@ -31,7 +31,7 @@ import numpy as np
 
 from .._xp import is_cupy
 from ..backends import Kernel
-from ..codegen.cuda import MERGE_KERNEL, REDUCE_KERNEL, CudaCode, cuda_code
+from ..codegen.cuda import MERGE_KERNEL, REDUCE_KERNEL, THREADS, CudaCode, cuda_code
 from ..errors import BackendUnavailable, KernelCompileError, ShapeError
 from ..program import Program
 
@@ -39,7 +39,9 @@ __all__ = ["CudaKernel", "Launch", "plan_launch", "require_cupy", "COMPILE_OPTIO
            "MERGE_GROUP", "SPLIT_BYTES"]
 
 COMPILE_OPTIONS = ("-std=c++17",)
-MAX_THREADS = 256  # the kernel's __launch_bounds__
+# the most threads per block of any reduce kernel (its __launch_bounds__; kernels
+# with many contractions allow fewer, read from the compiled function)
+MAX_THREADS = THREADS
 MIN_THREADS = 32
 TILE_MAX = 256  # columns per shared-memory tile
 TILE_MIN = 32

@@ -41,7 +41,7 @@
 
 typedef @@STATE@@ _DrState;
 
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(@@THREADS@@)
 dredux_reduce(long long _m, long long _n, long long _j0, long long _span, int _tile,
               int _sparse, const long long* __restrict__ _blk,
               const long long* __restrict__ _cr@@INPUTS@@@@OUTPUTS@@) {

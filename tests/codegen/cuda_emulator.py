@@ -162,21 +162,28 @@ class CompileException(Exception):
 
 
 class _Kernel:
-    THREAD_LIMIT = 256  # what the launches are checked against
-    max_threads_per_block = THREAD_LIMIT  # what the host reads (tests may count it)
+    THREAD_LIMIT = 256  # the most threads of a launch
 
     def __init__(self, lib, source: str, name: str, calls: list):
         self.fn = getattr(lib, f"emu_{name}")
+        # what the launches are checked against: the kernel's __launch_bounds__
+        bound = re.search(rf"__launch_bounds__\((\d+)\)\s*{name}\b", source)
+        self.bound = min(self.THREAD_LIMIT, int(bound[1])) if bound else self.THREAD_LIMIT
         self.sig = signature(source, name)
         self.name = name
         self.calls = calls
         self.max_dynamic_shared_size_bytes = 48 << 10
 
+    @property
+    def max_threads_per_block(self) -> int:
+        """What the host reads, as a device reports it (tests may count it)."""
+        return self.bound
+
     def __call__(self, grid, block, args, shared_mem=0):
         assert len(args) == len(self.sig), (self.name, len(args), len(self.sig))
         assert shared_mem <= self.max_dynamic_shared_size_bytes
         assert shared_mem <= 8 * (1 << 16)
-        assert grid[1] <= 65535 and block[0] <= _Kernel.THREAD_LIMIT
+        assert grid[1] <= 65535 and block[0] <= self.bound
         keep, ptrs = [], []
         for k, (arg, (ctype, pointer)) in enumerate(zip(args, self.sig)):
             want = np.dtype(_C_TO_NUMPY[ctype])

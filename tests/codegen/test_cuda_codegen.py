@@ -496,6 +496,46 @@ def test_high_dimensional_kernels_keep_no_stack_frame(dtype, tmp_path):
         assert info["stack"] == 0, (name, d, info)
 
 
+# matrix products lowered to contractions (dredux/codegen/products.py): name ->
+# (formula, reduction, K); s a (D, D) parameter matrix, t a (D, D) row matrix
+PRODUCTS = {
+    "metric-gaussian": ("Exp(-WeightedSqDist(s, x, y)) * b", "Sum", None),
+    "projection": ("Exp(-SqNorm2(MatVecMult(s, x - y))) * b", "Sum", None),
+    "row-matrix-min": ("SqNorm2(MatVecMult(t, y - x))", "Min", None),
+    "metric-knn": ("WeightedSqDist(s, x, y)", "ArgKMin", 10),
+}
+# K-NN under a full metric keeps 8 bytes of spills at D = 64 in float32 and
+# D = 32 in float64 (its K-list takes the registers): left out
+PRODUCT_DIMS = {"float32": (16, 32, 64), "float64": (16, 32)}
+PRODUCT_SPILLS = {("metric-knn", "float32", 64), ("metric-knn", "float64", 32)}
+
+
+@needs_nvcc
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_matrix_products_keep_no_stack_frame(dtype, tmp_path):
+    """Matrix-vector products of a parameter or row matrix with x - y (a
+    Gaussian under a full metric, a projection, K-NN under a metric): one
+    contraction per output component, on tiles of as few columns as their
+    partial sums need, and nothing in local memory (ptxas -v). Per pair, they
+    were vectors of D values: 128 bytes of stack at D = 32, spills at D = 16."""
+    jobs = {}
+    for name, (f, red, k) in PRODUCTS.items():
+        for d in PRODUCT_DIMS[dtype]:
+            if (name, dtype, d) in PRODUCT_SPILLS:
+                continue
+            aliases = [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})",
+                       f"t = Vi({d * d})"]
+            jobs[name, d] = Genred(f, aliases, reduction_op=red, opt_arg=k,
+                                   axis=1).source("gpu", dtype)
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        found = dict(zip(jobs, pool.map(
+            lambda item: ptxas_reduce_kernel(item[1], tmp_path, f"{item[0][0]}{item[0][1]}"),
+            jobs.items())))
+    for (name, d), info in found.items():
+        assert info["spill_stores"] == info["spill_loads"] == 0, (name, d, info)
+        assert info["stack"] == 0, (name, d, info)
+
+
 WIDE_OUTPUTS = {
     "conv": ("Exp(-SqDist(x,y))*v", "{d}"),
     "conv-narrow-input": ("Exp(-SqDist(x,y))*v", "3"),

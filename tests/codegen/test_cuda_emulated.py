@@ -22,7 +22,9 @@ from dredux import Genred
 from dredux.backends import make_kernel
 from tests.codegen import cuda_emulator as emu
 from tests.codegen.cuda_cases import ALIASES, OP_GROUPS, REDUCTION_CASES, inputs, reduction_ref
+from tests.cpu.cpu_util import tolerances
 from tests.helpers import gauss_reference
+from tests.product_cases import PRODUCTS, check_product, product_routine
 
 pytestmark = pytest.mark.skipif(emu.CXX is None, reason="g++ is not on PATH: the CUDA "
                                 "kernels are emulated with a C++20 compiler")
@@ -477,6 +479,36 @@ def test_streamed_wide_sums(cp, name, d, dtype, rtol, options):
     ref = reference(*args)
     assert out.shape == ref.shape
     np.testing.assert_allclose(out, ref, rtol=rtol * 10, atol=rtol * np.abs(ref).max())
+
+
+# ---------------------------------------------------------------------------
+# matrix products: MatVecMult with a matrix variable, one contraction per
+# output component (dredux/codegen/products.py), tiles of fewer columns
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [16, 24])
+@pytest.mark.parametrize("name", sorted(PRODUCTS))
+def test_matrix_products(cp, name, d, dtype):
+    """Every case of tests/product_cases.py on the GPU kernels: the
+    matrix-vector products of a parameter or row matrix are contractions
+    (read in place; the vector-matrix ones stay in the pair loop), on tiles of
+    fewer than 32 columns and blocks of at most 128 threads where their
+    partial sums need it, and the results match float64."""
+    from dredux.codegen.cuda import lowered
+    from dredux.codegen.render import contractions, levels
+    from dredux.ir import Op, walk
+
+    g = product_routine(name, d)
+    program = lowered(g.program(dtype))
+    level = levels(program.formulas)
+    assert not any(n.op is Op.MATVECMULT for f in program.formulas for n in walk(f)
+                   if level[n] == "pair")
+    count = len(contractions(program.formulas, level))
+    code = cuda_backend.CudaKernel(g.program(dtype)).code
+    if count * np.dtype(dtype).itemsize > 16:  # more partial sums than a 32-column tile's
+        assert code.tile < 32 and "__launch_bounds__(128)" in code.source, (count, code.tile)
+    check_product(g, name, d, dtype, "gpu", tolerances(dtype))
 
 
 # ---------------------------------------------------------------------------

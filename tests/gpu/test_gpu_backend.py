@@ -44,7 +44,9 @@ from tests.codegen.cuda_cases import (  # noqa: E402
     pair_values,
     reduction_ref,
 )
+from tests.cpu.cpu_util import tolerances  # noqa: E402
 from tests.helpers import gauss_reference  # noqa: E402
+from tests.product_cases import PRODUCTS, check_product, product_routine  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
@@ -227,6 +229,16 @@ def test_wide_variables(d, dtype):
     aliases = [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)"]
     out = Genred(GAUSS[0], aliases, axis=1)(x, y, b, backend="gpu")
     close(out[:, 0], gauss_reference(x, y, b)[:, 0], RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("d", [16, 24])
+@pytest.mark.parametrize("name", sorted(PRODUCTS))
+def test_matrix_products(name, d, dtype):
+    """The matrix products of tests/product_cases.py (one contraction per output
+    component, tiles of fewer columns, blocks of 128 threads) on the device."""
+    check_product(product_routine(name, d), name, d, np.dtype(dtype), "gpu",
+                  tolerances(dtype))
 
 
 def test_fast_math_stays_close():
