@@ -91,6 +91,15 @@ CASES = {
         "aliases": ["x = Vi(256)", "y = Vj(256)", "b = Vj(1)", "e = Vi(1)"],
         "shapes": lambda m, n: [(m, 256), (n, 256), (n, 1), (m, 1)], "size": 30_000,
         "flops": 6 * 256 + 2, "dim": 256, "scale": 1 / 16},
+    # a full D x D metric (SPD): MatVecMult as one contraction per output
+    # component on the GPU (dredux/codegen/products.py); flops: D^2 products and
+    # accumulations, D subtractions, D products and accumulations, the exp
+    "gaussian full metric D=32 (WeightedSqDist)": {
+        "formula": "Exp(-WeightedSqDist(s, x, y)) * b",
+        "aliases": ["x = Vi(32)", "y = Vj(32)", "b = Vj(1)", "s = Pm(1024)"],
+        "shapes": lambda m, n: [(m, 32), (n, 32), (n, 1), (1024,)], "size": 20_000,
+        "flops": 2 * 32 * 32 + 3 * 32 + 3, "dim": 32, "scale": 1 / np.sqrt(32),
+        "metric": True},
 }
 
 # FP32 lanes per SM by compute capability (NVIDIA's CUDA programming guide)
@@ -188,6 +197,10 @@ def run_case(cp, label: str, case: dict, size: int, repeats: int) -> dict:
     rng = np.random.default_rng(0)
     args = [(rng.uniform(-1, 1, s) * (case["scale"] if k < 2 else 1)).astype(np.float32)
             for k, s in enumerate(case["shapes"](m, n))]
+    if case.get("metric"):  # the last argument: a symmetric positive definite matrix
+        d = case["dim"]
+        q = rng.uniform(-1, 1, (d, d)) / d
+        args[-1] = (q @ q.T + np.eye(d)).astype(np.float32).ravel()
     row = {"case": label, "M": m, "N": n, "flops": case["flops"]}
     sync = cp.cuda.Device().synchronize
     red = {"reduction_op": case.get("reduction", "Sum"), "axis": 1}
