@@ -36,7 +36,7 @@ the Gaussian, LogSumExp and ArgKMin (K = 10) kernels at D = 3 .. 4096; the
 K-min lists of up to 32 entries are registers, kernels/cuda/states/kmin.cuh).
 The contractions of one length share their chunk loop (:func:`_groups`).
 
-Matrix-vector products of a matrix variable (:func:`lowered`,
+Matrix-vector and vector-matrix products of a matrix variable (:func:`lowered`,
 :mod:`dredux.codegen.products`) become one contraction per output component,
 the matrix read in place; kernels with that many contractions take tiles of
 fewer columns (:func:`tile_columns`) and blocks of 128 threads.
@@ -157,14 +157,14 @@ _WIDE_SUMS = 128
 _NARROW_SUMS = 64
 THREADS = 256  # threads per block of the reduce kernel (its __launch_bounds__)
 _NARROW_THREADS = 128
-# the products the GPU lowers (dredux/codegen/products.py): MatVecMult with a
-# matrix variable (or a slice of one), whose rows the contraction loops read in
-# place, while its partial sums fit _NARROW_SUMS at a tile of one column
-# (float32 up to D = 64, float64 up to D = 32; larger ones stay in the pair
-# loop). (The CPU also lowers VecMatMult through A's transpose, computed once
-# per row or call: here it would be a per-thread array of m x n values, in
-# local memory.)
-_GPU_PRODUCTS = frozenset((Op.MATVECMULT,))
+# the products the GPU lowers (dredux/codegen/products.py): MatVecMult and
+# VecMatMult with a matrix variable (or a slice of one), whose rows (or
+# columns: the rows of its transpose) the contraction loops read in place,
+# while their partial sums fit _NARROW_SUMS at a tile of one column (float32 up
+# to D = 64, float64 up to D = 32; larger ones stay in the pair loop). A
+# per-thread copy of the matrix or of its transpose, as the CPU computes once
+# per row or call, would be m x n values in local memory.
+_GPU_PRODUCTS = frozenset((Op.MATVECMULT, Op.VECMATMULT))
 
 
 def tile_columns(count: int, words: int = 1) -> int:
@@ -180,8 +180,8 @@ def tile_columns(count: int, words: int = 1) -> int:
 
 @functools.lru_cache(maxsize=64)
 def lowered(program: Program) -> Program:
-    """``program`` with its pair-level matrix-vector products of a row or
-    parameter matrix as contractions (:func:`dredux.codegen.products.lower_products`),
+    """``program`` with its pair-level matrix-vector and vector-matrix products
+    of a row or parameter matrix as contractions (:func:`dredux.codegen.products.lower_products`),
     or ``program`` itself when it has none or when their partial sums would
     not fit at a tile of one column."""
     out = lower_products(program, _GPU_PRODUCTS, matrix_vars=True)

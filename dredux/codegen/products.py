@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir import OPS, Expr, Op, const, walk_all
-from ..ops.vector import tensordot_node
+from ..ops.vector import transpose_of, transposed
 from ..program import Program
 from .render import CONTRACTION_MIN_DIM, contraction_term, levels
 
@@ -63,18 +63,24 @@ def _product(node: Expr, args: tuple, level: dict, ops: frozenset,
     if not contraction_term(u, n, level):
         return None
     m = a.dim // n
-    if node.op is Op.VECMATMULT:  # A is n x m: its transpose, once per row or call
-        a2 = tensordot_node(a2, const(1), (0, 1), (2,), (1, 0, 2), {0: n, 1: m, 2: 1})
+    if node.op is Op.VECMATMULT:  # A is n x m: the rows of its transpose
+        a2 = transposed(a2, n, m)
     return [Expr(Op.SCALPROD, (Expr(Op.EXTRACT, (a2,), (k * n, n)), u2))
             for k in range(m)], scale
 
 
 def variable_slice(node: Expr) -> bool:
-    """Whether ``node`` is a variable or a slice of one (``Extract`` of an
-    ``Extract``... of a variable): values a kernel can read in place."""
-    while node.op is Op.EXTRACT:
-        node = node.args[0]
-    return node.op is Op.VAR
+    """Whether ``node`` is a variable, a slice of one or the transpose of a
+    matrix of them (``Extract`` of an ``Extract``... of a variable): values a
+    kernel can read in place."""
+    while True:
+        if node.op is Op.EXTRACT:
+            node = node.args[0]
+            continue
+        t = transpose_of(node)
+        if t is None:
+            return node.op is Op.VAR
+        node = t[0]
 
 
 def _component(node: Expr, k: int, level: dict, parts: dict) -> Expr:

@@ -33,7 +33,7 @@ import numpy as np
 from .. import limits
 from ..errors import FormulaError
 from ..ir import OPS, Cat, Expr, Op, walk, walk_all
-from ..ops.vector import ix
+from ..ops.vector import ix, transpose_of
 from ..printing import to_formula
 
 __all__ = ["Renderer", "render", "inlined_nodes", "Index", "literal", "bare", "compute_dtype",
@@ -209,7 +209,13 @@ class Renderer:
             return self.var_ref(node, k)
         if node in self.inline:
             if node.op is Op.EXTRACT:  # a slice, read in place (a product's matrix rows)
-                return self.acc(node.args[0], ix(k, node.params[0]))
+                a = node.args[0]
+                t = transpose_of(a) if a in self.inline else None
+                if t is not None and node.params[0] % t[1] == 0 and node.dim == t[1]:
+                    # row r of the transpose of an n x m matrix: its column r
+                    src, _, m = t
+                    return self.acc(src, ix(k, node.params[0] // t[1], m))
+                return self.acc(a, ix(k, node.params[0]))
             return self.expression(node, k)
         name = self.names[node]
         return name if node.dim == 1 else f"{name}[{k}]"

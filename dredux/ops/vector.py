@@ -157,6 +157,27 @@ def tensordot_node(fa, fb, sub_a, sub_b, sub_out, size):
     return node("TENSORDOT", fa, fb, params=params)
 
 
+def transposed(a, n: int, m: int):
+    """The transpose (m x n, row-major) of the n x m matrix ``a`` as a TensorDot
+    with the scalar 1 (:func:`transpose_of` recognises it)."""
+    from .elementwise import const
+
+    return tensordot_node(a, const(1), (0, 1), (2,), (1, 0, 2), {0: n, 1: m, 2: 1})
+
+
+def transpose_of(t):
+    """``(a, n, m)`` when ``t`` is :func:`transposed` of the n x m matrix ``a``,
+    else None."""
+    from . import Op
+
+    if t.op is not Op.TENSORDOT or t.args[1].op is not Op.CONST or t.args[1].params[0] != 1:
+        return None
+    dims_a, dims_b, sub_a, sub_b, sub_out, _ = t.params
+    if dims_b != (1,) or len(dims_a) != 2 or (sub_a, sub_b, sub_out) != ((0, 1), (2,), (1, 0, 2)):
+        return None
+    return t.args[0], dims_a[0], dims_a[1]
+
+
 def _tensordot_build(fa, fb, dimsfa, dimsfb, contfa, contfb, permute=None):
     """KeOps's TensorDot(a, b, dims a, dims b, axes a, axes b, permute) -> one node."""
     dimsfa, dimsfb = list(dimsfa), list(dimsfb)

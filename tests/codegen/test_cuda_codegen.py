@@ -501,20 +501,26 @@ def test_high_dimensional_kernels_keep_no_stack_frame(dtype, tmp_path):
 PRODUCTS = {
     "metric-gaussian": ("Exp(-WeightedSqDist(s, x, y)) * b", "Sum", None),
     "projection": ("Exp(-SqNorm2(MatVecMult(s, x - y))) * b", "Sum", None),
+    "projection-transposed": ("Exp(-SqNorm2(VecMatMult(x - y, s))) * b", "Sum", None),
     "row-matrix-min": ("SqNorm2(MatVecMult(t, y - x))", "Min", None),
     "metric-knn": ("WeightedSqDist(s, x, y)", "ArgKMin", 10),
+    "metric-gradient": ("Grad(Exp(-WeightedSqDist(s, x, y)), x, e)", "Sum", None),
 }
 # K-NN under a full metric keeps 8 bytes of spills at D = 64 in float32 and
-# D = 32 in float64 (its K-list takes the registers): left out
+# D = 32 in float64 (its K-list takes the registers), the gradient from D = 32
+# on its output's per-pair vectors of D values (docs/design.md): left out
 PRODUCT_DIMS = {"float32": (16, 32, 64), "float64": (16, 32)}
-PRODUCT_SPILLS = {("metric-knn", "float32", 64), ("metric-knn", "float64", 32)}
+PRODUCT_SPILLS = {("metric-knn", "float32", 64), ("metric-knn", "float64", 32),
+                  *(("metric-gradient", dtype, d) for dtype in ("float32", "float64")
+                    for d in (32, 64))}
 
 
 @needs_nvcc
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_matrix_products_keep_no_stack_frame(dtype, tmp_path):
-    """Matrix-vector products of a parameter or row matrix with x - y (a
-    Gaussian under a full metric, a projection, K-NN under a metric): one
+    """Matrix-vector and vector-matrix products of a parameter or row matrix
+    with x - y (a Gaussian under a full metric, projections, K-NN under a
+    metric, the gradient of the Gaussian): one
     contraction per output component, on tiles of as few columns as their
     partial sums need, and nothing in local memory (ptxas -v). Per pair, they
     were vectors of D values: 128 bytes of stack at D = 32, spills at D = 16."""
@@ -524,7 +530,7 @@ def test_matrix_products_keep_no_stack_frame(dtype, tmp_path):
             if (name, dtype, d) in PRODUCT_SPILLS:
                 continue
             aliases = [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})",
-                       f"t = Vi({d * d})"]
+                       f"t = Vi({d * d})", "e = Vi(1)"]
             jobs[name, d] = Genred(f, aliases, reduction_op=red, opt_arg=k,
                                    axis=1).source("gpu", dtype)
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
