@@ -156,6 +156,7 @@ _CHUNK = {"float": 32, "double": 16}  # most components of x per chunk (register
 _WIDE_SUMS = 128
 _NARROW_SUMS = 64
 THREADS = 256  # threads per block of the reduce kernel (its __launch_bounds__)
+_STAGED_PARAM_BYTES = 16 << 10  # parameters staged in shared memory: up to 64 x 64 floats
 _NARROW_THREADS = 128
 # the products the GPU lowers (dredux/codegen/products.py): MatVecMult and
 # VecMatMult with a matrix variable (or a slice of one), whose rows (or
@@ -207,11 +208,13 @@ class _ChunkRefs:
     wider row variable or of a parameter (a lowered product's matrix,
     :mod:`dredux.codegen.products`) are read in place."""
 
-    def __init__(self, program: Program, unroll: int, tj: int, length: int):
+    def __init__(self, program: Program, unroll: int, tj: int, length: int,
+                 staged=frozenset()):
         self.slot = var_slots(program)
         self.unroll = unroll
         self.tj = tj
         self.length = length
+        self.staged = staged  # slots of the parameters staged in shared memory
 
     def __call__(self, node: Expr, k: Index) -> str:
         kind, slot = self.slot[node]
@@ -230,6 +233,8 @@ class _ChunkRefs:
             return f"_sc{slot}[_c * {self.tj} + _u]"
         if node.dim == 1:
             return f"_rp{slot}[0]"
+        if slot in self.staged:
+            return f"_sp{slot}[{k}]"
         return f"_dr_load(_p{slot}, {k})"
 
 
@@ -281,7 +286,7 @@ def _groups(contracted: list[Expr]) -> list[list[tuple[int, Expr]]]:
 
 
 def _contract_lines(program: Program, group: list[tuple[int, Expr]], T: str, known: dict,
-                    unroll: int, tj: int) -> list[str]:
+                    unroll: int, tj: int, staged=frozenset()) -> list[str]:
     """The tile's contractions ``group`` (of one length) into registers
     ``_ac<c>[u]``, ``tj`` columns each: chunks of the D axis, the columns' y
     values staged in shared memory [component][column], the row's chunk read
@@ -295,7 +300,7 @@ def _contract_lines(program: Program, group: list[tuple[int, Expr]], T: str, kno
     used = {v for _, node in group for v in walk(node)}
     xs = [slot[v][1] for v in program.row_vars if v in used and v.dim == length]
     ys = [slot[v][1] for v in program.col_vars if v in used and v.dim > 1]
-    refs = _ChunkRefs(program, unroll, tj, length)
+    refs = _ChunkRefs(program, unroll, tj, length, staged)
     updates = []
     for c, node in group:
         inside = frozenset(n for n in walk(node) if n.op not in (Op.VAR, Op.CONST)
@@ -506,9 +511,22 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     hoisted, rh = render(roots, refs, unroll, prefix="_h", roots_read_once=False, fast=fast)
     for root in roots:
         outside.update(walk(root))
+    # the wide parameters that narrow tiles' contractions read (a lowered
+    # product's matrix): each value serves only tj multiply-adds per load, so
+    # the block stages them in shared memory once (broadcast reads, four
+    # values per 128-bit load: 64 per tile at D = 16 where there were 256
+    # global loads) instead of reading global memory per chunk. Not at tiles
+    # of one column: ptxas then loads the values ahead and spills (WeightedSqDist
+    # at D = 64: 320 bytes of stack)
+    itemsize = compute_dtype(program).itemsize
+    staged = frozenset(
+        slot for slot, v in enumerate(program.param_vars)
+        if tiled and 1 < tj < CONTRACT_TILE and v.dim > 1
+        and v.dim * itemsize <= _STAGED_PARAM_BYTES
+        and any(v is n for c in contracted for n in walk(c)))
     contract = []
     for group in _groups(contracted):
-        contract += _contract_lines(program, group, T, dict(rh.names), unroll, tj)
+        contract += _contract_lines(program, group, T, dict(rh.names), unroll, tj, staged)
     # the subtrees of column variables and parameters the pair loop reads
     # (Square(p - a)): once per column when the tile is staged, into shared memory
     # (not the components and slices of a variable: read from its staged tile)
@@ -545,7 +563,6 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     # constant (the offsets are constants, padded); the others' is rounded up to
     # 4 columns (the host plans tiles of whole multiples of 4 columns,
     # compile/cuda.py) and the arrays start at multiples of it.
-    itemsize = compute_dtype(program).itemsize
     offset = 0  # components per tile column before the next array
 
     def place(name: str, components: int) -> None:
@@ -590,6 +607,11 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
                 + ([_chunk(red.dim, T)] if streamed else []), default=0)
     for k in chunked:
         place(f"_sc{k}", chunk)
+    for k in sorted(staged):  # once per block: the tile loop syncs before any read
+        dim = program.param_vars[k].dim
+        place(f"_sp{k}", -(-dim // tj))
+        shared.append(f"for (int _e = threadIdx.x; _e < {dim}; _e += blockDim.x) "
+                      f"_sp{k}[_e] = (T)_dr_load(_p{k}, _e);")
     if contracted:
         tile.append("__syncthreads();  // the tile's columns are staged")
         tile += contract

@@ -511,6 +511,9 @@ def test_matrix_products(cp, name, d, dtype):
     code = cuda_backend.CudaKernel(g.program(dtype)).code
     if count * np.dtype(dtype).itemsize > 16:  # more partial sums than a 32-column tile's
         assert code.tile < 32 and "__launch_bounds__(128)" in code.source, (count, code.tile)
+        # a parameter matrix read by tiles of 2 to 16 columns: staged in shared memory
+        staged = "_sp0[" in code.source
+        assert staged == (code.tile > 1 and bool(program.param_vars)), (name, code.tile)
     check_product(g, name, d, dtype, "gpu", tolerances(dtype))
 
 
