@@ -529,9 +529,9 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         contract += _contract_lines(program, group, T, dict(rh.names), unroll, tj, staged)
     # the subtrees of column variables and parameters the pair loop reads
     # (Square(p - a)): once per column when the tile is staged, into shared memory
-    # (not the components and slices of a variable: read from its staged tile)
+    # (not the components of a variable: read from its staged tile)
     col_roots = [n for n in hoisted_roots(phase, level, {"col"}) if n in outside
-                 and not (n.op is Op.ELEM and n.args[0].op is Op.VAR or _read_in_place(n))]
+                 and not (n.op is Op.ELEM and n.args[0].op is Op.VAR)]
     col_lines, rc = render(col_roots, refs, unroll, prefix="_c", known=dict(rh.names),
                            roots_read_once=False, fast=fast)
     known = dict(rh.names) | {node: f"_ac{c}[_jj]" for c, node in enumerate(contracted)}
