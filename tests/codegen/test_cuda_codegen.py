@@ -507,8 +507,8 @@ PRODUCTS = {
     "metric-gradient": ("Grad(Exp(-WeightedSqDist(s, x, y)), x, e)", "Sum", None),
 }
 # K-NN under a full metric keeps 8 bytes of spills at D = 64 in float32 and
-# D = 32 in float64 (its K-list takes the registers), the gradient from D = 32
-# on its output's per-pair vectors of D values (docs/design.md): left out
+# D = 32 in float64 (its K-list takes the registers), and the gradient from
+# D = 32 on keeps its wide row state in local memory (docs/design.md): left out
 PRODUCT_DIMS = {"float32": (16, 32, 64), "float64": (16, 32)}
 PRODUCT_SPILLS = {("metric-knn", "float32", 64), ("metric-knn", "float64", 32),
                   *(("metric-gradient", dtype, d) for dtype in ("float32", "float64")
