@@ -231,12 +231,13 @@ def test_wide_variables(d, dtype):
     close(out[:, 0], gauss_reference(x, y, b)[:, 0], RTOL[dtype])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("d", [16, 24])
+@pytest.mark.parametrize("d, dtype", [(16, "float32"), (24, "float64")])
 @pytest.mark.parametrize("name", sorted(PRODUCTS))
 def test_matrix_products(name, d, dtype):
     """The matrix products of tests/product_cases.py (one contraction per output
-    component, tiles of fewer columns, blocks of 128 threads) on the device."""
+    component, tiles of fewer columns, blocks of 128 threads, a parameter
+    matrix staged in shared memory) on the device; two of the emulator's four
+    sizes and dtypes, to keep the device run within its time."""
     check_product(product_routine(name, d), name, d, np.dtype(dtype), "gpu",
                   tolerances(dtype))
 
