@@ -517,6 +517,30 @@ def test_matrix_products(cp, name, d, dtype):
     check_product(g, name, d, dtype, "gpu", tolerances(dtype))
 
 
+def test_matrix_products_with_ranges(cp):
+    """A product kernel's narrow tiles and 128-thread blocks under block-sparse
+    ranges (the launches per kept block use the kernel's thread limit)."""
+    from tests.helpers import pair_mask, random_clusters, ranges_from_mask
+
+    gen = np.random.default_rng(3)
+    m, n, d = 300, 90, 16
+    ri = np.concatenate([random_clusters(gen, 100, 6), [[100, 300]]]).astype(np.int32)
+    rj = random_clusters(gen, n, 4)
+    keep = gen.random((7, 4)) < 0.5
+    mask = pair_mask(ri, rj, keep, m, n)
+    x, y = gen.standard_normal((m, d)) / 4, gen.standard_normal((n, d)) / 4
+    b = gen.random((n, 1))
+    q = gen.standard_normal((d, d)) / d
+    s = q @ q.T + np.eye(d) / d
+    g = Genred("Exp(-WeightedSqDist(s, x, y)) * b",
+               [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})"], axis=1)
+    out = g(x, y, b, s.ravel(), backend="gpu", ranges=ranges_from_mask(ri, rj, keep))
+    assert 0 < g.kernel("gpu", "float64").code.tile < 32  # a narrow fixed tile
+    u = x[:, None] - y[None]
+    ref = (np.exp(-np.einsum("ijk,kl,ijl->ij", u, s, u)) * mask) @ b
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------
 # block-sparse ranges and batch axes: the GPU kernel's launches per kept block
 # ---------------------------------------------------------------------------
