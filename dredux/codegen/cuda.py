@@ -128,12 +128,15 @@ class CudaCode:
 class _Refs:
     """CUDA spellings of the kernel's variables (``var_ref`` of the renderer)."""
 
-    def __init__(self, program: Program, unroll: int):
+    def __init__(self, program: Program, unroll: int, in_place=frozenset()):
         self.unroll = unroll
         self.slot = var_slots(program)
+        self.in_place = in_place  # row variables read from the thread's row in memory
 
     def __call__(self, node: Expr, k: Index) -> str:
         kind, slot = self.slot[node]
+        if kind == "x" and slot in self.in_place:
+            return f"_dr_load(_x{slot}, _row * {node.dim} + {k})"
         if kind == "y":
             at = "_jj" if node.dim == 1 else f"_jj * {node.dim}" + (f" + {k}" if k != 0 else "")
             return f"_sy{slot}[{at}]"
@@ -155,14 +158,15 @@ _CHUNK = {"float": 32, "double": 16}  # most components of x per chunk (register
 # threads, 168 registers and no stack at D = 16, 32, 64).
 _WIDE_SUMS = 128
 _NARROW_SUMS = 64
+_LOWERED_SUMS = 128  # products lowered while a one-column tile's sums fit this
 THREADS = 256  # threads per block of the reduce kernel (its __launch_bounds__)
 _STAGED_PARAM_BYTES = 16 << 10  # parameters staged in shared memory: up to 64 x 64 floats
 _NARROW_THREADS = 128
 # the products the GPU lowers (dredux/codegen/products.py): MatVecMult and
 # VecMatMult with a matrix variable (or a slice of one), whose rows (or
 # columns: the rows of its transpose) the contraction loops read in place,
-# while their partial sums fit _NARROW_SUMS at a tile of one column (float32 up
-# to D = 64, float64 up to D = 32; larger ones stay in the pair loop). A
+# while their partial sums fit _LOWERED_SUMS at a tile of one column (float32 up
+# to D = 128, float64 up to D = 64; larger ones stay in the pair loop). A
 # per-thread copy of the matrix or of its transpose, as the CPU computes once
 # per row or call, would be m x n values in local memory.
 _GPU_PRODUCTS = frozenset((Op.MATVECMULT, Op.VECMATMULT))
@@ -189,7 +193,7 @@ def lowered(program: Program) -> Program:
     if out is program:
         return program
     count = len(contractions(out.formulas, levels(out.formulas)))
-    return out if count * (compute_dtype(out).itemsize // 4) <= _NARROW_SUMS else program
+    return out if count * (compute_dtype(out).itemsize // 4) <= _LOWERED_SUMS else program
 
 
 def _chunk(length: int, T: str) -> int:
@@ -482,8 +486,6 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     red = program.reduction
     formulas = program.formulas
     fast = bool(fast_math) and T == "float"
-    refs = _Refs(program, unroll)
-
     level = levels(formulas)
     contracted = contractions(formulas, level)
     # a sum wider than the unrolled arrays (its state and values would be local
@@ -495,6 +497,13 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     phase = list(weights) if streamed else list(formulas)  # what the pair loop computes
     tiled = bool(contracted) or streamed  # fixed tiles of tj columns
     tj = tile_columns(len(contracted), compute_dtype(program).itemsize // 4)
+    # narrow tiles (many contractions: their partial sums take the registers)
+    # read the wide row variables of the pair loop from the thread's row in
+    # memory (L1) rather than holding them in registers for the whole tile loop
+    narrow = tiled and tj < CONTRACT_TILE
+    in_place = frozenset(k for k, v in enumerate(program.row_vars)
+                         if narrow and v.dim > unroll)
+    refs = _Refs(program, unroll, in_place)
     # what the pair loop and the row-only code read (the contractions' terms
     # and the output loop read their variables chunk by chunk)
     outside: set[Expr] = set(contracted)
@@ -506,7 +515,9 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     # (but the rows of a lowered product's matrix that only its contractions
     # read: they read them in place, component by component)
     roots = [n for n in hoisted_roots(phase, level, {"const", "row"})
-             if n in outside or not _read_in_place(n)]
+             if (n in outside or not _read_in_place(n))
+             and not (n.op is Op.ELEM and n.args[0] in program.row_vars
+                      and program.row_vars.index(n.args[0]) in in_place)]
     roots += [n for n in fold_hoist if n not in roots]
     hoisted, rh = render(roots, refs, unroll, prefix="_h", roots_read_once=False, fast=fast)
     for root in roots:
@@ -648,7 +659,8 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         STORE_ARGS=", ".join(f"_o{k}" for k in range(len(fields))),
         LOAD_ARGS=", ".join(f"_q{k}" for k in range(len(fields))),
         ROWS=indent(_row_lines(program, unroll, frozenset(
-            v for v in program.row_vars if v not in outside and v.dim > 1)) + hoisted, 1),
+            v for k, v in enumerate(program.row_vars)
+            if (v not in outside and v.dim > 1) or k in in_place)) + hoisted, 1),
         THREADS=str(THREADS if tj == CONTRACT_TILE or not tiled else _NARROW_THREADS),
         PAIRLOOP="\n".join(pair_loop),
         FOLD=indent(fold, 2),

@@ -506,13 +506,14 @@ PRODUCTS = {
     "metric-knn": ("WeightedSqDist(s, x, y)", "ArgKMin", 10),
     "metric-gradient": ("Grad(Exp(-WeightedSqDist(s, x, y)), x, e)", "Sum", None),
 }
-# K-NN under a full metric keeps 8 bytes of spills at D = 64 in float32 and
-# D = 32 in float64 (its K-list takes the registers), and the gradient from
-# D = 32 on keeps its wide row state in local memory (docs/design.md): left out
-PRODUCT_DIMS = {"float32": (16, 32, 64), "float64": (16, 32)}
-PRODUCT_SPILLS = {("metric-knn", "float32", 64), ("metric-knn", "float64", 32),
+# K-NN under a full metric keeps 8 bytes of spills at D = 64 in float32 (its
+# K-list takes the registers), and the gradient from D = 32 on keeps its wide
+# row state in local memory (docs/design.md): left out
+PRODUCT_DIMS = {"float32": (16, 32, 64, 128), "float64": (16, 32, 64)}
+PRODUCT_SPILLS = {("metric-knn", "float32", 64), ("metric-knn", "float32", 128),
+                  ("metric-knn", "float64", 64),
                   *(("metric-gradient", dtype, d) for dtype in ("float32", "float64")
-                    for d in (32, 64))}
+                    for d in (32, 64, 128))}
 
 
 @needs_nvcc
