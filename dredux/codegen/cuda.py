@@ -496,7 +496,8 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     streamed = weights is not None
     phase = list(weights) if streamed else list(formulas)  # what the pair loop computes
     tiled = bool(contracted) or streamed  # fixed tiles of tj columns
-    tj = tile_columns(len(contracted), compute_dtype(program).itemsize // 4)
+    itemsize = compute_dtype(program).itemsize
+    tj = tile_columns(len(contracted), itemsize // 4)
     # narrow tiles (many contractions: their partial sums take the registers)
     # read the wide row variables of the pair loop from the thread's row in
     # memory (L1) rather than holding them in registers for the whole tile loop
@@ -529,10 +530,9 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     # global loads) instead of reading global memory per chunk. Not at tiles
     # of one column: ptxas then loads the values ahead and spills (WeightedSqDist
     # at D = 64: 320 bytes of stack)
-    itemsize = compute_dtype(program).itemsize
     staged = frozenset(
         slot for slot, v in enumerate(program.param_vars)
-        if tiled and 1 < tj < CONTRACT_TILE and v.dim > 1
+        if narrow and tj > 1 and v.dim > 1
         and v.dim * itemsize <= _STAGED_PARAM_BYTES
         and any(v is n for c in contracted for n in walk(c)))
     contract = []
@@ -661,7 +661,7 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         ROWS=indent(_row_lines(program, unroll, frozenset(
             v for k, v in enumerate(program.row_vars)
             if (v not in outside and v.dim > 1) or k in in_place)) + hoisted, 1),
-        THREADS=str(THREADS if tj == CONTRACT_TILE or not tiled else _NARROW_THREADS),
+        THREADS=str(_NARROW_THREADS if narrow else THREADS),
         PAIRLOOP="\n".join(pair_loop),
         FOLD=indent(fold, 2),
         SHARED=indent(shared, 1),

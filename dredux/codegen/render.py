@@ -209,13 +209,12 @@ class Renderer:
             return self.var_ref(node, k)
         if node in self.inline:
             if node.op is Op.EXTRACT:  # a slice, read in place (a product's matrix rows)
-                a = node.args[0]
+                a, start = node.args[0], node.params[0]
                 t = transpose_of(a) if a in self.inline else None
-                if t is not None and node.params[0] % t[1] == 0 and node.dim == t[1]:
-                    # row r of the transpose of an n x m matrix: its column r
-                    src, _, m = t
-                    return self.acc(src, ix(k, node.params[0] // t[1], m))
-                return self.acc(a, ix(k, node.params[0]))
+                if t is not None and start % t[1] == 0 and node.dim == t[1]:
+                    src, n, m = t  # row r of the transpose of an n x m matrix: its column r
+                    return self.acc(src, ix(k, start // n, m))
+                return self.acc(a, ix(k, start))
             return self.expression(node, k)
         name = self.names[node]
         return name if node.dim == 1 else f"{name}[{k}]"

@@ -83,6 +83,15 @@ def ptxas_reduce_kernel(text: str, folder: Path, name: str) -> dict:
                     map(int, found.groups())))
 
 
+def ptxas_reduce_kernels(jobs: dict, folder: Path) -> dict:
+    """:func:`ptxas_reduce_kernel` of each source of ``jobs`` ({(name, d): source}),
+    in parallel."""
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        return dict(zip(jobs, pool.map(
+            lambda item: ptxas_reduce_kernel(item[1], folder, f"{item[0][0]}{item[0][1]}"),
+            jobs.items())))
+
+
 def routine(formula, reduction_op="Sum", formula2=None, opt_arg=None, aliases=ALIASES,
             **kwargs) -> Genred:
     return Genred(formula, list(aliases), reduction_op=reduction_op, axis=1,
@@ -487,10 +496,7 @@ def test_high_dimensional_kernels_keep_no_stack_frame(dtype, tmp_path):
     jobs = {(name, d): Genred(f, [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)"],
                               reduction_op=red, opt_arg=k, axis=1).source("gpu", dtype)
             for name, (f, red, k) in HIGH_DIM.items() for d in (3, 64, 256, 1024, 4096)}
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        found = dict(zip(jobs, pool.map(
-            lambda item: ptxas_reduce_kernel(item[1], tmp_path, f"{item[0][0]}{item[0][1]}"),
-            jobs.items())))
+    found = ptxas_reduce_kernels(jobs, tmp_path)
     for (name, d), info in found.items():
         assert info["spill_stores"] == info["spill_loads"] == 0, (name, d, info)
         assert info["stack"] == 0, (name, d, info)
@@ -534,10 +540,7 @@ def test_matrix_products_keep_no_stack_frame(dtype, tmp_path):
                        f"t = Vi({d * d})", "e = Vi(1)"]
             jobs[name, d] = Genred(f, aliases, reduction_op=red, opt_arg=k,
                                    axis=1).source("gpu", dtype)
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        found = dict(zip(jobs, pool.map(
-            lambda item: ptxas_reduce_kernel(item[1], tmp_path, f"{item[0][0]}{item[0][1]}"),
-            jobs.items())))
+    found = ptxas_reduce_kernels(jobs, tmp_path)
     for (name, d), info in found.items():
         assert info["spill_stores"] == info["spill_loads"] == 0, (name, d, info)
         assert info["stack"] == 0, (name, d, info)
@@ -564,10 +567,7 @@ def test_wide_outputs_keep_only_their_state_in_local_memory(dtype, tmp_path):
         aliases = [f"x = Vi({din.format(d=d)})", f"y = Vj({din.format(d=d)})",
                    f"v = Vj({d})", "b = Vj(1)", "e = Vi(1)"]
         jobs[name, d] = Genred(formula, aliases, axis=1).source("gpu", dtype)
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        found = dict(zip(jobs, pool.map(
-            lambda item: ptxas_reduce_kernel(item[1], tmp_path, f"{item[0][0]}{item[0][1]}"),
-            jobs.items())))
+    found = ptxas_reduce_kernels(jobs, tmp_path)
     size = 8 if dtype == "float64" else 4
     for (name, d), info in found.items():
         assert info["spill_stores"] == info["spill_loads"] == 0, (name, d, info)
