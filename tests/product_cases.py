@@ -9,6 +9,8 @@ row-level products.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from dredux import Genred
@@ -47,13 +49,24 @@ PRODUCTS = {
     # accuracy that the expanded x S x + y S y - 2 x S y would lose
     "weighted-min-near": ("WeightedSqDist(s, x, y)", "Min", None, lambda d: d,
                           lambda x, y, b, e, s, a: _quad(x, y, s).min(1, keepdims=True)),
+    # TensorDots that are matrix-vector products (products.matrix_vector), in
+    # both argument orders and both orientations of the matrix
+    "tensordot-matvec": ("SqNorm2(TensorDot(s, x - y, [D, D], [D], [1], [0]))", "Min", None,
+                         lambda d: d, lambda x, y, b, e, s, a: (
+                             ((x[:, None] - y[None]) @ s.T) ** 2).sum(-1).min(1, keepdims=True)),
+    "tensordot-vecmat-row": ("TensorDot(x - y, a, [D], [D, 4], [0], [0]) * b", "Sum", None,
+                             lambda d: 4, lambda x, y, b, e, s, a: np.einsum(
+                                 "ijd,idk->ik", (x[:, None] - y[None]) * b[None], a)),
+    "tensordot-matvec-row": ("TensorDot(y - x, t, [D], [4, D], [0], [1])", "Max", None,
+                             lambda d: 4, lambda x, y, b, e, s, a: np.einsum(
+                                 "idk,ijd->ijk", a, y[None] - x[:, None]).max(1)),
     "grad-x": ("Grad(Exp(-WeightedSqDist(s, x, y)), x, e)", "Sum", None, lambda d: 2 * d,
                lambda x, y, b, e, s, a: _grad_quad(x, y, s, e)),
 }
 def product_routine(name, d):
     formula, reduction, k, _, _ = PRODUCTS[name]
     # t: the transpose of a, for MatVecMult (4 x D stored row by row)
-    return Genred(formula.replace("3 * D", str(3 * d)),
+    return Genred(re.sub(r"\bD\b", str(d), formula.replace("3 * D", str(3 * d))),
                   [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", "e = Vi(1)",
                    f"s = Pm({d * d})", f"a = Vi({4 * d})", f"t = Vi({4 * d})"],
                   reduction_op=reduction, axis=1, opt_arg=k)

@@ -195,7 +195,7 @@ def default_rows_per_pass(program: Program) -> int:
 # Each lowered product's buffers (one R x TJ tile per contraction) must fit
 # _PRODUCT_BUFFERS at the smallest tile and one row per pass, or the products
 # stay in the pair loop.
-_CPU_PRODUCTS = frozenset((Op.MATVECMULT, Op.VECMATMULT))
+_CPU_PRODUCTS = frozenset((Op.MATVECMULT, Op.VECMATMULT, Op.TENSORDOT))
 
 
 @functools.lru_cache(maxsize=64)

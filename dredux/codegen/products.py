@@ -1,7 +1,7 @@
 """Matrix products as contractions, for both code generators.
 
-A pair-level ``MatVecMult(A, u)`` or ``VecMatMult(u, A)`` whose matrix A
-depends on the row or the parameters only (``WeightedSqDist`` with a full
+A pair-level ``MatVecMult(A, u)`` or ``VecMatMult(u, A)`` (or a ``TensorDot``
+that is one of them, :func:`matrix_vector`) whose matrix A depends on the row or the parameters only (``WeightedSqDist`` with a full
 matrix, a Mahalanobis distance, a projection of ``x - y``) is rewritten as one
 contraction per output component, ``Scalprod(row k of A, u)``, which the
 register-blocked loops compute (codegen/cpp.py: R rows x JB columns of partial
@@ -34,7 +34,7 @@ from ..ops.vector import transpose_of, transposed
 from ..program import Program
 from .render import CONTRACTION_MIN_DIM, contraction_term, levels
 
-__all__ = ["lower_products", "variable_slice"]
+__all__ = ["lower_products", "matrix_vector", "variable_slice"]
 
 
 def _product(node: Expr, args: tuple, level: dict, ops: frozenset,
@@ -46,12 +46,11 @@ def _product(node: Expr, args: tuple, level: dict, ops: frozenset,
     ``matrix_vars``, or a slice of one)."""
     if node.op not in ops:
         return None
-    if node.op is Op.MATVECMULT:
-        (a, u), (a2, u2) = node.args, args
-    elif node.op is Op.VECMATMULT:
-        (u, a), (u2, a2) = node.args, args
-    else:
+    form = matrix_vector(node)
+    if form is None:
         return None
+    ka, ku, by_rows = form
+    a, u, a2, u2 = node.args[ka], node.args[ku], args[ka], args[ku]
     n = u.dim
     if (level[node] != "pair" or level[a] not in ("row", "const") or n < CONTRACTION_MIN_DIM
             or (matrix_vars and not variable_slice(a))):
@@ -63,10 +62,37 @@ def _product(node: Expr, args: tuple, level: dict, ops: frozenset,
     if not contraction_term(u, n, level):
         return None
     m = a.dim // n
-    if node.op is Op.VECMATMULT:  # A is n x m: the rows of its transpose
+    if not by_rows:  # A is n x m: the rows of its transpose
         a2 = transposed(a2, n, m)
     return [Expr(Op.SCALPROD, (Expr(Op.EXTRACT, (a2,), (k * n, n)), u2))
             for k in range(m)], scale
+
+
+def matrix_vector(node: Expr) -> tuple[int, int, bool] | None:
+    """``(matrix arg, vector arg, by_rows)`` when ``node`` is the product of a
+    matrix A (m x n or n x m, row-major) and a vector u of n components with
+    m outputs: ``MatVecMult(A, u)`` (A's rows: ``by_rows``), ``VecMatMult(u,
+    A)`` (A's columns), or the ``TensorDot`` of a 2-axis operand and a 1-axis
+    one contracting u's axis with one of A's, in either argument order (what
+    KeOps's ``keops_tensordot`` and the derivatives of TensorDot build);
+    else None (other TensorDots: contractions of several axes, outer
+    products, the transposes of :func:`transposed`)."""
+    if node.op is Op.MATVECMULT:
+        return 0, 1, True
+    if node.op is Op.VECMATMULT:
+        return 1, 0, False
+    if node.op is not Op.TENSORDOT:
+        return None
+    dims_a, dims_b, sub_a, sub_b, sub_out, _ = node.params
+    if len(dims_a) == 2 and len(dims_b) == 1:
+        ka, ku, sub_m, (c,) = 0, 1, sub_a, sub_b
+    elif len(dims_a) == 1 and len(dims_b) == 2:
+        ka, ku, sub_m, (c,) = 1, 0, sub_b, sub_a
+    else:
+        return None
+    if sorted(sub_m) != sorted((c, *sub_out)) or sub_out[0] == c:
+        return None
+    return ka, ku, sub_m[1] == c
 
 
 def variable_slice(node: Expr) -> bool:

@@ -508,6 +508,8 @@ PRODUCTS = {
     "metric-gaussian": ("Exp(-WeightedSqDist(s, x, y)) * b", "Sum", None),
     "projection": ("Exp(-SqNorm2(MatVecMult(s, x - y))) * b", "Sum", None),
     "projection-transposed": ("Exp(-SqNorm2(VecMatMult(x - y, s))) * b", "Sum", None),
+    "projection-tensordot": ("Exp(-SqNorm2(TensorDot(s, x - y, [{d}, {d}], [{d}], [1], [0])))"
+                             " * b", "Sum", None),
     "row-matrix-min": ("SqNorm2(MatVecMult(t, y - x))", "Min", None),
     "metric-knn": ("WeightedSqDist(s, x, y)", "ArgKMin", 10),
     "metric-gradient": ("Grad(Exp(-WeightedSqDist(s, x, y)), x, e)", "Sum", None),
@@ -538,8 +540,8 @@ def test_matrix_products_keep_no_stack_frame(dtype, tmp_path):
                 continue
             aliases = [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})",
                        f"t = Vi({d * d})", "e = Vi(1)"]
-            jobs[name, d] = Genred(f, aliases, reduction_op=red, opt_arg=k,
-                                   axis=1).source("gpu", dtype)
+            jobs[name, d] = Genred(f.replace("{d}", str(d)), aliases, reduction_op=red,
+                                   opt_arg=k, axis=1).source("gpu", dtype)
     found = ptxas_reduce_kernels(jobs, tmp_path)
     for (name, d), info in found.items():
         assert info["spill_stores"] == info["spill_loads"] == 0, (name, d, info)

@@ -491,19 +491,21 @@ def test_streamed_wide_sums(cp, name, d, dtype, rtol, options):
 @pytest.mark.parametrize("name", sorted(PRODUCTS))
 def test_matrix_products(cp, name, d, dtype):
     """Every case of tests/product_cases.py on the GPU kernels: the
-    matrix-vector and vector-matrix products of a parameter or row matrix are
+    matrix-vector and vector-matrix products (TensorDots included) of a
+    parameter or row matrix are
     contractions (the matrix read in place), on tiles of
     fewer than 32 columns and blocks of at most 128 threads where their
     partial sums need it, and the results match float64."""
     from dredux.codegen.cuda import lowered
+    from dredux.codegen.products import matrix_vector
     from dredux.codegen.render import contractions, levels
-    from dredux.ir import Op, walk
+    from dredux.ir import walk
 
     g = product_routine(name, d)
     program = lowered(g.program(dtype))
     level = levels(program.formulas)
-    assert not any(n.op in (Op.MATVECMULT, Op.VECMATMULT) for f in program.formulas
-                   for n in walk(f) if level[n] == "pair")
+    assert not any(matrix_vector(n) for f in program.formulas for n in walk(f)
+                   if level[n] == "pair")
     count = len(contractions(program.formulas, level))
     code = cuda_backend.CudaKernel(g.program(dtype)).code
     if count * np.dtype(dtype).itemsize > 16:  # more partial sums than a 32-column tile's

@@ -301,24 +301,58 @@ PRODUCT_ROUTINES = {(name, d): product_routine(name, d) for name in PRODUCTS
 @pytest.mark.parametrize("d", PRODUCT_DIMS)
 @pytest.mark.parametrize("name", sorted(PRODUCTS))
 def test_matrix_products_run_as_contractions(name, d, dtype):
-    """MatVecMult(A, u) and VecMatMult(u, A), A of the row or the parameters,
+    """MatVecMult(A, u) and VecMatMult(u, A) (or TensorDots that are one of them),
+    A of the row or the parameters,
     u = x - y or a scalar times it: each output component is a register-blocked
     contraction (a product that is summed is read as scalars, not a Concat),
     and the results match float64 (37 rows: a partial pass; 300
     columns: partial tiles and blocks)."""
     from dredux.codegen.cpp import lowered
+    from dredux.codegen.products import matrix_vector
     from dredux.codegen.render import contractions, levels
     from dredux.ir import Op, walk
 
     g = PRODUCT_ROUTINES[name, d]
     program = lowered(g.program(dtype))
     level = levels(program.formulas)
-    assert not any(n.op in (Op.MATVECMULT, Op.VECMATMULT)
-                   for f in program.formulas for n in walk(f) if level[n] == "pair")
+    assert not any(matrix_vector(n) for f in program.formulas for n in walk(f)
+                   if level[n] == "pair")
     assert len(contractions(program.formulas, level)) == PRODUCTS[name][3](d)
-    summed = name not in ("matvec-param", "vecmat-row", "grad-x", "matvec-tensorprod")
+    summed = name not in ("matvec-param", "vecmat-row", "grad-x", "matvec-tensorprod",
+                          "tensordot-vecmat-row", "tensordot-matvec-row")
     assert summed != any(n.op is Op.CONCAT for f in program.formulas for n in walk(f))
     check_product(g, name, d, dtype, "cpu", tolerances(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gradient_of_a_tensordot_projection(dtype):
+    """Grad of exp(-|S (x - y)|^2) with S (x - y) a TensorDot: the forward
+    product becomes D contractions, the backward one, S^T (S u), a product of
+    a pair-level vector that is itself a product, stays in the pair loop and
+    reads the contractions' values; against the float64 gradient
+    -2 sum_j e_i w_ij S^T S u_ij."""
+    from dredux.codegen.cpp import lowered
+    from dredux.codegen.render import contractions, levels
+
+    d, m, n = 16, 37, 300
+    g = Genred(f"Grad(Exp(-SqNorm2(TensorDot(s, x - y, [{d}, {d}], [{d}], [1], [0]))), x, e)",
+               [f"x = Vi({d})", f"y = Vj({d})", "e = Vi(1)", f"s = Pm({d * d})"], axis=1)
+    program = lowered(g.program(dtype))
+    assert len(contractions(program.formulas, levels(program.formulas))) == d
+    gen = np.random.default_rng(7)
+    x = gen.standard_normal((m, d)) / np.sqrt(d)
+    y = gen.standard_normal((n, d)) / np.sqrt(d)
+    e = gen.uniform(0.5, 1.5, (m, 1))
+    s = gen.standard_normal((d, d)) / np.sqrt(d)
+    args = [v.astype(dtype) for v in (x, y, e, s.ravel())]
+    out = g(*args, backend="cpu")
+    x, y, e, s = (v.astype(dtype).astype(np.float64) for v in (x, y, e, s))
+    u = x[:, None] - y[None]
+    v = u @ s.T
+    ref = -2 * np.einsum("ij,ijk->ik", np.exp(-(v ** 2).sum(-1)) * e, v @ s)
+    tol = tolerances(dtype)
+    np.testing.assert_allclose(out, ref, rtol=tol["rtol"] * 10,
+                               atol=tol["atol"] * 10 * np.abs(ref).max())
 
 
 def test_products_whose_buffers_would_not_fit_stay_in_the_pair_loop():
