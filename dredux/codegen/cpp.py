@@ -88,6 +88,14 @@ _SMALLEST_TILE = 64
 _PANEL_BYTES = 256 << 10
 _CONTRACT_ACCUMULATORS = 12
 _CONTRACT_ROWS = 6
+# the loops of a lowered product's contractions: rows x contractions per block
+# (NV = 2 vectors: 2 x 2 x 4 = 16 vector partial sums and 4 vectors of u).
+# Measured (SqNorm2(MatVecMult(S, x - y)), M = N = 4,000, % of the FMA peak):
+# 2 x 4 blocks 68-75 % (f32) and 67-85 % (f64) at D = 16 and 32, where 2 x 3
+# gave 65-72 / 69-81 %; at D = 64, 2 x 3 84-91 % and 2 x 4 70-76 % (3 x 3:
+# 87-91 %, 1 x 8: 83 %); one loop per contraction, 50-54 %.
+_PRODUCT_ROWS = 2
+_PRODUCT_SUMS = (4, 32, 3)  # 4 contractions per block up to length 32, else 3
 _NO_PANELS = 1 << 62
 # row variables up to this many components are copied to the stack for a pass
 # (registers, for the unrolled code); wider ones are read in place
@@ -484,6 +492,73 @@ def _contract_lines(program: Program, node: Expr, c: int, R: int, known: list[di
             + ["}"])
 
 
+def _product_groups(contracted: list[Expr], level: dict) -> list[list[int]]:
+    """The contractions (indices into ``contracted``) in loops: the
+    ``Scalprod(w_k, u)`` of one pair-level vector ``u`` with weights ``w_k`` of
+    the row or the parameters (the output components of a lowered matrix
+    product, :mod:`dredux.codegen.products`) share one loop each; the others
+    have a loop of their own."""
+    groups: dict = {}
+    for c, node in enumerate(contracted):
+        key = c
+        if node.op is Op.SCALPROD:
+            w, u = node.args
+            if level[w] in ("row", "const") and level[u] == "pair":
+                key = u
+        groups.setdefault(key, []).append(c)
+    return list(groups.values())
+
+
+def _product_lines(program: Program, group: list[tuple[int, Expr]], R: int,
+                   known: list[dict], unroll: int) -> list[str]:
+    """The loops computing the contractions ``Scalprod(w_k, u)`` of ``group``
+    ((buffer index, node) pairs sharing u) into their ``_cb<c>``: blocks of
+    _PRODUCT_ROWS rows x NV vectors x 3 or 4 contractions (_PRODUCT_SUMS) of
+    partial sums, the D loop outermost; u is computed once per row, vector and
+    component and serves 3 or 4 multiply-adds (a loop per
+    contraction would compute ``x - y`` again for each: one subtraction per
+    multiply-add, at most half of the FMA peak). Each sum runs over d in
+    order, as in :func:`_contract_lines`: the same values."""
+    nodes = [node for _, node in group]
+    u = nodes[0].args[1]
+    length = u.dim
+    inside = frozenset(n for node in nodes for n in walk(node)
+                       if n.op not in (Op.VAR, Op.CONST) and n is not node
+                       and n not in known[0])
+    packed = dict(_packed(program, nodes))
+    wide = [k for k, dim in packed.items() if dim > 1]
+    narrow = [k for k, dim in packed.items() if dim == 1]
+    nv = _vectors(R)
+    few, upto, more = _PRODUCT_SUMS
+    sums = few if length <= upto else more
+    lines = []
+    for r0 in range(0, R, _PRODUCT_ROWS):
+        rows = range(r0, min(R, r0 + _PRODUCT_ROWS))
+        rend = {(r, v): Renderer(_BlockRefs(program, r, v), unroll, known=known[r],
+                                 inline=inside) for r in rows for v in range(nv)}
+        for k0 in range(0, len(group), sums):
+            part = list(enumerate(group[k0:k0 + sums]))
+            acc = [f"_a{i}_{r}_{v}" for i, _ in part for r in rows for v in range(nv)]
+            block = [f"V {' = {}, '.join(acc)} = {{}};"]
+            block += [f"const V _yw{k}_{v} = _dr_vload(_ypk{k} + (jt - jp + _jb) + {v} * VL);"
+                      for k in narrow for v in range(nv)]
+            body = [f"const T* const _yd{k} = _ypk{k} + (jt - jp + _jb) * {packed[k]} "
+                    "+ _d * JB;" for k in wide]
+            body += [f"const V _yv{k}_{v} = _dr_vload(_yd{k} + {v} * VL);"
+                     for k in wide for v in range(nv)]
+            body += [f"const V _u{r}_{v} = {bare(rend[r, v].acc(u, '_d'))};"
+                     for r in rows for v in range(nv)]
+            body += [f"_a{i}_{r}_{v} += {rend[r, v].acc(node.args[0], '_d')} * _u{r}_{v};"
+                     for i, (_, node) in part for r in rows for v in range(nv)]
+            block += ([f"for (int _d = 0; _d < {length}; ++_d) {{"]
+                      + ["    " + b for b in body] + ["}"])
+            block += [f"_dr_vstore(&_cb{c}[{r}][_jb + {v} * VL], _a{i}_{r}_{v});"
+                      for i, (c, _) in part for r in rows for v in range(nv)]
+            lines += (["for (int _jb = 0; _jb < nt; _jb += JB) {"]
+                      + ["    " + b for b in block] + ["}"])
+    return lines
+
+
 def _streamed_lines(program: Program, weights: list[Expr], R: int, known_rows: list[dict],
                     col_names: dict, unroll: int, widen: bool) -> list[str]:
     """After the j-loop of a streamed sum: for each group of DU output components,
@@ -691,8 +766,13 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     col_lines, rcol = draw(col_roots, _Refs(program, 0), "_c", known_const)
     pair = list(col_lines)
     contract = []
-    for c, node in enumerate(contracted):
-        contract += _contract_lines(program, node, c, R, known_rows, unroll)
+    for group in _product_groups(contracted, level):
+        if len(group) == 1:
+            contract += _contract_lines(program, contracted[group[0]], group[0], R,
+                                        known_rows, unroll)
+        else:
+            contract += _product_lines(program, [(c, contracted[c]) for c in group], R,
+                                       known_rows, unroll)
     weights = streamed_weights(program, level) if lay.streamed else []
     for c in range(len(weights)):
         pointers.append(f"alignas(64) T _wb{c}[R][TJ];")

@@ -318,6 +318,9 @@ def test_matrix_products_run_as_contractions(name, d, dtype):
     assert not any(matrix_vector(n) for f in program.formulas for n in walk(f)
                    if level[n] == "pair")
     assert len(contractions(program.formulas, level)) == PRODUCTS[name][3](d)
+    # the contractions of one product share loops: u = x - y once per pair
+    # and component for several of them (codegen/cpp.py: _product_lines)
+    assert "const V _u0_0 = " in g.kernel("cpu", dtype).source
     summed = name not in ("matvec-param", "vecmat-row", "grad-x", "matvec-tensorprod",
                           "tensordot-vecmat-row", "tensordot-matvec-row")
     assert summed != any(n.op is Op.CONCAT for f in program.formulas for n in walk(f))
