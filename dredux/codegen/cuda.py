@@ -163,8 +163,9 @@ THREADS = 256  # threads per block of the reduce kernel (its __launch_bounds__)
 _STAGED_PARAM_BYTES = 16 << 10  # parameters staged in shared memory: up to 64 x 64 floats
 _NARROW_THREADS = 128
 # the products the GPU lowers (dredux/codegen/products.py): MatVecMult,
-# VecMatMult and the TensorDots that are one of them, with a matrix variable (or a slice of one), whose rows (or
-# columns: the rows of its transpose) the contraction loops read in place,
+# VecMatMult and the TensorDots that are one of them, with a matrix variable
+# (or a slice of one), whose rows (or columns: the rows of its transpose) the
+# contraction loops read in place,
 # while their partial sums fit _LOWERED_SUMS at a tile of one column (float32 up
 # to D = 128, float64 up to D = 64; larger ones stay in the pair loop). A
 # per-thread copy of the matrix or of its transpose, as the CPU computes once

@@ -1,9 +1,10 @@
 """Matrix products as contractions, for both code generators.
 
 A pair-level ``MatVecMult(A, u)`` or ``VecMatMult(u, A)`` (or a ``TensorDot``
-that is one of them, :func:`matrix_vector`) whose matrix A depends on the row or the parameters only (``WeightedSqDist`` with a full
-matrix, a Mahalanobis distance, a projection of ``x - y``) is rewritten as one
-contraction per output component, ``Scalprod(row k of A, u)``, which the
+that is one of them, :func:`matrix_vector`) whose matrix A depends on the row
+or the parameters only (``WeightedSqDist`` with a full matrix, a Mahalanobis
+distance, a projection of ``x - y``) is rewritten as one contraction per
+output component, ``Scalprod(row k of A, u)``, which the
 register-blocked loops compute (codegen/cpp.py: R rows x JB columns of partial
 sums; codegen/cuda.py: a tile of columns per thread, u's chunks staged once
 for all the product's rows). Left to the pair loop, the m x n product is

@@ -358,6 +358,26 @@ def test_gradient_of_a_tensordot_projection(dtype):
                                atol=tol["atol"] * 10 * np.abs(ref).max())
 
 
+def test_tensordots_that_are_matrix_vector_products():
+    """products.matrix_vector: a TensorDot of a 2-axis and a 1-axis operand
+    contracting the vector's axis is a product (matrix rows or columns, either
+    argument order); outer products, 3-axis operands, double contractions and
+    the transposes the lowering itself builds are not."""
+    from dredux.codegen.products import matrix_vector
+    from dredux.ir import Cat, var
+    from dredux.ops.vector import _tensordot_build, transposed
+
+    u, a, b = var(0, 16, Cat.I), var(1, 64, Cat.P), var(2, 256, Cat.P)
+    assert matrix_vector(_tensordot_build(a, u, [4, 16], [16], [1], [0])) == (0, 1, True)
+    assert matrix_vector(_tensordot_build(a, u, [16, 4], [16], [0], [0])) == (0, 1, False)
+    assert matrix_vector(_tensordot_build(u, a, [16], [16, 4], [0], [0])) == (1, 0, False)
+    assert matrix_vector(_tensordot_build(u, a, [16], [4, 16], [0], [1])) == (1, 0, True)
+    assert matrix_vector(_tensordot_build(u, a, [16], [4, 16], [], [])) is None
+    assert matrix_vector(_tensordot_build(b, u, [4, 4, 16], [16], [2], [0])) is None
+    assert matrix_vector(_tensordot_build(b, b, [16, 16], [16, 16], [0, 1], [0, 1])) is None
+    assert matrix_vector(transposed(a, 4, 16)) is None
+
+
 def test_products_whose_buffers_would_not_fit_stay_in_the_pair_loop():
     """300 output components would need 300 tile buffers: the product is left
     to the pair loop, and is still right."""
