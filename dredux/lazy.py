@@ -45,6 +45,9 @@ from .printing import to_formula
 __all__ = ["LazyTensor", "LazyReduction", "Var", "Vi", "Vj", "Pm"]
 
 _FLOATS = (np.float16, np.float32, np.float64)
+# the categories as module constants: Cat.I is an attribute lookup through the
+# enum class (90 ns on CPython 3.11), paid several times per leaf otherwise
+_CAT_I, _CAT_J, _CAT_P = Cat.I, Cat.J, Cat.P
 _CAT_NAMES = {Cat.I: "i", Cat.J: "j", Cat.P: "parameter"}
 # Genred options that shape the routine (the rest go to its call)
 _INIT_OPTIONS = ("dtype_acc", "use_double_acc", "sum_scheme", "use_fast_math")
@@ -77,14 +80,16 @@ class _Leaf:
 
     __slots__ = ("data", "dim", "cat", "ind", "_cast", "batched")
 
-    def __init__(self, data, dim: int, cat: Cat, ind: int | None = None):
+    def __init__(self, data, dim: int, cat: Cat, ind: int | None = None, batched=None):
         self.data = data
         self.dim = dim
         self.cat = cat
         self.ind = ind
         self._cast = None
-        shape = getattr(data, "shape", None)  # batch axes: (B..., rows, D) or (B..., D)
-        self.batched = shape is not None and len(shape) > (1 if cat == Cat.P else 2)
+        if batched is None:  # batch axes: (B..., rows, D) or (B..., D)
+            shape = getattr(data, "shape", None)
+            batched = shape is not None and len(shape) > (1 if cat == _CAT_P else 2)
+        self.batched = batched
 
     def array(self, dtype: np.dtype, like):
         """The argument passed to the routine: lists of floats become arrays of
@@ -136,6 +141,7 @@ _LOCK = threading.Lock()
 _IND = operator.attrgetter("ind")
 _DATA = operator.attrgetter("data")
 _BATCHED = operator.attrgetter("batched")
+_NDARRAY = {np.ndarray}
 
 
 _ROUTINE_LIMIT = 512  # routines hold compiled kernels: fewer of them
@@ -220,7 +226,22 @@ class LazyTensor:
 
     def __init__(self, x=None, axis=None):
         self.ranges = self.backend = self._mv = None
-        if type(x) is np.ndarray:  # the common case first: _array sets the rest
+        if type(x) is np.ndarray:  # the common cases first, then _array for the rest
+            shape = x.shape
+            dtype = x.dtype
+            if len(shape) == 3 and axis is None and dtype.type in _FLOATS:
+                rows, one, dim = shape
+                if one == 1 and rows != 1 and 0 < rows and 0 < dim <= limits.MAX_DIM:
+                    self._fast(x[:, 0, :], dtype, rows, dim, _CAT_I)
+                    return
+                if rows == 1 and one != 1 and 0 < one and 0 < dim <= limits.MAX_DIM:
+                    self._fast(x[0], dtype, one, dim, _CAT_J)
+                    return
+            elif len(shape) == 2 and axis.__class__ is int and dtype.type in _FLOATS:
+                rows, dim = shape
+                if 0 < rows and 0 < dim <= limits.MAX_DIM and axis in (0, 1):
+                    self._fast(x, dtype, rows, dim, _CAT_J if axis else _CAT_I)
+                    return
             self._array(x, axis, False)
             return
         self.ni = self.nj = self._dtype = None
@@ -364,6 +385,19 @@ class LazyTensor:
         self.nj = int(rows) if cat == Cat.J else None
         self._leaf(_Leaf(x, int(dim), cat))
 
+    def _fast(self, x: np.ndarray, dtype, rows: int, dim: int, cat: Cat) -> None:
+        """An i- or j-variable of the checked (rows, dim) array ``x``."""
+        self._dtype = dtype
+        if cat is _CAT_I:
+            self.ni, self.nj = rows, None
+        else:
+            self.ni, self.nj = None, rows
+        node = _LEAF_NODES.get((dim, cat))
+        if node is None:
+            node = _memo_put(_LEAF_NODES, (dim, cat), var(0, dim, cat))
+        self._expr = node
+        self._vars = (_Leaf(x, dim, cat, None, False),)
+
     def _leaf(self, leaf: _Leaf) -> None:
         key = (leaf.dim, leaf.cat)
         node = _LEAF_NODES.get(key)
@@ -473,6 +507,15 @@ class LazyTensor:
         if ov and ov is not leaves:
             if not leaves:
                 leaves = ov
+            elif len(ov) == 1:  # a new leaf, most often: one lookup, no loop
+                (leaf,) = ov
+                if leaf in leaves:
+                    pos = leaves.index(leaf)
+                    if pos:
+                        expr = _renumber(expr, (pos,))
+                else:
+                    expr = _renumber(expr, (len(leaves),))
+                    leaves = leaves + ov
             else:
                 merged = list(leaves)
                 mapping = []
@@ -496,8 +539,10 @@ class LazyTensor:
         backend = self.backend
         if o.backend is not None and o.backend != backend:
             backend = _same("backend", backend, o.backend, ValueError)
-        res = _new(None, leaves, ni, nj, dtype,
-                   o.ranges if self.ranges is None else self.ranges, backend)
+        res = object.__new__(LazyTensor)  # its formula is set by the caller
+        res._expr, res._vars, res.ni, res.nj, res._dtype = None, leaves, ni, nj, dtype
+        res.ranges = o.ranges if self.ranges is None else self.ranges
+        res.backend, res._mv = backend, None
         return res, (self._expr, expr)
 
     def _apply(self, name: str, *operands, params: tuple = ()) -> LazyTensor:
@@ -509,10 +554,14 @@ class LazyTensor:
             res, exprs = self._join(*[o if isinstance(o, LazyTensor) else self._operand(o)
                                       for o in operands])
             exprs = tuple(exprs)
-        else:
-            res = _new(None, self._vars, self.ni, self.nj, self._dtype, self.ranges,
-                       self.backend)
-            exprs = (self._expr,)
+        else:  # unary: the fields are self's
+            expr = self._expr
+            found = _OPS.get((name, id(expr), params))
+            res = object.__new__(LazyTensor)
+            res._expr = found[1] if found is not None else _build(name, (expr,), params)
+            res._vars, res.ni, res.nj, res._dtype = self._vars, self.ni, self.nj, self._dtype
+            res.ranges, res.backend, res._mv = self.ranges, self.backend, None
+            return res
         found = _OPS.get((name, *map(id, exprs), params))
         res._expr = found[1] if found is not None else _build(name, exprs, params)
         return res
@@ -837,13 +886,14 @@ class LazyTensor:
         return res
 
     # reductions --------------------------------------------------------------
-    def _reduce(self, op: str, axis, dim, weight=None, opt_arg=None, call=True, **kwargs):
+    def _reduce(self, op: str, axis, dim, weight=None, opt_arg=None, call=True,
+                _batch=None, **kwargs):
         if dim is not None:
             axis = dim
         if axis is None:
             raise ShapeError(f"the {op} reduction needs axis=0 (over i) or axis=1 (over j),"
                              " e.g. .sum(axis=1) or .sum(dim=1)")
-        batch = len(self._batch)
+        batch = len(self._batch) if _batch is None else _batch
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
                 or axis - batch not in (0, 1):
             if batch:
@@ -869,10 +919,12 @@ class LazyTensor:
         i (axis 0) or j (axis 1), as KeOps's sum/min/max/argmin/argmax."""
         if dim is not None:
             axis = dim
-        if axis == -1 or (not isinstance(axis, bool) and isinstance(axis, int)
-                          and axis == 2 + len(self._batch)):
+        if axis == -1:
             return self._apply(op)
-        return self._reduce(op, axis, None, **kwargs)
+        batch = len(self._batch)
+        if not isinstance(axis, bool) and isinstance(axis, int) and axis == 2 + batch:
+            return self._apply(op)
+        return self._reduce(op, axis, None, _batch=batch, **kwargs)
 
     def sum(self, axis=-1, dim=None, **kwargs):
         """The sum over the vector axis (axis -1 or 2), or the Sum reduction over i
@@ -1051,7 +1103,7 @@ class LazyReduction:
     unless ``call=False`` or symbolic variables are left."""
 
     __slots__ = ("reduction_op", "axis", "opt_arg", "_source", "_f", "_f2", "_init",
-                 "_options", "_routine", "_leaves", "ni", "nj", "_dtype")
+                 "_options", "_routine", "_leaves", "ni", "nj", "_dtype", "_inds")
 
     def __new__(cls, source: LazyTensor, f: Expr, f2, op, axis, opt_arg, init, options,
                 call):
@@ -1061,7 +1113,7 @@ class LazyReduction:
         self._init, self._options = init, options
         self.ni, self.nj, self._dtype = source.ni, source.nj, source._dtype
         self._routine = self._leaves = None
-        inds = tuple(map(_IND, source._vars))
+        self._inds = inds = tuple(map(_IND, source._vars))
         if call and inds.count(None) == len(inds):  # no symbolic variable: run now
             return self()
         return self
@@ -1072,8 +1124,7 @@ class LazyReduction:
         if self._routine is None:
             leaves = self._source._vars
             key = (id(self._f), id(self._f2), self.reduction_op, self.axis, self.opt_arg,
-                   tuple(sorted(self._init.items())) if self._init else (),
-                   tuple(map(_IND, leaves)))
+                   tuple(sorted(self._init.items())) if self._init else (), self._inds)
             found = _ROUTINES.get(key)
             if found is None:  # the value holds f and f2: their ids stay theirs
                 found = _memo_put(_ROUTINES, key, (self._f, self._f2, *_routine(
@@ -1106,7 +1157,9 @@ class LazyReduction:
         return options
 
     def __call__(self, *args, **kwargs):
-        routine = self.routine()
+        routine = self._routine
+        if routine is None:
+            routine = self.routine()
         options = self._options
         if kwargs:
             init, more = _split_options(kwargs)
@@ -1118,7 +1171,7 @@ class LazyReduction:
         leaves = self._leaves
         if not args:
             arrays = tuple(map(_DATA, leaves))
-            if all(type(a) is np.ndarray for a in arrays):
+            if set(map(type, arrays)) == _NDARRAY:
                 return routine(*arrays, **options)
         symbolic = [leaf for leaf in leaves if leaf.ind is not None]
         if len(args) != len(symbolic):
