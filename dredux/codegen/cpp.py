@@ -57,6 +57,7 @@ from .render import (
     streamed_weights,
     title,
     var_slots,
+    variable_slice,
 )
 
 __all__ = ["CppLayout", "layout", "fuses_sum", "layout_tag", "default_rows_per_pass",
@@ -96,6 +97,12 @@ _CONTRACT_ROWS = 6
 # 87-91 %, 1 x 8: 83 %); one loop per contraction, 50-54 %.
 _PRODUCT_ROWS = 2
 _PRODUCT_SUMS = (4, 32, 3)  # 4 contractions per block up to length 32, else 3
+# A column matrix's values are vector loads (one per column block), which a
+# loop per contraction shares among its R rows, and the shared loops among 2:
+# SqNorm2(MatVecMult(A_j, x - y)) took 29 / 54 / 28 % of the FMA peak at D =
+# 16 / 32 / 64 with a loop per contraction, 25 / 40 / 40 % with shared loops
+# (1 % at D = 32 per pair): shared from D = 64 on
+_COL_MATRIX_SHARED = 32
 _NO_PANELS = 1 << 62
 # row variables up to this many components are copied to the stack for a pass
 # (registers, for the unrolled code); wider ones are read in place
@@ -173,7 +180,7 @@ def default_rows_per_pass(program: Program) -> int:
     y load."""
     level = levels(program.formulas)
     work = {"pair": 0, "row": 0}
-    contracted = contractions(program.formulas, level)
+    contracted = contractions(program.formulas, level, col_slices=True)
     seen = set(contracted)  # computed by the register-blocked loop, not the j-loop
     # a streamed sum's j-loop computes its weights only (the output components
     # are summed after it, R x DU at a time)
@@ -211,10 +218,10 @@ def lowered(program: Program) -> Program:
     """``program`` with its pair-level matrix products as contractions
     (:func:`dredux.codegen.products.lower_products`); ``program`` itself when
     it has none, or when their tile buffers would not fit."""
-    out = lower_products(program, _CPU_PRODUCTS)
+    out = lower_products(program, _CPU_PRODUCTS, col_matrices=True)
     if out is program:
         return program
-    count = len(contractions(out.formulas, levels(out.formulas)))
+    count = len(contractions(out.formulas, levels(out.formulas), col_slices=True))
     size = count * _SMALLEST_TILE * compute_dtype(out).itemsize  # one row per pass
     return out if size <= _PRODUCT_BUFFERS else program
 
@@ -240,7 +247,7 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     acc = np.dtype(np.float64 if program.np_acc_dtype == np.float64 else np.float32)
     red = program.reduction
     level = levels(program.formulas)
-    contracted = contractions(program.formulas, level)
+    contracted = contractions(program.formulas, level, col_slices=True)
     weights = streamed_weights(program, level)
     streamed = weights is not None
     term = (gemm_fold_term(program, weights, contracted) if streamed and acc == compute
@@ -413,7 +420,14 @@ class _BlockRefs:
         if kind == "x":
             return f"_x{slot}_{self.row}[{k}]"
         if kind == "y":
-            return f"_yv{slot}_{self.v}" if node.dim > 1 else f"_yw{slot}_{self.v}"
+            if node.dim == 1:
+                return f"_yw{slot}_{self.v}"
+            if k == "_d":
+                return f"_yv{slot}_{self.v}"
+            # another component of a wider variable (a column matrix's row k:
+            # component k * n + _d), from the same packed block
+            return (f"_dr_vload(_ypk{slot} + (jt - jp + _jb) * {node.dim} + ({k}) * JB"
+                    f" + {self.v} * VL)")
         return f"_p{slot}[{k}]"
 
 
@@ -495,7 +509,8 @@ def _contract_lines(program: Program, node: Expr, c: int, R: int, known: list[di
 def _product_groups(contracted: list[Expr], level: dict) -> list[list[int]]:
     """The contractions (indices into ``contracted``) in loops: the
     ``Scalprod(w_k, u)`` of one pair-level vector ``u`` with weights ``w_k`` of
-    the row or the parameters (the output components of a lowered matrix
+    the row or the parameters, or slices of a column variable beyond
+    _COL_MATRIX_SHARED components (the output components of a lowered matrix
     product, :mod:`dredux.codegen.products`) share one loop each; the others
     have a loop of their own."""
     groups: dict = {}
@@ -503,7 +518,8 @@ def _product_groups(contracted: list[Expr], level: dict) -> list[list[int]]:
         key = c
         if node.op is Op.SCALPROD:
             w, u = node.args
-            if level[w] in ("row", "const") and level[u] == "pair":
+            if level[u] == "pair" and (level[w] in ("row", "const") or (
+                    level[w] == "col" and u.dim > _COL_MATRIX_SHARED and variable_slice(w))):
                 key = u
         groups.setdefault(key, []).append(c)
     return list(groups.values())
@@ -680,7 +696,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     formulas = program.formulas
     level = levels(formulas)
     R = lay.rows_per_pass
-    contracted = contractions(formulas, level)
+    contracted = contractions(formulas, level, col_slices=True)
     # nodes the j-loop computes: the contractions' terms are the block loops' own
     outside: set[Expr] = set(contracted)
     for f in formulas:

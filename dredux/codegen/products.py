@@ -31,20 +31,21 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir import OPS, Expr, Op, const, walk_all
-from ..ops.vector import transpose_of, transposed
+from ..ops.vector import transposed
 from ..program import Program
-from .render import CONTRACTION_MIN_DIM, contraction_term, levels
+from .render import CONTRACTION_MIN_DIM, contraction_term, levels, variable_slice
 
 __all__ = ["lower_products", "matrix_vector", "variable_slice"]
 
 
-def _product(node: Expr, args: tuple, level: dict, ops: frozenset,
-             matrix_vars: bool) -> tuple[list[Expr], Expr | None] | None:
+def _product(node: Expr, args: tuple, level: dict, ops: frozenset, matrix_vars: bool,
+             col_matrices: bool) -> tuple[list[Expr], Expr | None] | None:
     """The output components of the matrix product ``node`` (rebuilt on
     ``args``) as contractions, and the scalar factor of its vector (``w * (x -
     y)`` in a gradient: it multiplies the result instead), or None when it is
-    not a product to lower (one of ``ops``, its matrix a variable when
-    ``matrix_vars``, or a slice of one)."""
+    not a product to lower (one of ``ops``, its matrix of the row or the
+    parameters, a variable or a slice of one when ``matrix_vars``; with
+    ``col_matrices``, also a column variable or a slice of one)."""
     if node.op not in ops:
         return None
     form = matrix_vector(node)
@@ -53,14 +54,18 @@ def _product(node: Expr, args: tuple, level: dict, ops: frozenset,
     ka, ku, by_rows = form
     a, u, a2, u2 = node.args[ka], node.args[ku], args[ka], args[ku]
     n = u.dim
-    if (level[node] != "pair" or level[a] not in ("row", "const") or n < CONTRACTION_MIN_DIM
-            or (matrix_vars and not variable_slice(a))):
+    if level[node] != "pair" or n < CONTRACTION_MIN_DIM:
+        return None
+    if level[a] == "col":
+        if not (col_matrices and variable_slice(a)):
+            return None
+    elif level[a] not in ("row", "const") or (matrix_vars and not variable_slice(a)):
         return None
     scale = None
     if u.op is Op.MUL and 1 in (u.args[0].dim, u.args[1].dim):
         k = 0 if u.args[0].dim == 1 else 1
         scale, u, u2 = u2.args[k], u.args[1 - k], u2.args[1 - k]
-    if not contraction_term(u, n, level):
+    if not contraction_term(u, n, level, col_matrices):
         return None
     m = a.dim // n
     if not by_rows:  # A is n x m: the rows of its transpose
@@ -94,20 +99,6 @@ def matrix_vector(node: Expr) -> tuple[int, int, bool] | None:
     if sorted(sub_m) != sorted((c, *sub_out)) or sub_out[0] == c:
         return None
     return ka, ku, sub_m[1] == c
-
-
-def variable_slice(node: Expr) -> bool:
-    """Whether ``node`` is a variable, a slice of one or the transpose of a
-    matrix of them (``Extract`` of an ``Extract``... of a variable): values a
-    kernel can read in place."""
-    while True:
-        if node.op is Op.EXTRACT:
-            node = node.args[0]
-            continue
-        t = transpose_of(node)
-        if t is None:
-            return node.op is Op.VAR
-        node = t[0]
 
 
 def _component(node: Expr, k: int, level: dict, parts: dict) -> Expr:
@@ -148,18 +139,22 @@ def _chain(op: Op, terms: list[Expr]) -> Expr:
     return out
 
 
-def lower_products(program: Program, ops: frozenset, matrix_vars: bool = False) -> Program:
+def lower_products(program: Program, ops: frozenset, matrix_vars: bool = False,
+                   col_matrices: bool = False) -> Program:
     """``program`` with its pair-level matrix products among ``ops``
-    (``Op.MATVECMULT``, ``Op.VECMATMULT``) as contractions (only those whose
-    matrix is a variable or a slice of one when ``matrix_vars``); ``program``
-    itself when it has none."""
+    (``Op.MATVECMULT``, ``Op.VECMATMULT``, ``Op.TENSORDOT``) as contractions
+    (only those whose matrix is a variable or a slice of one when
+    ``matrix_vars``; those of a column matrix too when ``col_matrices``: a
+    column variable or a slice of one, which the contraction loops read from
+    their packed panel, :func:`dredux.codegen.render.contractions` with
+    ``col_slices``); ``program`` itself when it has none."""
     level = levels(program.formulas)
     memo: dict[Expr, Expr] = {}
     parts: dict[Expr, tuple[list[Expr], Expr | None]] = {}  # the lowered products
     holds: set[Expr] = set()  # rebuilt nodes with a lowered product below them
     for node in walk_all(program.formulas):
         args = tuple(memo[a] for a in node.args)
-        product = _product(node, args, level, ops, matrix_vars)
+        product = _product(node, args, level, ops, matrix_vars, col_matrices)
         if product is not None:
             rows, scale = product
             new = _chain(Op.CONCAT, rows)

@@ -37,6 +37,7 @@ from ..ops.vector import ix, transpose_of
 from ..printing import to_formula
 
 __all__ = ["Renderer", "render", "inlined_nodes", "Index", "literal", "bare", "compute_dtype",
+           "variable_slice",
            "var_slots", "levels", "hoisted_roots", "indent", "title", "code_operations",
            "check_kernel_stack", "check_kernel_code", "contractions", "contraction_term",
            "CONTRACTION_MIN_DIM",
@@ -367,32 +368,53 @@ _TERM_OPS = frozenset((Op.ADD, Op.SUB, Op.MUL, Op.NEG, Op.SQUARE))
 
 
 def contractions(formulas: Sequence[Expr], level: dict[Expr, str],
-                 min_dim: int = CONTRACTION_MIN_DIM) -> list[Expr]:
+                 min_dim: int = CONTRACTION_MIN_DIM, col_slices: bool = False) -> list[Expr]:
     """The pair-level ``Sum``/``Scalprod`` nodes of ``formulas`` over at least
     ``min_dim`` components whose terms are arithmetic (``+ - *``, ``Square``,
     ``Minus``) of variables, constants and subtrees that depend on the row or
     the parameters only: ``SqDist(x, y)``, ``(x|y)``, ``WeightedSqDist`` and
     the same shapes in gradients. A GEMM-like loop computes them, streaming
-    the D components of x and y once per block of pairs."""
+    the D components of x and y once per block of pairs. With ``col_slices``
+    (the CPU kernels), a term may also be a slice of a column variable (the
+    row of a column matrix, :mod:`dredux.codegen.products`)."""
     out: list[Expr] = []
     seen: set[Expr] = set()
     for f in formulas:
         for node in walk(f, seen):
             if (node.op in (Op.SUM, Op.SCALPROD) and level[node] == "pair"
                     and node.args[0].dim >= min_dim
-                    and all(contraction_term(a, a.dim, level) for a in node.args)):
+                    and all(contraction_term(a, a.dim, level, col_slices)
+                            for a in node.args)):
                 out.append(node)
     return out
 
 
-def contraction_term(node: Expr, dim: int, level: dict[Expr, str]) -> bool:
+def contraction_term(node: Expr, dim: int, level: dict[Expr, str],
+                     col_slices: bool = False) -> bool:
     """Whether ``node`` can be summed by a contraction loop over ``dim``
     components: arithmetic of variables, constants and row- or
-    parameter-only subtrees (each read by component)."""
+    parameter-only subtrees (each read by component); with ``col_slices``,
+    also slices of column variables (:func:`variable_slice`)."""
     if node.op in (Op.VAR, Op.CONST) or level[node] in ("row", "const"):
         return True
+    if col_slices and level[node] == "col" and node.dim == dim and variable_slice(node):
+        return True
     return (node.op in _TERM_OPS and node.dim == dim
-            and all(contraction_term(a, dim, level) for a in node.args))
+            and all(contraction_term(a, dim, level, col_slices) for a in node.args))
+
+
+def variable_slice(node: Expr) -> bool:
+    """Whether ``node`` is a variable, a slice of one or the transpose of a
+    matrix of them (``Extract`` of an ``Extract``... of a variable): values a
+    kernel can read in place."""
+    while True:
+        if node.op is Op.EXTRACT:
+            node = node.args[0]
+            continue
+        t = transpose_of(node)
+        if t is None:
+            return node.op is Op.VAR
+        node = t[0]
 
 
 def streamed_weights(program, level: dict[Expr, str]) -> list[Expr] | None:

@@ -358,6 +358,76 @@ def test_gradient_of_a_tensordot_projection(dtype):
                                atol=tol["atol"] * 10 * np.abs(ref).max())
 
 
+COL_PRODUCTS = {  # products of a column matrix A_j (N, D, D) with x - y
+    "matvec": ("Exp(-SqNorm2(MatVecMult(A, x - y))) * b", lambda d: d,
+               lambda u, a, b: np.exp(-(np.einsum("jkd,ijd->ijk", a, u) ** 2).sum(-1)) @ b),
+    "vecmat": ("SqNorm2(VecMatMult(x - y, A))", lambda d: d,
+               lambda u, a, b: (np.einsum("jdk,ijd->ijk", a, u) ** 2).sum(-1).min(1)[:, None]),
+    "tensordot-slice": ("TensorDot(Extract(A, 0, 3 * D), y - x, [3, D], [D], [1], [0])",
+                        lambda d: 3, lambda u, a, b: -np.einsum("jkd,ijd->ik", a[:, :3], u)),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [16, 40])
+@pytest.mark.parametrize("name", sorted(COL_PRODUCTS))
+def test_products_of_a_column_matrix_run_as_contractions(name, d, dtype):
+    """A matrix of the columns (one D x D matrix per j, A_j): each output
+    component of the product is a contraction whose weights the loops read
+    from the packed panel of A (per pair, D = 32 ran at 1 % of the FMA peak);
+    loops of their own at D = 16, shared from D = 40; against float64 (37 rows,
+    300 columns: partial passes, tiles and blocks)."""
+    from dredux.codegen.cpp import lowered
+    from dredux.codegen.products import matrix_vector
+    from dredux.codegen.render import contractions, levels
+    from dredux.ir import walk
+
+    formula, count, reference = COL_PRODUCTS[name]
+    red = "Min" if name == "vecmat" else "Sum"
+    g = Genred(formula.replace("3 * D", str(3 * d)).replace("D]", f"{d}]"),
+               [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"A = Vj({d * d})"],
+               reduction_op=red, axis=1)
+    program = lowered(g.program(dtype))
+    level = levels(program.formulas)
+    assert not any(matrix_vector(n) for f in program.formulas for n in walk(f)
+                   if level[n] == "pair")
+    assert len(contractions(program.formulas, level, col_slices=True)) == count(d)
+    assert ("const V _u0_0 = " in g.kernel("cpu", dtype).source) == (d > 32 and count(d) > 1)
+    gen = np.random.default_rng(d)
+    m, n = 37, 300
+    x = gen.standard_normal((m, d)) / np.sqrt(d)
+    y = gen.standard_normal((n, d)) / np.sqrt(d)
+    b = gen.uniform(0.5, 1.5, (n, 1))
+    a = gen.standard_normal((n, d, d)) / np.sqrt(d)
+    out = g(*(v.astype(dtype) for v in (x, y, b, a.reshape(n, -1))), backend="cpu")
+    x, y, b, a = (v.astype(dtype).astype(np.float64) for v in (x, y, b, a))
+    ref = reference(x[:, None] - y[None], a, b)
+    tol = tolerances(dtype)
+    np.testing.assert_allclose(out, ref, rtol=tol["rtol"] * 10,
+                               atol=tol["atol"] * 10 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_slice_of_a_column_variable_in_a_contraction(dtype):
+    """SqDist(Extract(y, 5, 16), x): the slice is a contraction term, read from
+    the packed panel at its offset (component 5 + d of each column)."""
+    from dredux.codegen.cpp import lowered
+    from dredux.codegen.render import contractions, levels
+
+    gen = np.random.default_rng(3)
+    m, n = 37, 300
+    x, y = gen.standard_normal((m, 16)), gen.standard_normal((n, 24))
+    b = gen.uniform(0.5, 1.5, (n, 1))
+    g = Genred("Exp(-SqDist(Extract(y, 5, 16), x)) * b", ["x = Vi(16)", "y = Vj(24)",
+                                                          "b = Vj(1)"], axis=1)
+    program = lowered(g.program(dtype))
+    assert len(contractions(program.formulas, levels(program.formulas), col_slices=True)) == 1
+    out = g(*(v.astype(dtype) for v in (x, y, b)), backend="cpu")
+    x, y, b = (v.astype(dtype).astype(np.float64) for v in (x, y, b))
+    ref = np.exp(-((x[:, None] - y[None, :, 5:21]) ** 2).sum(-1)) @ b
+    np.testing.assert_allclose(out, ref, **tolerances(dtype))
+
+
 def test_tensordots_that_are_matrix_vector_products():
     """products.matrix_vector: a TensorDot of a 2-axis and a 1-axis operand
     contracting the vector's axis is a product (matrix rows or columns, either
