@@ -3,7 +3,7 @@
     python benchmarks/highdim.py [--quick] [--size 20000] [--dims 16 64 256]
                                  [--dtypes float32 float64] [--write FILE]
 
-(``--dims``, ``--knn-dims``, ``--conv-dims`` and ``--aniso-dims`` given
+(``--dims``, ``--knn-dims``, ``--conv-dims``, ``--aniso-dims`` and ``--colmat-dims`` given
 without values skip their case.)
 
 Cases, on inputs x_i, y_j ~ N(0, I/D) (so that |x_i - y_j|^2 is about 2 and the
@@ -29,7 +29,13 @@ Gaussian's values are neither 0 nor 1), b_j ~ U(0, 1):
   (its product costs D^2 multiply-adds per pair, which its FMA fraction
   counts); its baseline expands the quadratic form (``x S x + y S y - 2 (x S)
   y^T``, one GEMM per block), which a user of NumPy would write and which
-  loses the accuracy of near points; no target either.
+  loses the accuracy of near points; no target either;
+* ``colmat``: a product with one D x D matrix per column,
+  ``Exp(-SqNorm2(MatVecMult(a,x-y)))*b`` with ``a = Vj(D*D)`` (entries
+  N(0, 1/D)), at D = ``--colmat-dims`` and M = N = ``--colmat-size`` (D^2
+  multiply-adds per pair, as counted); its baseline computes the pairs'
+  products block by block as batched GEMMs (``matmul`` of the (N, B, D)
+  differences by the N transposed matrices), the only exact form; no target.
 
 Measured in the same run, on the same inputs:
 
@@ -105,6 +111,9 @@ def case_spec(case: str, d: int) -> tuple[str, list[str], str, int | None]:
     if case == "aniso":
         return ("Exp(-WeightedSqDist(s,x,y))*b",
                 [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})"], "Sum", None)
+    if case == "colmat":
+        return ("Exp(-SqNorm2(MatVecMult(a,x-y)))*b",
+                [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"a = Vj({d * d})"], "Sum", None)
     return "SqDist(x,y)", [f"x = Vi({d})", f"y = Vj({d})"], "ArgKMin", K
 
 
@@ -116,15 +125,34 @@ def inputs(case: str, m: int, n: int, d: int, dtype, seed: int = 0) -> list[np.n
         q = gen.standard_normal((d, d))
         s = (q @ q.T / d + np.eye(d)) / 2
         return [a.astype(dtype) for a in (x, y, gen.random((n, 1)), s.ravel())]
+    if case == "colmat":
+        a = gen.standard_normal((n, d * d)) / np.sqrt(d)
+        return [v.astype(dtype) for v in (x, y, gen.random((n, 1)), a)]
     arrays = [x, y] + ([gen.random((n, 1))] if case == "gaussian" else
                        [gen.standard_normal((n, d))] if case == "conv" else
                        [gen.random((n, 1)), np.ones((m, 1))] if case == "grad" else [])
     return [a.astype(dtype) for a in arrays]
 
 
+def colmat_values(x, y, a, b) -> np.ndarray:
+    """``sum_j exp(-|A_j (x_i - y_j)|^2) b_j`` by blocks of rows, each a batched
+    GEMM over the columns (at most ~32 MiB of differences per block)."""
+    n, d = y.shape
+    mats = a.reshape(n, d, d).transpose(0, 2, 1)  # u @ A_j^T = (A_j u)^T
+    rows = max(1, (32 << 20) // (n * d * x.itemsize))
+    outs = []
+    for i in range(0, len(x), rows):
+        u = (x[i:i + rows][None, :, :] - y[:, None, :])  # (N, B, D)
+        v = np.matmul(u, mats)
+        outs.append(np.exp(-(v * v).sum(-1)).T @ b)
+    return np.concatenate(outs)
+
+
 def baseline(case: str, args: list[np.ndarray]) -> np.ndarray:
     """Blocked NumPy: one GEMM per block of rows, then the epilogue."""
     x, y = args[0], args[1]
+    if case == "colmat":
+        return colmat_values(x, y, args[3], args[2])
     if case == "aniso":  # S is symmetric: |u|_S^2 = x S x + y S y - 2 (x S) y^T
         metric = args[3].reshape(len(x[0]), -1)
         yy = ((y @ metric) * y).sum(1)
@@ -156,6 +184,9 @@ def check(case: str, args: list[np.ndarray], out: np.ndarray) -> float:
     """Largest relative difference against float64 NumPy on the first rows."""
     x, y = (a.astype(np.float64) for a in args[:2])
     x = x[:CHECK_ROWS]
+    if case == "colmat":
+        ref = colmat_values(x, y, args[3].astype(np.float64), args[2].astype(np.float64))
+        return float(np.abs(out[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
     if case == "aniso":  # float64 keeps the expanded form's error far below float32's
         metric = args[3].astype(np.float64).reshape(len(x[0]), -1)
         dist = (((x @ metric) * x).sum(1)[:, None] + ((y @ metric) * y).sum(1)[None]
@@ -191,7 +222,7 @@ def keops_rate(case: str, d: int, dtype, size: int) -> tuple[float | None, str]:
 
 def targets(case: str, dtype: str, d: int, vs_base: float, vs_keops: float | None,
             peak: float) -> str:
-    if case in ("conv", "grad", "aniso"):
+    if case in ("conv", "grad", "aniso", "colmat"):
         return "(no target)"
     checks = []
     if dtype == "float32":
@@ -226,6 +257,9 @@ def main(argv=None) -> int:
     parser.add_argument("--aniso-dims", type=int, nargs="*", default=[16, 32, 64])
     parser.add_argument("--aniso-size", type=int, default=6_000,
                         help="M = N of the aniso rows (D^2 work per pair)")
+    parser.add_argument("--colmat-dims", type=int, nargs="*", default=[16, 32, 64])
+    parser.add_argument("--colmat-size", type=int, default=2_000,
+                        help="M = N of the colmat rows (D^2 work per pair)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-keops", action="store_true")
@@ -234,6 +268,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.size, args.keops_size, args.dims, args.knn_dims = 4_000, 2_000, [16, 64], [64]
         args.conv_dims, args.aniso_dims, args.aniso_size = [64], [16, 32], 2_000
+        args.colmat_dims, args.colmat_size = [16, 32], 1_000
 
     from dredux import Genred
     from dredux.compile.cpp import compile_flags
@@ -256,15 +291,17 @@ def main(argv=None) -> int:
     say(f"FMA peak ({cores} threads): float32 {peak['float32']:.3g}, "
         f"float64 {peak['float64']:.3g} multiply-adds/s")
     say(f"M = N = {args.size:,} (KeOps at {args.keops_size:,}; aniso rows: M = N = "
-        f"{args.aniso_size:,}, KeOps at {min(args.keops_size, args.aniso_size):,}); "
-        f"medians of {args.repeats} calls")
+        f"{args.aniso_size:,}, KeOps at {min(args.keops_size, args.aniso_size):,}; colmat "
+        f"rows: M = N = {args.colmat_size:,}, KeOps at "
+        f"{min(args.keops_size, args.colmat_size):,}); medians of {args.repeats} calls")
     say()
     say("| case | dtype | D | dredux pairs/s | BLAS pairs/s | KeOps pairs/s | "
         "dredux / BLAS | dredux / KeOps | FMA peak | rel. error | targets |")
     say("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = ([("gaussian", d) for d in args.dims] + [("knn", d) for d in args.knn_dims]
             + [(case, d) for case in ("conv", "grad") for d in args.conv_dims]
-            + [("aniso", d) for d in args.aniso_dims])
+            + [("aniso", d) for d in args.aniso_dims]
+            + [("colmat", d) for d in args.colmat_dims])
     # the first call at full size imports the modules of dredux's Dask graph path
     # (about 0.3 s, once per process): one such call, excluded, comes first
     formula, aliases, reduction, _ = case_spec("gaussian", 4)
@@ -274,7 +311,7 @@ def main(argv=None) -> int:
         for case, d in rows:
             formula, aliases, reduction, opt_arg = case_spec(case, d)
             routine = Genred(formula, aliases, reduction_op=reduction, axis=1, opt_arg=opt_arg)
-            size = args.aniso_size if case == "aniso" else args.size
+            size = {"aniso": args.aniso_size, "colmat": args.colmat_size}.get(case, args.size)
             data = inputs(case, size, size, d, dtype)
             routine(*inputs(case, 300, 300, d, dtype, seed=1))  # compile (excluded)
             t_ours, out = timed(lambda: routine(*data), args.repeats)
@@ -284,7 +321,8 @@ def main(argv=None) -> int:
             ours, base = pairs / t_ours, pairs / t_base
             theirs, why = (None, "skipped") if args.no_keops else keops_rate(
                 case, d, dtype, min(args.keops_size, size))
-            fmas = d * d if case == "aniso" else 2 * d if case in ("conv", "grad") else d
+            fmas = (d * d if case in ("aniso", "colmat") else 2 * d if case in ("conv", "grad")
+                    else d)
             fraction = ours * fmas / peak[dtype]
             vs_keops = ours / theirs if theirs else None
             say(f"| {case} | {dtype} | {d} | {ours:.3g} | {base:.3g} | "
