@@ -392,11 +392,7 @@ class LazyTensor:
             self.ni, self.nj = rows, None
         else:
             self.ni, self.nj = None, rows
-        node = _LEAF_NODES.get((dim, cat))
-        if node is None:
-            node = _memo_put(_LEAF_NODES, (dim, cat), var(0, dim, cat))
-        self._expr = node
-        self._vars = (_Leaf(x, dim, cat, None, False),)
+        self._leaf(_Leaf(x, dim, cat, None, False))
 
     def _leaf(self, leaf: _Leaf) -> None:
         key = (leaf.dim, leaf.cat)
@@ -539,7 +535,7 @@ class LazyTensor:
         backend = self.backend
         if o.backend is not None and o.backend != backend:
             backend = _same("backend", backend, o.backend, ValueError)
-        res = object.__new__(LazyTensor)  # its formula is set by the caller
+        res = object.__new__(LazyTensor)  # _new written out; the caller sets the formula
         res._expr, res._vars, res.ni, res.nj, res._dtype = None, leaves, ni, nj, dtype
         res.ranges = o.ranges if self.ranges is None else self.ranges
         res.backend, res._mv = backend, None
@@ -554,7 +550,7 @@ class LazyTensor:
             res, exprs = self._join(*[o if isinstance(o, LazyTensor) else self._operand(o)
                                       for o in operands])
             exprs = tuple(exprs)
-        else:  # unary: the fields are self's
+        else:  # unary: the fields are self's (_new written out: a call per operation)
             expr = self._expr
             found = _OPS.get((name, id(expr), params))
             res = object.__new__(LazyTensor)

@@ -164,6 +164,13 @@ class CppLayout:
         return _CTYPE[self.acc]
 
 
+def _contractions(formulas, level: dict) -> list[Expr]:
+    """The contractions of a CPU kernel (:func:`dredux.codegen.render.contractions`),
+    slices of column variables among their terms: the CPU loops read them from
+    the packed panel (the rows of a column matrix)."""
+    return contractions(formulas, level, col_slices=True)
+
+
 def default_rows_per_pass(program: Program) -> int:
     """``R`` for ``program``: rows per pass share the column loads and the
     column-only work, and give the j-loop independent chains to interleave.
@@ -180,7 +187,7 @@ def default_rows_per_pass(program: Program) -> int:
     y load."""
     level = levels(program.formulas)
     work = {"pair": 0, "row": 0}
-    contracted = contractions(program.formulas, level, col_slices=True)
+    contracted = _contractions(program.formulas, level)
     seen = set(contracted)  # computed by the register-blocked loop, not the j-loop
     # a streamed sum's j-loop computes its weights only (the output components
     # are summed after it, R x DU at a time)
@@ -221,7 +228,7 @@ def lowered(program: Program) -> Program:
     out = lower_products(program, _CPU_PRODUCTS, col_matrices=True)
     if out is program:
         return program
-    count = len(contractions(out.formulas, levels(out.formulas), col_slices=True))
+    count = len(_contractions(out.formulas, levels(out.formulas)))
     size = count * _SMALLEST_TILE * compute_dtype(out).itemsize  # one row per pass
     return out if size <= _PRODUCT_BUFFERS else program
 
@@ -247,7 +254,7 @@ def layout(program: Program, rows_per_pass: int | None = None) -> CppLayout:
     acc = np.dtype(np.float64 if program.np_acc_dtype == np.float64 else np.float32)
     red = program.reduction
     level = levels(program.formulas)
-    contracted = contractions(program.formulas, level, col_slices=True)
+    contracted = _contractions(program.formulas, level)
     weights = streamed_weights(program, level)
     streamed = weights is not None
     term = (gemm_fold_term(program, weights, contracted) if streamed and acc == compute
@@ -471,6 +478,35 @@ def _pack_lines(packed: list[tuple[int, int]], as_given=()) -> list[str]:
     return lines
 
 
+def _inlined(nodes: list[Expr], known: dict) -> frozenset:
+    """The nodes of the contractions ``nodes`` their block loops write inline:
+    all but variables, constants, the contractions themselves and what the
+    row code names (``known``)."""
+    return frozenset(n for node in nodes for n in walk(node)
+                     if n.op not in (Op.VAR, Op.CONST) and n is not node and n not in known)
+
+
+def _block_loop(program: Program, nodes: list[Expr], nv: int, acc: list[str],
+                body: list[str], stores: list[str]) -> list[str]:
+    """One loop over the tile's blocks of JB columns computing contractions
+    ``nodes``: the vector partial sums ``acc`` zeroed, the D loop outermost
+    (each column variable's vectors of component ``_d`` loaded once from its
+    packed panel, then ``body``), then ``stores``."""
+    packed = dict(_packed(program, nodes))
+    wide = [k for k, dim in packed.items() if dim > 1]
+    block = [f"V {' = {}, '.join(acc)} = {{}};"]
+    block += [f"const V _yw{k}_{v} = _dr_vload(_ypk{k} + (jt - jp + _jb) + {v} * VL);"
+              for k, dim in packed.items() if dim == 1 for v in range(nv)]
+    loads = [f"const T* const _yd{k} = _ypk{k} + (jt - jp + _jb) * {packed[k]} + _d * JB;"
+             for k in wide]
+    loads += [f"const V _yv{k}_{v} = _dr_vload(_yd{k} + {v} * VL);"
+              for k in wide for v in range(nv)]
+    block += ([f"for (int _d = 0; _d < {nodes[0].args[0].dim}; ++_d) {{"]
+              + ["    " + b for b in loads + body] + ["}"] + stores)
+    return (["for (int _jb = 0; _jb < nt; _jb += JB) {"] + ["    " + b for b in block]
+            + ["}"])
+
+
 def _contract_lines(program: Program, node: Expr, c: int, R: int, known: list[dict],
                     unroll: int) -> list[str]:
     """The register-blocked loop computing contraction ``node`` for the tile into
@@ -478,32 +514,18 @@ def _contract_lines(program: Program, node: Expr, c: int, R: int, known: list[di
     loop outermost (each x value and y vector loaded once per block, the y
     values from the packed panel; the zero-padded columns past the panel's
     end are computed and never read)."""
-    inside = frozenset(n for n in walk(node) if n.op not in (Op.VAR, Op.CONST)
-                       and n is not node and n not in known[0])
-    length = node.args[0].dim
-    packed = dict(_packed(program, [node]))
-    wide = [k for k, dim in packed.items() if dim > 1]
-    narrow = [k for k, dim in packed.items() if dim == 1]
+    inside = _inlined([node], known[0])
 
     def term(refs, r):
         return _term(Renderer(refs, unroll, known=known[r], inline=inside), node)
 
     nv = _vectors(R)
-    acc = [f"_a{r}_{v}" for r in range(R) for v in range(nv)]
-    block = [f"V {' = {}, '.join(acc)} = {{}};"]
-    block += [f"const V _yw{k}_{v} = _dr_vload(_ypk{k} + (jt - jp + _jb) + {v} * VL);"
-              for k in narrow for v in range(nv)]
-    body = [f"const T* const _yd{k} = _ypk{k} + (jt - jp + _jb) * {packed[k]} + _d * JB;"
-            for k in wide]
-    body += [f"const V _yv{k}_{v} = _dr_vload(_yd{k} + {v} * VL);"
-             for k in wide for v in range(nv)]
-    body += [f"_a{r}_{v} += {term(_BlockRefs(program, r, v), r)};"
-             for r in range(R) for v in range(nv)]
-    block += [f"for (int _d = 0; _d < {length}; ++_d) {{"] + ["    " + b for b in body] + ["}"]
-    block += [f"_dr_vstore(&_cb{c}[{r}][_jb + {v} * VL], _a{r}_{v});"
+    body = [f"_a{r}_{v} += {term(_BlockRefs(program, r, v), r)};"
+            for r in range(R) for v in range(nv)]
+    stores = [f"_dr_vstore(&_cb{c}[{r}][_jb + {v} * VL], _a{r}_{v});"
               for r in range(R) for v in range(nv)]
-    return (["for (int _jb = 0; _jb < nt; _jb += JB) {"] + ["    " + b for b in block]
-            + ["}"])
+    return _block_loop(program, [node], nv, [f"_a{r}_{v}" for r in range(R) for v in range(nv)],
+                       body, stores)
 
 
 def _product_groups(contracted: list[Expr], level: dict) -> list[list[int]]:
@@ -537,16 +559,10 @@ def _product_lines(program: Program, group: list[tuple[int, Expr]], R: int,
     order, as in :func:`_contract_lines`: the same values."""
     nodes = [node for _, node in group]
     u = nodes[0].args[1]
-    length = u.dim
-    inside = frozenset(n for node in nodes for n in walk(node)
-                       if n.op not in (Op.VAR, Op.CONST) and n is not node
-                       and n not in known[0])
-    packed = dict(_packed(program, nodes))
-    wide = [k for k, dim in packed.items() if dim > 1]
-    narrow = [k for k, dim in packed.items() if dim == 1]
+    inside = _inlined(nodes, known[0])
     nv = _vectors(R)
     few, upto, more = _PRODUCT_SUMS
-    sums = few if length <= upto else more
+    sums = few if u.dim <= upto else more
     lines = []
     for r0 in range(0, R, _PRODUCT_ROWS):
         rows = range(r0, min(R, r0 + _PRODUCT_ROWS))
@@ -555,23 +571,14 @@ def _product_lines(program: Program, group: list[tuple[int, Expr]], R: int,
         for k0 in range(0, len(group), sums):
             part = list(enumerate(group[k0:k0 + sums]))
             acc = [f"_a{i}_{r}_{v}" for i, _ in part for r in rows for v in range(nv)]
-            block = [f"V {' = {}, '.join(acc)} = {{}};"]
-            block += [f"const V _yw{k}_{v} = _dr_vload(_ypk{k} + (jt - jp + _jb) + {v} * VL);"
-                      for k in narrow for v in range(nv)]
-            body = [f"const T* const _yd{k} = _ypk{k} + (jt - jp + _jb) * {packed[k]} "
-                    "+ _d * JB;" for k in wide]
-            body += [f"const V _yv{k}_{v} = _dr_vload(_yd{k} + {v} * VL);"
-                     for k in wide for v in range(nv)]
-            body += [f"const V _u{r}_{v} = {bare(rend[r, v].acc(u, '_d'))};"
-                     for r in rows for v in range(nv)]
+            body = [f"const V _u{r}_{v} = {bare(rend[r, v].acc(u, '_d'))};"
+                    for r in rows for v in range(nv)]
             body += [f"_a{i}_{r}_{v} += {rend[r, v].acc(node.args[0], '_d')} * _u{r}_{v};"
                      for i, (_, node) in part for r in rows for v in range(nv)]
-            block += ([f"for (int _d = 0; _d < {length}; ++_d) {{"]
-                      + ["    " + b for b in body] + ["}"])
-            block += [f"_dr_vstore(&_cb{c}[{r}][_jb + {v} * VL], _a{i}_{r}_{v});"
+            stores = [f"_dr_vstore(&_cb{c}[{r}][_jb + {v} * VL], _a{i}_{r}_{v});"
                       for i, (c, _) in part for r in rows for v in range(nv)]
-            lines += (["for (int _jb = 0; _jb < nt; _jb += JB) {"]
-                      + ["    " + b for b in block] + ["}"])
+            lines += _block_loop(program, [node for _, (_, node) in part], nv, acc, body,
+                                 stores)
     return lines
 
 
@@ -696,7 +703,7 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     formulas = program.formulas
     level = levels(formulas)
     R = lay.rows_per_pass
-    contracted = contractions(formulas, level, col_slices=True)
+    contracted = _contractions(formulas, level)
     # nodes the j-loop computes: the contractions' terms are the block loops' own
     outside: set[Expr] = set(contracted)
     for f in formulas:
