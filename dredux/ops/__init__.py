@@ -79,6 +79,9 @@ class OpDef:
         dimension-1 children broadcast.
     linear : tuple of int
         Children in which the op is linear (a zero there gives zero).
+    additive : bool
+        Linear in all children together: ``op(a + a', b + b') = op(a, b) +
+        op(a', b')`` (``Add``, ``Subtract``, ``Concat``; :mod:`dredux.linear`).
     reads_once : bool
         The C spelling reads each component of each operand at most once, so
         an operand read nowhere else may be written into it (elementwise ops
@@ -111,6 +114,7 @@ class OpDef:
     usage: str = ""
     elementwise: bool = False
     linear: tuple[int, ...] = ()
+    additive: bool = False
     reads_once: bool = False
     cost: float = 1.0
     param_limits: tuple[int, ...] = ()

@@ -89,7 +89,8 @@ def unary(name: str, keops: str, c, numpy: Callable, derivative=None, *, vjp=Non
 
 
 def nary(name: str, keops: str, c, numpy: Callable, vjp=None, *, cost: float = 1.0,
-         fast: str | None = None, linear: tuple[int, ...] = (), usage: str = "") -> OpDef:
+         fast: str | None = None, linear: tuple[int, ...] = (), additive: bool = False,
+         usage: str = "") -> OpDef:
     """The record of an elementwise op of two or more operands (they broadcast)."""
     arity = sum(1 for k in range(4) if f"{{{k}}}" in c) if isinstance(c, str) else 3
     if vjp is None:
@@ -97,7 +98,7 @@ def nary(name: str, keops: str, c, numpy: Callable, vjp=None, *, cost: float = 1
             return (None,) * len(n.args)
     return OpDef(name, keops, arity, _broadcast(keops), numpy=numpy, vjp=vjp, c=c,
                  fast=fast, signature="e" * arity, usage=usage, elementwise=True,
-                 linear=linear, reads_once=True, cost=cost)
+                 linear=linear, additive=additive, reads_once=True, cost=cost)
 
 
 def _cmp(name: str, keops: str, symbol: str, fn) -> OpDef:
@@ -181,8 +182,10 @@ def _powf_vjp(n, g):
 
 DEFS: list[OpDef] = [
     # arithmetic
-    nary("ADD", "Add", "({0} + {1})", lambda c, n, a, b: a + b, lambda n, g: (g, g)),
-    nary("SUB", "Subtract", "({0} - {1})", lambda c, n, a, b: a - b, lambda n, g: (g, -g)),
+    nary("ADD", "Add", "({0} + {1})", lambda c, n, a, b: a + b, lambda n, g: (g, g),
+         additive=True),
+    nary("SUB", "Subtract", "({0} - {1})", lambda c, n, a, b: a - b, lambda n, g: (g, -g),
+         additive=True),
     nary("MUL", "Mult", "({0} * {1})", lambda c, n, a, b: a * b,
          lambda n, g: (g * n.args[1], g * n.args[0]), linear=(0, 1)),
     nary("DIV", "Divide", "({0} / {1})", lambda c, n, a, b: a / b,

@@ -545,10 +545,12 @@ def _c_tensordot_loops(r, n, out, size, contracted, st_a, st_b, st_o):
 # ---------------------------------------------------------------------------
 
 def _vector(name, keops, arity, dims, numpy, vjp, c, *, signature=None, usage="",
-            linear=(), reads_once=False, build=None, print_params=None) -> OpDef:
+            linear=(), additive=False, reads_once=False, build=None,
+            print_params=None) -> OpDef:
     return OpDef(name, keops, arity, dims, numpy=numpy, vjp=vjp, c=c,
                  signature=signature or "e" * arity, usage=usage, linear=linear,
-                 reads_once=reads_once, build=build, print_params=print_params)
+                 additive=additive, reads_once=reads_once, build=build,
+                 print_params=print_params)
 
 
 DEFS: list[OpDef] = [
@@ -590,7 +592,7 @@ DEFS: list[OpDef] = [
             lambda c, n, a, b: c.xp.concatenate(_lead(c.xp, a, b), axis=-1),
             lambda n, g: (node("EXTRACT", g, params=(0, n.args[0].dim)),
                           node("EXTRACT", g, params=(n.args[0].dim, n.args[1].dim))),
-            _c_concat, reads_once=True),
+            _c_concat, additive=True, reads_once=True),
     _vector("ONEHOT", "OneHot", 1, _onehot_dims, _onehot_numpy, _none, _c_onehot,
             signature="ei", usage="OneHot(f, dim)"),
     _vector("MATVECMULT", "MatVecMult", 2, _matvec_dims, _matvec_numpy,
