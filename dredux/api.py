@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from . import config, execute, limits
-from ._xp import is_cupy, is_dask
+from . import config, execute, limits, linear
+from ._xp import is_cupy, is_dask, on_device_of
 from .autodiff import differentiate
 from .backends import make_kernel, normalize_backend, resolve_backend
 from .batch import batch_shape, diagonal, flatten, per_row_routine, unflatten, within_items
@@ -131,21 +131,23 @@ class Genred:
     def _from_exprs(cls, f: Expr, f2: Expr | None, signature: Signature, reduction_op: str,
                     axis: int, opt_arg: int | None = None, dtype_acc: str = "auto",
                     use_double_acc: bool = False, sum_scheme: str = "auto",
-                    use_fast_math: bool = False) -> Genred:
+                    use_fast_math: bool = False, split: bool = True) -> Genred:
         """The routine of formula trees built without text (:mod:`dredux.lazy`): the
         same stages after parsing (differentiate, simplify, checks) and the same
-        Program as the equivalent ``Genred(text, aliases)``."""
+        Program as the equivalent ``Genred(text, aliases)``; ``split=False``
+        keeps a Sum's linear maps in the kernel (the inner routine of a split)."""
         self = object.__new__(cls)
         names = signature.names()
         aliases = [f"{('Vi', 'Vj', 'Pm')[a.cat]}({a.pos},{a.dim})" for a in signature.args]
         self._setup(to_formula(f, names, limit=2000),
                     None if f2 is None else to_formula(f2, names, limit=2000),
                     aliases, signature, f, f2, reduction_op, axis, opt_arg, dtype_acc,
-                    use_double_acc, sum_scheme, use_fast_math)
+                    use_double_acc, sum_scheme, use_fast_math, split)
         return self
 
     def _setup(self, formula, formula2, aliases, signature, f, f2, reduction_op, axis,
-               opt_arg, dtype_acc, use_double_acc, sum_scheme, use_fast_math) -> None:
+               opt_arg, dtype_acc, use_double_acc, sum_scheme, use_fast_math,
+               split=True) -> None:
         """Everything after parsing: differentiate, simplify, check the reduction."""
         self.formula = formula
         self.formula2 = formula2
@@ -174,6 +176,23 @@ class Genred:
         self._kernels: dict[tuple, Any] = {}
         self._calls: dict[tuple, _Call] = {}
         self._costs: dict[str, float] = {}
+        self._split = self._linear_split() if split else None
+
+    def _linear_split(self) -> tuple[Genred, linear.Epilogue] | None:
+        """The inner routine and epilogue of a Sum whose linear maps move after
+        the reduction (:mod:`dredux.linear`), when that lowers the cost per pair."""
+        if self.reduction.name != "Sum" or len(self.formulas) > 1:
+            return None
+        out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
+        cut = linear.split(self.formulas[0], red_cat, out_cat, self.signature.next_position())
+        if cut is None:
+            return None
+        inner = Genred._from_exprs(cut.inner, None, self.signature, "Sum", self.axis, None,
+                                   self.dtype_acc, self.use_double_acc, self.sum_scheme,
+                                   self.use_fast_math, split=False)
+        if inner._cost() >= self._cost():
+            return None
+        return inner, cut.epilogue
 
     # ------------------------------------------------------------------ info
     def __repr__(self) -> str:
@@ -190,8 +209,40 @@ class Genred:
         shared subformulas are written out at each use)."""
         return to_formula(self.formulas[0], self.signature.names(), limit=1_000_000)
 
+    @property
+    def inner(self) -> Genred:
+        """The routine whose kernel calls on float32 and float64 inputs run: this
+        one, or for a Sum whose linear maps follow the reduction (:attr:`epilogue`)
+        the routine of the inner formula; :meth:`program`, :meth:`kernel` and
+        :meth:`source` are the formula's as written (run on float16 inputs)."""
+        return self._split[0] if self._split is not None else self
+
+    @property
+    def epilogue(self) -> str | None:
+        """For a Sum whose linear maps by matrices independent of the reduced
+        index move after the reduction (``Sum_j S u_j = S Sum_j u_j``,
+        :mod:`dredux.linear`): ``"E(z0, ...) with (z0, ...) = Sum(G)"`` as
+        formulas, :attr:`inner` reducing G; else None."""
+        if self._split is None:
+            return None
+        inner, epilogue = self._split
+        names = self.signature.names()
+        for k, (slot, _) in enumerate(epilogue.slots):
+            names[(slot.params[0], slot.params[1])] = f"z{k}"
+        leaves = inner.simplified_formula()
+        return (f"{to_formula(epilogue.formula, names, limit=10_000)} with (z0, ...) = "
+                f"Sum({leaves})")
+
+    def _runs(self, dtype) -> Genred:
+        """The routine a call on ``dtype`` inputs runs (:attr:`inner` but for float16)."""
+        split = self._split
+        if split is not None and np.dtype(dtype) != np.float16:
+            return split[0]
+        return self
+
     def program(self, dtype="float32") -> Program:
-        """The :class:`~dredux.program.Program` run for inputs of ``dtype``."""
+        """The :class:`~dredux.program.Program` of the formula for inputs of
+        ``dtype`` (see :attr:`inner` for what float32 and float64 calls run)."""
         dtype = np.dtype(dtype)
         prog = self._programs.get(dtype.name)
         if prog is None:
@@ -202,7 +253,7 @@ class Genred:
         return prog
 
     def kernel(self, backend: str = "cpu", dtype="float32", **options):
-        """The block kernel for ``backend`` and ``dtype`` (compiled lazily)."""
+        """The block kernel of :meth:`program` for ``backend`` (compiled lazily)."""
         if backend in ("gpu", "GPU") and self.use_fast_math:
             options.setdefault("fast_math", True)
         key = (backend, np.dtype(dtype).name, tuple(sorted(options.items())))
@@ -271,6 +322,9 @@ class Genred:
             if bshape is not None:
                 return self._call_batched(args, bshape, backend, device_id, ranges, out,
                                           options)
+        if self._split is not None and not any(
+                getattr(a, "dtype", None) == np.float16 for a in args):
+            return self._call_split(args, backend, device_id, ranges, out, options)
         # A call on in-memory arrays of shapes, dtypes, options and configuration
         # already seen reuses its checks, kernel and plan: what a user calling the
         # routine in a loop pays per call (benchmarks/latency.py).
@@ -293,6 +347,27 @@ class Genred:
                 self._calls[key] = call
         result = call.run(args)
         return _write_out(result, out) if out is not None else result
+
+    def _call_split(self, args, backend, device_id, ranges, out, options):
+        """A call (without batch axes) of a Sum with a linear epilogue: the inner routine's
+        reduction, then the epilogue on its rows (:mod:`dredux.linear`)."""
+        inner, epilogue = self._split
+        args = _check_args(self.signature, args)
+        self._check_declared(_common_dtype(self.signature, args), stacklevel=4)
+        if out is not None:
+            _check_out(self, out, args)
+        z = inner(*args, backend=backend, device_id=device_id, ranges=ranges, **options)
+        result = _apply_epilogue(epilogue, self.signature, args, z)
+        return _write_out(result, out) if out is not None else result
+
+    def _check_declared(self, dtype, stacklevel: int) -> None:
+        declared = getattr(self, "_declared_dtype", None)
+        if declared is not None and declared != dtype:
+            # KeOps's tutorials pass dtype=; it only matters when it disagrees
+            warnings.warn(f"this Genred was made with dtype={declared.name!r} but is called "
+                          f"on {dtype} arrays; dredux computes in the inputs' dtype "
+                          f"({dtype}). Convert the inputs, or leave dtype= out",
+                          UserWarning, stacklevel=stacklevel)
 
     def _call_batched(self, args, bshape, backend, device_id, ranges, out, options):
         """A call with batch axes: one flat block-sparse call (:mod:`dredux.batch`)."""
@@ -321,8 +396,12 @@ class Genred:
             pattern = within_items(sparsity(ranges, self.axis, count * m, count * n), m, n)
         else:
             pattern = diagonal(count, m, n, shared)
-        call = routine._prepare(flat, backend, device_id, options, pattern)
-        result = unflatten(call.run(flat), bshape, m, 0 if shared else n,
+        runs = routine._runs(flat[0].dtype)
+        call = runs._prepare(flat, backend, device_id, options, pattern)
+        result = call.run(flat)
+        if runs is not routine:  # a linear epilogue, on the flat rows
+            result = _apply_epilogue(routine._split[1], routine.signature, flat, result)
+        result = unflatten(result, bshape, m, 0 if shared else n,
                            [kind == "idx" for _, kind in outputs])
         return _write_out(result, out) if out is not None else result
 
@@ -335,13 +414,7 @@ class Genred:
     def _prepare(self, args, backend, device_id, options, pattern=None) -> _Call:
         """Plan a call on checked arguments (everything but running it)."""
         dtype = _common_dtype(self.signature, args)
-        declared = getattr(self, "_declared_dtype", None)
-        if declared is not None and declared != dtype:
-            # KeOps's tutorials pass dtype=; it only matters when it disagrees
-            warnings.warn(f"this Genred was made with dtype={declared.name!r} but is called "
-                          f"on {dtype} arrays; dredux computes in the inputs' dtype "
-                          f"({dtype}). Convert the inputs, or leave dtype= out",
-                          UserWarning, stacklevel=3)
+        self._check_declared(dtype, stacklevel=4)
         counts = _axis_lengths(self.signature, args)
         out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
         m, n = counts[out_cat], counts[red_cat]
@@ -582,6 +655,40 @@ def _check_out(routine, out, args) -> None:
     if not getattr(out.flags, "writeable", True):  # CuPy arrays have no such flag
         raise ShapeError("out is read-only (out.flags.writeable is False); pass a writeable "
                          f"array, e.g. out={make} or out=out.copy()")
+
+
+def _apply_epilogue(epilogue, signature, args, z):
+    """``epilogue`` on the inner result ``z`` of a call on checked ``args``."""
+    # the epilogue reads the output axis's variables and the parameters
+    wanted = {node.params[0] for node in epilogue.reads}
+    reads = {spec.pos: a for spec, a in zip(signature.args, args) if spec.pos in wanted}
+    if is_dask(z):
+        return _dask_epilogue(epilogue, z, reads)
+    with on_device_of(z):
+        return epilogue(z, reads)
+
+
+def _dask_epilogue(epilogue, z, reads: dict):
+    """The epilogue on each row block of the lazy inner result ``z``: the output
+    axis's variables cut like z's rows, the parameters whole."""
+    import dask.array as da
+
+    z = z.rechunk({1: -1})
+    operands: list = [z, (0, 1)]
+    for k, (_, a) in enumerate(sorted(reads.items())):
+        a = da.asarray(a)
+        if a.ndim == 2:
+            operands += [a.rechunk((z.chunks[0], -1)), (0, 2 + k)]
+        else:
+            operands += [a.rechunk(-1), (2 + k,)]
+    positions = sorted(reads)
+    width = int(epilogue.formula.dim)
+
+    def block(zb, *arrays):
+        return epilogue(zb, dict(zip(positions, arrays)))
+
+    return da.blockwise(block, (0, 1), *operands, concatenate=True, dtype=z.dtype,
+                        adjust_chunks={1: width}, meta=z._meta)
 
 
 def _write_out(result, out):
