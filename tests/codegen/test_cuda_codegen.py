@@ -516,12 +516,18 @@ PRODUCTS = {
 }
 # K-NN under a full metric keeps 8 bytes of spills at D = 64 in float32 (its
 # K-list takes the registers), and the gradient from D = 32 on keeps its wide
-# row state in local memory (docs/design.md): left out
+# output's accumulators in local memory (docs/design.md): left out here, the
+# gradient checked by test_wide_outputs_keep_only_their_state_in_local_memory
 PRODUCT_DIMS = {"float32": (16, 32, 64, 128), "float64": (16, 32, 64)}
 PRODUCT_SPILLS = {("metric-knn", "float32", 64), ("metric-knn", "float32", 128),
                   ("metric-knn", "float64", 64),
                   *(("metric-gradient", dtype, d) for dtype in ("float32", "float64")
                     for d in (32, 64, 128))}
+
+
+def _product_aliases(d):
+    return [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})",
+            f"t = Vi({d * d})", "e = Vi(1)"]
 
 
 @needs_nvcc
@@ -538,10 +544,10 @@ def test_matrix_products_keep_no_stack_frame(dtype, tmp_path):
         for d in PRODUCT_DIMS[dtype]:
             if (name, dtype, d) in PRODUCT_SPILLS:
                 continue
-            aliases = [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})",
-                       f"t = Vi({d * d})", "e = Vi(1)"]
-            jobs[name, d] = Genred(f.replace("{d}", str(d)), aliases, reduction_op=red,
-                                   opt_arg=k, axis=1).source("gpu", dtype)
+            # .inner: the kernel float32 and float64 calls run (dredux/linear.py)
+            jobs[name, d] = Genred(f.replace("{d}", str(d)), _product_aliases(d),
+                                   reduction_op=red, opt_arg=k, axis=1).inner.source("gpu",
+                                                                                     dtype)
     found = ptxas_reduce_kernels(jobs, tmp_path)
     for (name, d), info in found.items():
         assert info["spill_stores"] == info["spill_loads"] == 0, (name, d, info)
@@ -558,10 +564,13 @@ WIDE_OUTPUTS = {
 @needs_nvcc
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_wide_outputs_keep_only_their_state_in_local_memory(dtype, tmp_path):
-    """Sums of D = 64 .. 4096 components (a Gaussian convolution of a D-channel
-    signal, the gradient wrt x): no spills, and the stack frame holds the row's
-    state alone (D accumulators, updated once per tile and component), with
-    no per-pair array of D values (ptxas -v)."""
+    """Sums of D = 32 .. 4096 components (a Gaussian convolution of a D-channel
+    signal, the gradient wrt x, the gradient of the Gaussian under a full
+    metric): no spills, and the stack frame holds the row's state alone (D
+    accumulators, updated once per tile and component), with no per-pair array
+    of D values (ptxas -v). The metric gradient's products by S follow the
+    sum (dredux/linear.py); in the kernel they took 400 bytes at D = 32 in
+    float32 and spilled at D = 64 in float64."""
     jobs = {}
     for name, d in (("conv", 64), ("conv", 4096), ("conv-narrow-input", 1024),
                     ("grad-x", 256)):
@@ -569,6 +578,10 @@ def test_wide_outputs_keep_only_their_state_in_local_memory(dtype, tmp_path):
         aliases = [f"x = Vi({din.format(d=d)})", f"y = Vj({din.format(d=d)})",
                    f"v = Vj({d})", "b = Vj(1)", "e = Vi(1)"]
         jobs[name, d] = Genred(formula, aliases, axis=1).source("gpu", dtype)
+    formula = PRODUCTS["metric-gradient"][0]
+    for d in PRODUCT_DIMS[dtype][1:]:
+        jobs["metric-gradient", d] = Genred(formula, _product_aliases(d),
+                                            axis=1).inner.source("gpu", dtype)
     found = ptxas_reduce_kernels(jobs, tmp_path)
     size = 8 if dtype == "float64" else 4
     for (name, d), info in found.items():
