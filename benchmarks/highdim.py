@@ -4,7 +4,7 @@
                                  [--dtypes float32 float64] [--write FILE]
 
 (``--dims``, ``--knn-dims``, ``--conv-dims``, ``--aniso-dims`` and ``--colmat-dims`` given
-without values skip their case.)
+without values skip their cases.)
 
 Cases, on inputs x_i, y_j ~ N(0, I/D) (so that |x_i - y_j|^2 is about 2 and the
 Gaussian's values are neither 0 nor 1), b_j ~ U(0, 1):
@@ -30,6 +30,13 @@ Gaussian's values are neither 0 nor 1), b_j ~ U(0, 1):
   counts); its baseline expands the quadratic form (``x S x + y S y - 2 (x S)
   y^T``, one GEMM per block), which a user of NumPy would write and which
   loses the accuracy of near points; no target either;
+* ``anisograd``: the gradient of the anisotropic Gaussian wrt x,
+  ``Grad(Exp(-WeightedSqDist(s,x,y))*b, x, e)``, e_i = 1, at D =
+  ``--aniso-dims`` and M = N = ``--aniso-size``: dredux sums ``c_ij (x_i -
+  y_j)`` and multiplies by S once per row after the sum (dredux/linear.py),
+  so D^2 + D multiply-adds per pair are counted; its baseline computes ``K =
+  exp(-|u|_S^2) * b^T`` by blocks as ``aniso`` does, then ``-2 (K.sum(1) x -
+  K @ y) S`` (S symmetric); no target;
 * ``colmat``: a product with one D x D matrix per column,
   ``Exp(-SqNorm2(MatVecMult(a,x-y)))*b`` with ``a = Vj(D*D)`` (entries
   N(0, 1/D)), at D = ``--colmat-dims`` and M = N = ``--colmat-size`` (D^2
@@ -111,6 +118,10 @@ def case_spec(case: str, d: int) -> tuple[str, list[str], str, int | None]:
     if case == "aniso":
         return ("Exp(-WeightedSqDist(s,x,y))*b",
                 [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})"], "Sum", None)
+    if case == "anisograd":
+        return ("Grad(Exp(-WeightedSqDist(s,x,y))*b, x, e)",
+                [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})", "e = Vi(1)"],
+                "Sum", None)
     if case == "colmat":
         return ("Exp(-SqNorm2(MatVecMult(a,x-y)))*b",
                 [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"a = Vj({d * d})"], "Sum", None)
@@ -121,10 +132,11 @@ def inputs(case: str, m: int, n: int, d: int, dtype, seed: int = 0) -> list[np.n
     gen = np.random.default_rng(seed)
     x = gen.standard_normal((m, d)) / np.sqrt(d)
     y = gen.standard_normal((n, d)) / np.sqrt(d)
-    if case == "aniso":
+    if case in ("aniso", "anisograd"):
         q = gen.standard_normal((d, d))
         s = (q @ q.T / d + np.eye(d)) / 2
-        return [a.astype(dtype) for a in (x, y, gen.random((n, 1)), s.ravel())]
+        extra = [np.ones((m, 1))] if case == "anisograd" else []
+        return [a.astype(dtype) for a in (x, y, gen.random((n, 1)), s.ravel(), *extra)]
     if case == "colmat":
         a = gen.standard_normal((n, d * d)) / np.sqrt(d)
         return [v.astype(dtype) for v in (x, y, gen.random((n, 1)), a)]
@@ -153,7 +165,7 @@ def baseline(case: str, args: list[np.ndarray]) -> np.ndarray:
     x, y = args[0], args[1]
     if case == "colmat":
         return colmat_values(x, y, args[3], args[2])
-    if case == "aniso":  # S is symmetric: |u|_S^2 = x S x + y S y - 2 (x S) y^T
+    if case in ("aniso", "anisograd"):  # S symmetric: |u|_S^2 = x S x + y S y - 2 (x S) y^T
         metric = args[3].reshape(len(x[0]), -1)
         yy = ((y @ metric) * y).sum(1)
     else:
@@ -169,10 +181,11 @@ def baseline(case: str, args: list[np.ndarray]) -> np.ndarray:
         if case in ("gaussian", "conv", "aniso"):
             np.exp(-dist, out=dist)
             outs.append(dist @ args[2])
-        elif case == "grad":
+        elif case in ("grad", "anisograd"):
             np.exp(-dist, out=dist)
             dist *= args[2][:, 0][None, :]
-            outs.append(-2 * (dist.sum(1)[:, None] * xb - dist @ y))
+            grad = -2 * (dist.sum(1)[:, None] * xb - dist @ y)
+            outs.append(grad if metric is None else grad @ metric)
         else:
             near = np.argpartition(dist, K, axis=1)[:, :K]
             order = np.argsort(np.take_along_axis(dist, near, 1), axis=1)
@@ -187,15 +200,17 @@ def check(case: str, args: list[np.ndarray], out: np.ndarray) -> float:
     if case == "colmat":
         ref = colmat_values(x, y, args[3].astype(np.float64), args[2].astype(np.float64))
         return float(np.abs(out[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
-    if case == "aniso":  # float64 keeps the expanded form's error far below float32's
+    metric = None
+    if case in ("aniso", "anisograd"):  # float64 keeps the expanded form's error small
         metric = args[3].astype(np.float64).reshape(len(x[0]), -1)
         dist = (((x @ metric) * x).sum(1)[:, None] + ((y @ metric) * y).sum(1)[None]
                 - 2 * (x @ metric) @ y.T)
     else:
         dist = (x * x).sum(1)[:, None] + (y * y).sum(1)[None] - 2 * x @ y.T
-    if case == "grad":
+    if case in ("grad", "anisograd"):
         k = np.exp(-dist) * args[2][:, 0].astype(np.float64)[None, :]
         ref = -2 * (k.sum(1)[:, None] * x - k @ y)
+        ref = ref if metric is None else ref @ metric
         return float(np.abs(out[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
     if case in ("gaussian", "conv", "aniso"):
         ref = np.exp(-dist) @ args[2].astype(np.float64)
@@ -222,7 +237,7 @@ def keops_rate(case: str, d: int, dtype, size: int) -> tuple[float | None, str]:
 
 def targets(case: str, dtype: str, d: int, vs_base: float, vs_keops: float | None,
             peak: float) -> str:
-    if case in ("conv", "grad", "aniso", "colmat"):
+    if case in ("conv", "grad", "aniso", "anisograd", "colmat"):
         return "(no target)"
     checks = []
     if dtype == "float32":
@@ -300,7 +315,7 @@ def main(argv=None) -> int:
     say("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = ([("gaussian", d) for d in args.dims] + [("knn", d) for d in args.knn_dims]
             + [(case, d) for case in ("conv", "grad") for d in args.conv_dims]
-            + [("aniso", d) for d in args.aniso_dims]
+            + [(case, d) for case in ("aniso", "anisograd") for d in args.aniso_dims]
             + [("colmat", d) for d in args.colmat_dims])
     # the first call at full size imports the modules of dredux's Dask graph path
     # (about 0.3 s, once per process): one such call, excluded, comes first
@@ -311,7 +326,8 @@ def main(argv=None) -> int:
         for case, d in rows:
             formula, aliases, reduction, opt_arg = case_spec(case, d)
             routine = Genred(formula, aliases, reduction_op=reduction, axis=1, opt_arg=opt_arg)
-            size = {"aniso": args.aniso_size, "colmat": args.colmat_size}.get(case, args.size)
+            size = {"aniso": args.aniso_size, "anisograd": args.aniso_size,
+                    "colmat": args.colmat_size}.get(case, args.size)
             data = inputs(case, size, size, d, dtype)
             routine(*inputs(case, 300, 300, d, dtype, seed=1))  # compile (excluded)
             t_ours, out = timed(lambda: routine(*data), args.repeats)
@@ -321,8 +337,8 @@ def main(argv=None) -> int:
             ours, base = pairs / t_ours, pairs / t_base
             theirs, why = (None, "skipped") if args.no_keops else keops_rate(
                 case, d, dtype, min(args.keops_size, size))
-            fmas = (d * d if case in ("aniso", "colmat") else 2 * d if case in ("conv", "grad")
-                    else d)
+            fmas = (d * d if case in ("aniso", "colmat") else d * d + d if case == "anisograd"
+                    else 2 * d if case in ("conv", "grad") else d)
             fraction = ours * fmas / peak[dtype]
             vs_keops = ours / theirs if theirs else None
             say(f"| {case} | {dtype} | {d} | {ours:.3g} | {base:.3g} | "
