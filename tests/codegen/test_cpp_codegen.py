@@ -297,12 +297,14 @@ def test_templates_are_found_and_filled_strictly():
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 targets")
 @pytest.mark.skipif(CXX is not None and "g++" not in os.path.basename(CXX[0]),
                     reason="GCC's -march names")
-@pytest.mark.parametrize("march, register", [("x86-64-v3", "ymm"), ("x86-64-v4", "zmm")])
-def test_contraction_loops_take_the_targets_vector_width(march, register, tmp_path):
+@pytest.mark.parametrize("march, register, sums", [("x86-64-v3", "ymm", 12),
+                                                    ("x86-64-v4", "zmm", 24)])
+def test_contraction_loops_take_the_targets_vector_width(march, register, sums, tmp_path):
     """The register-blocked loop of SqDist at D = 64 is written with vectors as
     wide as the target's registers: AVX2 FMAs on ymm, AVX-512 on zmm (compiled
-    to assembly only: this machine need not run AVX-512), and keeps its 12
-    partial sums in registers (no spill inside the loop)."""
+    to assembly only: this machine need not run AVX-512), and keeps its
+    partial sums in registers (no spill inside the loop): 12 with AVX2's 16
+    registers, 24 with AVX-512's 32."""
     src = Genred(GAUSS[0], ["x = Vi(64)", "y = Vj(64)", "b = Vj(1)", "p = Pm(1)"],
                  axis=1).source("cpu")
     path = tmp_path / "k.cpp"
@@ -312,7 +314,7 @@ def test_contraction_loops_take_the_targets_vector_width(march, register, tmp_pa
                            str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     asm = (tmp_path / "k.s").read_text().splitlines()
-    # the block loop: the first loop whose body has 12 FMAs into distinct registers
+    # the block loop: the first loop whose body has `sums` FMAs
     labels = {line[:-1]: k for k, line in enumerate(asm) if re.fullmatch(r"\.L\d+:", line)}
     for end, line in enumerate(asm):
         jump = re.match(r"\s+j\w+\s+(\.L\d+)$", line)
@@ -324,4 +326,5 @@ def test_contraction_loops_take_the_targets_vector_width(march, register, tmp_pa
             break
     else:
         raise AssertionError(f"no loop with 12 {register} FMAs in the assembly")
+    assert len(fmas) == sums and len({f.split(",")[-1] for f in fmas}) == sums, "\n".join(body)
     assert not any("(%rsp)" in b for b in body), "\n".join(body)

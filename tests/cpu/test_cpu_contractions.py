@@ -465,3 +465,43 @@ def test_products_whose_buffers_would_not_fit_stay_in_the_pair_loop():
     out = g(x, y, a.ravel(), backend="cpu")
     np.testing.assert_allclose(out, (x[:, None] - y[None]).sum(1) @ a.T, rtol=1e-11,
                                atol=1e-11 * np.abs(out).max())
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next((ln for ln in f if ln.startswith("flags")), "")
+    except OSError:
+        return set()
+    return set(line.split(":", 1)[-1].split())
+
+
+@pytest.mark.skipif(not {"avx2", "fma"} <= _cpu_flags(), reason="needs an AVX2 x86 CPU")
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64-v4"])
+@pytest.mark.parametrize("name", ["gaussian", "argkmin", "two", "grad-x"])
+def test_both_vector_widths_match_numpy(name, march):
+    """The contraction loops have an AVX-512 variant (24 partial sums, 4
+    vectors per row) and an AVX2 one (12): each target compiles its own, and
+    both give the float64 reference's values (D = 100: panels, tiles and
+    blocks crossed; 37 rows, not a multiple of R)."""
+    import dask
+
+    if march == "x86-64-v4" and not {"avx512f", "avx512bw", "avx512vl", "avx512dq"} \
+            <= _cpu_flags():
+        pytest.skip("needs an AVX-512 CPU")
+    g = routine(name, 100)
+    src = g.source("cpu", np.float32)
+    assert "#if _DR_VBYTES == 64" in src and "NV = _DR_VBYTES == 64 ? 4 : 2;" in src
+    args = inputs(37, 1500, 100, np.float32, seed=11)
+    with dask.config.set({"dredux.march": march}):
+        out = call(g, name, args)
+    ref64 = [a.astype(np.float64) for a in args]
+    tol = tolerances(np.float32)
+    if name == "argkmin":
+        dist = sqdist(ref64[0], ref64[1])
+        got = np.take_along_axis(dist, out.astype(np.int64), 1)
+        np.testing.assert_allclose(got, np.sort(dist, 1)[:, :7], **tol)
+        return
+    ref = CASES[name][3](*ref64)
+    np.testing.assert_allclose(out, ref, rtol=tol["rtol"] * 10,
+                               atol=tol["atol"] * 10 * np.abs(ref).max())
