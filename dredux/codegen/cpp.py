@@ -817,10 +817,13 @@ def cpp_source(program: Program, rows_per_pass: int | None = None, unroll: int =
     nv, nv_wide = _vectors(R), _wide_vectors(program, contracted, groups, R)
     for group in groups:
         if len(group) == 1:
-            loop = [_contract_lines(program, contracted[group[0]], group[0], R, known_rows,
-                                    unroll, n) for n in (nv_wide, nv)]
-            contract += (loop[1] if nv_wide == nv else
-                         ["#if _DR_VBYTES == 64", *loop[0], "#else", *loop[1], "#endif"])
+            loop = _contract_lines(program, contracted[group[0]], group[0], R, known_rows,
+                                   unroll, nv)
+            if nv_wide != nv:  # the AVX-512 variant, picked by the preprocessor
+                loop = ["#if _DR_VBYTES == 64", *_contract_lines(
+                    program, contracted[group[0]], group[0], R, known_rows, unroll, nv_wide),
+                    "#else", *loop, "#endif"]
+            contract += loop
         else:
             contract += _product_lines(program, [(c, contracted[c]) for c in group], R,
                                        known_rows, unroll)
