@@ -322,13 +322,22 @@ class Genred:
             if bshape is not None:
                 return self._call_batched(args, bshape, backend, device_id, ranges, out,
                                           options)
+        return self._call_flat(args, backend, device_id, ranges, out, **options)
+
+    def _call_flat(self, args, backend=None, device_id=-1, ranges=None, out=None,
+                   _shapes=None, **options):
+        """A call on arguments without batch axes, with known options (what a
+        LazyTensor reduction runs: its constructors saw the arrays' shapes).
+        ``_shapes``: a hashable that determines the shapes and dtypes of ``args``,
+        native-order NumPy arrays all (the LazyTensor's row counts and dtype), or
+        None to read them from ``args``."""
         if self._split is not None and not any(
                 getattr(a, "dtype", None) == np.float16 for a in args):
             return self._call_split(args, backend, device_id, ranges, out, options)
         # A call on in-memory arrays of shapes, dtypes, options and configuration
         # already seen reuses its checks, kernel and plan: what a user calling the
         # routine in a loop pays per call (benchmarks/latency.py).
-        key = _call_key(args, backend, device_id, options)
+        key = _call_key(args, backend, device_id, options, _shapes)
         pattern = None
         if ranges is not None:  # the pattern is part of the plan
             args = _check_args(self.signature, args)
@@ -353,7 +362,7 @@ class Genred:
         reduction, then the epilogue on its rows (:mod:`dredux.linear`)."""
         inner, epilogue = self._split
         args = _check_args(self.signature, args)
-        self._check_declared(_common_dtype(self.signature, args), stacklevel=4)
+        self._check_declared(_common_dtype(self.signature, args), stacklevel=5)
         if out is not None:
             _check_out(self, out, args)
         z = inner(*args, backend=backend, device_id=device_id, ranges=ranges, **options)
@@ -379,6 +388,7 @@ class Genred:
                              "give the lengths M and N of the batch items")
         m, n = lengths[out_cat], lengths[red_cat]
         flat = _check_args(routine.signature, flat)
+        self._check_declared(_common_dtype(routine.signature, flat), stacklevel=4)
         count = math.prod(bshape)
         outputs = routine.reduction.outputs()
         if out is not None:
@@ -397,7 +407,7 @@ class Genred:
         else:
             pattern = diagonal(count, m, n, shared)
         runs = routine._runs(flat[0].dtype)
-        call = runs._prepare(flat, backend, device_id, options, pattern)
+        call = runs._prepare(flat, backend, device_id, options, pattern, declared=False)
         result = call.run(flat)
         if runs is not routine:  # a linear epilogue, on the flat rows
             result = _apply_epilogue(routine._split[1], routine.signature, flat, result)
@@ -411,10 +421,13 @@ class Genred:
         out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
         return sparsity(ranges, self.axis, counts[out_cat], counts[red_cat])
 
-    def _prepare(self, args, backend, device_id, options, pattern=None) -> _Call:
-        """Plan a call on checked arguments (everything but running it)."""
+    def _prepare(self, args, backend, device_id, options, pattern=None,
+                 declared=True) -> _Call:
+        """Plan a call on checked arguments (everything but running it), warning
+        when ``declared`` and the inputs' dtype is not the dtype= given."""
         dtype = _common_dtype(self.signature, args)
-        self._check_declared(dtype, stacklevel=4)
+        if declared:
+            self._check_declared(dtype, stacklevel=5)
         counts = _axis_lengths(self.signature, args)
         out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
         m, n = counts[out_cat], counts[red_cat]
@@ -469,18 +482,22 @@ class _Call:
                            lazy=self.lazy, scheduler=self.scheduler)
 
 
-def _call_key(args, backend, device_id, options):
+def _call_key(args, backend, device_id, options, shapes=None):
     """What a call's checks and plan depend on, or None when they are not reused
-    (dask inputs, an explicit scheduler, inputs that are not NumPy arrays)."""
+    (dask inputs, an explicit scheduler, inputs that are not NumPy arrays).
+    ``shapes``: what determines the shapes and dtypes of ``args`` when the caller
+    knows (see ``Genred._call_flat``)."""
     if options.get("scheduler") is not None:
         return None
-    shapes = []
-    for a in args:
-        if type(a) is not np.ndarray or not a.dtype.isnative:
-            return None
-        shapes.append((a.shape, a.dtype))
+    if shapes is None:
+        shapes = []
+        for a in args:
+            if type(a) is not np.ndarray or not a.dtype.isnative:
+                return None
+            shapes.append((a.shape, a.dtype))
+        shapes = tuple(shapes)
     block = options.get("block_size")
-    key = (tuple(shapes), backend, device_id,
+    key = (shapes, backend, device_id,
            tuple(block) if isinstance(block, list) else block, options.get("split_every"),
            config.snapshot(), execute.client_id())
     try:

@@ -74,8 +74,12 @@ def snapshot() -> tuple:
     what a call's plan depends on (a cheap read, for the per-call cache)."""
     config = dask.config.config
     ours = config.get("dredux") or {}
-    return (tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in ours.items()),
-            config.get("num_workers"))
+    items = tuple(ours.items())
+    try:
+        hash(items)
+    except TypeError:  # a list (or another unhashable value) among them
+        items = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in items)
+    return items, config.get("num_workers")
 
 
 def cache_dir() -> str:

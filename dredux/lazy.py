@@ -45,9 +45,11 @@ from .printing import to_formula
 __all__ = ["LazyTensor", "LazyReduction", "Var", "Vi", "Vj", "Pm"]
 
 _FLOATS = (np.float16, np.float32, np.float64)
+_NATIVE = frozenset(map(np.dtype, _FLOATS))  # in native byte order: the fast paths
 # the categories as module constants: Cat.I is an attribute lookup through the
 # enum class (90 ns on CPython 3.11), paid several times per leaf otherwise
 _CAT_I, _CAT_J, _CAT_P = Cat.I, Cat.J, Cat.P
+_MAX_DIM = limits.MAX_DIM
 _CAT_NAMES = {Cat.I: "i", Cat.J: "j", Cat.P: "parameter"}
 # Genred options that shape the routine (the rest go to its call)
 _INIT_OPTIONS = ("dtype_acc", "use_double_acc", "sum_scheme", "use_fast_math")
@@ -67,6 +69,7 @@ _UNSUPPORTED = {
 }
 _CALL_OPTIONS = ("backend", "device_id", "ranges", "out", "block_size", "split_every",
                  "scheduler")
+_CALL_SET = frozenset(_CALL_OPTIONS)
 
 
 # --------------------------------------------------------------------------
@@ -137,6 +140,10 @@ _OPS: dict[tuple, Expr] = {}
 _RENUMBERED: dict[tuple, Expr] = {}
 _ROUTINES: dict[tuple, object] = {}
 _LEAF_NODES: dict[tuple, Expr] = {}
+_BINARY: dict[tuple, tuple] = {}  # (name, id(a), id(b), renumbering, params) -> node
+_METAS: dict[tuple, tuple] = {}  # interned attribute tuples (see _meta)
+_MERGED: dict[tuple, tuple] = {}  # (id(meta a), id(meta b)) -> (a, b, merged)
+_NEW = object.__new__
 _LOCK = threading.Lock()
 _IND = operator.attrgetter("ind")
 _DATA = operator.attrgetter("data")
@@ -185,6 +192,135 @@ def _swap(expr: Expr) -> Expr:
     return found[1]
 
 
+# The attributes an operation carries from its operands to its result, as one
+# tuple: (ni, nj, dtype, backend, ranges, flags, shapes). A unary operation copies one
+# reference instead of six fields; tuples without ranges are interned, so that
+# the merge of two operands' tuples is found again by their ids when an
+# expression is rebuilt in a loop. The flags (or-ed by operations) say what the
+# leaves hold besides NumPy arrays without batch axes, the case a reduction
+# passes straight to Genred's call, with ``shapes`` as the key of its arguments'
+# shapes (see Genred._call_flat).
+_NI, _NJ, _DT, _BACKEND, _RANGES, _FLAGS, _SHAPES = range(7)
+_BATCH_AXES = 1  # a leaf has batch axes
+# a leaf is a CuPy or dask array, a NumPy array in non-native byte order, a list
+# of floats or symbolic
+_NOT_NUMPY = 2
+
+
+def _meta(ni, nj, dtype, backend=None, ranges=None, flags=0) -> tuple:
+    """The (interned, unless it holds ranges) attribute tuple of these values."""
+    if ranges is not None:
+        return (ni, nj, dtype, backend, ranges, flags, ("lazy", ni, nj, dtype))
+    key = (ni, nj, dtype, backend, flags)
+    try:
+        found = _METAS.get(key)
+    except TypeError:  # a backend of an unhashable type: Genred's call rejects it
+        return (ni, nj, dtype, backend, None, flags, ("lazy", ni, nj, dtype))
+    if found is None:
+        found = _memo_put(_METAS, key, (ni, nj, dtype, backend, None, flags,
+                                        ("lazy", ni, nj, dtype)))
+    return found
+
+
+def _leaf_meta(rows: int, cat: Cat, dtype) -> tuple:
+    """The attribute tuple of an array leaf of ``rows`` rows (interned)."""
+    found = _METAS.get((rows, cat, dtype))
+    if found is None:
+        found = _memo_put(_METAS, (rows, cat, dtype), _meta(
+            rows if cat is _CAT_I else None, rows if cat is _CAT_J else None, dtype))
+    return found
+
+
+def _merge(a: tuple, b: tuple) -> tuple:
+    """The attributes of an operation on operands of attributes ``a`` and ``b``:
+    their row counts, dtypes and backends must agree where both are set; the
+    first operand's ranges win."""
+    key = (id(a), id(b))
+    found = _MERGED.get(key)
+    if found is not None:
+        return found[2]
+    ni, nj, dtype, backend, ranges, flags = a[:6]
+    if b[_NI] is not None and b[_NI] != ni:
+        ni = _same("number of i rows (M)", ni, b[_NI], ShapeError)
+    if b[_NJ] is not None and b[_NJ] != nj:
+        nj = _same("number of j rows (N)", nj, b[_NJ], ShapeError)
+    if b[_DT] is not None and b[_DT] != dtype:
+        dtype = _same("dtype", dtype, b[_DT], DtypeError)
+    if b[_BACKEND] is not None and b[_BACKEND] != backend:
+        backend = _same("backend", backend, b[_BACKEND], ValueError)
+    if ranges is None:
+        ranges = b[_RANGES]
+    merged = _meta(ni, nj, dtype, backend, ranges, flags | b[_FLAGS])
+    if ranges is None:  # the entry keeps a and b alive: their ids stay theirs
+        _memo_put(_MERGED, key, (a, b, merged))
+    return merged
+
+
+def _merge_vars(leaves: tuple, ov: tuple):
+    """The variables of an operation on operands with variables ``leaves`` and
+    ``ov``, and the renumbering of the second operand's formula to them (None
+    when it keeps its numbers)."""
+    if not ov or ov is leaves:
+        return leaves, None
+    if not leaves:
+        return ov, None
+    if len(ov) == 1:  # a new leaf, most often: one lookup, no loop
+        (leaf,) = ov
+        if leaf in leaves:
+            pos = leaves.index(leaf)
+            return leaves, ((pos,) if pos else None)
+        return leaves + ov, (len(leaves),)
+    merged = list(leaves)
+    mapping = []
+    for leaf in ov:
+        if leaf in merged:
+            mapping.append(merged.index(leaf))
+        else:
+            mapping.append(len(merged))
+            merged.append(leaf)
+    mapping = tuple(mapping)
+    return tuple(merged), (None if mapping == tuple(range(len(mapping))) else mapping)
+
+
+def _binary(name: str, a: LazyTensor, b: LazyTensor, params: tuple = ()) -> LazyTensor:
+    """``name(a, b, *params)``: what ``a - b`` costs, a lookup of the node by the
+    operands' nodes and the renumbering of b's variables (memoised together),
+    and one of the merged attributes."""
+    ea, eb = a._expr, b._expr
+    leaves, ov = a._vars, b._vars
+    if len(ov) == 1 and leaves and ov[0] not in leaves:  # b is a new leaf (_merge_vars)
+        shift = len(leaves)
+        leaves += ov
+    else:
+        leaves, shift = _merge_vars(leaves, ov)
+    key = (name, id(ea), id(eb), shift, params)
+    found = _BINARY.get(key)
+    if found is None:  # the value holds ea and eb: their ids stay theirs
+        mapping = (shift,) if shift.__class__ is int else shift
+        node = _build(name, (ea, eb if mapping is None else _renumber(eb, mapping)), params)
+        found = _memo_put(_BINARY, key, (ea, eb, node))
+    ma, mb = a._meta, b._meta
+    res = _NEW(LazyTensor)
+    res._expr, res._vars = found[2], leaves
+    if ma is mb:
+        res._meta = ma
+    else:
+        merged = _MERGED.get((id(ma), id(mb)))
+        res._meta = merged[2] if merged is not None else _merge(ma, mb)
+    return res
+
+
+def _unary(name: str, a: LazyTensor, params: tuple = ()) -> LazyTensor:
+    """``name(a, *params)``: a lookup of the node; the variables and attributes
+    are a's."""
+    expr = a._expr
+    found = _OPS.get((name, id(expr), params))
+    res = _NEW(LazyTensor)
+    res._expr = found[1] if found is not None else _build(name, (expr,), params)
+    res._vars, res._meta = a._vars, a._meta
+    return res
+
+
 # --------------------------------------------------------------------------
 # the class
 # --------------------------------------------------------------------------
@@ -220,31 +356,36 @@ class LazyTensor:
     (1000,)
     """
 
-    __slots__ = ("_expr", "_vars", "ni", "nj", "_dtype", "ranges", "backend", "_mv")
+    # _meta: (ni, nj, dtype, backend, ranges, flags), see _meta(); _mv, set on
+    # the first K @ v, holds K's product reductions
+    __slots__ = ("_expr", "_vars", "_meta", "_mv")
     __array_ufunc__ = None  # numpy_array + lazy_tensor calls LazyTensor.__radd__
     __hash__ = None  # == builds a formula, as in KeOps
 
     def __init__(self, x=None, axis=None):
-        self.ranges = self.backend = self._mv = None
         if type(x) is np.ndarray:  # the common cases first, then _array for the rest
             shape = x.shape
             dtype = x.dtype
-            if len(shape) == 3 and axis is None and dtype.type in _FLOATS:
+            if len(shape) == 3 and axis is None and dtype in _NATIVE:
                 rows, one, dim = shape
-                if one == 1 and rows != 1 and 0 < rows and 0 < dim <= limits.MAX_DIM:
-                    self._fast(x[:, 0, :], dtype, rows, dim, _CAT_I)
-                    return
-                if rows == 1 and one != 1 and 0 < one and 0 < dim <= limits.MAX_DIM:
-                    self._fast(x[0], dtype, one, dim, _CAT_J)
-                    return
-            elif len(shape) == 2 and axis.__class__ is int and dtype.type in _FLOATS:
+                if 0 < dim <= _MAX_DIM:
+                    if one == 1 and rows > 1:  # x[:, None, :]: an i-variable
+                        cat, x = _CAT_I, x[:, 0, :]
+                    elif rows == 1 and one > 1:  # y[None, :, :]: a j-variable
+                        cat, rows, x = _CAT_J, one, x[0]
+                    else:
+                        cat = None
+                    if cat is not None:
+                        self._fast(x, dtype, rows, dim, cat)
+                        return
+            elif len(shape) == 2 and axis.__class__ is int and dtype in _NATIVE:
                 rows, dim = shape
-                if 0 < rows and 0 < dim <= limits.MAX_DIM and axis in (0, 1):
+                if 0 < rows and 0 < dim <= _MAX_DIM and axis in (0, 1):
                     self._fast(x, dtype, rows, dim, _CAT_J if axis else _CAT_I)
                     return
             self._array(x, axis, False)
             return
-        self.ni = self.nj = self._dtype = None
+        self._meta = _meta(None, None, None)
         if x is None:  # internal: the fields are set by the caller
             return
         if isinstance(x, LazyTensor):
@@ -295,6 +436,7 @@ class LazyTensor:
         if cat not in (0, 1, 2):
             raise FormulaError(f"symbolic variable category must be 0 (i), 1 (j) or 2 "
                                f"(parameter), got {cat}")
+        self._meta = _meta(None, None, None, flags=_NOT_NUMPY)
         self._leaf(_SymbolicLeaf(None, dim, Cat(cat), ind))
 
     def _param_list(self, x: list, axis) -> None:
@@ -313,6 +455,7 @@ class LazyTensor:
                 raise FormulaError(f"LazyTensor got the non-finite number {v!r}; parameters "
                                    "must be finite")
             values.append(float(v))
+        self._meta = _meta(None, None, None, flags=_NOT_NUMPY)
         self._leaf(_Leaf(values, len(values), Cat.P))
 
     def _array(self, x, axis, lazy: bool) -> None:
@@ -326,6 +469,9 @@ class LazyTensor:
                                  "parts (x.real, x.imag) as separate float arrays")
             raise DtypeError(f"LazyTensor got an array of dtype {dtype}; expected float16, "
                              "float32 or float64 (convert it with .astype(np.float32))")
+        native = dtype.isnative
+        if not native:  # ">f8" and "<f8" operands are both float64 (Genred converts)
+            dtype = dtype.newbyteorder("=")
         if lazy and any(isinstance(s, float) and math.isnan(s) for s in shape):
             raise ShapeError("LazyTensor got a dask array of unknown chunk sizes; call "
                              ".compute_chunk_sizes() on it first")
@@ -380,29 +526,70 @@ class LazyTensor:
             raise ShapeError(f"LazyTensor got an array of shape {tuple(shape)}; it needs at "
                              f"least one row, and its last axis (the vector dimension) must "
                              f"be 1 .. {limits.MAX_DIM}")
-        self._dtype = dtype
-        self.ni = int(rows) if cat == Cat.I else None
-        self.nj = int(rows) if cat == Cat.J else None
-        self._leaf(_Leaf(x, int(dim), cat))
+        leaf = _Leaf(x, int(dim), cat)
+        self._meta = _meta(int(rows) if cat == Cat.I else None,
+                           int(rows) if cat == Cat.J else None, dtype,
+                           flags=(_BATCH_AXES if leaf.batched else 0)
+                           | (0 if type(x) is np.ndarray and native else _NOT_NUMPY))
+        self._leaf(leaf)
 
     def _fast(self, x: np.ndarray, dtype, rows: int, dim: int, cat: Cat) -> None:
-        """An i- or j-variable of the checked (rows, dim) array ``x``."""
-        self._dtype = dtype
-        if cat is _CAT_I:
-            self.ni, self.nj = rows, None
-        else:
-            self.ni, self.nj = None, rows
-        self._leaf(_Leaf(x, dim, cat, None, False))
+        """An i- or j-variable of the checked (rows, dim) array ``x``, in native
+        byte order (the _Leaf written out: its constructor's call would cost as
+        much as its fields, paid by every leaf of a loop that rebuilds its
+        expression)."""
+        node = _LEAF_NODES.get((dim, cat))
+        self._expr = node if node is not None else _leaf_node(dim, cat)
+        leaf = _NEW(_Leaf)
+        leaf.data, leaf.dim, leaf.cat, leaf.ind, leaf._cast, leaf.batched = \
+            x, dim, cat, None, None, False
+        self._vars = (leaf,)
+        meta = _METAS.get((rows, cat, dtype))
+        self._meta = meta if meta is not None else _leaf_meta(rows, cat, dtype)
 
     def _leaf(self, leaf: _Leaf) -> None:
-        key = (leaf.dim, leaf.cat)
-        node = _LEAF_NODES.get(key)
-        if node is None:
-            node = _memo_put(_LEAF_NODES, key, var(0, leaf.dim, leaf.cat))
-        self._expr = node
+        """A LazyTensor of one variable (its attributes are set by the caller)."""
+        node = _LEAF_NODES.get((leaf.dim, leaf.cat))
+        self._expr = node if node is not None else _leaf_node(leaf.dim, leaf.cat)
         self._vars = (leaf,)
 
     # properties -------------------------------------------------------------
+    @property
+    def ni(self):
+        """The number of i rows M (None when there is no i-variable)."""
+        return self._meta[_NI]
+
+    @property
+    def nj(self):
+        """The number of j rows N (None when there is no j-variable)."""
+        return self._meta[_NJ]
+
+    @property
+    def _dtype(self):
+        return self._meta[_DT]
+
+    @property
+    def backend(self):
+        """The backend the reductions of this LazyTensor run on (None: the call's
+        or the configured default); settable, as in KeOps."""
+        return self._meta[_BACKEND]
+
+    @backend.setter
+    def backend(self, value):
+        ni, nj, dtype, _, ranges, flags = self._meta[:6]
+        self._meta = _meta(ni, nj, dtype, value, ranges, flags)
+
+    @property
+    def ranges(self):
+        """The block-sparse ranges of its reductions (None: dense); settable, as in
+        KeOps (``K.ranges = ranges``)."""
+        return self._meta[_RANGES]
+
+    @ranges.setter
+    def ranges(self, value):
+        ni, nj, dtype, backend, _, flags = self._meta[:6]
+        self._meta = _meta(ni, nj, dtype, backend, value, flags)
+
     @property
     def ndim(self) -> int:
         """The vector dimension D (KeOps's ``ndim``: not the number of axes)."""
@@ -420,7 +607,7 @@ class LazyTensor:
     @property
     def _batch(self) -> tuple:
         """The broadcast batch axes of the arrays (empty without batch axes)."""
-        if not any(map(_BATCHED, self._vars)):
+        if not self._meta[_FLAGS] & _BATCH_AXES:
             return ()
         lead: tuple = ()
         for leaf in self._vars:
@@ -485,110 +672,68 @@ class LazyTensor:
         return LazyTensor(other)
 
     def _join(self, *others: LazyTensor):
-        """The merged variables and attributes of ``self`` and ``others``, and each
-        operand's formula renumbered to the merged variables."""
-        res, exprs = _new(None, self._vars, self.ni, self.nj, self._dtype, self.ranges,
-                          self.backend), [self._expr]
+        """The merged variables and attributes of ``self`` and ``others`` (a
+        LazyTensor whose formula the caller sets), and each operand's formula
+        renumbered to the merged variables."""
+        leaves, meta, exprs = self._vars, self._meta, [self._expr]
         for o in others:
-            res, (_, expr) = res._join1(o)
-            exprs.append(expr)
+            leaves, shift = _merge_vars(leaves, o._vars)
+            exprs.append(o._expr if shift is None else _renumber(o._expr, shift))
+            if o._meta is not meta:
+                meta = _merge(meta, o._meta)
+        res = _NEW(LazyTensor)
+        res._expr, res._vars, res._meta = None, leaves, meta
         return res, exprs
-
-    def _join1(self, o: LazyTensor):
-        """The merged variables and attributes of ``self`` and ``o``, and the
-        formulas of both, ``o``'s renumbered to the merged variables (what every
-        ``a + b`` pays: no loop over operands)."""
-        leaves, expr = self._vars, o._expr
-        ov = o._vars
-        if ov and ov is not leaves:
-            if not leaves:
-                leaves = ov
-            elif len(ov) == 1:  # a new leaf, most often: one lookup, no loop
-                (leaf,) = ov
-                if leaf in leaves:
-                    pos = leaves.index(leaf)
-                    if pos:
-                        expr = _renumber(expr, (pos,))
-                else:
-                    expr = _renumber(expr, (len(leaves),))
-                    leaves = leaves + ov
-            else:
-                merged = list(leaves)
-                mapping = []
-                for leaf in ov:
-                    if leaf in merged:
-                        mapping.append(merged.index(leaf))
-                    else:
-                        mapping.append(len(merged))
-                        merged.append(leaf)
-                mapping = tuple(mapping)
-                if mapping != tuple(range(len(mapping))):
-                    expr = _renumber(expr, mapping)
-                leaves = tuple(merged)
-        ni, nj, dtype = self.ni, self.nj, self._dtype
-        if o.ni is not None and o.ni != ni:
-            ni = _same("number of i rows (M)", ni, o.ni, ShapeError)
-        if o.nj is not None and o.nj != nj:
-            nj = _same("number of j rows (N)", nj, o.nj, ShapeError)
-        if o._dtype is not None and o._dtype != dtype:
-            dtype = _same("dtype", dtype, o._dtype, DtypeError)
-        backend = self.backend
-        if o.backend is not None and o.backend != backend:
-            backend = _same("backend", backend, o.backend, ValueError)
-        res = object.__new__(LazyTensor)  # _new written out; the caller sets the formula
-        res._expr, res._vars, res.ni, res.nj, res._dtype = None, leaves, ni, nj, dtype
-        res.ranges = o.ranges if self.ranges is None else self.ranges
-        res.backend, res._mv = backend, None
-        return res, (self._expr, expr)
 
     def _apply(self, name: str, *operands, params: tuple = ()) -> LazyTensor:
         """``name(self, *operands, *params)`` with a formula function of
         :data:`dredux.functions.FUNCTIONS` (memoised by the operands' nodes)."""
-        if len(operands) == 1 and type(operands[0]) is LazyTensor:
-            res, exprs = self._join1(operands[0])
-        elif operands:
-            res, exprs = self._join(*[o if isinstance(o, LazyTensor) else self._operand(o)
-                                      for o in operands])
-            exprs = tuple(exprs)
-        else:  # unary: the fields are self's (_new written out: a call per operation)
-            expr = self._expr
-            found = _OPS.get((name, id(expr), params))
-            res = object.__new__(LazyTensor)
-            res._expr = found[1] if found is not None else _build(name, (expr,), params)
-            res._vars, res.ni, res.nj, res._dtype = self._vars, self.ni, self.nj, self._dtype
-            res.ranges, res.backend, res._mv = self.ranges, self.backend, None
-            return res
-        found = _OPS.get((name, *map(id, exprs), params))
-        res._expr = found[1] if found is not None else _build(name, exprs, params)
+        if not operands:
+            return _unary(name, self, params)
+        if len(operands) == 1:
+            (o,) = operands
+            return _binary(name, self, o if type(o) is LazyTensor else self._operand(o),
+                           params)
+        res, exprs = self._join(*[o if isinstance(o, LazyTensor) else self._operand(o)
+                                  for o in operands])
+        res._expr = _build(name, tuple(exprs), params)
         return res
 
     def _swapped(self) -> LazyTensor:
         # new leaves: the same array is another variable of the transposed formula
         leaves = tuple(_make_leaf(leaf.data, leaf.dim, _other_cat(leaf.cat), leaf.ind)
                        for leaf in self._vars)
-        return _new(_swap(self._expr), leaves, self.nj, self.ni, self._dtype, self.ranges,
-                    self.backend)
+        ni, nj, dtype, backend, ranges, flags = self._meta[:6]
+        return _new(_swap(self._expr), leaves, _meta(nj, ni, dtype, backend, ranges, flags))
 
     # arithmetic ----------------------------------------------------------------
     def __add__(self, other):
+        if type(other) is LazyTensor:
+            return _binary("Add", self, other)
         return self._apply("Add", other)
 
     def __radd__(self, other):
         return self._operand(other)._apply("Add", self)
 
     def __sub__(self, other):
+        if type(other) is LazyTensor:
+            return _binary("Subtract", self, other)
         return self._apply("Subtract", other)
 
     def __rsub__(self, other):
         return self._operand(other)._apply("Subtract", self)
 
     def __mul__(self, other):
+        if type(other) is LazyTensor:
+            return _binary("Mult", self, other)
         return self._apply("Mult", other)
 
     def __rmul__(self, other):
         return self._operand(other)._apply("Mult", self)
 
     def __truediv__(self, other):
+        if type(other) is LazyTensor:
+            return _binary("Divide", self, other)
         return self._apply("Divide", other)
 
     def __rtruediv__(self, other):
@@ -602,7 +747,7 @@ class LazyTensor:
         return self._operand(other)._apply("Scalprod", self)
 
     def __neg__(self):
-        return self._apply("Minus")
+        return _unary("Minus", self)
 
     def __abs__(self):
         return self._apply("Abs")
@@ -610,13 +755,15 @@ class LazyTensor:
     def __pow__(self, other):
         """``x ** n``: Square for 2, Pow for other integers, Sqrt / Rsqrt for 0.5 /
         -0.5, Powf for other floats and LazyTensors (a parameter exponent)."""
+        if other.__class__ is int and other == 2:
+            return _unary("Square", self)
         if isinstance(other, (int, np.integer)) and not isinstance(other, (bool, np.bool_)):
             n = int(other)
             if abs(n) > limits.MAX_POW:
                 raise FormulaError(f"the exponent {n} is outside -{limits.MAX_POW} .. "
                                    f"{limits.MAX_POW}", hint="Use a float exponent "
                                    "(Powf) for large powers.")
-            return self._apply("Square") if n == 2 else self._apply("Pow", params=(n,))
+            return _unary("Square", self) if n == 2 else _unary("Pow", self, (n,))
         if isinstance(other, (float, np.floating)):
             if other == 0.5:
                 return self._apply("Sqrt")
@@ -652,13 +799,13 @@ class LazyTensor:
 
     # maths ----------------------------------------------------------------------
     def abs(self):
-        return self._apply("Abs")
+        return _unary("Abs", self)
 
     def exp(self):
-        return self._apply("Exp")
+        return _unary("Exp", self)
 
     def log(self):
-        return self._apply("Log")
+        return _unary("Log", self)
 
     def xlogx(self):
         return self._apply("XLogX")
@@ -690,13 +837,13 @@ class LazyTensor:
         return (math.pi * self).sinxdivx()
 
     def sqrt(self):
-        return self._apply("Sqrt")
+        return _unary("Sqrt", self)
 
     def rsqrt(self):
         return self._apply("Rsqrt")
 
     def square(self):
-        return self._apply("Square")
+        return _unary("Square", self)
 
     def inv(self):
         return self._apply("Inv")
@@ -900,15 +1047,33 @@ class LazyTensor:
             raise ShapeError(f"reduction axis {axis!r} is out of range: expected 0 (reduce "
                              "over i: one result per j) or 1 (reduce over j: one result "
                              "per i)")
-        axis = int(axis) - batch
-        init, call_options = _split_options(kwargs)
+        return self._reduction(op, int(axis) - batch, weight, opt_arg, call, kwargs)
+
+    def _reduction(self, op: str, axis: int, weight, opt_arg, call, kwargs: dict):
+        """The ``op`` reduction over the checked ``axis`` (0 or 1, batch axes off)."""
+        if not kwargs:
+            init, options = {}, kwargs
+        elif kwargs.keys() <= _CALL_SET:  # no option shapes the routine
+            init, options = {}, kwargs
+        else:
+            init, options = _split_options(kwargs)
         if weight is not None:
             weight = self._operand(weight)
             res, (f, f2) = self._join(weight)
         else:
             res, f, f2 = self, self._expr, None
-        return LazyReduction(res, f, f2, op, int(axis), opt_arg, init, call_options,
-                             call)
+        meta = res._meta
+        if call and not meta[_FLAGS]:
+            # NumPy arrays alone, no batch axes, a routine already made: call it
+            # (its arguments are the leaves in order; the constructors checked them)
+            found = _ROUTINES.get(_routine_key(f, f2, op, axis, opt_arg, init,
+                                               len(res._vars)))
+            if found is not None:
+                if meta[_BACKEND] is not None or meta[_RANGES] is not None:
+                    options = _source_options(options, meta)
+                return found[2]._call_flat(tuple(map(_DATA, res._vars)),
+                                           _shapes=meta[_SHAPES], **options)
+        return LazyReduction(res, f, f2, op, axis, opt_arg, init, options, call)
 
     def _vector_or_reduce(self, op: str, axis, dim, kwargs):
         """``op`` over the vector axis (axis -1 or 2), or the ``op`` reduction over
@@ -916,7 +1081,13 @@ class LazyTensor:
         if dim is not None:
             axis = dim
         if axis == -1:
-            return self._apply(op)
+            return _unary(op, self)
+        if axis.__class__ is int and not self._meta[_FLAGS] & _BATCH_AXES:
+            if axis == 0 or axis == 1:  # the checks of _reduce, for the common case
+                return self._reduction(op, axis, None, None, kwargs.pop("call", True),
+                                       kwargs)
+            if axis == 2:
+                return _unary(op, self)
         batch = len(self._batch)
         if not isinstance(axis, bool) and isinstance(axis, int) and axis == 2 + batch:
             return self._apply(op)
@@ -925,6 +1096,8 @@ class LazyTensor:
     def sum(self, axis=-1, dim=None, **kwargs):
         """The sum over the vector axis (axis -1 or 2), or the Sum reduction over i
         (axis 0) or j (axis 1)."""
+        if axis == -1 and dim is None and not kwargs:
+            return _unary("Sum", self)
         return self._vector_or_reduce("Sum", axis, dim, kwargs)
 
     def sum_reduction(self, axis=None, dim=None, **kwargs):
@@ -1026,19 +1199,30 @@ class LazyTensor:
         if (type(column) is not np.ndarray or column.ndim != 2
                 or (self._dtype is not None and column.dtype != self._dtype)):
             return (self * Vj(column)).sum(axis=1)
-        if self._mv is None:
-            self._mv = {}
-        cached = self._mv.get(column.shape[1])
+        try:
+            products = self._mv
+        except AttributeError:  # the first product
+            products = self._mv = {}
+        cached = products.get(column.shape[1])
         if cached is None:
             product = self * Vj(column)
             red = product.sum(axis=1, call=False)
             red.routine()
             # v's leaf: the product's last (leaves compare by identity, so it is
             # not K's even when K holds the same array)
-            if len(self._mv) >= 8:
-                self._mv.clear()
-            self._mv[column.shape[1]] = cached = (red, red._leaves.index(product._vars[-1]))
+            if len(products) >= 8:
+                products.clear()
+            products[column.shape[1]] = cached = (red, red._leaves.index(product._vars[-1]))
         red, where = cached
+        meta = self._meta
+        if not meta[_FLAGS] and meta[_DT] is not None:  # NumPy arrays alone, like v
+            arrays = list(map(_DATA, red._leaves))
+            arrays[where] = column
+            options = red._options
+            if meta[_BACKEND] is not None or meta[_RANGES] is not None:
+                options = _source_options(options, meta)
+            return red._routine._call_flat(
+                arrays, _shapes=("lazy", meta[_NI], column.shape[0], meta[_DT]), **options)
         # lists of floats (a bandwidth written 4.0) become arrays as at any call
         arrays = [leaf.array(column.dtype, None) for leaf in red._leaves]
         arrays[where] = column
@@ -1107,10 +1291,15 @@ class LazyReduction:
         self.reduction_op, self.axis, self.opt_arg = op, axis, opt_arg
         self._source, self._f, self._f2 = source, f, f2
         self._init, self._options = init, options
-        self.ni, self.nj, self._dtype = source.ni, source.nj, source._dtype
+        self.ni, self.nj, self._dtype = source._meta[:3]
         self._routine = self._leaves = None
-        self._inds = inds = tuple(map(_IND, source._vars))
-        if call and inds.count(None) == len(inds):  # no symbolic variable: run now
+        # the symbolic variables' indices, or the number of variables without any
+        if not source._meta[_FLAGS] & _NOT_NUMPY:  # NumPy arrays alone
+            self._inds = len(source._vars)
+        else:
+            inds = tuple(map(_IND, source._vars))
+            self._inds = len(inds) if inds.count(None) == len(inds) else inds
+        if call and self._inds.__class__ is int:  # no symbolic variable: run now
             return self()
         return self
 
@@ -1119,8 +1308,8 @@ class LazyReduction:
         identical expression finds the same routine and kernel)."""
         if self._routine is None:
             leaves = self._source._vars
-            key = (id(self._f), id(self._f2), self.reduction_op, self.axis, self.opt_arg,
-                   tuple(sorted(self._init.items())) if self._init else (), self._inds)
+            key = _routine_key(self._f, self._f2, self.reduction_op, self.axis,
+                               self.opt_arg, self._init, self._inds)
             found = _ROUTINES.get(key)
             if found is None:  # the value holds f and f2: their ids stay theirs
                 found = _memo_put(_ROUTINES, key, (self._f, self._f2, *_routine(
@@ -1143,19 +1332,24 @@ class LazyReduction:
         LazyTensor (or of ``source``), read now: they are attributes a user may
         set after building it."""
         options = self._options if options is None else options
-        src = self._source if source is None else source
-        if src.backend is not None or src.ranges is not None:
-            options = dict(options)
-            if src.backend is not None:
-                options.setdefault("backend", src.backend)
-            if src.ranges is not None:
-                options.setdefault("ranges", src.ranges)
+        meta = (self._source if source is None else source)._meta
+        if meta[_BACKEND] is not None or meta[_RANGES] is not None:
+            return _source_options(options, meta)
         return options
 
     def __call__(self, *args, **kwargs):
         routine = self._routine
         if routine is None:
             routine = self.routine()
+        meta = self._source._meta
+        if not (args or kwargs or meta[_FLAGS]):
+            # NumPy arrays without batch axes (the constructors saw every shape):
+            # Genred's call without its search for batch axes
+            options = self._options
+            if meta[_BACKEND] is not None or meta[_RANGES] is not None:
+                options = _source_options(options, meta)
+            return routine._call_flat(tuple(map(_DATA, self._leaves)),
+                                      _shapes=meta[_SHAPES], **options)
         options = self._options
         if kwargs:
             init, more = _split_options(kwargs)
@@ -1188,12 +1382,34 @@ class LazyReduction:
         return routine(*arrays, **options)
 
 
-def _new(expr, leaves, ni, nj, dtype, ranges, backend) -> LazyTensor:
+def _routine_key(f, f2, op, axis, opt_arg, init: dict, inds) -> tuple:
+    """The key of a reduction's routine in ``_ROUTINES`` (``inds``: the symbolic
+    variables' indices, or the number of variables when there is none)."""
+    return (id(f), id(f2), op, axis, opt_arg, tuple(sorted(init.items())) if init else (),
+            inds)
+
+
+def _source_options(options: dict, meta: tuple) -> dict:
+    """A call's options completed with the backend and ranges of the reduced
+    LazyTensor's attributes ``meta`` (the call's own options win)."""
+    options = dict(options)
+    if meta[_BACKEND] is not None:
+        options.setdefault("backend", meta[_BACKEND])
+    if meta[_RANGES] is not None:
+        options.setdefault("ranges", meta[_RANGES])
+    return options
+
+
+def _new(expr, leaves, meta: tuple) -> LazyTensor:
     """A LazyTensor from its fields (no checks: the callers made them)."""
-    res = object.__new__(LazyTensor)
-    res._expr, res._vars, res.ni, res.nj, res._dtype = expr, leaves, ni, nj, dtype
-    res.ranges, res.backend, res._mv = ranges, backend, None
+    res = _NEW(LazyTensor)
+    res._expr, res._vars, res._meta = expr, leaves, meta
     return res
+
+
+def _leaf_node(dim: int, cat: Cat) -> Expr:
+    """The formula of a LazyTensor of one variable: variable 0 (memoised)."""
+    return _memo_put(_LEAF_NODES, (dim, cat), var(0, dim, cat))
 
 
 def _other_cat(cat: Cat) -> Cat:

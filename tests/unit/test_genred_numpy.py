@@ -87,6 +87,23 @@ def test_dtype_argument_is_silent_when_it_agrees_and_warns_when_not():
         Genred("x", ["x = Vi(2)"], axis=1, dtype="floatish")
 
 
+def test_dtype_warning_names_the_callers_line_on_every_call_path():
+    x = rng(2).random((3, 2)).astype(np.float32)
+    y = rng(3).random((4, 2)).astype(np.float32)
+    plain = Genred("x * y", ["x = Vi(2)", "y = Vj(2)"], axis=1, dtype="float64")
+    split = Genred("MatVecMult(s, x - y)", ["s = Pm(4)", "x = Vi(2)", "y = Vj(2)"], axis=1,
+                   dtype="float64")
+    assert split.epilogue is not None  # the linear map runs after the sum
+    calls = {"plain": lambda: plain(x, y, backend="numpy"),
+             "batched": lambda: plain(x[None].repeat(2, 0), y[None], backend="numpy"),
+             "split": lambda: split(np.ones(4, np.float32), x, y, backend="numpy")}
+    for name, call in calls.items():
+        with pytest.warns(UserWarning, match="dtype='float64' but is called on float32") \
+                as record:
+            call()
+        assert [w.filename for w in record] == [__file__], name
+
+
 def test_dask_inputs_give_a_lazy_result():
     da = pytest.importorskip("dask.array")
     x, y, a, p, _ = seed_inputs(20, 30)

@@ -415,6 +415,25 @@ def test_float32_and_float16_keep_their_dtype():
         close(out, DIST.sum(1)[:, None], tol=5e-2 if dtype == np.float16 else 1e-5)
 
 
+def test_arrays_of_either_byte_order_mix():
+    """Big-endian arrays are float arrays like any other (Genred converts them):
+    they mix with native ones, in every leaf form, and give the same results."""
+    p_ = P.astype(">f8")
+    ref = (np.exp(-((x_ - y_) ** 2 * P).sum(-1)) @ B)
+    forms = [(X[:, None, :].astype(">f8"), Y[None, :, :], P),
+             (X[:, None, :], Y[None, :, :].astype(">f8"), p_),
+             (X.astype(">f8"), Y.astype(">f8"), p_)]
+    for x, y, p in forms:
+        x_i = LazyTensor(x) if x.ndim == 3 else Vi(x)
+        y_j = LazyTensor(y) if y.ndim == 3 else Vj(y)
+        K = (-((x_i - y_j) ** 2 * Pm(p)).sum(-1)).exp()
+        assert K.dtype == np.float64
+        for backend in ("numpy", "cpu"):
+            out = (K * Vj(B)).sum(axis=1, backend=backend)
+            assert out.dtype == np.float64 and out.dtype.isnative
+            close(out, ref, tol=1e-12)
+
+
 # -------------------------------------------------------------------- solve
 
 def _gaussian_system(n=60, dim=2, alpha=0.1, seed=3):
