@@ -343,7 +343,12 @@ class Genred:
             args = _check_args(self.signature, args)
             pattern = self._sparsity(args, ranges)
             key = None if key is None else (key, pattern.token())
-        call = self._calls.get(key) if key is not None else None
+        call = None
+        if key is not None:
+            try:
+                call = self._calls.get(key)
+            except TypeError:  # an option of an unusual type: checked and planned afresh
+                key = None
         if call is None and pattern is None:
             args = _check_args(self.signature, args)
         if out is not None:
@@ -500,11 +505,7 @@ def _call_key(args, backend, device_id, options, shapes=None):
     key = (shapes, backend, device_id,
            tuple(block) if isinstance(block, list) else block, options.get("split_every"),
            config.snapshot(), execute.client_id())
-    try:
-        hash(key)
-    except TypeError:  # an option of an unusual type: checked and planned afresh
-        return None
-    return key
+    return key  # hashed once, by the cache lookup (which handles unhashable options)
 
 
 # ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import config
 from .backends import BACKENDS
-from .errors import ShapeError
+from .errors import ConfigError, ShapeError
 from .ir import OPS, Op, walk
 
 __all__ = ["BlockPlan", "make_plan", "split_sizes", "pair_cost"]
@@ -193,6 +193,21 @@ def _parse_block_size(value) -> tuple[int | None, int | None]:
     return pair  # type: ignore[return-value]
 
 
+def _split_every(given) -> int:
+    """The merge tree's fan-in: the call's ``split_every``, else the setting."""
+    value = config.get("split-every", given)
+    if (not isinstance(value, bool) and isinstance(value, (int, np.integer))
+            and value >= 2):
+        return int(value)
+    if given is not None:
+        raise ShapeError(f"split_every (the fan-in of the merge tree) must be an integer "
+                         f">= 2, got {value!r}")
+    raise ConfigError(f"the setting dredux.split-every is {value!r}; expected an integer "
+                      ">= 2 (the fan-in of the merge tree, default 8). Fix the environment "
+                      "variable DASK_DREDUX__SPLIT_EVERY, or the key split-every under "
+                      "dredux: in your Dask config")
+
+
 def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
               row_bytes: int = 8, col_bytes: int = 8, state_bytes: int = 8,
               block_size=None, split_every=None,
@@ -224,9 +239,7 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
     sparsity : dredux.ranges.Sparsity, optional
         The kept pairs of a block-sparse reduction.
     """
-    split_every = int(config.get("split-every", split_every))
-    if split_every < 2:
-        raise ShapeError(f"split_every must be an integer >= 2, got {split_every}")
+    split_every = _split_every(split_every)
     workers = max(1, int(workers))
     bm, bn = _parse_block_size(config.get("block-size", block_size))
     budget = config.memory_per_task()

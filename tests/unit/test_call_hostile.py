@@ -8,6 +8,7 @@ compiling or running (a routine whose ``_prepare`` fails proves it).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -147,6 +148,30 @@ def test_bad_scheduler_is_a_config_error_before_any_work(scheduler):
         np.testing.assert_allclose(routine(x, y, b, backend="numpy", scheduler=good,
                                            block_size=2),
                                    reference(x, y, b), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- split_every
+
+@pytest.mark.parametrize("value", [[2], 2.5, True, 1, "4"])
+def test_bad_split_every_is_refused(value):
+    x, y, b = inputs()
+    routine = Genred(FORMULA, ALIASES, reduction_op="Sum", axis=1)
+    with pytest.raises(ShapeError, match=r"split_every \(the fan-in of the merge tree\) "
+                       rf"must be an integer >= 2, got {re.escape(repr(value))}"):
+        routine(x, y, b, backend="numpy", split_every=value)
+
+
+@pytest.mark.parametrize("value", [[2], 2.5, True, 1, "4"])
+def test_bad_split_every_setting_is_a_config_error(value):
+    x, y, b = inputs()
+    routine = Genred(FORMULA, ALIASES, reduction_op="Sum", axis=1)
+    with dask.config.set({"dredux.split-every": value}):
+        with pytest.raises(errors.ConfigError) as err:
+            routine(x, y, b, backend="numpy")
+    for word in ("dredux.split-every", repr(value), "DASK_DREDUX__SPLIT_EVERY", ">= 2"):
+        assert word in str(err.value), str(err.value)
+    np.testing.assert_allclose(routine(x, y, b, backend="numpy", split_every=np.int64(2)),
+                               reference(x, y, b), rtol=1e-12)
 
 
 # ------------------------------------------------------------ memory-per-task
