@@ -181,16 +181,17 @@ def _group_chunks(chunks: tuple[int, ...], target: int) -> tuple[tuple[int, int]
 def _parse_block_size(value) -> tuple[int | None, int | None]:
     if value is None:
         return None, None
-    if isinstance(value, (int,)) and not isinstance(value, bool):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         pair = (value, value)
     elif isinstance(value, (tuple, list)) and len(value) == 2:
         pair = tuple(value)
     else:
         raise ShapeError(f"block_size must be an int or a pair (rows, cols), got {value!r}")
     for v in pair:
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                              or v < 1):
             raise ShapeError(f"block_size entries must be positive integers, got {value!r}")
-    return pair  # type: ignore[return-value]
+    return tuple(None if v is None else int(v) for v in pair)  # type: ignore[return-value]
 
 
 def _split_every(given) -> int:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import dask
+import numpy as np
 import pytest
 
 from dredux import ShapeError
@@ -177,3 +178,12 @@ def test_graph_size_counts_merges():
     # two output chunks of two row blocks each: a concatenation task per chunk
     joined = BlockPlan(rows=(5, 5, 5, 5), cols=((0, 9),), split_every=3, chunks=(10, 10))
     assert joined.graph_size() == 4 + 2
+
+
+def test_numpy_integer_block_sizes_are_integers():
+    """Sizes computed with NumPy (np.int64) are block sizes like Python ints."""
+    for block in (np.int64(10), (np.int32(10), 25), [10, np.int64(25)]):
+        plan = make_plan(95, 100, 1.0, "numpy", workers=1, block_size=block)
+        assert plan.rows[0] == 10 and all(type(r) is int for r in plan.rows), block
+    plan = make_plan(95, 100, 1.0, "numpy", workers=1, block_size=(np.int64(10), 25))
+    assert plan.cols[0] == (0, 25)
