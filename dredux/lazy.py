@@ -147,7 +147,6 @@ _NEW = object.__new__
 _LOCK = threading.Lock()
 _IND = operator.attrgetter("ind")
 _DATA = operator.attrgetter("data")
-_BATCHED = operator.attrgetter("batched")
 _NDARRAY = {np.ndarray}
 
 
@@ -356,8 +355,8 @@ class LazyTensor:
     (1000,)
     """
 
-    # _meta: (ni, nj, dtype, backend, ranges, flags), see _meta(); _mv, set on
-    # the first K @ v, holds K's product reductions
+    # _meta: the attribute tuple (ni, nj, dtype, backend, ranges, flags, shapes) of
+    # _meta(); _mv, set on the first K @ v, holds K's product reductions
     __slots__ = ("_expr", "_vars", "_meta", "_mv")
     __array_ufunc__ = None  # numpy_array + lazy_tensor calls LazyTensor.__radd__
     __hash__ = None  # == builds a formula, as in KeOps
