@@ -161,17 +161,23 @@ def test_bad_split_every_is_refused(value):
         routine(x, y, b, backend="numpy", split_every=value)
 
 
+def setting_error(key: str, value) -> tuple:
+    """The ConfigError message of a call under the setting ``dredux.<key>: value``
+    (and the call's routine, which must work once the setting is gone)."""
+    routine = Genred(FORMULA, ALIASES, reduction_op="Sum", axis=1)
+    with dask.config.set({f"dredux.{key}": value}):
+        with pytest.raises(errors.ConfigError) as err:
+            routine(*inputs(), backend="numpy")
+    return str(err.value), routine
+
+
 @pytest.mark.parametrize("value", [[2], 2.5, True, 1, "4"])
 def test_bad_split_every_setting_is_a_config_error(value):
-    x, y, b = inputs()
-    routine = Genred(FORMULA, ALIASES, reduction_op="Sum", axis=1)
-    with dask.config.set({"dredux.split-every": value}):
-        with pytest.raises(errors.ConfigError) as err:
-            routine(x, y, b, backend="numpy")
+    message, routine = setting_error("split-every", value)
     for word in ("dredux.split-every", repr(value), "DASK_DREDUX__SPLIT_EVERY", ">= 2"):
-        assert word in str(err.value), str(err.value)
-    np.testing.assert_allclose(routine(x, y, b, backend="numpy", split_every=np.int64(2)),
-                               reference(x, y, b), rtol=1e-12)
+        assert word in message, message
+    np.testing.assert_allclose(routine(*inputs(), backend="numpy", split_every=np.int64(2)),
+                               reference(*inputs()), rtol=1e-12)
 
 
 # ------------------------------------------------------------ memory-per-task
@@ -179,11 +185,7 @@ def test_bad_split_every_setting_is_a_config_error(value):
 @pytest.mark.parametrize("value", ["lots", "-1 MiB", "0", True, [256], "1e400"])
 def test_bad_memory_per_task_is_a_config_error(value):
     x, y, b = inputs()
-    routine = Genred(FORMULA, ALIASES, reduction_op="Sum", axis=1)
-    with dask.config.set({"dredux.memory-per-task": value}):
-        with pytest.raises(errors.ConfigError) as err:
-            routine(x, y, b, backend="numpy")
-    message = str(err.value)
+    message, routine = setting_error("memory-per-task", value)
     for word in ("dredux.memory-per-task", repr(value), "DREDUX_MEMORY_PER_TASK",
                  "'256 MiB'"):
         assert word in message, message
