@@ -71,9 +71,13 @@ def conjugate_gradient(linop, b, eps: float = 1e-6, maxiter: int | None = None,
         When ``p . linop(p) <= 0`` or is not finite, or after ``maxiter``
         products without convergence.
     """
-    maxiter = MAXITER if maxiter is None else int(maxiter)
-    if maxiter < 1:
-        raise SolveError(f"maxiter must be at least 1, got {maxiter}")
+    if maxiter is None:
+        maxiter = MAXITER
+    elif (isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer))
+          or maxiter < 1):
+        raise SolveError(f"maxiter (the products K p before the solve gives up) must be an "
+                         f"integer >= 1, got {maxiter!r}")
+    maxiter = int(maxiter)
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
         raise SolveError(f"eps must be a positive number, got {eps!r}")
     delta = int(np.prod(b.shape)) * float(eps) ** 2

@@ -7,6 +7,8 @@ equivalent Genred (same Program), the CPU kernels and dask inputs.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -479,7 +481,7 @@ def test_solve_on_dask_stays_lazy_until_the_scalars():
 
 
 def test_solve_refuses_what_it_cannot_solve():
-    x, b, _ = _gaussian_system(n=20)
+    x, b, ref = _gaussian_system(n=20)
     K = (-Vi(x).sqdist(Vj(x)) * 4.0).exp()
     indefinite = -K  # negative definite: CG must stop, not return garbage
     with pytest.raises(SolveError, match="not positive definite"):
@@ -488,6 +490,16 @@ def test_solve_refuses_what_it_cannot_solve():
         K.solve(b, alpha=0.0, eps=1e-14, maxiter=2)
     with pytest.raises(SolveError, match="alpha must be"):
         K.solve(b, alpha=-1.0)
+    solver = KernelSolve("Exp(-SqDist(x, y) * 4) * a", ["x = Vi(2)", "y = Vj(2)", "a = Vj(2)"],
+                         "a", axis=1)
+    for maxiter in ("x", 2.5, True, 0, [3]):  # refused, not truncated or raising from int()
+        words = rf"maxiter \(the products K p before the solve gives up\) must be an integer " \
+                rf">= 1, got {re.escape(repr(maxiter))}"
+        with pytest.raises(SolveError, match=words):
+            K.solve(b, alpha=0.1, maxiter=maxiter)
+        with pytest.raises(SolveError, match=words):
+            solver(x, x, b, alpha=0.1, maxiter=maxiter)
+    close(K.solve(b, alpha=0.1, eps=1e-12, maxiter=np.int64(500)), ref, tol=1e-8)
     with pytest.raises(ShapeError, match="b has 5 rows"):
         K.solve(b[:5])
     with pytest.raises(ShapeError, match="reshape"):
