@@ -331,6 +331,8 @@ class Genred:
         ``_shapes``: a hashable that determines the shapes and dtypes of ``args``,
         native-order NumPy arrays all (the LazyTensor's row counts and dtype), or
         None to read them from ``args``."""
+        if device_id.__class__ is not int or device_id != -1:
+            device_id = _device_id(device_id)
         if self._split is not None and not any(
                 getattr(a, "dtype", None) == np.float16 for a in args):
             return self._call_split(args, backend, device_id, ranges, out, options)
@@ -385,6 +387,7 @@ class Genred:
 
     def _call_batched(self, args, bshape, backend, device_id, ranges, out, options):
         """A call with batch axes: one flat block-sparse call (:mod:`dredux.batch`)."""
+        device_id = _device_id(device_id)
         flat, varying, lengths, shared = flatten(self.signature, args, bshape, self.axis)
         routine = per_row_routine(self, varying) if varying else self
         out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
@@ -633,6 +636,17 @@ def _dask_chunks(arrays) -> tuple[int, ...] | None:
 
 def _row_bytes(variables, dtype) -> int:
     return max(1, sum(v.dim for v in variables)) * np.dtype(dtype).itemsize
+
+
+def _device_id(value) -> int:
+    """A call's checked ``device_id``: -1 (the current GPU; None says it too) or a
+    GPU number."""
+    if value is None:
+        return -1
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < -1:
+        raise ShapeError(f"device_id must be -1 (the current GPU) or the number of a GPU "
+                         f"(0, 1, ...), got {value!r}")
+    return int(value)
 
 
 def _kernel_options(backend: str, device_id: int) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import dredux.errors as errors
-from dredux import Genred
+from dredux import Genred, LazyTensor
 from dredux.errors import DreduxError, DtypeError, ShapeError
 
 ALIASES = ["x = Vi(3)", "y = Vj(3)", "b = Vj(1)"]
@@ -147,6 +147,27 @@ def test_bad_scheduler_is_a_config_error_before_any_work(scheduler):
     for good in ("threads", "sync", "Threads", "single-threaded", dask.get):
         np.testing.assert_allclose(routine(x, y, b, backend="numpy", scheduler=good,
                                            block_size=2),
+                                   reference(x, y, b), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ device_id
+
+@pytest.mark.parametrize("value", ["0", 1.0, True, -2, [0]])
+def test_bad_device_id_is_refused_on_every_backend(value):
+    """A device_id that is no GPU number is refused, also where no GPU is used
+    (it was ignored on the CPU and raised a raw TypeError on the GPU path)."""
+    x, y, b = inputs()
+    routine = Genred(FORMULA, ALIASES, reduction_op="Sum", axis=1)
+    words = rf"device_id must be -1 \(the current GPU\) or the number of a GPU " \
+            rf"\(0, 1, ...\), got {re.escape(repr(value))}"
+    for call in (lambda: routine(x, y, b, backend="numpy", device_id=value),
+                 lambda: routine(x[None], y[None], b[None], backend="numpy", device_id=value),
+                 lambda: (LazyTensor(x[:, None, :]) * LazyTensor(y[None, :, :])).sum(
+                     -1).exp().sum(axis=1, backend="cpu", device_id=value)):
+        with pytest.raises(ShapeError, match=words):
+            call()
+    for good in (-1, None, np.int64(0)):  # None and NumPy integers are device ids too
+        np.testing.assert_allclose(routine(x, y, b, backend="numpy", device_id=good),
                                    reference(x, y, b), rtol=1e-12)
 
 
