@@ -14,10 +14,12 @@ configuration reference is generated from it).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 
 import dask.config
 import dask.utils
+import numpy as np
 
 from .errors import ConfigError
 
@@ -55,6 +57,28 @@ def _load() -> None:
 
 
 _load()
+
+
+def setting_error(key: str, value, expected: str) -> ConfigError:
+    """The error of a bad setting ``dredux.<key>``: its value, what was expected and
+    the three places it may come from."""
+    env = environment_variable(key)
+    return ConfigError(f"the setting dredux.{key} is {value!r}; expected {expected}. Fix "
+                       f"the environment variable {env} (or DASK_DREDUX__{env[7:]}), or the "
+                       f"key {key} under dredux: in your Dask config")
+
+
+def number(key: str, *, integer: bool, least: float, strict: bool = False):
+    """The setting ``dredux.<key>``: an integer (``integer``) or a finite number,
+    at least ``least`` (above it if ``strict``); ConfigError naming it otherwise."""
+    value = get(key)
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value) \
+            and (value > least if strict else value >= least):
+        return int(value) if integer else float(value)
+    bound = f"{'above' if strict else 'at least'} {least:g}"
+    raise setting_error(key, value, f"{'an integer' if integer else 'a number'} {bound} "
+                        f"(default {DEFAULTS[key]!r})")
 
 
 def environment_variable(key: str) -> str:
@@ -100,11 +124,8 @@ def memory_per_task() -> int:
         with contextlib.suppress(ValueError, OverflowError):
             size = dask.utils.parse_bytes(value)
     if size is None or size <= 0:
-        raise ConfigError(
-            f"the setting dredux.memory-per-task is {value!r}; expected a positive size "
-            "such as '256 MiB', '2 GB' or 268435456 (bytes). Fix the environment variable "
-            "DREDUX_MEMORY_PER_TASK (or DASK_DREDUX__MEMORY_PER_TASK), or the key "
-            "memory-per-task under dredux: in your Dask config")
+        raise setting_error("memory-per-task", value, "a positive size such as '256 MiB', "
+                            "'2 GB' or 268435456 (bytes)")
     return int(size)
 
 

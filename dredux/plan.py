@@ -34,7 +34,7 @@ import numpy as np
 
 from . import config
 from .backends import BACKENDS
-from .errors import ConfigError, ShapeError
+from .errors import ShapeError
 from .ir import OPS, Op, walk
 
 __all__ = ["BlockPlan", "make_plan", "split_sizes", "pair_cost"]
@@ -196,17 +196,12 @@ def _parse_block_size(value) -> tuple[int | None, int | None]:
 
 def _split_every(given) -> int:
     """The merge tree's fan-in: the call's ``split_every``, else the setting."""
-    value = config.get("split-every", given)
-    if (not isinstance(value, bool) and isinstance(value, (int, np.integer))
-            and value >= 2):
-        return int(value)
-    if given is not None:
-        raise ShapeError(f"split_every (the fan-in of the merge tree) must be an integer "
-                         f">= 2, got {value!r}")
-    raise ConfigError(f"the setting dredux.split-every is {value!r}; expected an integer "
-                      ">= 2 (the fan-in of the merge tree, default 8). Fix the environment "
-                      "variable DASK_DREDUX__SPLIT_EVERY, or the key split-every under "
-                      "dredux: in your Dask config")
+    if given is None:
+        return config.number("split-every", integer=True, least=2)
+    if not isinstance(given, bool) and isinstance(given, (int, np.integer)) and given >= 2:
+        return int(given)
+    raise ShapeError(f"split_every (the fan-in of the merge tree) must be an integer >= 2, "
+                     f"got {given!r}")
 
 
 def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
@@ -242,9 +237,17 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
     """
     split_every = _split_every(split_every)
     workers = max(1, int(workers))
-    bm, bn = _parse_block_size(config.get("block-size", block_size))
+    if block_size is not None:
+        bm, bn = _parse_block_size(block_size)
+    else:
+        try:
+            bm, bn = _parse_block_size(config.get("block-size"))
+        except ShapeError:
+            raise config.setting_error("block-size", config.get("block-size"),
+                                       "rows per block, or [rows, cols], positive integers "
+                                       "(default None: planned)") from None
     budget = config.memory_per_task()
-    cap = int(config.get("max-tasks-per-worker")) * workers
+    cap = config.number("max-tasks-per-worker", integer=True, least=1) * workers
 
     weighted = bm is None and sparsity is not None and sparsity.kept > 0
     if bm is None or bn is None:
@@ -354,7 +357,7 @@ def _auto_blocks(m: int, n: int, cost: float, backend: str, workers: int,
     calibration = BACKENDS[backend]
     pairs = m * n if pairs is None else pairs
     seconds = pairs * max(cost, 1.0) * calibration.seconds_per_cost
-    target = float(config.get("task-seconds"))
+    target = config.number("task-seconds", integer=False, least=0, strict=True)
     tasks = math.ceil(seconds / target)
     if workers > 1:
         # enough tasks for every worker, as long as each still does real work

@@ -192,13 +192,22 @@ def setting_error(key: str, value) -> tuple:
     return str(err.value), routine
 
 
-@pytest.mark.parametrize("value", [[2], 2.5, True, 1, "4"])
-def test_bad_split_every_setting_is_a_config_error(value):
-    message, routine = setting_error("split-every", value)
-    for word in ("dredux.split-every", repr(value), "DASK_DREDUX__SPLIT_EVERY", ">= 2"):
+@pytest.mark.parametrize("key,value,expected", [
+    *[("split-every", v, "an integer at least 2") for v in ([2], 2.5, True, 1, "4")],
+    *[("task-seconds", v, "a number above 0") for v in ("x", -1, 0, float("nan"), [1], True)],
+    *[("max-tasks-per-worker", v, "an integer at least 1") for v in ("x", 0, 2.5, None)],
+    *[("block-size", v, "rows per block, or [rows, cols]") for v in ("big", -4, [0, 5], 2.5)],
+])
+def test_bad_plan_setting_is_a_config_error(key, value, expected):
+    """Each setting the planner reads is checked: a ConfigError naming the key, the
+    value, what was expected and the environment variable (a raw ValueError or
+    TypeError from int() or float() before, or a negative number taken)."""
+    message, routine = setting_error(key, value)
+    variable = "DREDUX_" + key.upper().replace("-", "_")
+    for word in (f"dredux.{key}", repr(value), expected, variable, f"DASK_DREDUX__{variable[7:]}"):
         assert word in message, message
-    np.testing.assert_allclose(routine(*inputs(), backend="numpy", split_every=np.int64(2)),
-                               reference(*inputs()), rtol=1e-12)
+    np.testing.assert_allclose(routine(*inputs(), backend="numpy"), reference(*inputs()),
+                               rtol=1e-12)
 
 
 # ------------------------------------------------------------ memory-per-task
