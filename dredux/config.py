@@ -109,8 +109,11 @@ def snapshot() -> tuple:
 def cache_dir() -> str:
     """The kernel cache folder: ``dredux.cache-dir`` or the user cache folder."""
     configured = get("cache-dir")
+    if configured is not None and not isinstance(configured, (str, os.PathLike)):
+        raise setting_error("cache-dir", configured, "a folder path (a string), or None for "
+                            "the user cache folder")
     if configured:
-        return os.path.abspath(os.path.expanduser(str(configured)))
+        return os.path.abspath(os.path.expanduser(os.fspath(configured)))
     import platformdirs
 
     return platformdirs.user_cache_dir("dredux", appauthor=False)

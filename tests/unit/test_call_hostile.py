@@ -210,6 +210,20 @@ def test_bad_plan_setting_is_a_config_error(key, value, expected):
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("value", [5, ["cache"], 1.5, True])
+def test_a_cache_dir_that_is_no_path_is_a_config_error(value, tmp_path, monkeypatch):
+    """It was turned into a folder name with str() ('5', "['cache']") and created
+    under the current directory."""
+    monkeypatch.chdir(tmp_path)
+    routine = Genred(FORMULA + " * 2", ALIASES, reduction_op="Sum", axis=1)
+    with dask.config.set({"dredux.cache-dir": value}):
+        with pytest.raises(errors.ConfigError) as err:
+            routine(*inputs(), backend="cpu")
+    for word in ("dredux.cache-dir", repr(value), "a folder path", "DREDUX_CACHE_DIR"):
+        assert word in str(err.value), str(err.value)
+    assert list(tmp_path.iterdir()) == []  # nothing created
+
+
 # ------------------------------------------------------------ memory-per-task
 
 @pytest.mark.parametrize("value", ["lots", "-1 MiB", "0", True, [256], "1e400"])
