@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import operator
+import reprlib
 import threading
 from collections.abc import Sequence
 
@@ -417,11 +418,17 @@ class LazyTensor:
 
     # construction helpers ---------------------------------------------------
     def _symbolic(self, x: tuple, axis) -> None:
+        if len(x) == 3 and hasattr(x[0], "shape"):  # Vi(x, 3): an array and a dimension
+            raise FormulaError(f"Vi/Vj/Pm/Var got an array ({type(x[0]).__name__} of shape "
+                               f"{tuple(x[0].shape)}) and a dimension {reprlib.repr(x[1])}; "
+                               "a dimension goes with an index only", hint="Write Vi(x) for "
+                               "an array, Vi(0, 3) for a symbolic variable given at call time.")
         if (len(x) != 3 or not all(isinstance(v, int) and not isinstance(v, bool)
                                    for v in x)):
             raise FormulaError(f"a symbolic LazyTensor is an (ind, dim, cat) tuple of three "
-                               f"integers, got {x!r}", hint="e.g. LazyTensor((0, 3, 0)) "
-                               "for an i-variable of dimension 3 given first at call time.")
+                               f"integers, got {reprlib.repr(x)}", hint="e.g. "
+                               "LazyTensor((0, 3, 0)) for an i-variable of dimension 3 given "
+                               "first at call time.")
         if axis is not None:
             raise FormulaError("LazyTensor((ind, dim, cat)) takes no axis: the category is "
                                "the tuple's third item")

@@ -390,6 +390,12 @@ def test_symbolic_variables_are_given_at_call_time():
         red(X)
     mixed = ((Vi(0, 3) - LazyTensor(Y[None, :, :])) ** 2).sum(-1).min(axis=1)
     close(mixed(X), DIST.min(1)[:, None])
+    big = np.zeros((100_000, 3))
+    for make in (Vi, Vj, Pm):  # an array and a dimension: named, not printed whole
+        with pytest.raises(FormulaError, match=r"an array \(ndarray of shape \(100000, 3\)\) "
+                           r"and a dimension 3; a dimension goes with an index only") as err:
+            make(big, 3)
+        assert len(str(err.value)) < 300
 
 
 def test_dask_inputs_give_lazy_results():
