@@ -214,13 +214,18 @@ def test_bad_plan_setting_is_a_config_error(key, value, expected):
 def test_a_cache_dir_that_is_no_path_is_a_config_error(value, tmp_path, monkeypatch):
     """It was turned into a folder name with str() ('5', "['cache']") and created
     under the current directory."""
+    from dredux.config import cache_dir
+
     monkeypatch.chdir(tmp_path)
-    routine = Genred(FORMULA + " * 2", ALIASES, reduction_op="Sum", axis=1)
+    # a constant no other test uses: a kernel this process has not loaded yet,
+    # so that the call looks for it in the cache folder
+    routine = Genred(FORMULA + " * 0.918273645", ALIASES, reduction_op="Sum", axis=1)
     with dask.config.set({"dredux.cache-dir": value}):
-        with pytest.raises(errors.ConfigError) as err:
-            routine(*inputs(), backend="cpu")
-    for word in ("dredux.cache-dir", repr(value), "a folder path", "DREDUX_CACHE_DIR"):
-        assert word in str(err.value), str(err.value)
+        for call in (cache_dir, lambda: routine(*inputs(), backend="cpu")):
+            with pytest.raises(errors.ConfigError) as err:
+                call()
+            for word in ("dredux.cache-dir", repr(value), "a folder path", "DREDUX_CACHE_DIR"):
+                assert word in str(err.value), str(err.value)
     assert list(tmp_path.iterdir()) == []  # nothing created
 
 
