@@ -216,10 +216,13 @@ def test_a_cache_dir_that_is_no_path_is_a_config_error(value, tmp_path, monkeypa
     under the current directory."""
     from dredux.config import cache_dir
 
+    from dredux.compile import cpp
+
     monkeypatch.chdir(tmp_path)
-    # a constant no other test uses: a kernel this process has not loaded yet,
-    # so that the call looks for it in the cache folder
-    routine = Genred(FORMULA + " * 0.918273645", ALIASES, reduction_op="Sum", axis=1)
+    # forget the kernels this process has loaded (restored afterwards), so that the
+    # call looks for its kernel in the cache folder even when an earlier test built it
+    monkeypatch.setattr(cpp, "_LOADED", {})
+    routine = Genred(FORMULA, ALIASES, reduction_op="Sum", axis=1)
     with dask.config.set({"dredux.cache-dir": value}):
         for call in (cache_dir, lambda: routine(*inputs(), backend="cpu")):
             with pytest.raises(errors.ConfigError) as err:
