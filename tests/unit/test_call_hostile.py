@@ -214,9 +214,8 @@ def test_bad_plan_setting_is_a_config_error(key, value, expected):
 def test_a_cache_dir_that_is_no_path_is_a_config_error(value, tmp_path, monkeypatch):
     """It was turned into a folder name with str() ('5', "['cache']") and created
     under the current directory."""
-    from dredux.config import cache_dir
-
     from dredux.compile import cpp
+    from dredux.config import cache_dir
 
     monkeypatch.chdir(tmp_path)
     # forget the kernels this process has loaded (restored afterwards), so that the
