@@ -80,27 +80,41 @@ _CALL_SET = frozenset(_CALL_OPTIONS)
 class _Leaf:
     """One variable of a LazyTensor expression: an array (compared by identity),
     a list of floats (a parameter whose dtype is the expression's), or a
-    symbolic variable ``LazyTensor((ind, dim, cat))`` (compared by index)."""
+    symbolic variable ``LazyTensor((ind, dim, cat))`` (compared by index).
 
-    __slots__ = ("data", "dim", "cat", "ind", "_cast", "batched")
+    The leaf of an array without batch axes, the one built in loops, sets three
+    fields; the others are class defaults, overridden by the subclasses of the
+    other kinds (built by :func:`_make_leaf`)."""
 
-    def __init__(self, data, dim: int, cat: Cat, ind: int | None = None, batched=None):
+    __slots__ = ("data", "dim", "cat")
+    ind = None  # the index of a symbolic variable
+    batched = False  # the array has batch axes: (B..., rows, D) or (B..., D)
+
+    def __init__(self, data, dim: int, cat: Cat):
         self.data = data
         self.dim = dim
         self.cat = cat
-        self.ind = ind
-        self._cast = None
-        if batched is None:  # batch axes: (B..., rows, D) or (B..., D)
-            shape = getattr(data, "shape", None)
-            batched = shape is not None and len(shape) > (1 if cat == _CAT_P else 2)
-        self.batched = batched
 
     def array(self, dtype: np.dtype, like):
-        """The argument passed to the routine: lists of floats become arrays of
-        ``dtype`` on the arrays' device (``like``: a CuPy array or None)."""
-        if not isinstance(self.data, list):
-            return self.data
-        cast = self._cast
+        """The argument passed to the routine (``like``: a CuPy array or None)."""
+        return self.data
+
+
+class _BatchedLeaf(_Leaf):
+    """An array leaf with batch axes."""
+
+    __slots__ = ()
+    batched = True
+
+
+class _ListLeaf(_Leaf):
+    """A parameter given as a list of floats, cast to the expression's dtype on
+    its device when called (the cast is kept for the next call)."""
+
+    __slots__ = ("_cast",)
+
+    def array(self, dtype: np.dtype, like):
+        cast = getattr(self, "_cast", None)
         if cast is None or cast.dtype != dtype or is_cupy(cast) != (like is not None):
             if like is not None:
                 import cupy
@@ -117,7 +131,11 @@ class _SymbolicLeaf(_Leaf):
     """A symbolic variable: ``LazyTensor((0, 3, 0))`` twice is one variable.
     (Array leaves keep identity comparison, which list lookups do in C.)"""
 
-    __slots__ = ()
+    __slots__ = ("ind",)
+
+    def __init__(self, data, dim: int, cat: Cat, ind: int):
+        super().__init__(data, dim, cat)
+        self.ind = ind
 
     def __eq__(self, other):
         return (isinstance(other, _SymbolicLeaf)
@@ -128,7 +146,15 @@ class _SymbolicLeaf(_Leaf):
 
 
 def _make_leaf(data, dim, cat, ind=None) -> _Leaf:
-    return _Leaf(data, dim, cat) if ind is None else _SymbolicLeaf(data, dim, cat, ind)
+    """The leaf of the right kind for ``data`` (an array, a list, or None and an
+    index for a symbolic variable)."""
+    if ind is not None:
+        return _SymbolicLeaf(data, dim, cat, ind)
+    if isinstance(data, list):
+        return _ListLeaf(data, dim, cat)
+    if len(data.shape) > (1 if cat == _CAT_P else 2):
+        return _BatchedLeaf(data, dim, cat)
+    return _Leaf(data, dim, cat)
 
 
 # Memo tables (bounded; cleared when full): nodes built by operations, and
@@ -141,7 +167,12 @@ _OPS: dict[tuple, Expr] = {}
 _RENUMBERED: dict[tuple, Expr] = {}
 _ROUTINES: dict[tuple, object] = {}
 _LEAF_NODES: dict[tuple, Expr] = {}
-_BINARY: dict[tuple, tuple] = {}  # (name, id(a), id(b), renumbering, params) -> node
+# (shape, dtype, axis) of a NumPy array -> (the index of its (rows, D) view, None
+# for the array itself; dim; cat; formula; attributes): see LazyTensor.__init__
+_PLANS: dict[tuple, tuple] = {}
+_ROW_OF_I = (slice(None), 0, slice(None))  # x[:, 0, :] of an (M, 1, D) array
+# (name, id(a), id(b), renumbering, params, id(meta a), id(meta b)) -> node, meta
+_BINARY: dict[tuple, tuple] = {}
 _METAS: dict[tuple, tuple] = {}  # interned attribute tuples (see _meta)
 _MERGED: dict[tuple, tuple] = {}  # (id(meta a), id(meta b)) -> (a, b, merged)
 _NEW = object.__new__
@@ -149,6 +180,7 @@ _LOCK = threading.Lock()
 _IND = operator.attrgetter("ind")
 _DATA = operator.attrgetter("data")
 _NDARRAY = {np.ndarray}
+_ID_NONE = id(None)  # in the routine key of a reduction without a second formula
 
 
 _ROUTINE_LIMIT = 512  # routines hold compiled kernels: fewer of them
@@ -283,30 +315,28 @@ def _merge_vars(leaves: tuple, ov: tuple):
 
 
 def _binary(name: str, a: LazyTensor, b: LazyTensor, params: tuple = ()) -> LazyTensor:
-    """``name(a, b, *params)``: what ``a - b`` costs, a lookup of the node by the
-    operands' nodes and the renumbering of b's variables (memoised together),
-    and one of the merged attributes."""
-    ea, eb = a._expr, b._expr
+    """``name(a, b, *params)``: what ``a - b`` costs, one lookup of the node and
+    the merged attributes by the operands' nodes, the renumbering of b's
+    variables and the operands' attributes (memoised together)."""
+    ea, eb, ma, mb = a._expr, b._expr, a._meta, b._meta
     leaves, ov = a._vars, b._vars
     if len(ov) == 1 and leaves and ov[0] not in leaves:  # b is a new leaf (_merge_vars)
         shift = len(leaves)
         leaves += ov
     else:
         leaves, shift = _merge_vars(leaves, ov)
-    key = (name, id(ea), id(eb), shift, params)
+    key = (name, id(ea), id(eb), shift, params, id(ma), id(mb))
     found = _BINARY.get(key)
-    if found is None:  # the value holds ea and eb: their ids stay theirs
+    if found is None:
         mapping = (shift,) if shift.__class__ is int else shift
         node = _build(name, (ea, eb if mapping is None else _renumber(eb, mapping)), params)
-        found = _memo_put(_BINARY, key, (ea, eb, node))
-    ma, mb = a._meta, b._meta
+        # the entry holds ea, eb, ma and mb: their ids stay theirs while it lives;
+        # attributes with ranges (not interned) are merged afresh each time
+        found = (ea, eb, ma, mb, node, ma if ma is mb else _merge(ma, mb))
+        if ma[_RANGES] is None and mb[_RANGES] is None:
+            _memo_put(_BINARY, key, found)
     res = _NEW(LazyTensor)
-    res._expr, res._vars = found[2], leaves
-    if ma is mb:
-        res._meta = ma
-    else:
-        merged = _MERGED.get((id(ma), id(mb)))
-        res._meta = merged[2] if merged is not None else _merge(ma, mb)
+    res._expr, res._vars, res._meta = found[4], leaves, found[5]
     return res
 
 
@@ -366,23 +396,34 @@ class LazyTensor:
         if type(x) is np.ndarray:  # the common cases first, then _array for the rest
             shape = x.shape
             dtype = x.dtype
+            if axis is None or axis.__class__ is int:
+                # an array of a shape, dtype and axis seen before: the leaf's view,
+                # formula and attributes by one lookup (a loop that rebuilds its
+                # expression pays this per leaf)
+                plan = _PLANS.get((shape, dtype, axis))
+                if plan is not None:
+                    index, dim, cat, self._expr, self._meta = plan
+                    leaf = _NEW(_Leaf)
+                    leaf.data, leaf.dim, leaf.cat = x if index is None else x[index], dim, cat
+                    self._vars = (leaf,)
+                    return
+            index = None
             if len(shape) == 3 and axis is None and dtype in _NATIVE:
                 rows, one, dim = shape
                 if 0 < dim <= _MAX_DIM:
                     if one == 1 and rows > 1:  # x[:, None, :]: an i-variable
-                        cat, x = _CAT_I, x[:, 0, :]
+                        cat, index = _CAT_I, _ROW_OF_I
                     elif rows == 1 and one > 1:  # y[None, :, :]: a j-variable
-                        cat, rows, x = _CAT_J, one, x[0]
-                    else:
-                        cat = None
-                    if cat is not None:
-                        self._fast(x, dtype, rows, dim, cat)
-                        return
+                        cat, rows, index = _CAT_J, one, 0
             elif len(shape) == 2 and axis.__class__ is int and dtype in _NATIVE:
                 rows, dim = shape
                 if 0 < rows and 0 < dim <= _MAX_DIM and axis in (0, 1):
-                    self._fast(x, dtype, rows, dim, _CAT_J if axis else _CAT_I)
-                    return
+                    cat, index = (_CAT_J if axis else _CAT_I), ()
+            if index is not None:
+                self._fast(x[index] if index != () else x, dtype, rows, dim, cat)
+                _memo_put(_PLANS, (shape, dtype, axis),
+                          (None if index == () else index, dim, cat, self._expr, self._meta))
+                return
             self._array(x, axis, False)
             return
         self._meta = _meta(None, None, None)
@@ -462,7 +503,7 @@ class LazyTensor:
                                    "must be finite")
             values.append(float(v))
         self._meta = _meta(None, None, None, flags=_NOT_NUMPY)
-        self._leaf(_Leaf(values, len(values), Cat.P))
+        self._leaf(_ListLeaf(values, len(values), Cat.P))
 
     def _array(self, x, axis, lazy: bool) -> None:
         shape = x.shape
@@ -532,7 +573,7 @@ class LazyTensor:
             raise ShapeError(f"LazyTensor got an array of shape {tuple(shape)}; it needs at "
                              f"least one row, and its last axis (the vector dimension) must "
                              f"be 1 .. {limits.MAX_DIM}")
-        leaf = _Leaf(x, int(dim), cat)
+        leaf = _make_leaf(x, int(dim), cat)
         self._meta = _meta(int(rows) if cat == Cat.I else None,
                            int(rows) if cat == Cat.J else None, dtype,
                            flags=(_BATCH_AXES if leaf.batched else 0)
@@ -547,8 +588,7 @@ class LazyTensor:
         node = _LEAF_NODES.get((dim, cat))
         self._expr = node if node is not None else _leaf_node(dim, cat)
         leaf = _NEW(_Leaf)
-        leaf.data, leaf.dim, leaf.cat, leaf.ind, leaf._cast, leaf.batched = \
-            x, dim, cat, None, None, False
+        leaf.data, leaf.dim, leaf.cat = x, dim, cat
         self._vars = (leaf,)
         meta = _METAS.get((rows, cat, dtype))
         self._meta = meta if meta is not None else _leaf_meta(rows, cat, dtype)
@@ -1088,8 +1128,19 @@ class LazyTensor:
             axis = dim
         if axis == -1:
             return _unary(op, self)
-        if axis.__class__ is int and not self._meta[_FLAGS] & _BATCH_AXES:
+        meta = self._meta
+        if axis.__class__ is int and not meta[_FLAGS] & _BATCH_AXES:
             if axis == 0 or axis == 1:  # the checks of _reduce, for the common case
+                if not meta[_FLAGS] and meta[_BACKEND] is None and meta[_RANGES] is None \
+                        and kwargs.keys() <= _CALL_SET:
+                    # what _reduction does for NumPy leaves and call options alone,
+                    # written out (two calls fewer, for a loop that reduces a
+                    # rebuilt expression): the routine already made, called
+                    found = _ROUTINES.get((id(self._expr), _ID_NONE, op, axis, None, (),
+                                           len(self._vars)))
+                    if found is not None:
+                        return found[2]._call_flat(tuple(map(_DATA, self._vars)),
+                                                   _shapes=meta[_SHAPES], **kwargs)
                 return self._reduction(op, axis, None, None, kwargs.pop("call", True),
                                        kwargs)
             if axis == 2:
