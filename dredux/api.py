@@ -156,8 +156,8 @@ class Genred:
         self.axis = int(axis)
         self.opt_arg = opt_arg
         self.dtype_acc = dtype_acc
-        self.use_double_acc = bool(use_double_acc)
-        self.use_fast_math = bool(use_fast_math)
+        self.use_double_acc = _on_off("use_double_acc", use_double_acc)
+        self.use_fast_math = _on_off("use_fast_math", use_fast_math)
         # the formula stages after parsing, in order: differentiate, simplify
         formulas = [simplify(differentiate(f))]
         if f2 is not None:
@@ -488,6 +488,18 @@ class _Call:
         meta = [*(args[k] for k in self.row_args), *cols, *params]
         return execute.run(self.kernel, self.plan, rows, cols, params, meta_arrays=meta,
                            lazy=self.lazy, scheduler=self.scheduler)
+
+
+def _on_off(name: str, value) -> bool:
+    """An on/off option: True or False (NumPy booleans, 0 and 1 too; None is the
+    default, off). bool() would read 'no' or [False] as on."""
+    if value is None:
+        return False
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer))
+                                               and value in (0, 1)):
+        return bool(value)
+    raise FormulaError(f"{name}={value!r}: the option is on or off",
+                       hint=f"Pass True or False, e.g. {name}=True.")
 
 
 def _call_key(args, backend, device_id, options, shapes=None):

@@ -150,3 +150,23 @@ def test_formulas_too_wide_for_one_pair_are_refused():
     x = np.array([[0.5], [2.0]])
     few = " + ".join(f"Sum(SumT(x, 65536) * {k})" for k in range(1, 4))
     np.testing.assert_allclose(Genred(few, X, axis=1)(x, backend="numpy"), 6 * 65536 * x)
+
+
+@pytest.mark.parametrize("option", ["use_double_acc", "use_fast_math"])
+@pytest.mark.parametrize("value", ["no", "False", 2, 0.5, [True]])
+def test_on_off_options_take_booleans_only(option, value):
+    """They went through bool(): 'no', 'False' or [True] switched the option on
+    silently."""
+    with pytest.raises(FormulaError) as err:
+        Genred("x", X, reduction_op="Sum", axis=1, **{option: value})
+    for word in (option, repr(value), "True or False"):
+        assert word in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_, 1, 0, None])
+def test_on_off_options_accept_booleans(value):
+    x = np.arange(6.0).reshape(3, 2)[:, :1]
+    for option in ("use_double_acc", "use_fast_math"):
+        routine = Genred("x", X, reduction_op="Sum", axis=1, **{option: value})
+        assert getattr(routine, option) is bool(value)
+        np.testing.assert_allclose(routine(np.ascontiguousarray(x), backend="numpy"), x)
