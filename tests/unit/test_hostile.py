@@ -153,20 +153,16 @@ def test_formulas_too_wide_for_one_pair_are_refused():
 
 
 @pytest.mark.parametrize("option", ["use_double_acc", "use_fast_math"])
-@pytest.mark.parametrize("value", ["no", "False", 2, 0.5, [True]])
-def test_on_off_options_take_booleans_only(option, value):
+def test_on_off_options_take_booleans_only(option):
     """They went through bool(): 'no', 'False' or [True] switched the option on
-    silently."""
-    with pytest.raises(FormulaError) as err:
-        Genred("x", X, reduction_op="Sum", axis=1, **{option: value})
-    for word in (option, repr(value), "True or False"):
-        assert word in str(err.value), str(err.value)
-
-
-@pytest.mark.parametrize("value", [True, False, np.True_, 1, 0, None])
-def test_on_off_options_accept_booleans(value):
-    x = np.arange(6.0).reshape(3, 2)[:, :1]
-    for option in ("use_double_acc", "use_fast_math"):
+    silently. Booleans (NumPy's too), 0, 1 and None (off) are still taken."""
+    for value in ("no", "False", 2, 0.5, [True]):
+        with pytest.raises(FormulaError) as err:
+            Genred("x", X, reduction_op="Sum", axis=1, **{option: value})
+        for word in (option, repr(value), "True or False"):
+            assert word in str(err.value), str(err.value)
+    x = np.arange(3.0).reshape(3, 1)
+    for value in (True, False, np.True_, 1, 0, None):
         routine = Genred("x", X, reduction_op="Sum", axis=1, **{option: value})
         assert getattr(routine, option) is bool(value)
-        np.testing.assert_allclose(routine(np.ascontiguousarray(x), backend="numpy"), x)
+        np.testing.assert_allclose(routine(x, backend="numpy"), x)
