@@ -407,7 +407,7 @@ class LazyTensor:
                     leaf.data, leaf.dim, leaf.cat = x if index is None else x[index], dim, cat
                     self._vars = (leaf,)
                     return
-            index = None
+            cat = index = None  # index: of the (rows, D) view, None for x itself
             if len(shape) == 3 and axis is None and dtype in _NATIVE:
                 rows, one, dim = shape
                 if 0 < dim <= _MAX_DIM:
@@ -418,11 +418,11 @@ class LazyTensor:
             elif len(shape) == 2 and axis.__class__ is int and dtype in _NATIVE:
                 rows, dim = shape
                 if 0 < rows and 0 < dim <= _MAX_DIM and axis in (0, 1):
-                    cat, index = (_CAT_J if axis else _CAT_I), ()
-            if index is not None:
-                self._fast(x[index] if index != () else x, dtype, rows, dim, cat)
+                    cat = _CAT_J if axis else _CAT_I
+            if cat is not None:
+                self._fast(x if index is None else x[index], dtype, rows, dim, cat)
                 _memo_put(_PLANS, (shape, dtype, axis),
-                          (None if index == () else index, dim, cat, self._expr, self._meta))
+                          (index, dim, cat, self._expr, self._meta))
                 return
             self._array(x, axis, False)
             return
@@ -1135,7 +1135,9 @@ class LazyTensor:
                         and kwargs.keys() <= _CALL_SET:
                     # what _reduction does for NumPy leaves and call options alone,
                     # written out (two calls fewer, for a loop that reduces a
-                    # rebuilt expression): the routine already made, called
+                    # rebuilt expression): the routine already made, called. The
+                    # key is _routine_key(f, None, op, axis, None, {}, n); should
+                    # the two differ, this path misses and _reduction runs
                     found = _ROUTINES.get((id(self._expr), _ID_NONE, op, axis, None, (),
                                            len(self._vars)))
                     if found is not None:
