@@ -60,6 +60,12 @@ PRODUCTS = {
     "tensordot-matvec-row": ("TensorDot(y - x, t, [D], [4, D], [0], [1])", "Max", None,
                              lambda d: 4, lambda x, y, b, e, s, a: np.einsum(
                                  "idk,ijd->ijk", a, y[None] - x[:, None]).max(1)),
+    # a sum of more terms than the quadratic form's: another contraction and a
+    # column-only term (the GPU's passes, codegen/cuda.py::sum_passes, carry them)
+    "weighted-plus-terms": ("WeightedSqDist(s, x, y) + SqDist(x, y) + Square(b)", "Max", None,
+                            lambda d: d + 1, lambda x, y, b, e, s, a: (
+                                _quad(x, y, s) + ((x[:, None] - y[None]) ** 2).sum(-1)
+                                + b[:, 0] ** 2).max(1, keepdims=True)),
     "grad-x": ("Grad(Exp(-WeightedSqDist(s, x, y)), x, e)", "Sum", None, lambda d: 2 * d,
                lambda x, y, b, e, s, a: _grad_quad(x, y, s, e)),
 }

@@ -39,7 +39,10 @@ The contractions of one length share their chunk loop (:func:`_groups`).
 Matrix-vector and vector-matrix products of a matrix variable (:func:`lowered`,
 :mod:`dredux.codegen.products`) become one contraction per output component,
 the matrix read in place; kernels with that many contractions take tiles of
-fewer columns (:func:`tile_columns`) and blocks of 128 threads.
+fewer columns (:func:`tile_columns`) and blocks of 128 threads, or, when
+they are read through one scalar sum (the quadratic form of
+``WeightedSqDist``), compute them in passes on tiles of 4 columns
+(:func:`sum_passes`).
 
 Streamed sums (:func:`dredux.codegen.render.streamed_weights`: a Sum of more
 than ``unroll`` components of an element-wise formula, ``Exp(-SqDist(x, y)) *
@@ -280,14 +283,110 @@ def _read_in_place(node: Expr) -> bool:
     return node.op is Op.EXTRACT and variable_slice(node)
 
 
-def _groups(contracted: list[Expr]) -> list[list[tuple[int, Expr]]]:
+def _groups(contracted: list[tuple[int, Expr]]) -> list[list[tuple[int, Expr]]]:
     """The contractions (with their index) by length, in order: those of one
     length share their chunk loop (one staging of the columns' chunk, one
     read of the row's), as the m rows of a lowered matrix product do."""
     groups: dict[int, list[tuple[int, Expr]]] = {}
-    for c, node in enumerate(contracted):
+    for c, node in contracted:
         groups.setdefault(node.args[0].dim, []).append((c, node))
     return list(groups.values())
+
+
+# Contractions per pass of a kernel that sums them in passes (:func:`sum_passes`):
+# on tiles of 4 columns (tile_columns), their partial sums take 64 registers in
+# float32 and float64 alike, as a one-column tile of 64 float32 contractions did.
+_PASS_SUMS = {"float": 16, "double": 8}
+# Kernels in passes whose state takes more than this (the K-list of the K-min
+# family: 30 registers at K = 10) next to a pass's partial sums: under
+# __launch_bounds__(128) ptxas capped them at 168 registers and spilled
+# (K-NN under a full metric: 40 bytes in float32 at D = 128, 208 in float64 at
+# D = 64); promised _PASS_MIN_BLOCKS blocks per SM instead of ptxas's guess, it
+# may use up to 255 and spills nothing. Other kernels keep the plain bound:
+# given the room, ptxas takes it (a Gaussian under a metric went from 168 to
+# 239 registers) for nothing.
+_PASS_STATE_BYTES = 64
+_PASS_MIN_BLOCKS = 2
+
+
+@dataclass(frozen=True)
+class SumPasses:
+    """How a kernel with many contractions computes them: ``passes`` groups of
+    the terms of the pair-level sum ``chain``, each group reading the
+    contractions of its pass only."""
+
+    chain: Expr
+    passes: tuple[tuple[Expr, ...], ...]  # the terms, in the chain's order
+    contractions: tuple[tuple[int, ...], ...]  # the contractions each pass computes
+
+
+def _terms(node: Expr, level: dict) -> list[Expr]:
+    """The terms of the pair-level scalar sum ``node``, in order (``((t0 + t1) + t2)``)."""
+    out, stack = [], [node]
+    while stack:  # a loop: the chains of long sums are deeper than Python's stack
+        n = stack.pop()
+        if n.op is Op.ADD and n.dim == 1 and level.get(n) == "pair":
+            stack += [n.args[1], n.args[0]]
+        else:
+            out.append(n)
+    return out
+
+
+def sum_passes(formulas, contracted: list[Expr], level: dict, T: str) -> SumPasses | None:
+    """The passes of a kernel whose many contractions are read only through
+    the terms of one scalar sum (the quadratic form of ``WeightedSqDist``,
+    ``SqNorm2`` of a lowered matrix product: one contraction per term), or
+    None (few contractions, or read otherwise).
+
+    All the contractions' partial sums at once took the registers: at D = 64
+    in float32, 64 sums on a tile of one column, and K-NN (whose K-list needs
+    registers too) spilled; each matrix value read then served one
+    multiply-add. In passes of 16 contractions (8 in float64) on tiles of 4
+    columns, each pass's sums are folded into one partial sum of the chain per
+    column before the next pass, term by term in the chain's order, and each
+    matrix value serves 4."""
+    per_pass = _PASS_SUMS[T]
+    if len(contracted) <= per_pass:  # one pass, on tiles of 4 columns or more
+        return None
+    index = {node: c for c, node in enumerate(contracted)}
+    chains = [n for f in formulas for n in walk(f) if n.op is Op.ADD and n.dim == 1
+              and level.get(n) == "pair"]
+    for chain in reversed(chains):  # the largest sums first (parents follow children)
+        terms = _terms(chain, level)
+        uses = [sorted({index[n] for n in walk(t) if n in index}) for t in terms]
+        every = [c for used in uses for c in used]
+        if len(every) != len(contracted) or len(set(every)) != len(every):
+            continue  # a contraction outside the chain, or in two of its terms
+        # no contraction read but through the chain's terms
+        seen = {chain}
+        if any(n in index for f in formulas for n in walk(f, seen)):
+            continue
+        passes, reads, group, group_reads = [], [], [], []
+        for term, used in zip(terms, uses):
+            if group and len(group_reads) + len(used) > per_pass:
+                passes.append(tuple(group))
+                reads.append(tuple(group_reads))
+                group, group_reads = [], []
+            group.append(term)
+            group_reads += used
+        passes.append(tuple(group))
+        reads.append(tuple(group_reads))
+        if max(len(r) for r in reads) > per_pass:
+            continue  # a term reading more contractions than a pass holds
+        return SumPasses(chain, tuple(passes), tuple(reads))
+    return None
+
+
+def _pass_fold_lines(terms, known: dict, refs, unroll: int, fast: bool,
+                     first: bool) -> list[str]:
+    """A pass's terms of the chain added to its partial sum ``_qs[_jj]`` one by
+    one, in the chain's order (the first pass's first term assigned)."""
+    lines, r = render(list(terms), refs, unroll, prefix="_t", known=known, fast=fast)
+    for k, term in enumerate(terms):
+        value = bare(r.acc(term, 0))
+        lines.append(f"_qs[_jj] = {value};" if first and k == 0 else
+                     f"_qs[_jj] += {value};")
+    return lines
 
 
 def _contract_lines(program: Program, group: list[tuple[int, Expr]], T: str, known: dict,
@@ -498,7 +597,9 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     phase = list(weights) if streamed else list(formulas)  # what the pair loop computes
     tiled = bool(contracted) or streamed  # fixed tiles of tj columns
     itemsize = compute_dtype(program).itemsize
-    tj = tile_columns(len(contracted), itemsize // 4)
+    passes = sum_passes(formulas, contracted, level, T)
+    tj = tile_columns(max(map(len, passes.contractions)) if passes else len(contracted),
+                      itemsize // 4)
     # narrow tiles (many contractions: their partial sums take the registers)
     # read the wide row variables of the pair loop from the thread's row in
     # memory (L1) rather than holding them in registers for the whole tile loop
@@ -536,9 +637,6 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         if narrow and tj > 1 and v.dim > 1
         and v.dim * itemsize <= _STAGED_PARAM_BYTES
         and any(v is n for c in contracted for n in walk(c)))
-    contract = []
-    for group in _groups(contracted):
-        contract += _contract_lines(program, group, T, dict(rh.names), unroll, tj, staged)
     # the subtrees of column variables and parameters the pair loop reads
     # (Square(p - a)): once per column when the tile is staged, into shared memory
     # (not the components of a variable: read from its staged tile)
@@ -546,7 +644,7 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
                  and not (n.op is Op.ELEM and n.args[0].op is Op.VAR)]
     col_lines, rc = render(col_roots, refs, unroll, prefix="_c", known=dict(rh.names),
                            roots_read_once=False, fast=fast)
-    known = dict(rh.names) | {node: f"_ac{c}[_jj]" for c, node in enumerate(contracted)}
+    known = dict(rh.names)
     pair_head = []
     for c, node in enumerate(col_roots):
         if node.dim == 1:
@@ -554,6 +652,28 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         else:
             pair_head.append(f"const T* const _hc{c} = _sh{c} + _jj * {node.dim};")
             known[node] = f"_hc{c}"
+    contract: list[str] = []
+    folded_terms: list[str] = []  # the passes' sums of terms, unrolled over the tile
+    if passes:
+        contract.append(f"T _qs[{tj}];  // the partial sums of the chain, per column")
+        for terms, reads in zip(passes.passes, passes.contractions):
+            lines = []
+            for group in _groups([(c, contracted[c]) for c in reads]):
+                lines += _contract_lines(program, group, T, dict(rh.names), unroll, tj, staged)
+            fold = _pass_fold_lines(terms, known | {contracted[c]: f"_ac{c}[_jj]"
+                                                    for c in reads},
+                                    refs, unroll, fast, first=not folded_terms)
+            folded_terms += fold
+            contract += ["{", *("    " + line for line in lines), "    if (_active) {",
+                         "#pragma unroll",
+                         f"        for (int _jj = 0; _jj < {tj}; ++_jj) if (_jj < _tn) {{",
+                         *("            " + line for line in pair_head + fold),
+                         "        }", "    }", "}"]
+        known[passes.chain] = "_qs[_jj]"
+    else:
+        for group in _groups(list(enumerate(contracted))):
+            contract += _contract_lines(program, group, T, dict(rh.names), unroll, tj, staged)
+        known |= {node: f"_ac{c}[_jj]" for c, node in enumerate(contracted)}
     pair, rp = render(phase, refs, unroll, known=known, fast=fast)
     pair = pair_head + pair
     fold: list[str] = []
@@ -649,6 +769,12 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         f"typedef {_STORAGE[program.dtype]} IN;  // inputs in device memory",
         f"typedef {_STORAGE[program.acc_dtype]} ACCS;  // states in device memory",
     ]
+    dtypes = tuple((program.acc_dtype if f.kind == "acc" else "int64", f.kind) for f in fields)
+    state_bytes = sum(np.dtype(dt).itemsize * math.prod(f.shape)
+                      for (dt, _), f in zip(dtypes, fields))
+    threads = str(_NARROW_THREADS if narrow else THREADS)
+    if passes and state_bytes > _PASS_STATE_BYTES:
+        threads += f", {_PASS_MIN_BLOCKS}"  # ptxas may then use up to 255 registers
     source = templates.fill(
         templates.load("cuda/block.cu"),
         TITLE=title(program),
@@ -662,16 +788,13 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
         ROWS=indent(_row_lines(program, unroll, frozenset(
             v for k, v in enumerate(program.row_vars)
             if (v not in outside and v.dim > 1) or k in in_place)) + hoisted, 1),
-        THREADS=str(_NARROW_THREADS if narrow else THREADS),
+        THREADS=threads,
         PAIRLOOP="\n".join(pair_loop),
         FOLD=indent(fold, 2),
         SHARED=indent(shared, 1),
         TILE=indent(tile, 2),
         PAIR=indent(pair, 4),
     )
-    dtypes = tuple((program.acc_dtype if f.kind == "acc" else "int64", f.kind) for f in fields)
-    state_bytes = sum(np.dtype(dt).itemsize * math.prod(f.shape)
-                      for (dt, _), f in zip(dtypes, fields))
     # a thread's arrays (its state, its row, the formula's vectors) are registers or
     # local memory, which the GPU reserves for every resident thread
     values = (rh.array_elems + rp.array_elems
@@ -684,5 +807,6 @@ def cuda_code(program: Program, fast_math: bool = False, unroll: int = UNROLL) -
     folded = (2 * min(_chunk(red.dim, T), _FOLD_UNROLL[T]) * tj
               * (code_operations([fold_term]) + 1) if streamed else 0)
     check_kernel_code(program, copies * code_operations(pair) + code_operations(contract)
+                      + (tj - 1) * code_operations(folded_terms)
                       + code_operations(hoisted) // 2 + folded, "GPU")
     return CudaCode(source, offset * itemsize, dtypes, state_bytes, tj if tiled else 0)

@@ -60,7 +60,7 @@ static inline double __dmul_rn(double a, double b) { return a * b; }
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define __shared__
 #define __align__(n)  /* the emulator's _dr_smem is aligned to 64 bytes */
 #define asm(...) ((void)0)  /* float16 conversions are PTX: not emulated */
@@ -167,7 +167,7 @@ class _Kernel:
     def __init__(self, lib, source: str, name: str, calls: list):
         self.fn = getattr(lib, f"emu_{name}")
         # what the launches are checked against: the kernel's __launch_bounds__
-        bound = re.search(rf"__launch_bounds__\((\d+)\)\s*{name}\b", source)
+        bound = re.search(rf"__launch_bounds__\((\d+)(?:, \d+)?\)\s*{name}\b", source)
         self.bound = min(self.THREAD_LIMIT, int(bound[1])) if bound else self.THREAD_LIMIT
         self.sig = signature(source, name)
         self.name = name

@@ -66,15 +66,15 @@ def compile_all(sources: dict[str, str], folder: Path) -> dict[str, str]:
     return {name: log[-3000:] for name, ok, log in results if not ok}
 
 
-def ptxas_reduce_kernel(text: str, folder: Path, name: str) -> dict:
-    """``nvcc -cubin -Xptxas -v`` of a source: the reduce kernel's stack frame,
-    spill stores, spill loads and registers."""
+def ptxas_reduce_kernel(text: str, folder: Path, name: str, kernel: str = "dredux_reduce") -> dict:
+    """``nvcc -cubin -Xptxas -v`` of a source: the stack frame, spill stores,
+    spill loads and registers of its ``kernel`` (the reduce kernel)."""
     src, out = folder / f"{name}.cu", folder / f"{name}.cubin"
     src.write_text(text)
     proc = subprocess.run([NVCC, f"-arch={ARCH}", "-cubin", "-Xptxas", "-v", "-x", "cu",
                            str(src), "-o", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    section = proc.stderr.split("Compiling entry function 'dredux_reduce'")[1]
+    section = proc.stderr.split(f"Compiling entry function '{kernel}'")[1]
     section = section.split("Compiling entry function")[0]
     found = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, "
                       r"(\d+) bytes spill loads.*?Used (\d+) registers", section, re.S)
@@ -502,6 +502,26 @@ def test_high_dimensional_kernels_keep_no_stack_frame(dtype, tmp_path):
         assert info["stack"] == 0, (name, d, info)
 
 
+@needs_nvcc
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kmin_merges_keep_their_lists_in_registers(dtype, tmp_path):
+    """The merge kernel of the K-min family, for lists of up to 32 entries
+    (K x components): both lists in registers, nothing in local memory
+    (ptxas -v). Merging with running positions into both lists put them in
+    local memory: 240 bytes of stack at K = 10 in float32. Two float64 lists
+    of 32 take 256 registers: they spill (left out)."""
+    ks = (1, 10, 16, 32) if dtype == "float32" else (1, 10, 16)
+    cases = {("argkmin", k): ("SqDist(x,y)", "ArgKMin", k) for k in ks}
+    cases["kmin-argkmin", 5] = ("x - y", "KMin_ArgKMin", 5)  # 3 lists of 5
+    found = {}
+    for (name, k), (formula, red, opt) in cases.items():
+        source = Genred(formula, ["x = Vi(3)", "y = Vj(3)"], reduction_op=red, opt_arg=opt,
+                        axis=1).source("gpu", dtype)
+        found[name, k] = ptxas_reduce_kernel(source, tmp_path, f"{name}{k}", "dredux_merge")
+    for key, info in found.items():
+        assert info["stack"] == info["spill_stores"] == info["spill_loads"] == 0, (key, info)
+
+
 # matrix products lowered to contractions (dredux/codegen/products.py): name ->
 # (formula, reduction, K); s a (D, D) parameter matrix, t a (D, D) row matrix
 PRODUCTS = {
@@ -514,15 +534,12 @@ PRODUCTS = {
     "metric-knn": ("WeightedSqDist(s, x, y)", "ArgKMin", 10),
     "metric-gradient": ("Grad(Exp(-WeightedSqDist(s, x, y)), x, e)", "Sum", None),
 }
-# K-NN under a full metric keeps 8 bytes of spills at D = 64 in float32 (its
-# K-list takes the registers), and the gradient from D = 32 on keeps its wide
-# output's accumulators in local memory (docs/design.md): left out here, the
-# gradient checked by test_wide_outputs_keep_only_their_state_in_local_memory
+# the gradient from D = 32 on keeps its wide output's accumulators in local
+# memory (docs/design.md): left out here, checked by
+# test_wide_outputs_keep_only_their_state_in_local_memory
 PRODUCT_DIMS = {"float32": (16, 32, 64, 128), "float64": (16, 32, 64)}
-PRODUCT_SPILLS = {("metric-knn", "float32", 64), ("metric-knn", "float32", 128),
-                  ("metric-knn", "float64", 64),
-                  *(("metric-gradient", dtype, d) for dtype in ("float32", "float64")
-                    for d in (32, 64, 128))}
+PRODUCT_SPILLS = {("metric-gradient", dtype, d) for dtype in ("float32", "float64")
+                  for d in (32, 64, 128)}
 
 
 def _product_aliases(d):

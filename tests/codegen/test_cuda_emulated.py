@@ -11,6 +11,7 @@ NVRTC and the device itself are left to tests/gpu.
 
 from __future__ import annotations
 
+import re
 import sys
 
 import dask.array  # noqa: F401  (imported before the stand-in CuPy exists: dask looks for CuPy once)
@@ -496,7 +497,7 @@ def test_matrix_products(cp, name, d, dtype):
     contractions (the matrix read in place), on tiles of
     fewer than 32 columns and blocks of at most 128 threads where their
     partial sums need it, and the results match float64."""
-    from dredux.codegen.cuda import lowered
+    from dredux.codegen.cuda import lowered, sum_passes
     from dredux.codegen.products import matrix_vector
     from dredux.codegen.render import contractions, levels
     from dredux.ir import walk
@@ -506,10 +507,22 @@ def test_matrix_products(cp, name, d, dtype):
     level = levels(program.formulas)
     assert not any(matrix_vector(n) for f in program.formulas for n in walk(f)
                    if level[n] == "pair")
-    count = len(contractions(program.formulas, level))
+    contracted = contractions(program.formulas, level)
+    count = len(contracted)
     code = cuda_backend.CudaKernel(g.program(dtype)).code
     if count * np.dtype(dtype).itemsize > 16:  # more partial sums than a 32-column tile's
-        assert code.tile < 32 and "__launch_bounds__(128)" in code.source, (count, code.tile)
+        assert code.tile < 32 and re.search(r"__launch_bounds__\(128[,)]", code.source), (
+            count, code.tile)
+    # more contractions than one pass's (16, 8 in float64) read through one sum
+    # (the quadratic form, SqNorm2 of the product): in passes, on tiles of 4
+    passes = sum_passes(program.formulas, contracted, level,
+                        "double" if dtype == np.float64 else "float")
+    if name in ("weighted-full", "weighted-argkmin", "weighted-min-near", "tensordot-matvec",
+                "weighted-plus-terms"):
+        assert (passes is not None) == (count * np.dtype(dtype).itemsize > 64), (name, count)
+    if passes is not None:
+        assert code.tile == 4 and code.source.count("_qs[_jj] = ") == 1, (name, code.tile)
+        assert [c for reads in passes.contractions for c in reads] == list(range(count))
         # a parameter matrix read by tiles of 2 to 16 columns: staged in shared memory
         staged = "_sp0[" in code.source
         assert staged == (code.tile > 1 and bool(program.param_vars)), (name, code.tile)

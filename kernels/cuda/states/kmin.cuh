@@ -21,48 +21,58 @@ template <int D, int K> struct _DrKMin {
     }
     __device__ __forceinline__ void begin_tile() {}
     __device__ __forceinline__ void end_tile() {}
-    __device__ __forceinline__ void push(const T* f, const T* g, long long j) {
+    // (v, j) into list d when it is among the K best; one compare rejects it
+    __device__ __forceinline__ void insert(int d, ACC v, long long j) {
+        if (!before(v, j, val[(K - 1) * D + d], idx[(K - 1) * D + d])) return;
         if (_in_registers) {
+            bool placed = false;  // entries above p are final once placed
 #pragma unroll
-            for (int d = 0; d < D; ++d) {
-                ACC v = (ACC)f[d];
-                if (v != v) v = _dr_inf<ACC>();
-                // one compare rejects a candidate that is not among the K best
-                if (!before(v, j, val[(K - 1) * D + d], idx[(K - 1) * D + d])) continue;
-                bool placed = false;  // entries above p are final once placed
-#pragma unroll
-                for (int p = K - 1; p > 0; --p) {
-                    const bool shift = !placed && before(v, j, val[(p - 1) * D + d],
-                                                         idx[(p - 1) * D + d]);
-                    const ACC nv = shift ? val[(p - 1) * D + d] : (placed ? val[p * D + d] : v);
-                    const long long ni = shift ? idx[(p - 1) * D + d]
-                                               : (placed ? idx[p * D + d] : j);
-                    placed = placed || !shift;
-                    val[p * D + d] = nv;
-                    idx[p * D + d] = ni;
-                }
-                if (!placed) {
-                    val[d] = v;
-                    idx[d] = j;
-                }
+            for (int p = K - 1; p > 0; --p) {
+                const bool shift = !placed && before(v, j, val[(p - 1) * D + d],
+                                                     idx[(p - 1) * D + d]);
+                const ACC nv = shift ? val[(p - 1) * D + d] : (placed ? val[p * D + d] : v);
+                const long long ni = shift ? idx[(p - 1) * D + d]
+                                           : (placed ? idx[p * D + d] : j);
+                placed = placed || !shift;
+                val[p * D + d] = nv;
+                idx[p * D + d] = ni;
+            }
+            if (!placed) {
+                val[d] = v;
+                idx[d] = j;
             }
             return;
         }
+        int p = K - 1;
+        while (p > 0 && before(v, j, val[(p - 1) * D + d], idx[(p - 1) * D + d])) {
+            val[p * D + d] = val[(p - 1) * D + d];
+            idx[p * D + d] = idx[(p - 1) * D + d];
+            --p;
+        }
+        val[p * D + d] = v;
+        idx[p * D + d] = j;
+    }
+    __device__ __forceinline__ void push(const T* f, const T* g, long long j) {
+#pragma unroll
         for (int d = 0; d < D; ++d) {
             ACC v = (ACC)f[d];
             if (v != v) v = _dr_inf<ACC>();
-            if (!before(v, j, val[(K - 1) * D + d], idx[(K - 1) * D + d])) continue;
-            int p = K - 1;
-            while (p > 0 && before(v, j, val[(p - 1) * D + d], idx[(p - 1) * D + d])) {
-                val[p * D + d] = val[(p - 1) * D + d];
-                idx[p * D + d] = idx[(p - 1) * D + d];
-                --p;
-            }
-            val[p * D + d] = v;
-            idx[p * D + d] = j;
+            insert(d, v, j);
         }
     }
+    // Lists in registers take o's entries one by one (K insertions of constant
+    // indices; a merge with running positions into both lists put both in
+    // local memory: 240 bytes of stack at K = 10). The order is total (value,
+    // then index), so the result is the sorted merge's.
     __device__ __forceinline__ void merge(const _DrKMin& o) {
+        if (_in_registers) {
+#pragma unroll
+            for (int d = 0; d < D; ++d) {
+#pragma unroll
+                for (int k = 0; k < K; ++k) insert(d, o.val[k * D + d], o.idx[k * D + d]);
+            }
+            return;
+        }
         for (int d = 0; d < D; ++d) {
             ACC mv[K];
             long long mi[K];
@@ -92,6 +102,7 @@ template <int D, int K> struct _DrKMin {
         }
     }
     __device__ __forceinline__ void load(long long r, const ACCS* v, const long long* ix) {
+#pragma unroll
         for (int q = 0; q < K * D; ++q) {
             val[q] = _dr_load(v, r * (K * D) + q);
             idx[q] = ix[r * (K * D) + q];
