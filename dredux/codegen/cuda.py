@@ -60,6 +60,7 @@ numbers are printed from Python numbers. Nothing here imports CuPy, so
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 from dataclasses import dataclass
@@ -320,12 +321,16 @@ class SumPasses:
     contractions: tuple[tuple[int, ...], ...]  # the contractions each pass computes
 
 
-def _terms(node: Expr, level: dict) -> list[Expr]:
-    """The terms of the pair-level scalar sum ``node``, in order (``((t0 + t1) + t2)``)."""
+def _terms(node: Expr, level: dict, readers: dict, inner: set) -> list[Expr]:
+    """The terms of the pair-level scalar sum ``node``, in order (``((t0 + t1) + t2)``);
+    its inner sums that only the chain reads (``readers``: how many times each
+    node is read) are added to ``inner``."""
     out, stack = [], [node]
     while stack:  # a loop: the chains of long sums are deeper than Python's stack
         n = stack.pop()
         if n.op is Op.ADD and n.dim == 1 and level.get(n) == "pair":
+            if n is not node and readers[n] == 1:
+                inner.add(n)
             stack += [n.args[1], n.args[0]]
         else:
             out.append(n)
@@ -351,8 +356,14 @@ def sum_passes(formulas, contracted: list[Expr], level: dict, T: str) -> SumPass
     index = {node: c for c, node in enumerate(contracted)}
     chains = [n for f in formulas for n in walk(f) if n.op is Op.ADD and n.dim == 1
               and level.get(n) == "pair"]
+    readers = collections.Counter(a for f in formulas for n in walk(f) for a in n.args)
+    tried: set[Expr] = set()
     for chain in reversed(chains):  # the largest sums first (parents follow children)
-        terms = _terms(chain, level)
+        if chain in tried:
+            # read by a chain that failed alone: its terms are some of that
+            # chain's, and what made that one fail still holds
+            continue
+        terms = _terms(chain, level, readers, tried)
         uses = [sorted({index[n] for n in walk(t) if n in index}) for t in terms]
         every = [c for used in uses for c in used]
         if len(every) != len(contracted) or len(set(every)) != len(every):

@@ -604,3 +604,29 @@ def test_wide_outputs_keep_only_their_state_in_local_memory(dtype, tmp_path):
     for (name, d), info in found.items():
         assert info["spill_stores"] == info["spill_loads"] == 0, (name, d, info)
         assert info["stack"] <= d * size + 16, (name, d, info)
+
+
+@pytest.mark.parametrize("outside, found", [("WeightedSqDist(s, x, y)", True),
+                                            ("SqNorm2(MatVecMult(s, x - y))", False)])
+def test_passes_are_found_inside_longer_sums(outside, found):
+    """The quadratic form's sum inside a longer one that also reads it
+    through another factor: the longer sum fails (its form is read outside
+    it), the inner one, read twice, still takes passes; where the products'
+    contractions are read outside every sum (by SqNorm2 of the product), none
+    does."""
+    from dredux.codegen.cuda import lowered, sum_passes
+    from dredux.codegen.render import contractions, levels
+
+    d = 32
+    terms = " + ".join(f"(Elem(x, {k}) - Elem(y, {k})) * {k}.25" for k in range(d))
+    g = Genred(f"({terms} + WeightedSqDist(s, x, y)) * {outside}",
+               [f"x = Vi({d})", f"y = Vj({d})", f"s = Pm({d * d})"], reduction_op="Min",
+               axis=1)
+    program = lowered(g.program("float32"))
+    level = levels(program.formulas)
+    contracted = contractions(program.formulas, level)
+    passes = sum_passes(program.formulas, contracted, level, "float")
+    assert len(contracted) == d and (passes is not None) == found
+    if found:
+        assert len(passes.passes) == 2 and all(len(p) == 16 for p in passes.passes)
+        assert [c for reads in passes.contractions for c in reads] == list(range(d))
