@@ -520,6 +520,13 @@ def test_kmin_merges_keep_their_lists_in_registers(dtype, tmp_path):
         found[name, k] = ptxas_reduce_kernel(source, tmp_path, f"{name}{k}", "dredux_merge")
     for key, info in found.items():
         assert info["stack"] == info["spill_stores"] == info["spill_loads"] == 0, (key, info)
+    # longer lists (7 x 64 entries) are loops over local memory: the two lists
+    # and no spills (unrolled, their loads took 16 KiB of stack and spilled 10 KiB)
+    source = Genred("x - y", ["x = Vi(64)", "y = Vj(64)"], reduction_op="ArgKMin", opt_arg=7,
+                    axis=1).source("gpu", dtype)
+    info = ptxas_reduce_kernel(source, tmp_path, "wide", "dredux_merge")
+    lists = 2 * 7 * 64 * ((8 if dtype == "float64" else 4) + 8)
+    assert info["spill_stores"] == info["spill_loads"] == 0 and info["stack"] <= lists, info
 
 
 # matrix products lowered to contractions (dredux/codegen/products.py): name ->

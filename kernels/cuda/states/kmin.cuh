@@ -52,13 +52,17 @@ template <int D, int K> struct _DrKMin {
         val[p * D + d] = v;
         idx[p * D + d] = j;
     }
+    static __device__ __forceinline__ ACC key(T f) {  // NaN counts as +inf
+        const ACC v = (ACC)f;
+        return v != v ? _dr_inf<ACC>() : v;
+    }
     __device__ __forceinline__ void push(const T* f, const T* g, long long j) {
+        if (_in_registers) {
 #pragma unroll
-        for (int d = 0; d < D; ++d) {
-            ACC v = (ACC)f[d];
-            if (v != v) v = _dr_inf<ACC>();
-            insert(d, v, j);
+            for (int d = 0; d < D; ++d) insert(d, key(f[d]), j);
+            return;
         }
+        for (int d = 0; d < D; ++d) insert(d, key(f[d]), j);  // not unrolled: D may be large
     }
     // Lists in registers take o's entries one by one (K insertions of constant
     // indices; a merge with running positions into both lists put both in
@@ -101,11 +105,17 @@ template <int D, int K> struct _DrKMin {
             ix[r * (K * D) + q] = idx[q];
         }
     }
+    __device__ __forceinline__ void load_entry(long long r, const ACCS* v, const long long* ix,
+                                               int q) {
+        val[q] = _dr_load(v, r * (K * D) + q);
+        idx[q] = ix[r * (K * D) + q];
+    }
     __device__ __forceinline__ void load(long long r, const ACCS* v, const long long* ix) {
+        if (_in_registers) {
 #pragma unroll
-        for (int q = 0; q < K * D; ++q) {
-            val[q] = _dr_load(v, r * (K * D) + q);
-            idx[q] = ix[r * (K * D) + q];
+            for (int q = 0; q < K * D; ++q) load_entry(r, v, ix, q);
+            return;
         }
+        for (int q = 0; q < K * D; ++q) load_entry(r, v, ix, q);  // not unrolled
     }
 };
