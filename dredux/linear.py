@@ -95,6 +95,14 @@ def _evaluate(root: Expr, env: dict, xp):
     ctx = Ctx(xp, np.dtype(np.float64))
     rows = max(a.shape[0] for a in env.values())
     memo: dict = {}
+    # overflow to inf and NaN are results here, as in the compiled kernels: no warnings
+    with np.errstate(all="ignore"):
+        _evaluate_nodes(root, memo, env, ctx, xp)
+    out = memo[root]
+    return xp.broadcast_to(out, (rows, root.dim))
+
+
+def _evaluate_nodes(root: Expr, memo: dict, env: dict, ctx: Ctx, xp):
     for node in walk(root):
         if node.op is Op.VAR:
             memo[node] = env[node]
@@ -112,8 +120,6 @@ def _evaluate(root: Expr, env: dict, xp):
                 memo[node] = xp.einsum("rmn,rn->rm", mat, xp.broadcast_to(u, (mat.shape[0], n)))
         else:
             memo[node] = OPS[node.op].numpy(ctx, node, *(memo[a] for a in node.args))
-    out = memo[root]
-    return xp.broadcast_to(out, (rows, root.dim))
 
 
 def split(f: Expr, reduced: Cat, out: Cat, first_slot: int) -> Split | None:

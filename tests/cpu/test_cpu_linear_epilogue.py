@@ -6,6 +6,8 @@ out=, batch axes and float16 (which runs the formula as written)."""
 
 from __future__ import annotations
 
+import warnings
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -200,3 +202,17 @@ def test_float16_runs_the_formula_as_written():
     assert out.dtype == np.float16
     ref = _reference("metric-grad-x", args)
     np.testing.assert_allclose(out, ref, rtol=2e-2, atol=2e-2 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_epilogue_overflow_gives_inf_without_warnings(backend):
+    # the product by a huge constant runs in the epilogue: inf, like the kernels, and no
+    # RuntimeWarning from dredux's own NumPy code
+    x, y = np.full((3, 1), 2.0), np.ones((4, 1))
+    f = Genred("(x + y) * 1.7976931348623157e308", ["x = Vi(1)", "y = Vj(1)"],
+               reduction_op="Sum", axis=1)
+    assert f._split is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = f(x, y, backend=backend)
+    assert np.all(np.isposinf(out))
