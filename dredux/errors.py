@@ -13,6 +13,7 @@ __all__ = [
     "FormulaError",
     "ShapeError",
     "DtypeError",
+    "ArgumentError",
     "BackendUnavailable",
     "KernelCompileError",
     "CacheError",
@@ -85,6 +86,11 @@ class ShapeError(DreduxError, ValueError):
 
 class DtypeError(DreduxError, TypeError):
     """An argument's dtype is not supported or differs from the others."""
+
+
+class ArgumentError(DreduxError, TypeError):
+    """An argument of the wrong kind (a string where a number or an array is
+    expected, None, an unknown keyword)."""
 
 
 class SolveError(DreduxError, ArithmeticError):
