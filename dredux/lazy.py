@@ -36,6 +36,7 @@ import numpy as np
 
 from . import limits
 from ._xp import is_cupy, is_dask
+from .cluster import swap_axes
 from .errors import DtypeError, FormulaError, ShapeError
 from .functions import FUNCTIONS
 from .ir import Cat, DimError, Expr, Op, const, var, walk
@@ -750,6 +751,8 @@ class LazyTensor:
         leaves = tuple(_make_leaf(leaf.data, leaf.dim, _other_cat(leaf.cat), leaf.ind)
                        for leaf in self._vars)
         ni, nj, dtype, backend, ranges, flags = self._meta[:6]
+        # the block-sparsity pattern is transposed with the axes (ranges_i <-> ranges_j)
+        ranges = swap_axes(ranges)
         return _new(_swap(self._expr), leaves, _meta(nj, ni, dtype, backend, ranges, flags))
 
     # arithmetic ----------------------------------------------------------------

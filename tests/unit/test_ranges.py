@@ -151,6 +151,24 @@ def test_lazytensor_ranges_and_reductions():
                                masked_reduction("Min", d2, mask), rtol=1e-12)
 
 
+
+def test_lazytensor_transpose_transposes_its_ranges():
+    # K.T (and rmatvec, and a reduction of K.T) keeps the pairs K keeps: (K * mask).T
+    x, y, b, rx, ry, keep = clustered(4, m=120, n=90)
+    ranges = from_matrix(rx, ry, keep)
+    mask = pair_mask(rx, ry, keep, len(x), len(y))
+    k, _ = gauss(x, y, b)
+    K = (-Vi(x).sqdist(Vj(y))).exp()
+    K.ranges = ranges
+    K.backend = "numpy"
+    u = np.random.default_rng(5).standard_normal((len(x), 2))
+    expected = (k * mask).T @ u
+    assert K.T.shape == (len(y), len(x))
+    np.testing.assert_allclose(K.T @ u, expected, rtol=1e-12)
+    np.testing.assert_allclose(K.rmatvec(u), expected, rtol=1e-12)
+    np.testing.assert_allclose((K.T * Vj(u[:, :1])).sum(axis=1), expected[:, :1], rtol=1e-12)
+    np.testing.assert_allclose(K.T.T @ b, (k * mask) @ b, rtol=1e-12)
+
 def test_random_patterns_every_size():
     """Random clusters (some empty) and masks, sizes down to a single row."""
     f = Genred("SqDist(x, y) * b", ALIASES, reduction_op="Min_ArgMin", axis=1)
