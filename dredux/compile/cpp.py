@@ -17,10 +17,14 @@ identity, are part of the cache key.
 A failed compile is told apart by cause: "No space left on device" in the
 compiler's log is a :class:`~dredux.errors.CacheError` (the disk, not the
 code); otherwise a trivial program is compiled with the same compiler and
-flags (once per setup): when that fails too, the setup is at fault, a
-:class:`~dredux.errors.ConfigError` naming the setting (``DREDUX_CXX``,
-``DREDUX_MARCH`` or ``DREDUX_CXXFLAGS``); only when it builds is the failure
-a :class:`~dredux.errors.KernelCompileError`, a bug in dredux.
+flags (once per setup) and loaded: when that fails too, the setup is at fault,
+a :class:`~dredux.errors.ConfigError` naming the setting (``DREDUX_CXX``,
+``DREDUX_MARCH`` or ``DREDUX_CXXFLAGS``); when the kernel builds without the
+user's ``DREDUX_CXXFLAGS``, those are at fault; only then is the failure a
+:class:`~dredux.errors.KernelCompileError`, a bug in dredux. A build counts
+only when its output loads as a shared library exporting the kernel (flags
+such as ``-E`` or ``-c`` exit 0 with another kind of file), so nothing else
+enters the cache.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import numpy as np
 from .. import config
 from .._version import __version__
 from ..backends import Kernel
-from ..errors import BackendUnavailable, ConfigError, KernelCompileError
+from ..errors import BackendUnavailable, CacheError, ConfigError, KernelCompileError
 from ..program import Program
 from . import cache
 
@@ -250,9 +254,24 @@ def _probe(command: tuple[str, ...], flags: tuple[str, ...]) -> tuple[bool, str]
             log = done.stdout + done.stderr
             if _DISK_FULL.search(log):
                 return None  # the temporary folder's disk, not the setup
-            return done.returncode == 0 and out.exists(), log
+            if done.returncode != 0 or not out.exists():
+                return False, log
+            # flags such as -E or -c exit 0 with a file that is no shared library
+            problem = _load_problem(out, "dredux_probe")
+            return problem is None, log if problem is None else f"{log}\n{problem}".strip()
     except OSError:
         return None
+
+
+def _load_problem(path: Path, symbol: str) -> str | None:
+    """None when ``path`` loads as a shared library exporting ``symbol``, else why not."""
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:
+        return f"the compiler's output does not load as a shared library: {exc}"
+    if not hasattr(lib, symbol):
+        return f"the compiler's output loads but does not export {symbol!r}"
+    return None
 
 
 def _setup_error(command: list[str], groups: tuple[list[str], ...]) -> ConfigError | None:
@@ -287,6 +306,29 @@ def _setup_error(command: list[str], groups: tuple[list[str], ...]) -> ConfigErr
         "Fix or remove DREDUX_CXXFLAGS.")
 
 
+def _user_flags_error(source: str, command: list[str], groups: tuple[list[str], ...],
+                      out: Path, log: str) -> ConfigError | None:
+    """The ConfigError blaming DREDUX_CXXFLAGS when the kernel builds (and loads)
+    without them: flags an empty program accepts, but a kernel does not
+    (``-Werror -Wconversion``, ``-Dfloat=double``...)."""
+    fixed, march, user = groups
+    if not user:
+        return None
+    bare = out.with_name(out.stem + "-without-cxxflags" + out.suffix)
+    try:
+        done = subprocess.run([*command, *fixed, *march, "-o", str(bare),
+                               str(out.with_suffix(".cpp"))],
+                              capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0 or not bare.exists() or _load_problem(bare, "dredux_block"):
+        return None
+    return ConfigError(
+        f"the extra C++ flags {shlex.join(user)!r} from DREDUX_CXXFLAGS (dask.config "
+        "'dredux.cxxflags') break a generated kernel, which builds without them.\n"
+        f"compiler said:\n{_tail(log)}\nFix or remove DREDUX_CXXFLAGS.")
+
+
 def _compile(source: str, command: list[str], groups: tuple[list[str], ...],
              out: Path) -> None:
     """Compile ``source`` into the shared library ``out`` (in a temporary folder of
@@ -306,9 +348,14 @@ def _compile(source: str, command: list[str], groups: tuple[list[str], ...],
     except subprocess.TimeoutExpired as exc:
         raise KernelCompileError(f"running the C++ compiler failed: {exc}", source, str(exc),
                                  tuple(cmd)) from exc
-    if done.returncode == 0 and out.exists():
-        return
     log = done.stdout + done.stderr
+    if done.returncode == 0 and out.exists():
+        # checked before the file enters the cache: a file that does not load there
+        # would fail every later call
+        problem = _load_problem(out, "dredux_block")
+        if problem is None:
+            return
+        log = f"{log}\n{problem}".strip()
     full = _DISK_FULL.search(log)
     if full:
         code = errno.EDQUOT if "quota" in full.group(0) else errno.ENOSPC
@@ -317,7 +364,8 @@ def _compile(source: str, command: list[str], groups: tuple[list[str], ...],
             out.parent.parent, OSError(code, os.strerror(code)), "compile a kernel",
             f"the C++ compiler said: {lines[0].strip()}\n(the compiler also writes "
             f"temporary files in {tempfile.gettempdir()!r}, set by TMPDIR)")
-    problem = _setup_error(command, groups)
+    problem = _setup_error(command, groups) or _user_flags_error(source, command, groups,
+                                                                  out, log)
     if problem is not None:
         raise problem
     raise KernelCompileError(
@@ -353,7 +401,11 @@ def load_kernel(source: str, program: Program, layout_tag: str):
             "cpu", key, lambda out: _compile(source, command, groups, out),
             {"command": " ".join(shlex.quote(w) for w in [*command, *flags]),
              "layout": layout_tag})
-        lib = ctypes.CDLL(str(path))
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as exc:  # verified but unloadable: written by another setup
+            raise CacheError(f"the cached kernel {str(path)!r} does not load: {exc}. Remove "
+                             "it (`dredux cache clear` removes every cached kernel)") from exc
         lib.dredux_layout.restype = ctypes.c_char_p
         found = lib.dredux_layout().decode()
         if found != layout_tag:  # pragma: no cover - would mean a key collision

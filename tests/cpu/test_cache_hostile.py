@@ -221,6 +221,12 @@ SETUPS = [
     ({"dredux.cxxflags": "--no-such-flag-for-dredux"}, "DREDUX_CXXFLAGS",
      "--no-such-flag-for-dredux"),
     ({"dredux.cxxflags": "-include /nonexistent.h"}, "DREDUX_CXXFLAGS", "nonexistent.h"),
+    # exit 0 with a file that is not a shared library (preprocessed text, an object file)
+    ({"dredux.cxxflags": "-E"}, "DREDUX_CXXFLAGS", "does not load as a shared library"),
+    ({"dredux.cxxflags": "-c"}, "DREDUX_CXXFLAGS", "does not load as a shared library"),
+    # an empty program builds with them, a kernel does not
+    ({"dredux.cxxflags": "-Ddredux_block=42"}, "DREDUX_CXXFLAGS", "break a generated kernel"),
+    ({"dredux.cxxflags": "-Dfloat=double"}, "DREDUX_CXXFLAGS", "break a generated kernel"),
 ]
 
 
