@@ -11,12 +11,12 @@ from . import config as _config  # noqa: F401  (registers the dredux config keys
 from ._version import __version__
 from .api import Genred, reduce
 from .errors import (
+    ArgumentError,
     BackendUnavailable,
     CacheError,
     ConfigError,
     DreduxError,
     DtypeError,
-    ArgumentError,
     FormulaError,
     KernelCompileError,
     ShapeError,

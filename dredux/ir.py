@@ -103,7 +103,10 @@ class Expr:
         return self is other
 
     def __reduce__(self):
-        return (Expr, (self.op, self.args, self.params, self.dim))
+        if not self.args:
+            return (Expr, (self.op, (), self.params, self.dim))
+        # flat (children first): pickling nested nodes would recurse once per level
+        return (_load_expr, (flatten((self,)),))
 
     # structural key ------------------------------------------------------
     @property
@@ -235,6 +238,10 @@ def unflatten(flat: tuple) -> tuple[Expr, ...]:
     for op, args, params, dim in nodes:
         built.append(Expr(op, tuple(built[k] for k in args), params, dim))
     return tuple(built[k] for k in roots)
+
+
+def _load_expr(flat: tuple) -> Expr:
+    return unflatten(flat)[0]
 
 
 def walk_all(roots) -> Iterator[Expr]:

@@ -37,9 +37,9 @@ import numpy as np
 from . import limits
 from ._xp import is_cupy, is_dask
 from .cluster import swap_axes
-from .errors import DtypeError, FormulaError, ShapeError
+from .errors import ArgumentError, ConfigError, DtypeError, FormulaError, ShapeError
 from .functions import FUNCTIONS
-from .ir import Cat, DimError, Expr, Op, const, var, walk
+from .ir import Cat, DimError, Expr, Op, const, flatten, unflatten, var, walk
 from .ops import LimitError
 from .parse import ArgSpec, Signature
 from .printing import to_formula
@@ -280,7 +280,7 @@ def _merge(a: tuple, b: tuple) -> tuple:
     if b[_DT] is not None and b[_DT] != dtype:
         dtype = _same("dtype", dtype, b[_DT], DtypeError)
     if b[_BACKEND] is not None and b[_BACKEND] != backend:
-        backend = _same("backend", backend, b[_BACKEND], ValueError)
+        backend = _same("backend", backend, b[_BACKEND], ConfigError)
     if ranges is None:
         ranges = b[_RANGES]
     merged = _meta(ni, nj, dtype, backend, ranges, flags | b[_FLAGS])
@@ -425,14 +425,18 @@ class LazyTensor:
                 _memo_put(_PLANS, (shape, dtype, axis),
                           (index, dim, cat, self._expr, self._meta))
                 return
-            self._array(x, axis, False)
+            self._array(x, _axis_arg(axis, "LazyTensor(x, axis)"), False)
             return
         self._meta = _meta(None, None, None)
-        if x is None:  # internal: the fields are set by the caller
-            return
+        if x is None:
+            raise ArgumentError("LazyTensor got None; it is built from a NumPy, CuPy or dask "
+                                "array, a number, a list of floats or an (ind, dim, cat) "
+                                "tuple (an operand of a LazyTensor operation is too)")
         if isinstance(x, LazyTensor):
-            raise TypeError("LazyTensor(x) got a LazyTensor; use it directly (it is "
-                            "already symbolic)")
+            raise ArgumentError("LazyTensor(x) got a LazyTensor; use it directly (it is "
+                                "already symbolic)")
+        if axis is not None and axis.__class__ is not int:
+            axis = _axis_arg(axis, "LazyTensor(x, axis)")
         if type(x) is tuple:
             self._symbolic(x, axis)
             return
@@ -446,16 +450,16 @@ class LazyTensor:
             if abs(int(x)) <= limits.MAX_PARAM:
                 self._expr, self._vars = const(int(x)), ()
                 return
-            x = float(x)  # too large to be exact: a parameter like any float
+            x = _float_arg(x, "LazyTensor")  # too large to be exact: a parameter like any float
         if isinstance(x, (float, np.floating)):
             x = [float(x)]
         if isinstance(x, list):
             self._param_list(x, axis)
             return
         if not (isinstance(x, np.ndarray) or is_cupy(x) or is_dask(x)):
-            raise TypeError(f"LazyTensor is built from a NumPy, CuPy or dask array, a "
-                            f"number, a list of floats or an (ind, dim, cat) tuple; got "
-                            f"{type(x).__name__}")
+            raise ArgumentError(f"LazyTensor is built from a NumPy, CuPy or dask array, a "
+                                f"number, a list of floats or an (ind, dim, cat) tuple; got "
+                                f"{type(x).__name__} {reprlib.repr(x)}")
         self._array(x, axis, is_dask(x))
 
     # construction helpers ---------------------------------------------------
@@ -499,10 +503,11 @@ class LazyTensor:
                                                                      np.floating)):
                 raise DtypeError(f"LazyTensor got a list holding {v!r} "
                                  f"({type(v).__name__}); expected a list of floats")
-            if not math.isfinite(float(v)):
+            v = _float_arg(v, "LazyTensor")
+            if not math.isfinite(v):
                 raise FormulaError(f"LazyTensor got the non-finite number {v!r}; parameters "
                                    "must be finite")
-            values.append(float(v))
+            values.append(v)
         self._meta = _meta(None, None, None, flags=_NOT_NUMPY)
         self._leaf(_ListLeaf(values, len(values), Cat.P))
 
@@ -704,6 +709,13 @@ class LazyTensor:
                                hint="docs/formulas.md lists the differences from KeOps.")
         raise AttributeError(f"'LazyTensor' object has no attribute {name!r}")
 
+    def __reduce__(self):
+        # flat: the formula as the tuple of ir.flatten (pickling nested nodes would
+        # recurse once per level), the leaves as tuples; the products cached by
+        # K @ v are left out
+        leaves = tuple((leaf.data, leaf.dim, int(leaf.cat), leaf.ind) for leaf in self._vars)
+        return (_load_lazy, (flatten((self._expr,)), leaves, self._meta[:6]))
+
     def __bool__(self):
         raise TypeError("a LazyTensor has no truth value: comparisons such as x_i < y_j "
                         "build formulas (0 or 1 per pair); reduce them first, e.g. "
@@ -714,8 +726,8 @@ class LazyTensor:
         if isinstance(other, LazyTensor):
             return other
         if isinstance(other, LazyReduction):
-            raise TypeError("one operand is a reduced LazyTensor (call=False); call it "
-                            "first to get an array, then wrap that array again")
+            raise ArgumentError("one operand is a reduced LazyTensor (call=False); call it "
+                                "first to get an array, then wrap that array again")
         return LazyTensor(other)
 
     def _join(self, *others: LazyTensor):
@@ -911,14 +923,14 @@ class LazyTensor:
 
     def round(self, decimals: int = 0):
         """Round to ``decimals`` decimal places (halves away from zero)."""
-        return self._apply("Round", params=(_int_arg(decimals, "round(decimals)"),))
+        return self._apply("Round", params=(_op_int("Round", 1, decimals, "round(decimals)"),))
 
     def clamp(self, a, b):
         """Clamp into [a, b]: ClampInt for two integers, Clamp otherwise."""
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
                for v in (a, b)):
-            return self._apply("ClampInt", params=(_int_arg(a, "clamp(a)"),
-                                                   _int_arg(b, "clamp(b)")))
+            return self._apply("ClampInt", params=(_op_int("ClampInt", 1, a, "clamp(a)"),
+                                                   _op_int("ClampInt", 2, b, "clamp(b)")))
         return self._apply("Clamp", a, b)
 
     def ifelse(self, a, b):
@@ -937,6 +949,7 @@ class LazyTensor:
 
     def norm(self, dim):
         """The Euclidean norm over the vector axis (``dim=-1`` or 2)."""
+        dim = _axis_arg(dim, "norm(dim=...)")
         if dim not in (-1, 2):
             raise ShapeError(f"norm(dim={dim!r}): LazyTensors take norms over their last "
                              "axis only: dim=-1 (or 2)")
@@ -966,7 +979,7 @@ class LazyTensor:
 
     def elem(self, i):
         """Component ``i`` (a scalar)."""
-        i = _int_arg(i, "elem(i)")
+        i = _op_int("Elem", 1, i, "elem(i)")
         if not 0 <= i < self.ndim:
             raise ShapeError(f"elem({i}) is out of bounds: the LazyTensor has dimension "
                              f"{self.ndim}, so the index must be 0 .. {self.ndim - 1}")
@@ -974,7 +987,7 @@ class LazyTensor:
 
     def extract(self, i, d):
         """Components ``i .. i + d - 1``."""
-        i, d = _int_arg(i, "extract(i)"), _int_arg(d, "extract(d)")
+        i, d = _op_int("Extract", 1, i, "extract(i)"), _op_int("Extract", 2, d, "extract(d)")
         if not (0 <= i < self.ndim and 1 <= d and i + d <= self.ndim):
             raise ShapeError(f"extract({i}, {d}) is out of bounds: the LazyTensor has "
                              f"dimension {self.ndim}; expected 0 <= i and i + d <= "
@@ -986,13 +999,20 @@ class LazyTensor:
         axis; ``x[:, :, k]`` and ``x[..., a:b]`` too."""
         if isinstance(key, tuple):
             head = key[:-1]
-            if (key and all(k == slice(None) for k in head if k is not Ellipsis)
+            if (key and all(k.__class__ is slice and k == slice(None)
+                            for k in head if k is not Ellipsis)
                     and (len(key) == 3 or (Ellipsis in head and len(key) <= 3))):
                 key = key[-1]
             else:
                 raise ShapeError(f"LazyTensor indexing {key!r}: only the last (vector) axis "
                                  "can be indexed, e.g. x[k], x[a:b] or x[:, :, a:b]")
         if isinstance(key, slice):
+            for bound in (key.start, key.stop, key.step):
+                if bound is not None and (isinstance(bound, (bool, np.bool_))
+                                          or not isinstance(bound, (int, np.integer))):
+                    raise ArgumentError(f"LazyTensor slice {key!r}: its bounds must be "
+                                        f"integers or None, got {type(bound).__name__} "
+                                        f"{reprlib.repr(bound)}; e.g. x[0:2]")
             start, stop, step = key.indices(self.ndim)
             if step != 1 or stop <= start:
                 raise ShapeError(f"LazyTensor slice {key!r} of a vector of dimension "
@@ -1006,7 +1026,7 @@ class LazyTensor:
 
     def one_hot(self, D):
         """A one-hot vector of dimension ``D`` at the rounded value of a scalar."""
-        D = _int_arg(D, "one_hot(D)")
+        D = _op_int("OneHot", 1, D, "one_hot(D)")
         if self.ndim != 1:
             raise ShapeError(f"one_hot needs a scalar LazyTensor, got dimension {self.ndim}")
         return self._apply("OneHot", params=(D,))
@@ -1018,6 +1038,7 @@ class LazyTensor:
     @staticmethod
     def concatenate(tensors, axis=-1):
         """Concatenate a tuple of LazyTensors along the vector axis (axis -1 or 2)."""
+        axis = _axis_arg(axis, "LazyTensor.concatenate(axis=...)")
         if axis not in (-1, 2):
             raise ShapeError(f"LazyTensor.concatenate(axis={axis!r}): only the vector axis "
                              "(-1 or 2) can be concatenated")
@@ -1082,6 +1103,8 @@ class LazyTensor:
                 _batch=None, **kwargs):
         if dim is not None:
             axis = dim
+        if axis.__class__ is not int:
+            axis = _axis_arg(axis, f"the {op} reduction")
         if axis is None:
             raise ShapeError(f"the {op} reduction needs axis=0 (over i) or axis=1 (over j),"
                              " e.g. .sum(axis=1) or .sum(dim=1)")
@@ -1100,6 +1123,14 @@ class LazyTensor:
 
     def _reduction(self, op: str, axis: int, weight, opt_arg, call, kwargs: dict):
         """The ``op`` reduction over the checked ``axis`` (0 or 1, batch axes off)."""
+        if call is not True and call is not False:
+            call = _bool_arg(call, f"the {op} reduction's call=")
+        if opt_arg is not None and opt_arg.__class__ is not int:
+            # K, a key of the routines' table: the kind checked here, the value by Genred
+            if isinstance(opt_arg, (bool, np.bool_)) or not isinstance(opt_arg, np.integer):
+                raise ArgumentError(f"the {op} reduction's K must be a positive integer, "
+                                    f"got {type(opt_arg).__name__} {reprlib.repr(opt_arg)}")
+            opt_arg = int(opt_arg)
         if not kwargs:
             init, options = {}, kwargs
         elif kwargs.keys() <= _CALL_SET:  # no option shapes the routine
@@ -1129,6 +1160,8 @@ class LazyTensor:
         i (axis 0) or j (axis 1), as KeOps's sum/min/max/argmin/argmax."""
         if dim is not None:
             axis = dim
+        if axis.__class__ is not int:
+            axis = _axis_arg(axis, f"{op.lower()}(axis=...)")
         if axis == -1:
             return _unary(op, self)
         meta = self._meta
@@ -1158,7 +1191,7 @@ class LazyTensor:
     def sum(self, axis=-1, dim=None, **kwargs):
         """The sum over the vector axis (axis -1 or 2), or the Sum reduction over i
         (axis 0) or j (axis 1)."""
-        if axis == -1 and dim is None and not kwargs:
+        if axis.__class__ is int and axis == -1 and dim is None and not kwargs:
             return _unary("Sum", self)
         return self._vector_or_reduce("Sum", axis, dim, kwargs)
 
@@ -1242,7 +1275,7 @@ class LazyTensor:
                              f"has shape {self.shape}; reduce its vector axis first, e.g. "
                              "K.sum(-1) @ v")
         if not hasattr(v, "shape"):  # a list or a number
-            v = np.asarray(v, dtype=self._dtype)
+            v = _as_array(v, self._dtype, "K @ v: v")
         shape = tuple(v.shape)
         if len(shape) not in (1, 2):
             raise ShapeError(f"K @ v needs v of shape (N,) or (N, E), got {shape}")
@@ -1365,6 +1398,13 @@ class LazyReduction:
             return self()
         return self
 
+    def __reduce__(self):
+        # the routine is left out: routine() finds it again (or makes it) from the
+        # formulas, pickled flat as those of LazyTensor
+        roots = (self._f,) if self._f2 is None else (self._f, self._f2)
+        return (_load_reduction, (self._source, flatten(roots), self.reduction_op,
+                                  self.axis, self.opt_arg, self._init, self._options))
+
     def routine(self):
         """The :class:`~dredux.Genred` routine this reduction runs (cached: an
         identical expression finds the same routine and kernel)."""
@@ -1416,8 +1456,8 @@ class LazyReduction:
         if kwargs:
             init, more = _split_options(kwargs)
             if init:
-                raise TypeError(f"{', '.join(init)} shape the routine: pass them to the "
-                                "reduction method, not to the call")
+                raise ArgumentError(f"{', '.join(init)} shape the routine: pass them to the "
+                                    "reduction method, not to the call")
             options = {**options, **more}
         options = self._call_options(options)
         leaves = self._leaves
@@ -1442,6 +1482,21 @@ class LazyReduction:
         arrays = [next(given) if leaf.ind is not None else leaf.array(dtype, like)
                   for leaf in leaves]
         return routine(*arrays, **options)
+
+
+def _load_lazy(flat: tuple, leaves: tuple, meta: tuple) -> LazyTensor:
+    """A pickled LazyTensor (see LazyTensor.__reduce__)."""
+    (expr,) = unflatten(flat)
+    return _new(expr, tuple(_make_leaf(data, dim, Cat(cat), ind)
+                            for data, dim, cat, ind in leaves), _meta(*meta))
+
+
+def _load_reduction(source: LazyTensor, flat: tuple, op, axis, opt_arg, init,
+                    options) -> LazyReduction:
+    """A pickled LazyReduction (see LazyReduction.__reduce__)."""
+    f, *rest = unflatten(flat)
+    return LazyReduction(source, f, rest[0] if rest else None, op, axis, opt_arg, init,
+                         options, False)
 
 
 def _routine_key(f, f2, op, axis, opt_arg, init: dict, inds) -> tuple:
@@ -1489,13 +1544,77 @@ def _same(what: str, a, b, error):
     return a
 
 
-def _int_arg(value, what: str) -> int:
+def _shown(value: int) -> str:
+    """An integer as the parser's messages show it (a long one cut to 20 digits)."""
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text.lstrip('-'))} digits)"
+
+
+def _int_arg(value, what: str, limit: int = limits.MAX_DIM) -> int:
+    """``value``, an integer in -limit .. limit (the check of the parser's
+    integer arguments, with its message)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise FormulaError(f"{what} must be an integer, got {value!r}")
+        raise FormulaError(f"{what} must be an integer, got {reprlib.repr(value)}")
     value = int(value)
-    if abs(value) > limits.MAX_DIM:
-        raise FormulaError(f"{what} is {value}, outside -{limits.MAX_DIM} .. {limits.MAX_DIM}")
+    if abs(value) > limit:
+        raise FormulaError(f"{what} is {_shown(value)}, outside the limits {-limit} .. {limit}",
+                           hint="dredux refuses numbers it could not use exactly "
+                           "(docs/formulas.md lists the limits).")
     return value
+
+
+def _op_int(name: str, position: int, value, what: str) -> int:
+    """``value`` as the integer argument at ``position`` (counted over all the
+    arguments, expressions first) of the formula function ``name``, checked
+    against the limit the formula parser applies there (``Round``: 300...)."""
+    return _int_arg(value, what, FUNCTIONS[name].limit(position))
+
+
+def _float_arg(value, what: str) -> float:
+    """``float(value)`` for a number, FormulaError for an integer too large for
+    any float (as the formula parser's)."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise FormulaError(f"{what} got the integer {_shown(int(value))}, which is larger "
+                           "than any float", hint="Numbers of a formula are floats: write "
+                           "one below 1.8e308.") from None
+
+
+def _axis_arg(axis, what: str):
+    """An axis argument: None or an integer (NumPy's too), as a Python int."""
+    if axis is None or axis.__class__ is int:
+        return axis
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise ArgumentError(f"{what}: the axis must be an integer, got "
+                            f"{type(axis).__name__} {reprlib.repr(axis)}; expected 0 (over "
+                            "i), 1 (over j) or -1 (the vector axis), as in KeOps")
+    return int(axis)
+
+
+def _bool_arg(value, what: str) -> bool:
+    """An on/off argument: a bool (NumPy's too), 0, 1 or None (off)."""
+    if value is True or value is False:
+        return value
+    if value is None or isinstance(value, np.bool_) or (value.__class__ is int
+                                                        and value in (0, 1)):
+        return bool(value)
+    raise ArgumentError(f"{what} must be True or False, got {type(value).__name__} "
+                        f"{reprlib.repr(value)}")
+
+
+def _as_array(value, dtype, what: str):
+    """``value`` (a list or a number) as a NumPy array of ``dtype``; ArgumentError
+    for what is no array of numbers (None, a string, a dict...)."""
+    if value is None or isinstance(value, (str, bytes, dict, set, frozenset)):
+        raise ArgumentError(f"{what} is {type(value).__name__} {reprlib.repr(value)}; "
+                            "expected an array (or a list of numbers)")
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ArgumentError(f"{what} is {type(value).__name__} {reprlib.repr(value)}, which "
+                            f"is not an array of numbers ({str(exc)[:200]}); expected an "
+                            "array (or a list of numbers)") from None
 
 
 def _int_list(value, what: str) -> tuple[int, ...]:
@@ -1536,8 +1655,8 @@ def _split_options(kwargs: dict) -> tuple[dict, dict]:
         elif key in _CALL_OPTIONS:
             call[key] = value
         elif key not in _IGNORED_OPTIONS:
-            raise TypeError(f"unexpected option {key}=; LazyTensor reductions take "
-                            f"{', '.join(_INIT_OPTIONS + _CALL_OPTIONS)}")
+            raise ArgumentError(f"unexpected option {key}=; LazyTensor reductions take "
+                                f"{', '.join(_INIT_OPTIONS + _CALL_OPTIONS)}")
     return init, call
 
 

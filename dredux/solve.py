@@ -18,12 +18,14 @@ after ``maxiter`` products.
 from __future__ import annotations
 
 import math
+import numbers
+import reprlib
 from collections.abc import Sequence
 
 import numpy as np
 
 from ._xp import is_dask
-from .errors import DtypeError, FormulaError, ShapeError, SolveError
+from .errors import ArgumentError, DtypeError, FormulaError, ShapeError, SolveError
 from .ir import Cat, Op
 
 __all__ = ["KernelSolve", "conjugate_gradient", "MAXITER"]
@@ -78,9 +80,11 @@ def conjugate_gradient(linop, b, eps: float = 1e-6, maxiter: int | None = None,
         raise SolveError(f"maxiter (the products K p before the solve gives up) must be an "
                          f"integer >= 1, got {maxiter!r}")
     maxiter = int(maxiter)
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise SolveError(f"eps must be a positive number, got {eps!r}")
-    delta = int(np.prod(b.shape)) * float(eps) ** 2
+    value = _number(eps, "eps")
+    if not (math.isfinite(value) and value > 0):
+        raise SolveError(f"eps must be a positive number, got {reprlib.repr(eps)}")
+    # eps * eps, not eps ** 2: inf for a huge eps (every b then passes), not OverflowError
+    delta = int(np.prod(b.shape)) * (value * value)
     r = b
     (nr2,) = _scalars((r * r).sum(), scheduler=scheduler)
     if not math.isfinite(nr2):
@@ -128,8 +132,10 @@ class KernelSolve:
         The reduction axis, as for Genred: with ``axis=1`` the unknown is a
         j-variable and the result has one row per i.
     dtype_acc, use_double_acc, sum_scheme, use_fast_math
-        As for :class:`~dredux.Genred`. ``dtype``, ``opt_arg``,
-        ``enable_chunks`` and ``rec_multVar_highdim`` are accepted and ignored.
+        As for :class:`~dredux.Genred`. ``dtype`` (deprecated in KeOps) is
+        Genred's: a dtype, or a warning when the inputs have another one.
+        ``opt_arg`` (None or an integer), ``enable_chunks`` and
+        ``rec_multVar_highdim`` are accepted and ignored.
 
     Examples
     --------
@@ -151,7 +157,14 @@ class KernelSolve:
                  use_fast_math: bool = False):
         from .api import Genred
 
-        self.routine = Genred(formula, aliases, reduction_op="Sum", axis=axis,
+        if opt_arg is not None and (isinstance(opt_arg, (bool, np.bool_))
+                                    or not isinstance(opt_arg, (int, np.integer))):
+            raise ArgumentError(f"KernelSolve got opt_arg={reprlib.repr(opt_arg)}; opt_arg "
+                                "is the K of K-min reductions, an integer, which the Sum of "
+                                "a solve ignores: leave it out")
+        # dtype, deprecated and ignored in KeOps, is Genred's: checked to be a dtype, and
+        # a warning at a call on arrays of another dtype
+        self.routine = Genred(formula, aliases, reduction_op="Sum", axis=axis, dtype=dtype,
                               dtype_acc=dtype_acc, use_double_acc=use_double_acc,
                               sum_scheme=sum_scheme, use_fast_math=use_fast_math)
         self.formula, self.aliases, self.axis = formula, list(aliases), int(axis)
@@ -194,9 +207,16 @@ class KernelSolve:
         backend, device_id, ranges, block_size, split_every, scheduler
             As for the Genred call, for every product.
         """
-        _check_alpha(alpha)
-        if len(args) != len(self.routine.signature.args):
+        from .api import _check_args
+        from .batch import batch_shape
+
+        alpha = _check_alpha(alpha)
+        signature = self.routine.signature
+        if len(args) != len(signature.args):
             self.routine(*args)  # Genred names the expected arguments
+        if batch_shape(signature, args) is None:
+            # the checks of Genred's call, before b is used: lists become arrays
+            args = tuple(_check_args(signature, args))
         pos = self.varinvpos
         b = args[pos]
         routine = self.routine
@@ -217,10 +237,24 @@ class KernelSolve:
         return conjugate_gradient(linop, b, eps, maxiter, options.get("scheduler"))
 
 
-def _check_alpha(alpha) -> None:
-    if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
-            and math.isfinite(alpha) and alpha >= 0):
-        raise SolveError(f"alpha must be a finite number >= 0, got {alpha!r}")
+def _number(value, what: str) -> float:
+    """``value`` (a Python or NumPy real number) as a Python float: a NumPy scalar
+    would promote float32 iterates to float64 (NEP 50)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        try:
+            return float(value)
+        except OverflowError:  # an integer too large for any float
+            return math.inf
+    raise SolveError(f"{what} must be a number, got {type(value).__name__} "
+                     f"{reprlib.repr(value)}")
+
+
+def _check_alpha(alpha) -> float:
+    """``alpha`` as a float, checked to be finite and >= 0."""
+    value = _number(alpha, "alpha")
+    if not (math.isfinite(value) and value >= 0):
+        raise SolveError(f"alpha must be a finite number >= 0, got {reprlib.repr(alpha)}")
+    return value
 
 
 def _find_variable(signature, name: str):
@@ -248,10 +282,11 @@ def _find_variable(signature, name: str):
 
 def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
     """:meth:`dredux.LazyTensor.solve` (see there)."""
-    from .lazy import LazyTensor
+    from .lazy import LazyTensor, _as_array, _bool_arg
 
     maxiter = kwargs.pop("maxiter", None)
-    _check_alpha(alpha)
+    alpha = _check_alpha(alpha)
+    call = _bool_arg(call, "solve(call=...)")
     if isinstance(other, LazyTensor):
         if other._expr.op is not Op.VAR or len(other._vars) != 1:
             raise ShapeError("solve(b): b must be an array or a LazyTensor of one array "
@@ -262,7 +297,7 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
                              "(Vi(b), Vj(b)), not a parameter or a symbolic variable")
         b, out_cat = leaf.data, leaf.cat
     else:
-        b = other if hasattr(other, "shape") else np.asarray(other, dtype=K.dtype)
+        b = other if hasattr(other, "shape") else _as_array(other, K.dtype, "solve(b): b")
         if len(getattr(b, "shape", ())) != 2:
             shape = tuple(getattr(b, "shape", ()))
             fix = " (reshape it with b.reshape(-1, 1))" if len(shape) == 1 else ""

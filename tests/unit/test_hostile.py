@@ -13,8 +13,8 @@ import pickle
 import numpy as np
 import pytest
 
-from dredux import FormulaError, Genred, limits, reduce
-from dredux.errors import DreduxError
+from dredux import FormulaError, Genred, KernelSolve, LazyTensor, Vi, Vj, limits, reduce
+from dredux.errors import ArgumentError, ConfigError, DreduxError, DtypeError
 
 X = ["x = Vi(1)"]
 BIG = 2**64 + 3
@@ -166,3 +166,193 @@ def test_on_off_options_take_booleans_only(option):
         routine = Genred("x", X, reduction_op="Sum", axis=1, **{option: value})
         assert getattr(routine, option) is bool(value)
         np.testing.assert_allclose(routine(x, backend="numpy"), x)
+
+
+# --------------------------------------------------------------------------
+# LazyTensor and the solvers: the same limits as the parser, typed errors
+# --------------------------------------------------------------------------
+
+XL = np.random.default_rng(3).uniform(-1, 1, (6, 2))
+BL = np.random.default_rng(4).uniform(-1, 1, (6, 1))
+
+
+def _lazy():
+    return LazyTensor(XL[:, None, :]), LazyTensor(XL[None, :, :])
+
+
+def _gaussian():
+    xi, yj = _lazy()
+    return (-(xi - yj).sqnorm2()).exp()
+
+
+def _solver(**options):
+    return KernelSolve("Exp(-SqDist(x, y)) * a", ["x = Vi(2)", "y = Vj(2)", "a = Vj(1)"],
+                       "a", axis=1, **options)
+
+
+def _reference(alpha):
+    kernel = np.exp(-((XL[:, None] - XL[None]) ** 2).sum(-1))
+    return np.linalg.solve(alpha * np.eye(len(XL)) + kernel, BL)
+
+
+@pytest.mark.parametrize("build, formula, words", [
+    (lambda xi: xi.round(400), "Round(x, 400)", "is 400, outside the limits -300 .. 300"),
+    (lambda xi: xi.round(-400), "Round(x, -400)", "is -400, outside the limits -300 .. 300"),
+    (lambda xi: xi.clamp(0, 2**60), f"ClampInt(x, 0, {2**60})",
+     f"is {2**60}, outside the limits -{limits.MAX_PARAM} .. {limits.MAX_PARAM}"),
+], ids=["round(400)", "round(-400)", "clamp(0, 2**60)"])
+def test_lazytensor_integer_arguments_have_the_parsers_limits(build, formula, words):
+    """round(400) reached the code generators (OverflowError), round(-400) gave NaN:
+    LazyTensor checked every integer argument against MAX_DIM, not the op's limit."""
+    xi, _ = _lazy()
+    with pytest.raises(FormulaError) as parsed:
+        Genred(formula, ["x = Vi(2)"], axis=1)
+    with pytest.raises(FormulaError) as built:
+        build(xi)
+    assert words in str(parsed.value) and words in str(built.value), str(built.value)
+
+
+def test_lazytensor_clamp_takes_the_bounds_clampint_takes():
+    xi, yj = _lazy()
+    bound = 70_000  # past MAX_DIM, within ClampInt's limit in a formula
+    out = ((xi * 1e5).clamp(0, bound) + 0 * yj).sum(1, backend="numpy")
+    np.testing.assert_allclose(out, len(XL) * np.clip(XL * 1e5, 0, bound))
+
+
+@pytest.mark.parametrize("build", [
+    lambda xi: LazyTensor(10**400),
+    lambda xi: xi * 10**400,
+    lambda xi: 10**400 + xi,
+    lambda xi: LazyTensor([1.0, -(10**400)]),
+], ids=["LazyTensor(10**400)", "xi * 10**400", "10**400 + xi", "a list"])
+def test_integers_larger_than_any_float_are_refused_as_the_parser_does(build):
+    xi, _ = _lazy()
+    with pytest.raises(FormulaError) as parsed:
+        Genred("x * " + "1" + "0" * 400, ["x = Vi(2)"], axis=1)
+    with pytest.raises(FormulaError) as built:
+        build(xi)
+    for info in (parsed, built):
+        assert "(401 digits)" in str(info.value) and "larger than any float" in str(info.value)
+
+
+def test_solves_take_numpy_scalars_lists_and_huge_tolerances():
+    """np.float32 alpha and eps were refused; a list b (Genred takes lists) raised
+    AttributeError; eps=1e200 raised OverflowError."""
+    K = _gaussian()
+    ref = _reference(0.1)
+    for alpha, eps in ((np.float32(0.1), np.float32(1e-10)), (np.float64(0.1), 1e-10)):
+        np.testing.assert_allclose(K.solve(BL, alpha=alpha, eps=eps), ref, atol=1e-7)
+        np.testing.assert_allclose(_solver()(XL, XL, BL, alpha=alpha, eps=eps), ref,
+                                   atol=1e-7)
+    np.testing.assert_allclose(_solver()(XL, XL, BL.tolist(), alpha=0.1, eps=1e-10), ref,
+                               atol=1e-7)
+    # a NumPy alpha leaves float32 iterates float32 (a NumPy float64 would promote them)
+    x32, b32 = XL.astype(np.float32), BL.astype(np.float32)
+    a32 = _solver()(x32, x32, b32, alpha=np.float64(0.1), eps=1e-4)
+    assert a32.dtype == np.float32
+    # every b is within a tolerance this large: a = 0
+    np.testing.assert_array_equal(K.solve(BL, eps=1e200), 0 * BL)
+    np.testing.assert_array_equal(_solver()(XL, XL, BL, eps=1e200), 0 * BL)
+
+
+@pytest.mark.parametrize("solve, error, words", [
+    (lambda K: K.solve("abc"), ArgumentError, "'abc'"),
+    (lambda K: K.solve({}), ArgumentError, "dict"),
+    (lambda K: K.solve(None), ArgumentError, "None"),
+    (lambda K: K.solve(BL, call="no"), ArgumentError, "'no'"),
+    (lambda K: K.solve(BL, frobnicate=1), ArgumentError, "frobnicate"),
+    (lambda K: _solver(dtype="junk"), DtypeError, "'junk'"),  # deprecated in KeOps
+    (lambda K: _solver(opt_arg="junk"), ArgumentError, "'junk'"),
+], ids=["b='abc'", "b={}", "b=None", "call='no'", "frobnicate=1", "dtype='junk'",
+        "opt_arg='junk'"])
+def test_solve_arguments_of_the_wrong_kind_get_typed_errors(solve, error, words):
+    """The first three raised ValueError or TypeError from NumPy, call='no' was
+    taken as True, KernelSolve took any dtype= and opt_arg=."""
+    with pytest.raises(error) as info:
+        solve(_gaussian())
+    assert words in str(info.value), str(info.value)
+
+
+def _hostile_lazy_cases():
+    def disagreeing_backends(xi, yj):
+        xi.backend, yj.backend = "cpu", "numpy"
+        return xi + yj
+
+    arr = np.array([0, 1])
+    return [
+        ("xi + None", lambda xi, yj: xi + None, ArgumentError, "None"),
+        ("LazyTensor(None)", lambda xi, yj: LazyTensor(None), ArgumentError, "None"),
+        ("xi[0.5:2]", lambda xi, yj: xi[0.5:2], ArgumentError, "0.5"),
+        ("xi['a':]", lambda xi, yj: xi["a":], ArgumentError, "'a'"),
+        ("K @ 'abcd'", lambda xi, yj: (xi | yj) @ "abcd", ArgumentError, "'abcd'"),
+        ("K @ ['a', 'b']", lambda xi, yj: (xi | yj) @ (["a"] * 6), ArgumentError, "'a'"),
+        ("sum(axis=array)", lambda xi, yj: (xi - yj).sum(axis=arr), ArgumentError,
+         "array([0, 1])"),
+        ("sum(dim=array)", lambda xi, yj: (xi - yj).sum(dim=arr), ArgumentError,
+         "array([0, 1])"),
+        ("min(axis=array)", lambda xi, yj: (xi - yj).min(axis=arr), ArgumentError,
+         "array([0, 1])"),
+        ("sum_reduction(axis=1.0)", lambda xi, yj: (xi - yj).sum_reduction(axis=1.0),
+         ArgumentError, "1.0"),
+        ("norm(dim=array)", lambda xi, yj: (xi - yj).norm(dim=arr), ArgumentError,
+         "array([0, 1])"),
+        ("concatenate(axis=array)",
+         lambda xi, yj: LazyTensor.concatenate((xi, yj), axis=arr), ArgumentError,
+         "array([0, 1])"),
+        ("LazyTensor(x, axis=array)", lambda xi, yj: LazyTensor(XL, axis=arr),
+         ArgumentError, "array([0, 1])"),
+        ("sum(call='no')", lambda xi, yj: (xi - yj).sum(dim=1, call="no"),
+         ArgumentError, "'no'"),
+        ("argKmin(K=array)", lambda xi, yj: (xi - yj).sqnorm2().argKmin(arr, dim=1),
+         ArgumentError, "array([0, 1])"),
+        ("LazyTensor('abc')", lambda xi, yj: LazyTensor("abc"), ArgumentError, "'abc'"),
+        ("LazyTensor(LazyTensor)", lambda xi, yj: LazyTensor(LazyTensor), ArgumentError,
+         "type"),
+        ("LazyTensor(xi)", lambda xi, yj: LazyTensor(xi), ArgumentError, "use it directly"),
+        ("sum(frobnicate=)", lambda xi, yj: (xi - yj).sum(1, frobnicate=1), ArgumentError,
+         "frobnicate"),
+        ("call(dtype_acc=)",
+         lambda xi, yj: (xi - yj).sum(1, call=False)(dtype_acc="float64"), ArgumentError,
+         "dtype_acc"),
+        ("xi + 'a'", lambda xi, yj: xi + "a", ArgumentError, "'a'"),
+        ("clamp('a', 1)", lambda xi, yj: xi.clamp("a", 1), ArgumentError, "'a'"),
+        ("grad(xi, 'a')", lambda xi, yj: (xi - yj).sqnorm2().grad(xi, "a"), ArgumentError,
+         "'a'"),
+        ("logsumexp(weight='a')",
+         lambda xi, yj: (xi - yj).sqnorm2().logsumexp(1, weight="a"), ArgumentError, "'a'"),
+        ("backends", disagreeing_backends, ConfigError, "'cpu' and 'numpy'"),
+    ]
+
+
+@pytest.mark.parametrize("case", _hostile_lazy_cases(), ids=lambda case: case[0])
+def test_lazytensor_arguments_of_the_wrong_kind_get_typed_errors(case):
+    """They raised AttributeError, 'slice indices must be integers', 'truth value of
+    an array is ambiguous', or plain TypeErrors; call='no' was taken as True.
+    ArgumentError is a TypeError and ConfigError a ValueError, as before."""
+    _, build, error, words = case
+    with pytest.raises(error) as info:
+        build(*_lazy())
+    assert words in str(info.value) and len(str(info.value)) < 1000, str(info.value)
+
+
+def test_lazytensors_and_their_reductions_pickle_at_any_depth():
+    """5000 nested operations reduced fine but pickled recursively (RecursionError);
+    a reduction made with call=False did not unpickle at all."""
+    xi, yj = _lazy()
+    deep = xi
+    for _ in range(3000):
+        deep = deep.sin()
+    deep = deep - yj
+    again = pickle.loads(pickle.dumps(deep))
+    assert again.formula == deep.formula and again.shape == deep.shape
+    # the Genred of its reduction too (its formula's nodes pickle flat)
+    routine = deep.sum(1, call=False).routine()
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(routine))(XL, XL, backend="numpy"),
+                                  routine(XL, XL, backend="numpy"))
+    np.testing.assert_array_equal(again.sum(1, backend="numpy"), deep.sum(1, backend="numpy"))
+    reduction = (xi - yj).sqnorm2().sum(1, call=False)
+    loaded = pickle.loads(pickle.dumps(reduction))
+    np.testing.assert_array_equal(loaded(backend="numpy"), reduction(backend="numpy"))
+    symbolic = pickle.loads(pickle.dumps((Vi(0, 2) - Vj(1, 2)).sqnorm2().sum(1)))
+    np.testing.assert_allclose(symbolic(XL, XL, backend="numpy"),
+                               ((XL[:, None] - XL[None]) ** 2).sum(-1).sum(1, keepdims=True))
