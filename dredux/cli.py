@@ -21,6 +21,15 @@ Schedulers (``--scheduler``, else the job's ``options.scheduler``, else threads)
 * the path of a scheduler file written by ``dask scheduler --scheduler-file``
   or ``dask-mpi``.
 
+A scheduler file named by a job file's ``options.scheduler`` is relative to the
+job file's folder (as every path of a job file), one named by ``--scheduler`` to
+the working directory. The scheduler is reached before any input is created.
+
+An existing output is replaced: a file by a file, a zarr store (a folder holding
+only zarr metadata and chunks) by a zarr store. A folder that is not a zarr
+store (files of the user's) is refused, exit 2: dredux never deletes files it
+did not write.
+
 Exit status: 0 done, 1 the job failed or its check did not pass, 2 bad job file,
 command line or dredux setting (found before any input is created or the job runs),
 130 interrupted (SIGINT), 143 terminated (SIGTERM).
@@ -80,24 +89,123 @@ class SchedulerSpec:
 
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]]+:\d+$")
+# schemes whose address is host:port (ucx and inproc have their own forms)
+_HOST_PORT_SCHEMES = ("tcp", "tls", "ws", "wss")
+_ADDRESS_EXAMPLE = ("an address such as tcp://host:8786 (a host and a port from 1 to 65535; "
+                    "an IPv6 host in brackets, tcp://[::1]:8786)")
+# how long a scheduler file that is not (yet) valid JSON is read again: the
+# scheduler may be writing it right now (dask-mpi, dask scheduler --scheduler-file)
+SCHEDULER_FILE_WAIT = 2.0
+
+
+def _what(text: str, source) -> str:
+    return (f"--scheduler {text!r}" if source is None
+            else f"job file '{source}': key 'options.scheduler' ({text!r})")
 
 
 def parse_scheduler(text: str, source=None) -> SchedulerSpec:
     """Classify a ``--scheduler`` value, or the ``options.scheduler`` of the job
-    file ``source`` (checked before any data is read)."""
+    file ``source`` (checked before any data is read). An address is checked to
+    be one that distributed can connect to; a relative scheduler file of a job
+    file is relative to the job file's folder, as every path of a job file."""
     value = text.strip()
     if value in ("threads", "sync", "local"):
         return SchedulerSpec(value)
+    what = _what(text, source)
     if "://" in value or _ADDRESS.match(value):
+        check_address(value, what)
         return SchedulerSpec("address", value)
-    if os.path.isfile(os.path.expanduser(value)):
-        return SchedulerSpec("file", os.path.expanduser(value))
-    what = (f"--scheduler {text!r}" if source is None
-            else f"job file '{source}': key 'options.scheduler' ({text!r})")
+    path = os.path.expanduser(value)
+    if source is not None and not os.path.isabs(path):
+        path = os.path.join(os.path.dirname(os.fspath(source)), path)
+    if os.path.isfile(path):
+        return SchedulerSpec("file", path)
+    where = f" (no file {path!r} exists)"
+    if source is not None and path != value:
+        where = (f" (no file {path!r} exists: a relative path in a job file is relative "
+                 "to the job file's folder)")
     raise JobError(
         f"{what} is not a scheduler: expected 'threads', 'sync', 'local', "
-        "an address such as tcp://host:8786, or the path of an existing scheduler file "
-        f"(no file {value!r} exists)")
+        f"an address such as tcp://host:8786, or the path of an existing scheduler file{where}")
+
+
+def check_address(address: str, what: str, connector: bool = False) -> None:
+    """JobError naming ``what`` unless ``address`` is a scheduler address that
+    distributed understands: a known scheme and, for tcp, tls, ws and wss, a host
+    and a port from 1 to 65535; with ``connector``, also one that this
+    installation can connect to (ucx:// needs distributed-ucxx)."""
+    from distributed.comm.addressing import get_address_host_port, parse_address
+    from distributed.comm.registry import backends, get_backend
+
+    def bad(reason: str) -> JobError:
+        return JobError(f"{what} is not a scheduler address: {reason}; expected "
+                        f"{_ADDRESS_EXAMPLE}, with one of the schemes "
+                        f"{', '.join(sorted(set(backends) - {'inproc'}))}. Fix the "
+                        "address, or use --scheduler local")
+
+    try:
+        scheme, _ = parse_address(address, strict=False)
+        get_backend(scheme)
+    except (ValueError, TypeError) as exc:
+        raise bad(str(exc)) from None
+    if scheme == "inproc":
+        raise bad(f"{address!r} is an in-process address, which only the process that "
+                  "started that scheduler can reach")
+    if connector:
+        try:  # ucx:// without distributed-ucxx, say (no network is used here)
+            get_backend(scheme).get_connector()
+        except Exception as exc:
+            raise JobError(f"{what}: this installation of distributed cannot connect to "
+                           f"{scheme}:// addresses ({type(exc).__name__}: {exc}). For "
+                           "ucx://, install distributed-ucxx; or use a tcp:// address of "
+                           "the scheduler") from None
+    if scheme not in _HOST_PORT_SCHEMES:
+        return
+    try:
+        host, port = get_address_host_port(address)
+    except (ValueError, TypeError) as exc:
+        raise bad(str(exc)) from None
+    if not host:
+        raise bad(f"{address!r} has no host")
+    if not (isinstance(port, int) and 1 <= port <= 65535):
+        raise bad(f"the port of {address!r} is {port!r}")
+
+
+def read_scheduler_file(spec: SchedulerSpec, what: str) -> str:
+    """The address in the scheduler file of ``spec`` (JSON with an "address"
+    string, as ``dask scheduler --scheduler-file`` writes it), checked; a
+    JobError naming the file and what is wrong otherwise. A file that is not
+    valid JSON yet is read again for :data:`SCHEDULER_FILE_WAIT` seconds."""
+    path = spec.target
+    where = f"{what}: the scheduler file '{path}'"
+    expected = ('expected the JSON file that \'dask scheduler --scheduler-file FILE\' '
+                'or dask-mpi writes, e.g. {"address": "tcp://10.0.0.1:8786", ...}. '
+                "Check the path, or start the scheduler again to rewrite the file")
+    deadline = time.monotonic() + SCHEDULER_FILE_WAIT
+    while True:
+        try:
+            with open(path, "rb") as f:
+                data = json.loads(f.read(1 << 20).decode("utf-8"))
+            break
+        except OSError as exc:
+            raise JobError(f"{where} cannot be read: {exc.strerror or exc}. "
+                           f"{expected}") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            if time.monotonic() >= deadline:
+                raise JobError(f"{where} is not valid JSON ({exc}); {expected}") from None
+            time.sleep(0.1)
+    if not isinstance(data, dict):
+        raise JobError(f"{where} holds a JSON {type(data).__name__}, not an object; "
+                       f"{expected}")
+    if "address" not in data:
+        raise JobError(f"{where} has no key 'address'; {expected}")
+    address = data["address"]
+    if not isinstance(address, str) or not address.strip():
+        raise JobError(f"{where} has 'address' {address!r}; expected a string, "
+                       f"{_ADDRESS_EXAMPLE}. Check the path, or start the scheduler "
+                       "again to rewrite the file")
+    check_address(address.strip(), f"{where}: its address {address!r}", connector=True)
+    return address.strip()
 
 
 class _ClientGet:
@@ -125,9 +233,11 @@ class _ClientGet:
 @contextlib.contextmanager
 def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None,
                    wait_workers: int = 1, wait_timeout: float = 300.0,
-                   progress: bool = True, connect_timeout: float = 10.0):
+                   progress: bool = True, connect_timeout: float = 10.0,
+                   address: str | None = None):
     """Make ``spec`` the Dask scheduler of the enclosed block, with a progress bar;
-    yields a description of the scheduler."""
+    yields a description of the scheduler. ``address``: that of a scheduler
+    file, already read (:func:`read_scheduler_file`)."""
     import dask
 
     interactive = sys.stdout.isatty()
@@ -150,7 +260,7 @@ def open_scheduler(spec: SchedulerSpec, *, workers=None, threads_per_worker=None
                 n_workers=workers, threads_per_worker=threads_per_worker, processes=True))
             client = stack.enter_context(Client(cluster))
         else:
-            client = stack.enter_context(_connect(spec, connect_timeout))
+            client = stack.enter_context(_connect(spec, connect_timeout, address))
         if wait_workers > 0:
             try:
                 client.wait_for_workers(wait_workers, timeout=wait_timeout)
@@ -178,18 +288,21 @@ def progress_interval(interactive: bool) -> str:
     return "100ms" if interactive else "500ms"
 
 
-def _connect(spec: SchedulerSpec, timeout: float):
+def _connect(spec: SchedulerSpec, timeout: float, address: str | None = None):
     """A Client of the scheduler at ``spec``'s address or scheduler file, or a
     DreduxError naming the setting and what to check when it cannot be reached
     within ``timeout`` seconds."""
     from distributed import Client
 
-    where = (f"the scheduler at {spec.target}" if spec.kind == "address" else
-             f"the scheduler of the scheduler file {spec.target}")
+    if spec.kind == "address":
+        where = f"the scheduler at {spec.target}"
+        address = spec.target
+    else:
+        if address is None:
+            address = read_scheduler_file(spec, f"--scheduler {spec.target!r}")
+        where = f"the scheduler {address} of the scheduler file {spec.target}"
     try:
-        if spec.kind == "address":
-            return Client(spec.target, timeout=f"{timeout}s")
-        return Client(scheduler_file=spec.target, timeout=f"{timeout}s")
+        return Client(address, timeout=f"{timeout}s")
     except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
         raise ConfigError(
             f"cannot reach {where} within {timeout:g} s ({type(exc).__name__}); it comes "
@@ -235,24 +348,86 @@ def terminate_as_interrupt():
 # output files
 # ---------------------------------------------------------------------------
 
-def prepare_output(path: Path) -> None:
-    """Fail before the run if the output cannot be written (folder, kind, rights)."""
+# the names a zarr store holds (v2 and v3 metadata, chunk keys such as 0.1 or
+# c/0/1); an existing .zarr output holding anything else is not replaced
+_ZARR_METADATA = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
+_ZARR_ROOT = frozenset({"zarr.json", ".zarray", ".zgroup"})
+_CHUNK_KEY = re.compile(r"\d+(\.\d+)*")
+
+
+def foreign_in_zarr(folder: Path) -> str | None:
+    """Why the existing folder ``folder`` is not a zarr store that an output may
+    replace as a whole (None when it is one, or is empty): no zarr metadata at
+    its top, or a file or link that no zarr store holds (a file of the user's)."""
+    try:
+        top = set(os.listdir(folder))
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if not top:
+        return None  # nothing is lost by replacing it
+    if not top & _ZARR_ROOT:
+        return "it holds no zarr metadata (zarr.json, .zarray or .zgroup)"
+    errors: list[OSError] = []
+    for root, dirs, files in os.walk(folder, onerror=errors.append):
+        for name in dirs + files:
+            entry = Path(root, name)
+            if entry.is_symlink():
+                return f"it holds the link '{entry}'"
+        for name in files:
+            if name not in _ZARR_METADATA and not _CHUNK_KEY.fullmatch(name):
+                return f"it holds '{Path(root, name)}', which is not part of a zarr store"
+    if errors:
+        return f"'{errors[0].filename}' in it cannot be read ({errors[0].strerror})"
+    return None
+
+
+def _refuse_foreign_zarr(path: Path, error=JobError) -> None:
+    """``error`` unless the existing output folder ``path`` is a zarr store."""
+    reason = foreign_in_zarr(path)
+    if reason is not None:
+        raise error(f"the output '{path}' exists and is a folder that is not a zarr store: "
+                    f"{reason}. dredux replaces an existing zarr store as a whole, and "
+                    "never deletes files it did not write. Move the folder away or "
+                    "choose another output path")
+
+
+def prepare_output(path: Path) -> list[Path]:
+    """Fail before the run if the output cannot be written (folder, kind, rights,
+    a folder that is not a zarr store); returns the folders it created for the
+    output, outermost first (:func:`remove_created` removes them if still empty)."""
+    created = [p for p in reversed(path.parents) if not os.path.lexists(p)]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        remove_created(created)
         raise JobError(f"cannot create the output folder '{path.parent}': {exc}") from None
-    is_zarr = path.suffix == ".zarr"
-    if path.exists() and path.is_dir() != is_zarr:
-        what = "a folder" if path.is_dir() else "a file"
-        raise JobError(f"the output '{path}' exists and is {what}; expected "
-                       f"{'a .zarr folder' if is_zarr else 'a file'} to replace (or no "
-                       "output yet). Move it away or choose another output path")
-    probe = temp_path(path)
     try:
-        probe.touch()
-    except OSError as exc:
-        raise JobError(f"cannot write in the output folder '{path.parent}': {exc}") from None
-    probe.unlink()
+        is_zarr = path.suffix == ".zarr"
+        if path.exists() and path.is_dir() != is_zarr:
+            what = "a folder" if path.is_dir() else "a file"
+            raise JobError(f"the output '{path}' exists and is {what}; expected "
+                           f"{'a .zarr folder' if is_zarr else 'a file'} to replace (or no "
+                           "output yet). Move it away or choose another output path")
+        if is_zarr and path.is_dir():
+            _refuse_foreign_zarr(path)
+        probe = temp_path(path)
+        try:
+            probe.touch()
+        except OSError as exc:
+            raise JobError(f"cannot write in the output folder '{path.parent}': "
+                           f"{exc}") from None
+        probe.unlink()
+    except BaseException:
+        remove_created(created)
+        raise
+    return created
+
+
+def remove_created(folders: list[Path]) -> None:
+    """Remove the ``folders`` (innermost first) that are still empty."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def write_output(path: Path, names: list[str], results: list) -> list:
@@ -304,6 +479,8 @@ def _write_zarr(path: Path, names: list[str], results: list) -> list:
                                      compute=False))
         dask.compute(*stores)
         if path.exists():
+            # checked again: the run may have lasted hours
+            _refuse_foreign_zarr(path, DreduxError)
             old = path.with_name(f".{path.name}.old-{secrets.token_hex(4)}")
             os.replace(path, old)
             os.replace(tmp, path)
@@ -320,29 +497,121 @@ def _write_zarr(path: Path, names: list[str], results: list) -> list:
 # dredux run
 # ---------------------------------------------------------------------------
 
-def cmd_run(args) -> int:
-    from . import config
+# a local cluster's worker processes (--workers) and threads per worker
+# (--threads-per-worker): at most this many per CPU of this machine (starting
+# 100000 processes would never finish)
+LOCAL_PER_CPU = 4
 
+
+def local_limit() -> int:
+    """The most --workers, and --threads-per-worker, of ``--scheduler local``."""
+    from dask.system import CPU_COUNT
+
+    return LOCAL_PER_CPU * max(1, int(CPU_COUNT or os.cpu_count() or 1))
+
+
+def check_settings(job, spec: SchedulerSpec) -> str:
+    """Check every dredux setting the run reads, before any input is created;
+    returns the backend the run resolves to. Bad settings are ConfigErrors
+    (exit 2). The compiler, its flags and the kernel cache are checked when
+    kernels are built in this machine's processes (threads, sync, local)."""
+    from . import config
+    from .backends import BackendUnavailable, normalize_backend, resolve_backend
+    from .errors import ShapeError
+    from .plan import _parse_block_size
+
+    config.memory_per_task()
+    config.number("max-tasks-per-worker", integer=True, least=1)
+    if job.split_every is None:
+        config.number("split-every", integer=True, least=2)
+    if job.block_size is None:
+        config.number("task-seconds", integer=False, least=0, strict=True)
+        try:
+            _parse_block_size(config.get("block-size"))
+        except ShapeError:
+            raise config.setting_error("block-size", config.get("block-size"),
+                                       "rows per block, or [rows, cols], positive integers "
+                                       "(default None: planned)") from None
+    if job.backend is None:
+        try:
+            normalize_backend(config.get("backend"))
+        except BackendUnavailable:
+            raise config.setting_error("backend", config.get("backend"),
+                                       "auto, cpu, gpu or numpy (or a KeOps spelling: "
+                                       "CPU, GPU, GPU_1D...)") from None
+    with _quiet():
+        backend = resolve_backend(job.backend)  # an unsplittable dredux.cxx raises here
+    if spec.kind not in ("threads", "sync", "local"):
+        return backend  # the workers build the kernels, with their own settings
+    if backend == "cpu":
+        from .compile.cpp import compile_flags, compiler_command
+
+        try:
+            command = compiler_command()
+        except BackendUnavailable as exc:
+            raise ConfigError(str(exc)) from None
+        compile_flags(command)  # dredux.march, dredux.cxxflags
+    if backend in ("cpu", "gpu"):
+        from .compile.cache import backend_dir
+
+        try:
+            backend_dir(backend)  # dredux.cache-dir: a folder dredux can use
+        except DreduxError as exc:
+            raise ConfigError(str(exc)) from None
+    return backend
+
+
+@contextlib.contextmanager
+def _quiet():
+    """No warnings from the block: the backend's check before the run is silent,
+    so that the run's own (a fallback to NumPy...) is the one shown."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def cmd_run(args) -> int:
     job = load_job(args.job, output=args.output, backend=args.backend,
                    scheduler=args.scheduler, check_rows=args.check)
+    from_file = args.scheduler is None
     spec = parse_scheduler(job.scheduler or "threads",
-                           source=None if args.scheduler is not None else job.source)
-    config.memory_per_task()  # a bad setting is a ConfigError now, not after the inputs
+                           source=job.source if from_file else None)
+    what = _what(job.scheduler or "threads", job.source if from_file else None)
+    address = None
+    if spec.kind == "file":
+        address = read_scheduler_file(spec, what)
+    elif spec.kind == "address":
+        check_address(spec.target, what, connector=True)
+    if spec.kind == "local" and args.workers is not None \
+            and args.wait_workers > args.workers:
+        raise JobError(f"--wait-workers {args.wait_workers} is more than --workers "
+                       f"{args.workers}: a local cluster of {args.workers} worker(s) never "
+                       f"has {args.wait_workers}. Lower --wait-workers or raise --workers")
+    # every setting is a ConfigError now, not after the inputs are created
+    check_settings(job, spec)
     routine = job.routine()
     names = output_names(routine, job.output)
-    prepare_output(job.output)
+    created = prepare_output(job.output)
     say(f"job {job.source}: {routine.reduction.name} over {'j' if job.axis == 1 else 'i'} "
         f"of {job.formula}")
-    with terminate_as_interrupt():
-        inputs = load_inputs(job, routine, log=say)
-        for spec_arg, a in zip(routine.signature.args, inputs):
-            where = job.inputs[spec_arg.name].path or "inline"
-            say(f"  {spec_arg.name}: {tuple(a.shape)} {np.dtype(a.dtype).name} ({where})")
-        with open_scheduler(spec, workers=args.workers,
-                            threads_per_worker=args.threads_per_worker,
-                            wait_workers=args.wait_workers, wait_timeout=args.wait_timeout,
-                            progress=not args.no_progress,
-                            connect_timeout=args.connect_timeout) as described:
+    written = None
+    try:
+        with terminate_as_interrupt(), \
+                open_scheduler(spec, workers=args.workers,
+                               threads_per_worker=args.threads_per_worker,
+                               wait_workers=args.wait_workers,
+                               wait_timeout=args.wait_timeout,
+                               progress=not args.no_progress,
+                               connect_timeout=args.connect_timeout,
+                               address=address) as described:
+            # the scheduler is reached before the inputs are created: an
+            # unreachable one fails without leaving generated inputs behind
+            inputs = load_inputs(job, routine, log=say)
+            for spec_arg, a in zip(routine.signature.args, inputs):
+                where = job.inputs[spec_arg.name].path or "inline"
+                say(f"  {spec_arg.name}: {tuple(a.shape)} {np.dtype(a.dtype).name} ({where})")
             from .backends import resolve_backend
 
             backend = resolve_backend(job.backend, inputs)
@@ -358,6 +627,9 @@ def cmd_run(args) -> int:
             ok = True
             if job.check_rows:
                 ok = check_output(job, inputs, written, names)
+    finally:
+        if written is None:
+            remove_created(created)  # the output's folders, if still empty
     return 0 if ok else 1
 
 
@@ -563,8 +835,8 @@ def _backend_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _count(minimum: int):
-    """An argparse type: an integer >= ``minimum``."""
+def _count(minimum: int, maximum=None, why: str = ""):
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum()``)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -573,6 +845,13 @@ def _count(minimum: int):
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not an integer >= {minimum}")
+        limit = None if maximum is None else maximum()
+        if limit is not None and value > limit:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is more than {limit}; expected an integer from {minimum} to "
+                f"{limit}, the most {why} ({LOCAL_PER_CPU} per CPU, "
+                f"{limit // LOCAL_PER_CPU} CPU(s) here). For more, run a cluster (dask "
+                "scheduler, dask worker) and pass its address to --scheduler")
         return value
 
     return parse
@@ -616,10 +895,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--check", type=_count(0), metavar="ROWS",
                      help="compare ROWS random output rows with a float64 NumPy run "
                      "(0: no check; default: the job's check.rows)")
-    run.add_argument("--workers", type=_count(1), metavar="N",
-                     help="worker processes of --scheduler local")
-    run.add_argument("--threads-per-worker", type=_count(1), metavar="N",
-                     help="threads per worker of --scheduler local")
+    run.add_argument("--workers", type=_count(1, local_limit, "worker processes of "
+                                               "--scheduler local on this machine"),
+                     metavar="N", help="worker processes of --scheduler local (at most "
+                     f"{LOCAL_PER_CPU} per CPU)")
+    run.add_argument("--threads-per-worker",
+                     type=_count(1, local_limit, "threads per worker of --scheduler local "
+                                 "on this machine"),
+                     metavar="N", help="threads per worker of --scheduler local (at most "
+                     f"{LOCAL_PER_CPU} per CPU)")
     run.add_argument("--wait-workers", type=_count(0), default=1, metavar="N",
                      help="with a cluster, wait for N workers before planning (default 1)")
     run.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",

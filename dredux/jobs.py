@@ -65,7 +65,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = ["JobError", "NoSpaceError", "Job", "InputSpec", "Recipe", "load_job",
-           "load_inputs", "output_names", "GEN_ROWS", "OUTPUT_SUFFIXES"]
+           "load_inputs", "output_names", "check_path", "GEN_ROWS", "OUTPUT_SUFFIXES"]
 
 # Rows generated per random draw (and per zarr chunk of generated inputs): the
 # values depend on (seed, chunk index) only, so they do not depend on memory.
@@ -249,9 +249,63 @@ def _in(*choices) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, str) and v in choices
 
 
-def _resolve(source: Path, value: str) -> Path:
+def _resolve(source: Path, value: str, what: str | None = None) -> Path:
+    """``value`` as an absolute path, relative ones relative to the job file's
+    folder; with ``what`` (how to name the value in a message), a path that no
+    file system takes (a NUL character, a name too long) is a JobError."""
+    if what is not None:
+        check_path(value, what)
     path = Path(os.path.expanduser(value))
-    return path if path.is_absolute() else (source.parent / path).resolve()
+    path = path if path.is_absolute() else (source.parent / path).resolve()
+    if what is not None:
+        check_path(path, what)
+    return path
+
+
+def _name_max(path: Path) -> tuple[int, int]:
+    """(bytes per name, bytes per path) allowed on the file system of ``path``'s
+    nearest existing folder (255 and 4096 where it cannot tell)."""
+    folder = path
+    while True:
+        try:
+            if folder.is_dir():
+                break
+        except (OSError, ValueError):
+            pass
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    limits = []
+    for name, default in (("PC_NAME_MAX", 255), ("PC_PATH_MAX", 4096)):
+        try:
+            limits.append(int(os.pathconf(folder, name)) or default)
+        except (OSError, ValueError, AttributeError):
+            limits.append(default)
+    return limits[0], limits[1]
+
+
+def check_path(path, what: str) -> None:
+    """JobError naming ``what`` when ``path`` cannot be a file's path: it holds a
+    NUL character, or a name (or the whole path) longer than the file system
+    allows (which would otherwise surface as ValueError 'embedded null byte' or
+    OSError ENAMETOOLONG in the middle of the run)."""
+    text = os.fspath(path)
+    if "\0" in text:
+        raise JobError(f"{what} is {text!r}, which holds a NUL character ('\\x00'); "
+                       "expected a path without one. Fix the path")
+    absolute = Path(os.path.abspath(os.path.expanduser(text)))
+    name_max, path_max = _name_max(absolute)
+    for name in absolute.parts:
+        size = len(os.fsencode(name))
+        if size > name_max:
+            raise JobError(f"{what} is {text!r}: its name {name[:40] + '...'!r} is {size} "
+                           f"bytes long; expected at most {name_max} bytes per file or "
+                           "folder name (the file system's limit). Choose a shorter name")
+    size = len(os.fsencode(str(absolute)))
+    if size >= path_max:
+        raise JobError(f"{what} is {text[:60] + '...'!r}: the path is {size} bytes long; "
+                       f"expected under {path_max} bytes (the file system's limit). Choose "
+                       "a shorter path")
 
 
 # ---------------------------------------------------------------------------
@@ -272,6 +326,7 @@ def load_job(path, *, output=None, backend: str | None = None,
         The file is missing, is not TOML, or a key is missing, unknown or bad;
         the message names the key and the expected value.
     """
+    check_path(path, "the job file's path")
     source = Path(path).expanduser().resolve()
     read = _Reader(source)
     try:
@@ -311,8 +366,12 @@ def load_job(path, *, output=None, backend: str | None = None,
     out = {"path": out} if isinstance(out, str) else out  # output = "out.npy"
     out = read.table(out, "output", OUTPUT_KEYS, required=("path",), what=TOP_KEYS["output"])
     out_path = read.typed(out, "path", "output.", OUTPUT_KEYS, _is_str)
-    fields["output"] = (Path(output).expanduser().resolve() if output is not None
-                        else _resolve(source, out_path))
+    if output is not None:
+        check_path(output, "--output")
+        fields["output"] = Path(output).expanduser().resolve()
+        check_path(fields["output"], "--output")
+    else:
+        fields["output"] = _resolve(source, out_path, f"job file '{source}': key 'output.path'")
 
     opts = read.table(data.get("options", {}), "options", OPTION_KEYS,
                       what=TOP_KEYS["options"])
@@ -415,7 +474,8 @@ def _read_inputs(read: _Reader, table, args) -> dict[str, InputSpec]:
                 raise read.error(f"key '{key}' has both 'value' and 'random'; keep one")
             inputs[name] = InputSpec(name, value=tuple(float(v) for v in value))
             continue
-        path = _resolve(read.source, read.typed(entry, "path", f"{key}.", INPUT_KEYS, _is_str))
+        path = _resolve(read.source, read.typed(entry, "path", f"{key}.", INPUT_KEYS, _is_str),
+                        f"job file '{read.source}': key '{key}.path'")
         if path.suffix not in (".npy", ".zarr"):
             raise read.bad(f"{key}.path", str(path), INPUT_KEYS["path"])
         recipe = None
