@@ -139,7 +139,9 @@ class NumpyKernel(Kernel):
         """Formula values (and weights) on rows [i0, i1) x cols [j0, j1)."""
         prog = self.program
         env = {}
-        dtype = prog.np_dtype
+        # float16 programs compute in float32, as the compiled kernels do (intermediates
+        # past 65504 stay finite); the result is rounded to float16 once, at the end
+        dtype = np.dtype(np.float32) if prog.np_dtype == np.float16 else prog.np_dtype
         for node, arr in zip(prog.row_vars, rows):
             env[node] = xp.asarray(arr[i0:i1], dtype=dtype)[:, None, :]
         for node, arr in zip(prog.col_vars, cols):

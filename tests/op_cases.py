@@ -164,6 +164,9 @@ CASES: dict[str, list[Case]] = {
         Case("Round(x, 0)", {"x": V("i", 3, "frac")}, c_round),
         Case("Round(x, 2)", {"x": V("i", 3, "cents")}, lambda x: c_round(x * 100) / 100),
         Case("Round(x, -1)", {"x": V("i", 3, "wide5")}, lambda x: c_round(x / 10) * 10),
+        # 10^39 and 10^-46 are out of float's range: x itself and 0 in every dtype
+        Case("Round(x, 39)", {"x": V("i", 3)}, lambda x: c_round(x * 1e39) / 1e39),
+        Case("Round(x, -46)", {"x": V("i", 3, "wide5")}, lambda x: c_round(x / 1e46) * 1e46),
     ],
     "Pow": [
         Case("Pow(x, 3)", {"x": V("i", 3)}, lambda x: x * x * x),

@@ -107,18 +107,20 @@ def _cmp(name: str, keops: str, symbol: str, fn) -> OpDef:
 
 
 # C spellings that need the renderer (numbers printed by r.lit, range-checked)
+# Round(f, d) scales in double whatever T is: 10^d is finite for |d| <= MAX_ROUND in
+# float64 only (in float, 10^39 is inf and Round(x, 39) would be NaN, 10^-46 is 0)
 def _round_c(r, a, n):
     (d,) = n.params
     if d == 0:
         return f"_dr_round({a[0]})"
-    scale = r.lit(10.0 ** d)
-    return f"(_dr_round({a[0]} * {scale}) / {scale})"
+    scale = repr(10.0 ** d)  # a double literal: |d| <= MAX_ROUND, so finite and nonzero
+    return f"((T)(_dr_round((double){a[0]} * {scale}) / {scale}))"
 
 
 def _round_numpy(ctx, n, a):
     (d,) = n.params
     xp = ctx.xp
-    x = a * 10.0 ** d if d else a
+    x = xp.asarray(a, dtype=xp.float64) * 10.0 ** d if d else a
     out = xp.sign(x) * xp.floor(xp.abs(x) + 0.5)  # C's round: halves away from zero
     return (out / 10.0 ** d if d else out).astype(ctx.dtype)
 

@@ -156,6 +156,19 @@ def test_float16_inputs_compute_in_float32(dtype_acc):
     assert state[0].dtype == want
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_float16_intermediates_past_the_float16_range_stay_finite(backend):
+    # 1e5 and 1e5 * y overflow float16 but not float32: every backend computes in
+    # float32 and rounds the result once
+    x = np.array([[0.001], [1.0], [-2.0]], np.float16)
+    y = np.array([[1.0], [0.5]], np.float16)
+    g = Genred("x * 100000 * y / 100000", ["x = Vi(1)", "y = Vj(1)"], axis=1)
+    out = g(x, y, backend=backend)
+    assert out.dtype == np.float16
+    ref = (x.astype(np.float64) * y.astype(np.float64).T).sum(1, keepdims=True)
+    np.testing.assert_allclose(out, ref, rtol=2e-3)
+
+
 # ---------------------------------------------------------------------------
 # NaN never wins (Max/Min types) but propagates (Sum, LogSumExp); ties -> smaller index
 # ---------------------------------------------------------------------------
