@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from dask.utils import format_bytes
 
 from . import config, execute, limits, linear
 from ._xp import is_cupy, is_dask, on_device_of
 from .autodiff import differentiate
 from .backends import make_kernel, normalize_backend, resolve_backend
 from .batch import batch_shape, diagonal, flatten, per_row_routine, unflatten, within_items
-from .errors import DtypeError, FormulaError, ShapeError
-from .ir import Cat, Expr, walk_all
+from .errors import ArgumentError, ConfigError, DtypeError, FormulaError, ShapeError
+from .ir import Cat, Expr, Op, walk, walk_all
 from .parse import ArgSpec, Signature, parse_aliases, parse_formula
 from .plan import make_plan, pair_cost
 from .printing import to_formula
@@ -115,9 +116,8 @@ class Genred:
                 raise DtypeError(f"dtype={declared!r} is not a dtype; expected 'float16', "
                                  "'float32' or 'float64' (or leave it out: the inputs' "
                                  "dtype decides)") from None
-        if axis not in (0, 1) or isinstance(axis, bool):
-            raise FormulaError(f"axis must be 0 (reduce over i) or 1 (reduce over j), "
-                               f"got {axis!r}")
+        _check_axis(axis)
+        _check_opt_arg(opt_arg, reduction_op)
         _check_aliases(aliases)
         names, signature = parse_aliases(list(aliases))
         f = parse_formula(formula, names, signature)
@@ -242,8 +242,12 @@ class Genred:
 
     def program(self, dtype="float32") -> Program:
         """The :class:`~dredux.program.Program` of the formula for inputs of
-        ``dtype`` (see :attr:`inner` for what float32 and float64 calls run)."""
-        dtype = np.dtype(dtype)
+        ``dtype`` (see :attr:`inner` for what float32 and float64 calls run):
+        float16, float32 or float64 (DtypeError for others)."""
+        prog = self._programs.get(dtype) if dtype.__class__ is str else None
+        if prog is not None:
+            return prog
+        dtype = _input_dtype(dtype)
         prog = self._programs.get(dtype.name)
         if prog is None:
             acc = acc_dtype_for(dtype, self.dtype_acc, self.use_double_acc)
@@ -253,13 +257,31 @@ class Genred:
         return prog
 
     def kernel(self, backend: str = "cpu", dtype="float32", **options):
-        """The block kernel of :meth:`program` for ``backend`` (compiled lazily)."""
-        if backend in ("gpu", "GPU") and self.use_fast_math:
+        """The block kernel of :meth:`program` for ``backend`` (compiled lazily):
+        ``"cpu"``, ``"gpu"``, ``"numpy"`` (KeOps spellings too) or ``"auto"``;
+        ``options`` are the backend kernel's (``rows_per_pass`` on the CPU,
+        ``device_id``, ``fast_math`` and ``poison`` on the GPU, ``budget`` for
+        NumPy); ArgumentError for others, DtypeError for a dtype that is not
+        float16, float32 or float64."""
+        key = (backend, dtype, tuple(sorted(options.items()))) if (
+            backend.__class__ is str and dtype.__class__ is str) else None
+        kern = self._kernels.get(key) if key is not None and _hashable(key) else None
+        if kern is not None:
+            return kern
+        backend = normalize_backend(backend)
+        if backend == "auto":
+            backend = resolve_backend("auto", [])
+        program = self.program(dtype)
+        if backend == "gpu" and self.use_fast_math:
             options.setdefault("fast_math", True)
-        key = (backend, np.dtype(dtype).name, tuple(sorted(options.items())))
+        _check_kernel_options(backend, options)
+        key = (backend, program.np_dtype.name, tuple(sorted(options.items())))
+        if not _hashable(key):
+            raise ArgumentError(f"kernel options must be plain values (numbers, strings, "
+                                f"True or False), got {options!r}")
         kern = self._kernels.get(key)
         if kern is None:
-            kern = make_kernel(self.program(dtype), backend, **options)
+            kern = make_kernel(program, backend, **options)
             self._kernels[key] = kern
         return kern
 
@@ -268,10 +290,11 @@ class Genred:
         backend = normalize_backend(backend)
         if backend == "auto":
             backend = resolve_backend("auto", [])
+        _input_dtype(dtype)  # before the backend's words: a bad dtype is named first
         if backend == "numpy":
-            raise ValueError("the 'numpy' backend evaluates the formula with array "
-                             "operations and has no generated source; ask for "
-                             "source('cpu') or source('gpu')")
+            raise ConfigError("backend 'numpy' evaluates the formula with array "
+                              "operations and has no generated source; ask for "
+                              "source('cpu') or source('gpu')")
         return self.kernel(backend, dtype).source
 
     # ------------------------------------------------------------------ call
@@ -314,9 +337,11 @@ class Genred:
         if options:
             unknown = sorted(set(options) - set(_CALL_OPTIONS))
             if unknown:
-                raise TypeError(f"Genred call got unexpected option(s) {', '.join(unknown)}; "
-                                f"expected backend, device_id, ranges, out, "
-                                f"{', '.join(_CALL_OPTIONS)}")
+                raise ArgumentError(
+                    f"Genred call got unexpected option(s) {', '.join(unknown)}; expected "
+                    f"backend, device_id, ranges, out, {', '.join(_CALL_OPTIONS)} (the "
+                    "routine's own options, such as reduction_op or dtype_acc, go to "
+                    "Genred(...))")
         if len(args) == len(self.signature.args):
             bshape = batch_shape(self.signature, args)
             if bshape is not None:
@@ -369,9 +394,14 @@ class Genred:
         reduction, then the epilogue on its rows (:mod:`dredux.linear`)."""
         inner, epilogue = self._split
         args = _check_args(self.signature, args)
-        self._check_declared(_common_dtype(self.signature, args), stacklevel=5)
+        dtype = _common_dtype(self.signature, args)
+        self._check_declared(dtype, stacklevel=5)
         if out is not None:
             _check_out(self, out, args)
+        if not any(is_dask(a) for a in args):
+            counts = _axis_lengths(self.signature, args)
+            _check_epilogue_memory(self, epilogue, counts[Cat.I if self.axis == 1 else Cat.J],
+                                   dtype, any(is_cupy(a) for a in args))
         z = inner(*args, backend=backend, device_id=device_id, ranges=ranges, **options)
         result = _apply_epilogue(epilogue, self.signature, args, z)
         return _write_out(result, out) if out is not None else result
@@ -388,7 +418,12 @@ class Genred:
     def _call_batched(self, args, bshape, backend, device_id, ranges, out, options):
         """A call with batch axes: one flat block-sparse call (:mod:`dredux.batch`)."""
         device_id = _device_id(device_id)
-        flat, varying, lengths, shared = flatten(self.signature, args, bshape, self.axis)
+        itemsize = next((np.dtype(a.dtype).itemsize for a in args
+                         if np.dtype(getattr(a, "dtype", object)).kind == "f"), 8)
+        row_bytes = sum(math.prod(shape) * (8 if kind == "idx" else itemsize)
+                        for shape, kind in self.reduction.outputs())
+        flat, varying, lengths, shared = flatten(self.signature, args, bshape, self.axis,
+                                                 result_row_bytes=row_bytes)
         routine = per_row_routine(self, varying) if varying else self
         out_cat, red_cat = (Cat.I, Cat.J) if self.axis == 1 else (Cat.J, Cat.I)
         if out_cat not in lengths or red_cat not in lengths:
@@ -400,12 +435,7 @@ class Genred:
         count = math.prod(bshape)
         outputs = routine.reduction.outputs()
         if out is not None:
-            want = (*bshape, m, *outputs[0][0])
-            if len(outputs) == 1 and tuple(getattr(out, "shape", ())) != want:
-                raise ShapeError(f"out has shape {tuple(out.shape)}; expected {want} (the "
-                                 "batch axes, then one row per output row)")
-            _check_out(routine, out.reshape(count * m, *outputs[0][0])
-                       if len(outputs) == 1 else out, flat)
+            _check_out(routine, out, flat, batch=(bshape, m))
         if ranges is not None:  # KeOps's layout: indices into every item's copy
             if shared:
                 flat, _, _, shared = flatten(self.signature, args, bshape, self.axis,
@@ -415,6 +445,9 @@ class Genred:
         else:
             pattern = diagonal(count, m, n, shared)
         runs = routine._runs(flat[0].dtype)
+        if runs is not routine and not any(is_dask(a) for a in flat):
+            _check_epilogue_memory(routine, routine._split[1], count * m, flat[0].dtype,
+                                   any(is_cupy(a) for a in flat))
         call = runs._prepare(flat, backend, device_id, options, pattern, declared=False)
         result = call.run(flat)
         if runs is not routine:  # a linear epilogue, on the flat rows
@@ -448,8 +481,9 @@ class Genred:
                       for group in (program.row_vars, program.col_vars, program.param_vars))
         row_args = tuple(k for k, spec in enumerate(self.signature.args) if spec.cat == out_cat)
         scheduler = options.get("scheduler")
+        workers = execute.worker_count(scheduler, backend_name)
         plan = make_plan(
-            m, n, self._cost(dtype), backend_name, execute.worker_count(scheduler, backend_name),
+            m, n, self._cost(dtype), backend_name, workers,
             row_bytes=_row_bytes(program.row_vars, dtype),
             col_bytes=_row_bytes(program.col_vars, dtype),
             state_bytes=program.reduction.state_bytes(),
@@ -458,7 +492,13 @@ class Genred:
             col_chunks=_dask_chunks([a for s, a in zip(self.signature.args, args)
                                      if s.cat == red_cat]),
             sparsity=pattern)
-        return _Call(kernel, plan, picks, row_args, any(is_dask(a) for a in args), scheduler)
+        lazy = any(is_dask(a) for a in args)
+        if not lazy:  # the result is made here: it must fit, checked before any work
+            execute.check_call_memory(program, plan, m, workers,
+                                      result_on_gpu=any(is_cupy(a) for a in args),
+                                      kernel_on_gpu=backend_name == "gpu",
+                                      client=execute.client_for(scheduler) is not None)
+        return _Call(kernel, plan, picks, row_args, lazy, scheduler)
 
     # -------------------------------------------------------------- helpers
     def _cost(self, dtype="float32") -> float:
@@ -486,8 +526,16 @@ class _Call:
     def run(self, args):
         rows, cols, params = ([args[k] for k in group] for group in self.picks)
         meta = [*(args[k] for k in self.row_args), *cols, *params]
-        return execute.run(self.kernel, self.plan, rows, cols, params, meta_arrays=meta,
-                           lazy=self.lazy, scheduler=self.scheduler)
+        try:
+            return execute.run(self.kernel, self.plan, rows, cols, params,
+                               meta_arrays=meta, lazy=self.lazy, scheduler=self.scheduler)
+        except MemoryError as exc:  # what the checks before the work could not foresee
+            plan = self.plan
+            raise ShapeError(
+                f"this {self.kernel.program.reduction.name} reduction over "
+                f"{sum(plan.rows)} x {plan.cols[-1][1]} pairs ran out of memory: {exc}. "
+                "Reduce fewer rows at a time, lower dredux.memory-per-task, or pass dask "
+                "arrays to get a lazy result") from exc
 
 
 def _on_off(name: str, value) -> bool:
@@ -526,6 +574,70 @@ def _call_key(args, backend, device_id, options, shapes=None):
 # ---------------------------------------------------------------------------
 # argument checks
 # ---------------------------------------------------------------------------
+
+def _check_axis(axis) -> None:
+    """Genred's ``axis``: 0 or 1 (NumPy integers too)."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise ArgumentError(f"axis must be 0 (reduce over i) or 1 (reduce over j), got "
+                            f"{type(axis).__name__} {reprlib.repr(axis)}; pass axis=0 or "
+                            "axis=1")
+    if axis not in (0, 1):
+        raise FormulaError(f"axis must be 0 (reduce over i) or 1 (reduce over j), "
+                           f"got {axis!r}")
+
+
+def _check_opt_arg(opt_arg, reduction_op) -> None:
+    """Genred's ``opt_arg``: None or an integer (K of the KMin family, which checks
+    its value; unused by the other reductions, as in KeOps)."""
+    if opt_arg is None or (isinstance(opt_arg, (int, np.integer))
+                           and not isinstance(opt_arg, (bool, np.bool_))):
+        return
+    raise ArgumentError(f"opt_arg must be an integer (K, for KMin, ArgKMin and "
+                        f"KMin_ArgKMin) or None, got {type(opt_arg).__name__} "
+                        f"{reprlib.repr(opt_arg)} for reduction_op={reduction_op!r}; "
+                        "pass e.g. opt_arg=10, or leave it out where the reduction has no K")
+
+
+def _input_dtype(dtype) -> np.dtype:
+    """The dtype of :meth:`Genred.program`, :meth:`Genred.kernel` and
+    :meth:`Genred.source`: float16, float32 or float64, as a NumPy dtype."""
+    try:
+        found = np.dtype(dtype)
+    except (TypeError, ValueError):
+        found = None
+    if found is None or found.type not in _FLOAT_DTYPES:
+        what = "not a dtype" if found is None else f"{found}, not a float dtype"
+        raise DtypeError(f"dtype={reprlib.repr(dtype)} is {what}; expected 'float16', "
+                         "'float32' or 'float64' (the dtypes dredux computes in: there is "
+                         "no kernel for other dtypes)")
+    return found.newbyteorder("=")
+
+
+def _hashable(key) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
+def _check_kernel_options(backend: str, options: dict) -> None:
+    """ArgumentError naming the options that the ``backend`` kernel does not take."""
+    if not options:
+        return
+    if backend == "numpy":
+        from .numpy_eval import NumpyKernel as kind
+    elif backend == "cpu":
+        from .compile.cpp import CppKernel as kind
+    elif backend == "gpu":
+        from .compile.cuda import CudaKernel as kind
+    else:  # pragma: no cover - a backend added to the registry later says it itself
+        return
+    unknown = sorted(set(options) - set(kind.OPTIONS))
+    if unknown:
+        raise ArgumentError(f"the {backend!r} kernel got unknown option(s) "
+                            f"{', '.join(unknown)}; it takes {', '.join(kind.OPTIONS)}")
+
 
 def _check_size(formulas, text: str) -> None:
     count = width = 0
@@ -667,8 +779,9 @@ def _kernel_options(backend: str, device_id: int) -> dict:
     return {}
 
 
-def _check_out(routine, out, args) -> None:
-    """Check ``out=`` against the call's result on checked arguments, before any work."""
+def _check_out(routine, out, args, batch: tuple | None = None) -> None:
+    """Check ``out=`` against the call's result on checked arguments, before any work;
+    ``batch``: (the batch axes, M) of a batched call (``args``: its flat arguments)."""
     outputs = routine.reduction.outputs()
     if len(outputs) > 1:
         raise ShapeError(f"out= takes a single output array, but reduction "
@@ -681,8 +794,11 @@ def _check_out(routine, out, args) -> None:
     cupy = next((a for a in args if is_cupy(a)), None)
     array_type = type(cupy) if cupy is not None else np.ndarray
     type_name = "cupy.ndarray" if cupy is not None else "numpy.ndarray"
-    counts = _axis_lengths(routine.signature, args)
-    shape = (counts[Cat.I if routine.axis == 1 else Cat.J], *outputs[0][0])
+    if batch is not None:
+        shape = (*batch[0], batch[1], *outputs[0][0])
+    else:
+        counts = _axis_lengths(routine.signature, args)
+        shape = (counts[Cat.I if routine.axis == 1 else Cat.J], *outputs[0][0])
     dtype = (np.dtype(np.int64) if outputs[0][1] == "idx"
              else routine.program(_common_dtype(routine.signature, args)).np_dtype)
     xp = "cupy" if cupy is not None else "np"
@@ -691,14 +807,41 @@ def _check_out(routine, out, args) -> None:
         raise DtypeError(f"out is a {type(out).__name__}; expected a {type_name} of shape "
                          f"{shape} and dtype {dtype.name}, e.g. out={make}")
     if tuple(out.shape) != shape:
-        raise ShapeError(f"out has shape {tuple(out.shape)}; expected {shape} (one row per "
-                         f"output row), e.g. out={make}")
+        rows = "the batch axes, then one row per output row" if batch else \
+            "one row per output row"
+        raise ShapeError(f"out has shape {tuple(out.shape)}; expected {shape} ({rows}), "
+                         f"e.g. out={make}")
     if np.dtype(out.dtype).newbyteorder("=") != dtype:
         raise DtypeError(f"out has dtype {out.dtype}; expected {dtype.name} (the result's "
                          f"dtype), e.g. out={make}")
     if not getattr(out.flags, "writeable", True):  # CuPy arrays have no such flag
         raise ShapeError("out is read-only (out.flags.writeable is False); pass a writeable "
                          f"array, e.g. out={make} or out=out.copy()")
+
+
+def _check_epilogue_memory(routine, epilogue, rows: int, dtype, gpu: bool) -> None:
+    """ShapeError, before any work, when the result of a Sum with a linear epilogue
+    over ``rows`` output rows, or the epilogue's float64 values of those rows,
+    cannot fit in memory."""
+    width = sum(math.prod(shape) for shape, _ in routine.reduction.outputs())
+    result = rows * width * np.dtype(dtype).itemsize
+    # the epilogue keeps each of its nodes' values: (rows, dim) for the nodes that
+    # read the rows (a placeholder or a variable of the output axis), (1, dim) else
+    per_row = {}
+    values = 0
+    for node in walk(epilogue.formula):
+        if node.op is Op.VAR:
+            per_row[node] = node.params[1] != Cat.P
+        else:
+            per_row[node] = any(per_row[a] for a in node.args)
+        values += node.dim * (rows if per_row[node] else 1)
+    fix = ("reduce fewer rows at a time (call on slices of the output axis's variables), "
+           "or pass dask arrays to get a lazy result that can be stored chunk by chunk")
+    execute.check_memory(result, f"the result of this Sum, an array of shape ({rows}, "
+                         f"{width}) {np.dtype(dtype).name},", fix, gpu=gpu)
+    execute.check_memory(result + 8 * values, f"the result of this Sum, an array of shape "
+                         f"({rows}, {width}), with the float64 values of its linear "
+                         f"epilogue ({format_bytes(8 * values)}),", fix, gpu=gpu)
 
 
 def _apply_epilogue(epilogue, signature, args, z):
@@ -708,8 +851,13 @@ def _apply_epilogue(epilogue, signature, args, z):
     reads = {spec.pos: a for spec, a in zip(signature.args, args) if spec.pos in wanted}
     if is_dask(z):
         return _dask_epilogue(epilogue, z, reads)
-    with on_device_of(z):
-        return epilogue(z, reads)
+    try:
+        with on_device_of(z):
+            return epilogue(z, reads)
+    except MemoryError as exc:  # what _check_epilogue_memory could not foresee
+        raise ShapeError(f"the linear epilogue of this Sum over {z.shape[0]} rows ran out "
+                         f"of memory: {exc}. Reduce fewer rows at a time, or pass dask "
+                         "arrays to get a lazy result") from exc
 
 
 def _dask_epilogue(epilogue, z, reads: dict):

@@ -81,11 +81,15 @@ def _broadcast(a, shape):
     return get_xp(a).broadcast_to(a, shape)
 
 
-def flatten(signature, args, bshape, axis: int, share: bool = True):
+def flatten(signature, args, bshape, axis: int, share: bool = True,
+            result_row_bytes: int = 0):
     """The flat arguments, the positions of the parameters that vary over the
     batch (they are repeated over the rows of the output axis), the axes'
     lengths, and whether the reduced axis is shared by every item (its
-    variables have no batch axis: they are passed once, not copied per item)."""
+    variables have no batch axis: they are passed once, not copied per item).
+
+    Before copying anything, the copies and the result (``result_row_bytes``
+    per flat output row) are checked to fit in memory (ShapeError otherwise)."""
     count = math.prod(bshape)
     out_cat = Cat.I if axis == 1 else Cat.J
     red_cat = Cat.J if axis == 1 else Cat.I
@@ -96,6 +100,8 @@ def flatten(signature, args, bshape, axis: int, share: bool = True):
     for spec, a in zip(signature.args, args):
         if spec.cat != Cat.P and len(a.shape) >= 2:
             lengths.setdefault(spec.cat, int(a.shape[-2]))
+    _check_sizes(signature, args, bshape, count, out_cat, red_cat, shared, lengths,
+                 result_row_bytes)
     flat, varying = [], []
     for spec, a in zip(signature.args, args):
         shape = tuple(a.shape)
@@ -118,6 +124,47 @@ def flatten(signature, args, bshape, axis: int, share: bool = True):
         full = _broadcast(a, (*bshape, *shape[-2:]))
         flat.append(full.reshape(count * shape[-2], shape[-1]))
     return flat, tuple(varying), lengths, shared
+
+
+def _check_sizes(signature, args, bshape, count: int, out_cat, red_cat, shared: bool,
+                 lengths: dict, result_row_bytes: int) -> None:
+    """ShapeError when the flat copies that :func:`flatten` makes (the variables
+    broadcast over the batch, the varying parameters repeated over the rows) or
+    the result do not fit in memory, before any is made."""
+    from .execute import check_memory
+
+    if any(is_dask(a) for a in args):
+        return  # lazy: the copies are made block by block, where they are computed
+    rows = lengths.get(out_cat, 0)
+    copies, total = [], 0
+    for spec, a in zip(signature.args, args):
+        shape = tuple(a.shape)
+        itemsize = np.dtype(getattr(a, "dtype", np.float64)).itemsize
+        if spec.cat == Cat.P:
+            if len(shape) < 1 or math.prod(shape[:-1]) <= 1:
+                continue
+            flat_shape = (count * rows, shape[-1])
+        elif len(shape) < 2 or (shared and spec.cat == red_cat):
+            continue
+        else:
+            flat_shape = (count * shape[-2], shape[-1])
+            if shape == (*bshape, *shape[-2:]) and getattr(a, "flags", None) is not None \
+                    and a.flags.c_contiguous:
+                continue  # reshaped in place, no copy
+        nbytes = math.prod(flat_shape) * itemsize
+        copies.append(f"'{spec.name}' of shape {shape} as {flat_shape}")
+        total += nbytes
+    # the result, and the block pattern of the items (diagonal: six int64 per item)
+    result = count * rows * result_row_bytes + 48 * count
+    fix = ("call on fewer batch items at a time (slices of the batch axes), or pass dask "
+           "arrays to get a lazy result")
+    if copies:
+        check_memory(total + result, f"the batch of {count} items folded into one "
+                     f"reduction, with the copies of {', '.join(copies)} (and the result, "
+                     f"{count * rows} rows),", fix)
+    else:
+        check_memory(result, f"the result of the batch, {count} items of {rows} rows "
+                     f"({count * rows} rows),", fix)
 
 
 def diagonal(count: int, m: int, n: int, shared: bool = False) -> Sparsity:

@@ -26,9 +26,11 @@ per axis).
 
 from __future__ import annotations
 
+import reprlib
+
 import numpy as np
 
-from .errors import DtypeError, ShapeError
+from .errors import ArgumentError, DtypeError, ShapeError
 
 __all__ = ["grid_cluster", "sort_clusters", "cluster_ranges", "cluster_centroids",
            "cluster_ranges_centroids", "from_matrix", "swap_axes"]
@@ -44,6 +46,46 @@ def _points(x, name: str = "x") -> np.ndarray:
         raise DtypeError(f"{name} has dtype {x.dtype}; expected float coordinates (convert "
                          "with .astype(np.float64))")
     return x
+
+
+def _numbers(value, name: str, expected: str) -> np.ndarray:
+    """``value`` (a number, a list or an array of numbers) as a float64 array;
+    ArgumentError for what is none (a string, None), DtypeError for an array of
+    another kind (strings, objects)."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise ArgumentError(f"{name} is {type(value).__name__} {reprlib.repr(value)}; "
+                            f"expected {expected}")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # ragged lists
+        raise ArgumentError(f"{name} is {type(value).__name__} {reprlib.repr(value)}, "
+                            f"which is not an array; expected {expected}") from None
+    if array.dtype.kind not in "fiu":
+        raise DtypeError(f"{name} has dtype {array.dtype} ({reprlib.repr(value)}); "
+                         f"expected {expected}")
+    return array.astype(np.float64, copy=False)
+
+
+def _counts(Nlab) -> np.ndarray:
+    """``Nlab``: one non-negative integer count per cluster, as int64."""
+    counts = _numbers(Nlab, "Nlab", "non-negative counts, one per cluster (e.g. "
+                      "np.bincount(labels))")
+    if counts.ndim != 1 or (counts.size and (not np.all(np.isfinite(counts))
+                                             or counts.min() < 0
+                                             or np.any(counts != np.round(counts)))):
+        raise ShapeError(f"Nlab has shape {counts.shape} ({reprlib.repr(Nlab)}); expected "
+                         "non-negative integer counts, one per cluster, in a 1-D array "
+                         "(e.g. np.bincount(labels))")
+    return counts.astype(np.int64)
+
+
+def _weights(weights, rows: int, name: str = "weights") -> np.ndarray:
+    """One finite weight per point, as float64."""
+    w = _numbers(weights, name, f"one number per point ({rows})").ravel()
+    if w.shape[0] != rows:
+        raise ShapeError(f"{name} have {w.shape[0]} entries for {rows} points; expected "
+                         "one per point")
+    return w
 
 
 def _labels(lab, rows: int | None = None) -> np.ndarray:
@@ -81,7 +123,8 @@ def grid_cluster(x, size) -> np.ndarray:
         numbered in the lexicographic order of the cells' integer coordinates.
     """
     x = _points(x)
-    size = np.asarray(size, dtype=np.float64)
+    size = _numbers(size, "size", f"a positive number, or one per dimension (shape "
+                    f"({x.shape[1]},))")
     if size.ndim > 1 or (size.ndim == 1 and size.shape[0] != x.shape[1]):
         raise ShapeError(f"size has shape {size.shape}; expected a number or one side per "
                          f"dimension, shape ({x.shape[1]},)")
@@ -123,12 +166,7 @@ def sort_clusters(x, lab):
 def cluster_ranges(lab, Nlab=None) -> np.ndarray:
     """The ``[start, end)`` rows of each cluster of points sorted by
     :func:`sort_clusters`: a (C, 2) int64 array."""
-    if Nlab is None:
-        Nlab = np.bincount(_labels(lab))
-    Nlab = np.asarray(Nlab)
-    if Nlab.ndim != 1 or (Nlab.size and Nlab.min() < 0):
-        raise ShapeError(f"Nlab has shape {Nlab.shape}; expected non-negative counts, one "
-                         "per cluster")
+    Nlab = np.bincount(_labels(lab)) if Nlab is None else _counts(Nlab)
     pivots = np.concatenate(([0], np.cumsum(Nlab.astype(np.int64))))
     return np.stack((pivots[:-1], pivots[1:]), axis=1).astype(np.int64)
 
@@ -140,15 +178,16 @@ def cluster_centroids(x, lab, Nlab=None, weights=None, weights_c=None) -> np.nda
     lab = _labels(lab, x.shape[0])
     count = int(lab.max()) + 1 if lab.size else 0
     if Nlab is not None:
-        count = max(count, len(np.asarray(Nlab)))
-    if weights is None:
-        w = np.ones(x.shape[0])
+        count = max(count, len(_counts(Nlab)))
+    w = np.ones(x.shape[0]) if weights is None else _weights(weights, x.shape[0])
+    if weights_c is None:
+        totals = np.bincount(lab, weights=w, minlength=count)
     else:
-        w = np.asarray(weights, dtype=np.float64).ravel()
-        if w.shape[0] != x.shape[0]:
-            raise ShapeError(f"weights have {w.shape[0]} entries for {x.shape[0]} points")
-    totals = (np.bincount(lab, weights=w, minlength=count) if weights_c is None
-              else np.asarray(weights_c, dtype=np.float64).ravel())
+        totals = _numbers(weights_c, "weights_c", f"the total weight of each cluster "
+                          f"({count})").ravel()
+        if totals.shape[0] != count:
+            raise ShapeError(f"weights_c have {totals.shape[0]} entries for {count} "
+                             "clusters; expected the total weight of each cluster")
     out = np.empty((count, x.shape[1]), dtype=np.result_type(x.dtype, np.float32))
     with np.errstate(invalid="ignore", divide="ignore"):
         for d in range(x.shape[1]):
@@ -164,9 +203,7 @@ def cluster_ranges_centroids(x, lab, weights=None):
     counts = np.bincount(lab).astype(np.float64)
     if weights is None:
         return cluster_ranges(lab, counts.astype(np.int64)), cluster_centroids(x, lab), counts
-    w = np.asarray(weights, dtype=np.float64).ravel()
-    if w.shape[0] != x.shape[0]:
-        raise ShapeError(f"weights have {w.shape[0]} entries for {x.shape[0]} points")
+    w = _weights(weights, x.shape[0])
     totals = np.bincount(lab, weights=w, minlength=len(counts))
     return (cluster_ranges(lab, counts.astype(np.int64)),
             cluster_centroids(x, lab, weights=w, weights_c=totals), totals)
@@ -209,6 +246,11 @@ def swap_axes(ranges):
     """``ranges`` with the i and j axes exchanged (None stays None)."""
     if ranges is None:
         return None
+    if isinstance(ranges, (str, bytes, np.ndarray)) or not hasattr(ranges, "__iter__"):
+        raise ArgumentError(f"ranges is {type(ranges).__name__} {reprlib.repr(ranges)}; "
+                            "expected the 6-tuple (ranges_i, slices_i, redranges_j, "
+                            "ranges_j, slices_j, redranges_i) that from_matrix returns, or "
+                            "None")
     ranges = tuple(ranges)
     if len(ranges) != 6:
         raise ShapeError(f"ranges has {len(ranges)} arrays; expected the 6-tuple (ranges_i, "

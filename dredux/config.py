@@ -86,19 +86,54 @@ def environment_variable(key: str) -> str:
     return _ENV_PREFIX + key.upper().replace("-", "_")
 
 
+def _settings() -> dict:
+    """The ``dredux`` mapping of ``dask.config``; ConfigError when it was replaced by
+    something else (``dask.config.set({"dredux": 5})``)."""
+    ours = dask.config.config.get("dredux")
+    if ours is None or isinstance(ours, dict):
+        return ours or {}
+    raise ConfigError(
+        f"the Dask config key dredux is {type(ours).__name__} {ours!r}; expected a "
+        "mapping of dredux's settings (e.g. {'block-size': 4096}). Set one key at a "
+        "time with dask.config.set({'dredux.block-size': 4096}), or fix the dredux: "
+        "section of your Dask config")
+
+
+def _check_text(key: str, value):
+    """``dredux.cxx`` (a command) and ``dredux.cxxflags`` (flags): text (for the
+    flags, a list of strings too), or None/'' for the default."""
+    if value is None or isinstance(value, str):
+        return value
+    if key == "cxxflags" and isinstance(value, (list, tuple)) and all(
+            isinstance(v, str) for v in value):
+        return value
+    expected = {"cxx": "a compiler command as a string, e.g. 'g++' or 'ccache g++' (None "
+                       "or '': $CXX, else g++)",
+                "cxxflags": "flags as a string, e.g. '-O2 -DNDEBUG', or a list of strings "
+                            "('': none)"}[key]
+    raise setting_error(key, value, expected)
+
+
+_CHECKED = {"cxx": _check_text, "cxxflags": _check_text}
+
+
 def get(key: str, override=None):
-    """``override`` if given, else ``dredux.<key>`` from ``dask.config``."""
+    """``override`` if given, else ``dredux.<key>`` from ``dask.config``;
+    ConfigError when the ``dredux`` settings are not a mapping, or when a
+    compiler setting is not text."""
     if override is not None:
         return override
-    return dask.config.get(f"dredux.{key}", DEFAULTS.get(key))
+    _settings()  # dask.config.get would read past a 'dredux' that is no mapping
+    value = dask.config.get(f"dredux.{key}", DEFAULTS.get(key))
+    check = _CHECKED.get(key)
+    return value if check is None else check(key, value)
 
 
 def snapshot() -> tuple:
     """The ``dredux`` keys and Dask's ``num_workers`` as they are now, hashable:
     what a call's plan depends on (a cheap read, for the per-call cache)."""
     config = dask.config.config
-    ours = config.get("dredux") or {}
-    items = tuple(ours.items())
+    items = tuple(_settings().items())
     try:
         hash(items)
     except TypeError:  # a list (or another unhashable value) among them
@@ -123,9 +158,11 @@ def memory_per_task() -> int:
     """``dredux.memory-per-task`` in bytes; ConfigError unless a positive size."""
     value = get("memory-per-task")
     size = None
-    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+    # a NumPy number is a number of bytes too (parse_bytes takes Python ones only)
+    given = value.item() if isinstance(value, (np.integer, np.floating)) else value
+    if isinstance(given, (int, float, str)) and not isinstance(given, bool):
         with contextlib.suppress(ValueError, OverflowError):
-            size = dask.utils.parse_bytes(value)
+            size = dask.utils.parse_bytes(given)
     if size is None or size <= 0:
         raise setting_error("memory-per-task", value, "a positive size such as '256 MiB', "
                             "'2 GB' or 268435456 (bytes)")

@@ -24,15 +24,19 @@ from concurrent.futures import CancelledError, Executor
 import numpy as np
 
 from ._xp import get_xp, is_cupy, is_dask
-from .errors import ConfigError
+from .errors import ConfigError, ShapeError
 from .graph import finalize_state
 
 __all__ = ["run", "run_single", "worker_count", "client_for", "client_id",
-           "check_scheduler"]
+           "check_scheduler", "memory_available", "check_memory", "check_call_memory"]
 
 _SCATTER_BYTES = 1 << 20  # in-memory inputs above this go to workers by scatter
 _SCATTER_PIECES = 256  # at most this many scattered pieces per row input (a key each)
 _SCATTER_RETRIES = 2  # runs again after losing the worker that held scattered inputs
+# arrays below this size are not checked against the free memory (the check reads
+# the system's memory counters: not worth it, nor a risk, for small arrays)
+_MEMORY_CHECK_BYTES = 64 << 20
+_ADDRESS_SPACE = 1 << 62  # bytes beyond any machine's memory (and NumPy's sizes)
 
 
 def run_single(kernel, rows: list, cols: list, params: list, m: int, n: int,
@@ -83,7 +87,7 @@ def run(kernel, plan, rows: list, cols: list, params: list, *, meta_arrays: list
     for attempt in range(attempts):
         scattered: list = []
         arrays = _graph_arrays(kernel, plan, rows, cols, params, meta_arrays, client,
-                               scattered)
+                               scattered, lazy)
         if lazy:
             return tuple(arrays) if len(arrays) > 1 else arrays[0]
         devices = local_devices(kernel, scheduler)
@@ -109,11 +113,12 @@ def run(kernel, plan, rows: list, cols: list, params: list, *, meta_arrays: list
 
 
 def _graph_arrays(kernel, plan, rows, cols, params, meta_arrays, client,
-                  scattered: list) -> list:
+                  scattered: list, lazy: bool = False) -> list:
     """The output dask arrays of the plan's graph; big in-memory inputs are
-    scattered to ``client``'s workers first (their futures go to ``scattered``)."""
-    import dask.array as da
-
+    scattered to ``client``'s workers first (their futures go to ``scattered``).
+    ``lazy``: the graph is returned, not computed now (writeable in-memory inputs are
+    copied, as ``dask.array.from_array`` does, so that changing them later does not
+    change the result)."""
     from .graph import build_graph
 
     def as_dask(a, chunks, is_row):
@@ -134,7 +139,7 @@ def _graph_arrays(kernel, plan, rows, cols, params, meta_arrays, client,
             future = client.scatter(xp.ascontiguousarray(a), hash=False)
             scattered.append(future)
             return _sliced_future(future, a, chunks, xp)
-        return da.from_array(a, chunks=(chunks, -1), asarray=False if is_cupy(a) else None)
+        return _in_memory(a, chunks, copy=lazy)
 
     row_chunks = tuple(plan.chunks)
     col_chunks = tuple(c1 - c0 for c0, c1 in plan.cols)
@@ -149,6 +154,119 @@ def _graph_arrays(kernel, plan, rows, cols, params, meta_arrays, client,
                        if client is None else 1)
 
 
+
+
+def memory_available(gpu: bool = False) -> int | None:
+    """Bytes a new array can take here: on the host, the available memory and the
+    free swap; on the GPU, the current device's free memory and CuPy's pooled free
+    blocks. None when unknown (then nothing is checked)."""
+    if gpu:
+        try:
+            import cupy
+
+            free, _ = cupy.cuda.runtime.memGetInfo()
+            return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+        except Exception:  # no CuPy or no device: the GPU code says so itself
+            return None
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available) + int(psutil.swap_memory().free)
+    except Exception:  # pragma: no cover - distributed brings psutil
+        pass
+    try:  # pragma: no cover
+        fields = {}
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                name, _, rest = line.partition(":")
+                fields[name] = int(rest.split()[0]) * 1024
+        return fields["MemAvailable"] + fields.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):  # pragma: no cover
+        return None
+
+
+def _size(nbytes: int) -> str:
+    from dask.utils import format_bytes
+
+    return format_bytes(int(nbytes))
+
+
+def check_memory(nbytes: int, what: str, fix: str, gpu: bool = False) -> None:
+    """ShapeError when ``nbytes`` (an array the call is about to make, described by
+    ``what``) cannot fit in the memory available (:func:`memory_available`),
+    before anything is allocated; ``fix`` says what to do instead."""
+    if nbytes < _MEMORY_CHECK_BYTES:
+        return
+    limit = memory_available(gpu)
+    if limit is None:  # unknown: only what no address space holds
+        if nbytes < _ADDRESS_SPACE:
+            return
+        limit = _ADDRESS_SPACE
+    if nbytes <= limit:
+        return
+    where = "on the GPU" if gpu else "on this machine"
+    raise ShapeError(f"{what} would take {_size(nbytes)} ({int(nbytes)} bytes), more than "
+                     f"the {_size(limit)} of memory available {where}; {fix}")
+
+
+def check_call_memory(program, plan, m: int, workers: int, *, result_on_gpu: bool,
+                      kernel_on_gpu: bool, client: bool = False) -> None:
+    """ShapeError, before any work, when the result of a call of ``program`` over
+    ``m`` output rows, with the partial states of the tasks of ``plan`` that run at
+    once (where they share its memory: not on a cluster's workers), cannot fit in
+    memory."""
+    red = program.reduction
+    outputs = red.outputs()
+    dtype = program.np_dtype
+    result = m * sum((8 if kind == "idx" else dtype.itemsize) * math.prod(shape)
+                     for shape, kind in outputs)
+    rows = max(plan.rows) if plan.rows else 0
+    states = min(max(1, workers), plan.n_tasks) * rows * red.state_bytes()
+    if result + states < _MEMORY_CHECK_BYTES:
+        return  # the usual case: no look at the system's counters
+    shapes = " and ".join(f"({m}, {', '.join(map(str, shape))}) "
+                          f"{'int64' if kind == 'idx' else dtype.name}"
+                          for shape, kind in outputs)
+    what = (f"the result of this {red.name} reduction, "
+            f"{'arrays' if len(outputs) > 1 else 'an array'} of shape {shapes},")
+    fix = ("reduce fewer rows at a time (call on slices of the output axis's variables and "
+           "write each result out), or pass dask arrays to get a lazy result that can be "
+           "stored chunk by chunk")
+    if red.k > 1:
+        fix += f"; or ask for fewer neighbours than opt_arg = K = {red.k}"
+    if not client and kernel_on_gpu == result_on_gpu and states >= _MEMORY_CHECK_BYTES:
+        check_memory(result + states, f"{what} with the partial states of the tasks that "
+                     f"run at once ({_size(states)}),", fix, gpu=result_on_gpu)
+    else:
+        check_memory(result, what, fix, gpu=result_on_gpu)
+
+
+def _in_memory(a, chunks, copy: bool = False):
+    """A dask array over the rows of the in-memory (NumPy or CuPy) array ``a``, in
+    ``chunks``: views of ``a`` (``dask.array.from_array`` copies its input whole,
+    which doubles the memory of a call, and a broadcast input such as
+    ``np.broadcast_to(row, (10**12, 3))`` would take terabytes). With ``copy``, a
+    writeable ``a`` is copied first (a read-only one, a broadcast among them, never:
+    its own values cannot change)."""
+    import uuid
+
+    import dask.array as da
+    from dask.base import tokenize
+
+    if copy and getattr(a.flags, "writeable", True):
+        a = a.copy()
+
+    contiguous = a.flags.c_contiguous or a.flags.f_contiguous
+    # the token hashes the data; a strided view (a broadcast) would be copied to hash it
+    token = tokenize(a, chunks) if contiguous else uuid.uuid4().hex
+    name = f"array-{token}"  # as dask.array.from_array names its arrays
+    layer, start = {}, 0
+    for k, size in enumerate(chunks):
+        layer[(name, k, 0)] = a[start:start + size]
+        start += size
+    xp = get_xp(a)
+    return da.Array(layer, name, (tuple(chunks), (a.shape[1],)),
+                    meta=xp.empty((0, 0), dtype=a.dtype))
 
 
 def _meta_module(arrays):
@@ -282,6 +400,20 @@ def worker_count(scheduler, backend: str | None = None) -> int:
             return 1
     if scheduler in ("sync", "single-threaded", "synchronous"):
         return 1
+    return _num_workers() or os.cpu_count() or 1
+
+
+def _num_workers() -> int | None:
+    """Dask's ``num_workers`` setting (None or 0: one thread per core), checked."""
     import dask
 
-    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+    value = dask.config.get("num_workers", None)
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    raise ConfigError(
+        f"the Dask setting num_workers is {value!r}; expected a positive integer, the "
+        "threads of the local scheduler (None: one per core). Fix "
+        "dask.config.set(num_workers=...), the environment variable DASK_NUM_WORKERS or "
+        "the num_workers key of your Dask config")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dredux import DtypeError, ShapeError
+from dredux import ArgumentError, DtypeError, ShapeError
 from dredux.cluster import (
     cluster_centroids,
     cluster_ranges,
@@ -112,6 +112,43 @@ def test_helpers_name_bad_inputs():
         from_matrix(np.array([[2, 0]]), np.array([[0, 2]]), np.ones((1, 1), dtype=bool))
     with pytest.raises(ShapeError, match="6-tuple"):
         swap_axes((1, 2, 3))
+
+
+@pytest.mark.parametrize("call,error,words", [
+    (lambda x, lab: grid_cluster(x, "a"), ArgumentError, ["size is str 'a'", "a positive number"]),
+    (lambda x, lab: grid_cluster(x, None), ArgumentError, ["size is NoneType None"]),
+    (lambda x, lab: grid_cluster(x, ["a", "b"]), DtypeError, ["size has dtype <U1"]),
+    (lambda x, lab: cluster_ranges(None, ["a", "b"]), DtypeError,
+     ["Nlab has dtype <U1", "non-negative counts"]),
+    (lambda x, lab: cluster_ranges(None, [1.5, 2]), ShapeError, ["Nlab", "integer counts"]),
+    (lambda x, lab: cluster_ranges(None, 3), ShapeError, ["Nlab has shape ()",
+                                                          "integer counts"]),
+    (lambda x, lab: cluster_centroids(x, lab, weights="ab"), ArgumentError,
+     ["weights is str 'ab'", "one number per point (4)"]),
+    (lambda x, lab: cluster_centroids(x, lab, weights=[1, 2]), ShapeError,
+     ["weights have 2 entries for 4 points; expected one per point"]),
+    (lambda x, lab: cluster_centroids(x, lab, weights_c="ab"), ArgumentError,
+     ["weights_c is str 'ab'"]),
+    (lambda x, lab: cluster_centroids(x, lab, Nlab="ab"), ArgumentError, ["Nlab is str"]),
+    (lambda x, lab: cluster_ranges_centroids(x, lab, weights=[[1, 2], [3]]), ArgumentError,
+     ["weights is list", "not an array"]),
+    (lambda x, lab: swap_axes(5), ArgumentError, ["ranges is int 5", "6-tuple"]),
+    (lambda x, lab: swap_axes("abcdef"), ArgumentError, ["ranges is str 'abcdef'"]),
+])
+def test_helpers_name_arguments_of_the_wrong_kind(call, error, words):
+    """They raised raw ValueError (could not convert string to float), UFuncTypeError,
+    TypeError ('int' object is not iterable), or took a string as six ranges."""
+    x, lab = np.zeros((4, 2)), np.array([0, 0, 1, 1])
+    with pytest.raises(error) as err:
+        call(x, lab)
+    for word in words:
+        assert word in str(err.value), str(err.value)
+    # numbers of any kind are taken
+    x = np.arange(8.0).reshape(4, 2)
+    assert grid_cluster(x, np.float32(2.0)).tolist() == grid_cluster(x, [2, 2]).tolist()
+    assert cluster_ranges(None, np.array([2.0, 2.0])).tolist() == [[0, 2], [2, 4]]
+    np.testing.assert_allclose(cluster_centroids(x, lab, weights=[1, 1, 1, 3]),
+                               [[1.0, 2.0], [5.5, 6.5]])
 
 
 def test_same_results_as_pykeops_when_installed():
