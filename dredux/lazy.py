@@ -1723,7 +1723,9 @@ def _routine(f, f2, leaves, op, axis, opt_arg, init):
                 f"the {op} reduction over {'j' if axis == 1 else 'i'} has no "
                 f"{which}-variable: the {role} axis has no length. Reductions need at "
                 "least one i-variable (x[:, None, :], Vi(x)) and one j-variable "
-                "(y[None, :, :], Vj(y)); a formula of parameters alone cannot be reduced")
+                "(y[None, :, :], Vj(y)); a formula of parameters alone cannot be reduced. "
+                "An array of shape (1, 1, D) is a parameter, as in KeOps: for a single "
+                f"{which} row, write V{which}(x) with x of shape (1, D)")
     routine = Genred._from_exprs(f, f2, Signature(list(specs)), op, axis, opt_arg, **init)
     return routine, tuple(order)
 

@@ -48,7 +48,14 @@ import numpy as np
 from .. import config
 from .._version import __version__
 from ..backends import Kernel
-from ..errors import BackendUnavailable, CacheError, ConfigError, KernelCompileError
+from ..errors import (
+    ArgumentError,
+    BackendUnavailable,
+    CacheError,
+    ConfigError,
+    KernelCompileError,
+    ShapeError,
+)
 from ..program import Program
 from . import cache
 
@@ -497,9 +504,11 @@ class CppKernel(Kernel):
         super().__init__(program, **options)
         rows_per_pass = self.options.get("rows_per_pass")
         if rows_per_pass is not None and (not isinstance(rows_per_pass, int)
-                                          or isinstance(rows_per_pass, bool)
-                                          or not 1 <= rows_per_pass <= 16):
-            raise ValueError(f"rows_per_pass must be an integer in [1, 16], got "
+                                          or isinstance(rows_per_pass, bool)):
+            raise ArgumentError(f"rows_per_pass must be an integer in [1, 16], got "
+                                f"{rows_per_pass!r}")
+        if rows_per_pass is not None and not 1 <= rows_per_pass <= 16:
+            raise ShapeError(f"rows_per_pass must be an integer in [1, 16], got "
                              f"{rows_per_pass!r}")
         self._source: str | None = None
         self._fn = None

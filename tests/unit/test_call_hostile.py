@@ -513,6 +513,10 @@ def test_an_unknown_call_option_is_an_argument_error():
      ["plain values", "[1]"]),
     (lambda g: g.source("numpy"), errors.ConfigError, ["backend 'numpy'", "no generated "
                                                        "source", "source('cpu')"]),
+    (lambda g: g.kernel("cpu", "float64", rows_per_pass="4"), errors.ArgumentError,
+     ["rows_per_pass must be an integer in [1, 16], got '4'"]),
+    (lambda g: g.kernel("cpu", "float64", rows_per_pass=17), ShapeError,
+     ["rows_per_pass must be an integer in [1, 16], got 17"]),
 ])
 def test_inspection_methods_check_their_arguments(call, error, words):
     """source, program and kernel took any dtype (float code for int8, a KeyError on

@@ -573,6 +573,9 @@ def test_operation_errors_name_the_values():
         (x_i - y_j).sqnorm2().logsumexp()
     with pytest.raises(ShapeError, match="no j-variable"):
         (x_i * 2).sum(axis=1)
+    # a single row given as (1, 1, D) is a parameter: the message says so, and the fix
+    with pytest.raises(ShapeError, match=r"\(1, 1, D\) is a parameter.*Vi\(x\)"):
+        (LazyTensor(np.ones((1, 1, y_j.ndim))) - y_j).sqnorm2().sum(axis=1)
     with pytest.raises(ShapeError, match="parameters alone"):
         Pm(P).sum(axis=1)
     with pytest.raises(TypeError, match="unexpected option"):
