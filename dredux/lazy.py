@@ -393,7 +393,11 @@ class LazyTensor:
     __array_ufunc__ = None  # numpy_array + lazy_tensor calls LazyTensor.__radd__
     __hash__ = None  # == builds a formula, as in KeOps
 
-    def __init__(self, x=None, axis=None):
+    def __init__(self, x=None, axis=None, is_complex=False):
+        if is_complex:
+            raise FormulaError("complex LazyTensors (is_complex=True) are not supported; "
+                               "write the real and imaginary parts as two real LazyTensors "
+                               "(see docs/porting.md)")
         if type(x) is np.ndarray:  # the common cases first, then _array for the rest
             shape = x.shape
             dtype = x.dtype
@@ -651,6 +655,36 @@ class LazyTensor:
     def dtype(self):
         """The operands' dtype, or None when the expression has no array yet."""
         return self._dtype
+
+    @property
+    def nbatchdims(self) -> int:
+        """The number of batch axes (0 without batch axes)."""
+        return len(self._batch)
+
+    @property
+    def batchdims(self) -> tuple:
+        """The broadcast batch axes of the operands (``()`` without batch axes)."""
+        return self._batch
+
+    @property
+    def axis(self):
+        """The category of a single variable, as in KeOps (0: i, 1: j, 2: a
+        parameter); None for any other expression."""
+        if self._expr.op is Op.VAR and len(self._vars) == 1:
+            return int(self._vars[0].cat)
+        return None
+
+    @property
+    def symbolic_variables(self) -> tuple:
+        """The ``(ind, dim, cat)`` of the symbolic variables (``Vi(0, 3)``...),
+        given at call time."""
+        return tuple((leaf.ind, leaf.dim, int(leaf.cat)) for leaf in self._vars
+                     if isinstance(leaf, _SymbolicLeaf))
+
+    @property
+    def is_complex(self) -> bool:
+        """Always False: dredux's LazyTensors are real."""
+        return False
 
     @property
     def _shape(self) -> tuple:
@@ -1267,9 +1301,12 @@ class LazyTensor:
         return self.sumsoftmaxweight(weight, axis, dim, **kwargs)
 
     # linear operators ----------------------------------------------------------
-    def __matmul__(self, v):
+    def __matmul__(self, v, **kwargs):
         """``K @ v``: the matrix-vector (v of shape (N,)) or matrix-matrix (v of
-        shape (N, E)) product of a scalar LazyTensor K (sum over j)."""
+        shape (N, E)) product of a scalar LazyTensor K (sum over j). With batch
+        axes, v of shape (..., N, E) has K's batch axes (or broadcasts against
+        them), and the result has shape (..., M, E); a 1-D v gives a flat result.
+        ``kwargs`` go to the reduction (``backend=``...)."""
         if self.ndim != 1:
             raise ShapeError(f"K @ v needs a LazyTensor K of dimension 1 (a matrix), but K "
                              f"has shape {self.shape}; reduce its vector axis first, e.g. "
@@ -1277,13 +1314,23 @@ class LazyTensor:
         if not hasattr(v, "shape"):  # a list or a number
             v = _as_array(v, self._dtype, "K @ v: v")
         shape = tuple(v.shape)
-        if len(shape) not in (1, 2):
-            raise ShapeError(f"K @ v needs v of shape (N,) or (N, E), got {shape}")
-        if self.nj is not None and shape[0] != self.nj:
+        batch = len(self._batch)
+        if not shape:
+            raise ShapeError("K @ v needs v of shape (N,), (N, E) or (..., N, E) (batch "
+                             "axes first), got a 0-d array")
+        rows = shape[0] if len(shape) == 1 else shape[-2]
+        if self.nj is not None and rows != self.nj:
             raise ShapeError(f"K @ v: K has shape {self.shape} (N = {self.nj}) but v has "
                              f"shape {shape}; expected v with {self.nj} rows")
-        column = v.reshape(-1, 1) if len(shape) == 1 else v
-        out = self._product(column)
+        if not batch and not kwargs and len(shape) <= 2:
+            column = v.reshape(-1, 1) if len(shape) == 1 else v
+            out = self._product(column)
+            return out.reshape(-1) if len(shape) == 1 else out
+        # v as a j-variable with K's batch axes: (..., 1, N, E), summed over j
+        lead = ((1,) * batch if len(shape) == 1
+                else (1,) * max(0, batch + 2 - len(shape)) + shape[:-2])
+        dims = (*lead, 1, rows, 1 if len(shape) == 1 else shape[-1])
+        out = (self * LazyTensor(v.reshape(dims))).sum(axis=len(dims) - 2, **kwargs)
         return out.reshape(-1) if len(shape) == 1 else out
 
     def _product(self, column):

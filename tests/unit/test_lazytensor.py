@@ -287,6 +287,51 @@ def test_matmul_transpose_and_linear_operator():
         (x_i - y_j) @ B
 
 
+@pytest.mark.parametrize("k_batch, v_shape, out_shape", [
+    ((2,), (25,), (40,)),            # a 1-D v: a flat result, as in KeOps
+    ((2,), (25, 1), (2, 20, 1)),     # an unbatched v broadcasts over K's batch
+    ((2,), (2, 25, 3), (2, 20, 3)),  # one v per batch item
+    ((2,), (3, 2, 25, 2), (3, 2, 20, 2)),  # v with more batch axes than K
+    ((), (2, 25, 3), (2, 20, 3)),    # a batched v against an unbatched K
+])
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_batched_products_sum_over_j(k_batch, v_shape, out_shape, backend):
+    # K @ v summed over the wrong axis with batch axes (axis=1 is i there): wrong values
+    gen = np.random.default_rng(11)
+    x = gen.standard_normal((*k_batch, 20, 1, 3))
+    y = gen.standard_normal((*k_batch, 1, 25, 3))
+    v = gen.standard_normal(v_shape)
+    K = (-((LazyTensor(x) - LazyTensor(y)) ** 2).sum(-1)).exp()
+    dense = np.exp(-((x - y) ** 2).sum(-1))  # (*k_batch, 20, 25)
+    expected = (dense @ v).reshape(-1) if v.ndim == 1 else dense @ v
+    out = K.__matmul__(v, backend=backend)
+    assert out.shape == out_shape
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    np.testing.assert_allclose(K @ v, expected, rtol=1e-12)
+    # the transpose: u with M rows
+    u = gen.standard_normal((*v_shape[:-2], 20, v_shape[-1]) if v.ndim > 1 else (20,))
+    dense_t = np.swapaxes(dense, -1, -2)
+    expected_t = (dense_t @ u).reshape(-1) if u.ndim == 1 else dense_t @ u
+    np.testing.assert_allclose(K.T @ u, expected_t, rtol=1e-12)
+    np.testing.assert_allclose(K.rmatvec(u), expected_t, rtol=1e-12)
+
+
+def test_keops_attributes():
+    # nbatchdims, batchdims, axis, symbolic_variables and is_complex, as KeOps has them
+    x = np.random.default_rng(2).random((4, 3))
+    x_i, y_j, p = LazyTensor(x[:, None]), LazyTensor(x[None]), Pm(np.ones(2))
+    assert (x_i.axis, y_j.axis, p.axis, (x_i - y_j).axis) == (0, 1, 2, None)
+    assert LazyTensor(x, axis=1, is_complex=False).axis == 1
+    assert (x_i.nbatchdims, x_i.batchdims) == (0, ())
+    batched = LazyTensor(np.ones((2, 4, 1, 3))) - LazyTensor(np.ones((1, 1, 5, 3)))
+    assert (batched.nbatchdims, batched.batchdims) == (1, (2,))
+    s = (Vi(0, 3) - Vj(1, 3)).sqnorm2() * p
+    assert s.symbolic_variables == ((0, 3, 0), (1, 3, 1))
+    assert x_i.symbolic_variables == () and not s.is_complex
+    with pytest.raises(FormulaError, match="complex LazyTensors"):
+        LazyTensor(x[:, None], is_complex=True)
+
+
 def test_repeated_products_reuse_one_reduction(monkeypatch):
     """K @ v with a fixed K (conjugate gradients, scipy) runs the remembered
     reduction with each new v: no expression is rebuilt, every product is
