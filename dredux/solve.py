@@ -287,15 +287,20 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
     maxiter = kwargs.pop("maxiter", None)
     alpha = _check_alpha(alpha)
     call = _bool_arg(call, "solve(call=...)")
+    symbolic_b = None  # (ind, dim, cat) of a b given at call time: K.solve(Vi(0, 3))(b)
     if isinstance(other, LazyTensor):
         if other._expr.op is not Op.VAR or len(other._vars) != 1:
             raise ShapeError("solve(b): b must be an array or a LazyTensor of one array "
                              f"(Vi(b) or Vj(b)), got the formula {other.formula}")
         leaf = other._vars[0]
-        if leaf.cat == Cat.P or leaf.ind is not None:
-            raise ShapeError("solve(b): b must be an i- or j-variable holding an array "
-                             "(Vi(b), Vj(b)), not a parameter or a symbolic variable")
-        b, out_cat = leaf.data, leaf.cat
+        if leaf.cat == Cat.P:
+            raise ShapeError("solve(b): b must be an i- or j-variable (Vi(b), Vj(b), or a "
+                             "symbolic Vi(0, E) given at call time), not a parameter")
+        if leaf.ind is not None:
+            symbolic_b = (leaf.ind, leaf.dim, leaf.cat)
+            b, out_cat = None, leaf.cat
+        else:
+            b, out_cat = leaf.data, leaf.cat
     else:
         b = other if hasattr(other, "shape") else _as_array(other, K.dtype, "solve(b): b")
         if len(getattr(b, "shape", ())) != 2:
@@ -304,19 +309,16 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
             raise ShapeError(f"solve(b): b has shape {shape}; expected an (M, E) array{fix}")
         LazyTensor(b, axis=0)  # checks its dtype and shape
         out_cat = Cat.I
-    if K.dtype is not None and np.dtype(b.dtype) != K.dtype:
-        raise DtypeError(f"solve(b): b has dtype {np.dtype(b.dtype).name} but the LazyTensor "
-                         f"is {K.dtype.name}; convert b with .astype(np.{K.dtype.name})")
     axis = 1 if out_cat == Cat.I else 0
-    rows = b.shape[0]
-    for n, which in ((K.ni, "i"), (K.nj, "j")):
-        if n is not None and n != rows:
-            raise ShapeError(f"solve(b): K has shape {K.shape} ({which} has {n} rows) but b "
-                             f"has {rows} rows; K must be square with as many rows as b")
+    if b is not None:
+        _check_rhs(K, b)
     if var is None:
-        used = [leaf.ind for leaf in K._vars if leaf.ind is not None]
-        ind = 1 + max(used, default=-1)
-        unknown = LazyTensor((ind, int(b.shape[1]), int(Cat.J if axis == 1 else Cat.I)))
+        if symbolic_b is not None:  # the unknown takes b's place among the arguments
+            ind, dim = symbolic_b[0], symbolic_b[1]
+        else:
+            used = [leaf.ind for leaf in K._vars if leaf.ind is not None]
+            ind, dim = 1 + max(used, default=-1), int(b.shape[1])
+        unknown = LazyTensor((ind, dim, int(Cat.J if axis == 1 else Cat.I)))
         res = K * unknown
     else:
         if (not isinstance(var, LazyTensor) or var._expr.op is not Op.VAR
@@ -325,21 +327,51 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
                                "e.g. Vj(0, 1)")
         unknown, res = var, K
     ind = unknown._vars[0].ind
+    if symbolic_b is not None and symbolic_b[0] != ind:
+        raise FormulaError(f"solve(b, var): the symbolic b has index {symbolic_b[0]} but the "
+                           f"unknown var has index {ind}; they are one argument at call "
+                           "time (b, where the unknown stands), so give them the same index")
     reduction = res._reduce("Sum", axis, None, call=False, **kwargs)
     others = sorted({leaf.ind for leaf in res._vars if leaf.ind is not None} - {ind})
     scheduler = kwargs.get("scheduler")
+    # a symbolic b is the argument at the unknown's index (as KernelSolve takes it)
+    names = sorted([*others, ind]) if symbolic_b is not None else others
 
     def solve(*arrays):
-        if len(arrays) != len(others):
-            raise ShapeError(f"this solve takes {len(others)} array(s) for the symbolic "
-                             f"variables {others}, got {len(arrays)}")
-        given = dict(zip(others, arrays))
+        if len(arrays) != len(names):
+            what = (f"the symbolic variables {names} (b at index {ind})"
+                    if symbolic_b is not None else f"the symbolic variables {others}")
+            raise ShapeError(f"this solve takes {len(names)} array(s) for {what}, got "
+                             f"{len(arrays)}")
+        given = dict(zip(names, arrays))
+        rhs = b
+        if symbolic_b is not None:
+            rhs = given.pop(ind)
+            if not hasattr(rhs, "shape"):
+                rhs = _as_array(rhs, K.dtype, "solve: b")
+            if len(rhs.shape) != 2 or rhs.shape[1] != symbolic_b[1]:
+                raise ShapeError(f"solve: b (the argument at index {ind}) has shape "
+                                 f"{tuple(rhs.shape)}; expected (rows, {symbolic_b[1]}) as "
+                                 "its symbolic variable says")
+            _check_rhs(K, rhs)
 
         def linop(p):
             given[ind] = p
             out = reduction(*(given[k] for k in sorted(given)))
             return out + alpha * p if alpha else out
 
-        return conjugate_gradient(linop, b, eps, maxiter, scheduler)
+        return conjugate_gradient(linop, rhs, eps, maxiter, scheduler)
 
-    return solve() if call and not others else solve
+    return solve() if call and not names else solve
+
+
+def _check_rhs(K, b) -> None:
+    """b's dtype and rows against the LazyTensor K of ``K.solve(b)``."""
+    if K.dtype is not None and np.dtype(b.dtype) != K.dtype:
+        raise DtypeError(f"solve(b): b has dtype {np.dtype(b.dtype).name} but the LazyTensor "
+                         f"is {K.dtype.name}; convert b with .astype(np.{K.dtype.name})")
+    rows = b.shape[0]
+    for n, which in ((K.ni, "i"), (K.nj, "j")):
+        if n is not None and n != rows:
+            raise ShapeError(f"solve(b): K has shape {K.shape} ({which} has {n} rows) but b "
+                             f"has {rows} rows; K must be square with as many rows as b")

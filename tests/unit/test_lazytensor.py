@@ -505,6 +505,14 @@ def test_lazytensor_solve_matches_linalg_solve():
     # linear in a given symbolic variable
     a = Vj(0, 2)
     close((K * a).solve(Vi(b), var=a, alpha=0.1, eps=1e-12), ref, tol=1e-8)
+    # a symbolic b, given at call time (at its index), as in KeOps
+    close(K.solve(Vi(0, 2), alpha=0.1, eps=1e-12)(b), ref, tol=1e-8)
+    symbolic = (-Vi(1, 2).sqdist(Vj(2, 2)) * 4.0).exp()
+    close(symbolic.solve(Vi(0, 2), alpha=0.1, eps=1e-12)(b, x, x), ref, tol=1e-8)
+    with pytest.raises(ShapeError, match=r"b \(the argument at index 0\) has shape \(20, 3\)"):
+        K.solve(Vi(0, 2), alpha=0.1)(np.ones((20, 3)))
+    with pytest.raises(FormulaError, match="give them the same index"):
+        (K * a).solve(Vi(1, 2), var=a, alpha=0.1)
 
 
 def test_kernelsolve_matches_linalg_solve():
