@@ -1,8 +1,10 @@
-"""Symbolic differentiation, the stage after parsing: Grad, Diff, Laplacian.
+"""Symbolic differentiation, the stage after parsing: Grad, Diff, Laplacian,
+Divergence, GradMatrix.
 
-The parser leaves ``Grad(F, v, e)``, ``Diff(F, v, u)`` and ``Laplacian(F, v)``
-in the formula as placeholder nodes; :func:`differentiate` replaces them,
-innermost first, by their derivatives. The formula is then simplified once.
+The parser leaves ``Grad(F, v, e)``, ``Diff(F, v, u)``, ``Laplacian(F, v)``,
+``Divergence(F, v)`` and ``GradMatrix(F, v)`` in the formula as placeholder
+nodes; :func:`differentiate` replaces them, innermost first, by their
+derivatives. The formula is then simplified once.
 
 Every op's record (:mod:`dredux.ops`) has its VJP rule: given a node ``n`` and
 the cotangent ``g`` of its output (dimension ``n.dim``), one cotangent per
@@ -14,7 +16,9 @@ Elementwise rules are written as if every operand had the output's dimension;
 are differentiated once, cotangents are accumulated per node). Forward mode is
 the transpose of reverse mode: ``Diff(F, v, u)`` is ``Grad(Grad(F, v, w), w,
 u)`` for a fresh dummy ``w``, in which ``w`` vanishes because every VJP rule
-is linear in ``g``.
+is linear in ``g``. ``Divergence`` and ``GradMatrix`` take one reverse sweep
+per component of F (``Grad(Elem(F, k), v, 1)``), as KeOps's ``GradMatrix``
+does with its basis vectors; the forward nodes are shared by all the sweeps.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from .errors import FormulaError
 from .ir import OPS, Cat, DimError, Expr, Op, const, var, walk, zero
 from .ops import DERIVATIVE
 
-__all__ = ["differentiate", "grad", "diff", "laplacian"]
+__all__ = ["differentiate", "grad", "diff", "laplacian", "divergence", "grad_matrix"]
 
 # Each nested derivative multiplies the size of a formula, and a Laplacian
 # differentiates once per component of its variable: without a bound, a formula
@@ -35,9 +39,9 @@ MAX_DERIVATIVE_NODES = limits.MAX_DERIVATIVE_NODES
 
 def _too_large(problem: str) -> FormulaError:
     return FormulaError(
-        problem, hint="Nested derivatives multiply the size of a formula, and a Laplacian "
-        "differentiates once per component of its variable: differentiate fewer times, "
-        "or with respect to variables of lower dimension.")
+        problem, hint="Nested derivatives multiply the size of a formula, and a Laplacian, "
+        "a Divergence or a GradMatrix differentiates once per component: differentiate "
+        "fewer times, or with respect to variables of lower dimension.")
 
 
 def _size(expr: Expr, limit: int = MAX_DERIVATIVE_NODES) -> int:
@@ -142,16 +146,78 @@ def laplacian(formula: Expr, v: Expr) -> Expr:
     return total
 
 
+def _balanced(op: Op, terms: list[Expr]) -> Expr:
+    """``terms`` joined by the binary ``op`` (Add, Concat) in order, as a balanced
+    tree: its depth grows with the logarithm of the number of terms."""
+    while len(terms) > 1:
+        pairs = [Expr(op, (terms[k], terms[k + 1])) for k in range(0, len(terms) - 1, 2)]
+        terms = pairs + terms[len(terms) - len(terms) % 2:]
+    return terms[0]
+
+
+def _rows(formula: Expr, v: Expr, name: str, diagonal: bool = False) -> list[Expr]:
+    """The gradient of each component of ``formula`` with respect to ``v``, one
+    reverse sweep per component (with ``diagonal``, component k of the k-th
+    gradient only). Refused as soon as they pass the size limit: before any is
+    built when F alone is too large for one sweep per component, else while the
+    distinct nodes of the sweeps are counted."""
+    count = formula.dim
+    size = _size(formula, MAX_DERIVATIVE_NODES // count)
+    if size * count > MAX_DERIVATIVE_NODES:
+        raise _too_large(f"{name}(F, v) differentiates F (at least {size} operations) "
+                         f"once for each of its {count} components: at least "
+                         f"{size * count} operations before simplification, more than the "
+                         f"limit of {MAX_DERIVATIVE_NODES}")
+    if count == 1:
+        return [grad(formula, v, const(1))]
+    rows, seen, total = [], set(), 0
+    for k in range(count):
+        row = grad(Expr(Op.ELEM, (formula,), (k,)), v, const(1))
+        if diagonal:
+            row = Expr(Op.ELEM, (row,), (k,))
+        total += sum(1 for _ in walk(row, seen)) + (k > 0)  # and the Add / Concat joining it
+        if total > MAX_DERIVATIVE_NODES:
+            raise _too_large(f"{name}(F, v) differentiates F once for each of its {count} "
+                             f"components: the first {k + 1} derivatives already have more "
+                             f"than {MAX_DERIVATIVE_NODES} operations before simplification, "
+                             "the limit")
+        rows.append(row)
+    return rows
+
+
+def divergence(formula: Expr, v: Expr) -> Expr:
+    """``sum_k d formula_k / d v_k`` for a formula of the dimension of ``v``
+    (KeOps's ``Divergence``: the trace of the Jacobian)."""
+    if v.op is not Op.VAR:
+        raise DimError("Divergence differentiates with respect to a variable")
+    if formula.dim != v.dim:
+        raise DimError(f"Divergence(F, v) needs F of the dimension of v ({v.dim}), got "
+                       f"dimension {formula.dim}")
+    return _balanced(Op.ADD, _rows(formula, v, "Divergence", diagonal=True))
+
+
+def grad_matrix(formula: Expr, v: Expr) -> Expr:
+    """KeOps's ``GradMatrix(F, v)``: the Jacobian of ``formula`` with respect to
+    ``v``, of dimension ``F.dim * v.dim``, component ``i * v.dim + j`` being
+    ``d formula_i / d v_j`` (the gradients of the components of F, one after the
+    other)."""
+    if v.op is not Op.VAR:
+        raise DimError("GradMatrix differentiates with respect to a variable")
+    return _balanced(Op.CONCAT, _rows(formula, v, "GradMatrix"))
+
+
 _EXPAND = {
     Op.GRAD: lambda f, v, e: grad(f, v, e),
     Op.DIFF: lambda f, v, u: diff(f, v, u),
     Op.LAPLACIAN: lambda f, v: laplacian(f, v),
+    Op.DIVERGENCE: lambda f, v: divergence(f, v),
+    Op.GRADMATRIX: lambda f, v: grad_matrix(f, v),
 }
 
 
 def differentiate(root: Expr) -> Expr:
-    """``root`` with every Grad, Diff and Laplacian node replaced by its
-    derivative (innermost first); the result is not simplified."""
+    """``root`` with every Grad, Diff, Laplacian, Divergence and GradMatrix node
+    replaced by its derivative (innermost first); the result is not simplified."""
     done: dict[Expr, Expr] = {}
     for node in walk(root):
         args = tuple(done[a] for a in node.args)

@@ -106,6 +106,12 @@ def _zero(d):
     return zero(d)
 
 
+def _diffclampint(f, a, b):
+    # KeOps's DiffClampInt, the derivative of ClampInt: (f < a) ? 0 : ((f > b) ? 0 : 1),
+    # so 1 on [a, b] bounds included, and 1 at NaN (both comparisons are false)
+    return (1 - Expr(Op.LT, (f, const(a)))) * (1 - Expr(Op.GT, (f, const(b))))
+
+
 def _primitives() -> dict[str, Function]:
     """One row per computing op of :mod:`dredux.ops`, under its KeOps name."""
     out = {}
@@ -129,6 +135,8 @@ FUNCTIONS: dict[str, Function] = {
     "SymSqNorm": Function("ee", _symsqnorm),
     "WeightedSqNorm": Function("ee", _weighted_sqnorm),
     "WeightedSqDist": Function("eee", lambda s, f, g: _weighted_sqnorm(s, f - g)),
+    "DiffClampInt": Function("eii", _diffclampint,
+                             usage="DiffClampInt(f, a, b) = 1 where a <= f <= b, else 0"),
     "IntCst": Function("i", _intcst, usage="IntCst(n)"),
     "IntInv": Function("i", _intinv, usage="IntInv(n) = 1/n"),
     "Zero": Function("i", _zero, usage="Zero(dim)"),

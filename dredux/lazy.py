@@ -65,9 +65,7 @@ _UNSUPPORTED = {
     "softdtw_sqdist": "no soft-DTW operation",
     "factorize": "no symbolic factorisation",
     "auto_factorize": "no symbolic factorisation",
-    "grad_matrix": "no gradient-matrix operation: take grad per component",
     "trace_operator": "no trace operator",
-    "divergence": "no divergence: sum the components of grad",
 }
 _CALL_OPTIONS = ("backend", "device_id", "ranges", "out", "block_size", "split_every",
                  "scheduler")
@@ -1121,13 +1119,24 @@ class LazyTensor:
         """The Laplacian of a scalar ``self`` wrt variable ``other``."""
         return self._derivative("Laplacian", other)
 
+    def divergence(self, other):
+        """The divergence of ``self`` (of ``other``'s dimension) wrt variable
+        ``other``: the sum over k of d self_k / d other_k."""
+        return self._derivative("Divergence", other)
+
+    def grad_matrix(self, other):
+        """The gradient matrix of ``self`` wrt variable ``other``: component
+        ``i * other.ndim + j`` is d self_i / d other_j."""
+        return self._derivative("GradMatrix", other)
+
     def _derivative(self, name, v, *rest):
         v = self._operand(v)
         if v._expr.op is not Op.VAR:
             raise FormulaError(f"{name.lower()}(v, ...) differentiates with respect to a "
                                f"variable: v must be a LazyTensor made from one array "
                                f"(or symbolic), got the formula {v.formula}")
-        op = {"Grad": Op.GRAD, "Diff": Op.DIFF, "Laplacian": Op.LAPLACIAN}[name]
+        op = {"Grad": Op.GRAD, "Diff": Op.DIFF, "Laplacian": Op.LAPLACIAN,
+              "Divergence": Op.DIVERGENCE, "GradMatrix": Op.GRADMATRIX}[name]
         res, exprs = self._join(v, *(self._operand(r) for r in rest))
         res._expr = _node(name, lambda: Expr(op, tuple(exprs)))
         return res

@@ -547,7 +547,8 @@ class _Builder:
         return found
 
     def derivative(self, node: ast.Call, fname: str) -> Expr:
-        """A Grad / Diff / Laplacian placeholder node (differentiated after parsing)."""
+        """A Grad / Diff / Laplacian / Divergence / GradMatrix placeholder node
+        (differentiated after parsing)."""
         op = _DERIVATIVES[fname]
         record = OPS[op]
         # Grad(F, v) creates its gradient input: it takes 2 or 3 arguments

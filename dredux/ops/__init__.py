@@ -154,6 +154,19 @@ def _laplacian_dims(dims, params):
     return 1
 
 
+def _divergence_dims(dims, params):
+    f, v = dims
+    if f != v:
+        raise DimError(f"Divergence(F, v) needs F of the dimension of v ({v}), got "
+                       f"dimension {f}")
+    return 1
+
+
+def _gradmatrix_dims(dims, params):
+    f, v = dims
+    return f * v  # Expr checks it against MAX_DIM
+
+
 _SPECIAL = [
     OpDef("VAR", "Var", 0, _leaf_dims, vjp=_no_vjp, kind=LEAF),
     OpDef("CONST", "Const", 0, _leaf_dims, vjp=_no_vjp, kind=LEAF),
@@ -162,6 +175,10 @@ _SPECIAL = [
     OpDef("DIFF", "Diff", 3, _diff_dims, kind=DERIVATIVE, usage="Diff(F, v, u)"),
     OpDef("LAPLACIAN", "Laplacian", 2, _laplacian_dims, kind=DERIVATIVE,
           usage="Laplacian(F, v)"),
+    OpDef("DIVERGENCE", "Divergence", 2, _divergence_dims, kind=DERIVATIVE,
+          usage="Divergence(F, v) with F of the dimension of v"),
+    OpDef("GRADMATRIX", "GradMatrix", 2, _gradmatrix_dims, kind=DERIVATIVE,
+          usage="GradMatrix(F, v)"),
 ]
 
 
