@@ -22,12 +22,17 @@ from .errors import (
     ShapeError,
     SolveError,
 )
+from .generic import generic_argkmin, generic_argmin, generic_logsumexp, generic_sum
 from .lazy import LazyTensor, Pm, Var, Vi, Vj
 from .solve import KernelSolve
 
 __all__ = [
     "Genred",
     "reduce",
+    "generic_sum",
+    "generic_logsumexp",
+    "generic_argmin",
+    "generic_argkmin",
     "LazyTensor",
     "Vi",
     "Vj",

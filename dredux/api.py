@@ -177,6 +177,9 @@ class Genred:
         self._calls: dict[tuple, _Call] = {}
         self._costs: dict[str, float] = {}
         self._split = self._linear_split() if split else None
+        # the i- and j-variables of dimension 1, which a call may pass as 1-D arrays
+        self._columns = tuple(k for k, spec in enumerate(signature.args)
+                              if spec.cat != Cat.P and spec.dim == 1)
 
     def _linear_split(self) -> tuple[Genred, linear.Epilogue] | None:
         """The inner routine and epilogue of a Sum whose linear maps move after
@@ -306,7 +309,9 @@ class Genred:
         ----------
         *args : arrays
             NumPy, CuPy or dask arrays: ``(M, dim)`` for ``Vi``, ``(N, dim)`` for
-            ``Vj``, ``(dim,)`` for ``Pm``, all of the same float dtype.
+            ``Vj``, ``(dim,)`` for ``Pm``, all of the same float dtype. As in
+            KeOps, a ``Vi(1)`` or ``Vj(1)`` variable may be a 1-D array, ``(M,)``
+            or ``(N,)``, read as the column ``(M, 1)`` or ``(N, 1)``.
         backend : str, optional
             ``"auto"`` (default: ``dredux.backend``), ``"cpu"``, ``"gpu"`` or
             ``"numpy"``; KeOps spellings ``"CPU"``, ``"GPU"``, ``"GPU_1D"`` work.
@@ -343,6 +348,8 @@ class Genred:
                     "routine's own options, such as reduction_op or dtype_acc, go to "
                     "Genred(...))")
         if len(args) == len(self.signature.args):
+            if self._columns:
+                args = _as_columns(args, self._columns)
             bshape = batch_shape(self.signature, args)
             if bshape is not None:
                 return self._call_batched(args, bshape, backend, device_id, ranges, out,
@@ -673,6 +680,26 @@ def _describe(spec: ArgSpec, index: int) -> str:
     return f"argument {index} ({spec.describe()})"
 
 
+def _column(a):
+    """The 1-D array ``a`` of length L as an (L, 1) array: a view of NumPy and CuPy
+    arrays, a lazy new axis of dask arrays (of unknown chunk sizes too)."""
+    if is_dask(a):
+        return a[:, None]
+    return a.reshape(a.shape[0], 1)
+
+
+def _as_columns(args, positions) -> tuple:
+    """``args`` with the 1-D arrays at ``positions`` (the i- and j-variables of
+    dimension 1) made (L, 1) columns, as KeOps reads them; other arguments as given."""
+    fixed = None
+    for k in positions:
+        if getattr(args[k], "ndim", None) == 1:
+            if fixed is None:
+                fixed = list(args)
+            fixed[k] = _column(args[k])
+    return args if fixed is None else tuple(fixed)
+
+
 def _check_args(signature, args) -> list:
     specs = signature.args
     if len(args) != len(specs):
@@ -707,9 +734,12 @@ def _check_args(signature, args) -> list:
                                  f"of shape ({spec.dim},){fix}")
         else:
             rows = "M" if spec.cat == Cat.I else "N"
+            if len(shape) == 1 and spec.dim == 1:  # (L,) stands for the column (L, 1)
+                a = _column(a)
+                shape = tuple(a.shape)
             if len(shape) != 2 or shape[1] != spec.dim:
-                fix = (f" (reshape it with .reshape(-1, {spec.dim}))"
-                       if len(shape) == 1 and spec.dim == 1 else "")
+                fix = (" (a 1-D array stands only for a variable of dimension 1)"
+                       if len(shape) == 1 else "")
                 raise ShapeError(f"{_describe(spec, index)} {what}; expected "
                                  f"a 2-D array of shape ({rows}, {spec.dim}){fix}")
         if np.dtype(a.dtype).type not in _FLOAT_DTYPES:

@@ -172,3 +172,16 @@ def test_pykeops_import_path():
     from dredux.numpy import cluster
 
     assert cluster.grid_cluster is grid_cluster and cluster.from_matrix is from_matrix
+
+
+def test_the_cluster_helpers_are_an_attribute_of_dredux_numpy():
+    # as pykeops.numpy.cluster: `import dredux.numpy as pk; pk.cluster.grid_cluster` (in a
+    # fresh interpreter: here another test may have imported the submodule already)
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import dredux.numpy as pk; "
+                           "print(pk.cluster.grid_cluster.__name__)"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "grid_cluster"

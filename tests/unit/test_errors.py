@@ -255,7 +255,8 @@ ARG_CASES = [
     (0, np.ones((4, 2)), ShapeError, ["argument 0", "'x'", "(4, 2)", "(M, 3)"]),
     (0, np.ones(4), ShapeError, ["'x'", "(4,)", "(M, 3)"]),
     (2, np.ones((6, 1)), ShapeError, ["Vj", "same number of rows", "'y' has 5", "'b' has 6"]),
-    (2, np.ones(5), ShapeError, ["'b'", "(5,)", "(N, 1)", ".reshape(-1, 1)"]),
+    # a 1-D b stands for Vj(1) (as in KeOps), but its length must still match
+    (2, np.ones(6), ShapeError, ["Vj", "same number of rows", "'y' has 5", "'b' has 6"]),
     (3, np.ones((1, 2)), ShapeError, ["'p'", "(1, 2)", "1-D", "(2,)", "ravel"]),
     (3, np.ones(3), ShapeError, ["'p'", "(3,)", "(2,)"]),
     (1, np.ones((5, 3), dtype=np.float32), DtypeError,
