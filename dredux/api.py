@@ -52,8 +52,9 @@ class Genred:
     ----------
     formula : str
         The formula F in KeOps syntax, e.g. ``"Exp(-SqDist(x, y)) * b"``.
-        ``Grad(F, v, e)``, ``Diff(F, v, u)`` and ``Laplacian(F, v)`` are
-        differentiated symbolically.
+        ``Grad(F, v, e)``, ``Diff(F, v, u)``, ``Laplacian(F, v)``,
+        ``Divergence(F, v)`` and ``GradMatrix(F, v)`` are differentiated
+        symbolically.
     aliases : list of str
         Variable declarations such as ``"x = Vi(3)"`` (one value of dimension
         3 per output row i), ``"y = Vj(3)"`` (per reduced index j) or
