@@ -185,6 +185,11 @@ CASES: dict[str, list[Case]] = {
                       lambda x: np.clip(x, 0, 2)),
                  Case("ClampInt(8 * x - 4, -1, 2)", {"x": V("j", 2, "unit")},
                       lambda x: np.clip(8 * x - 4, -1, 2))],
+    # 1 on the closed interval [a, b]: integers hit both bounds
+    "DiffClampInt": [Case("DiffClampInt(x, -1, 1)", {"x": V("i", 3, "int")},
+                          lambda x: f64((x >= -1) & (x <= 1))),
+                     Case("DiffClampInt(x, 0, 2)", {"x": V("j", 3, "wide")},
+                          lambda x: f64((x >= 0) & (x <= 2)))],
     "IfElse": ternary("IfElse", lambda f, a, b: np.where(f >= 0, a, b),
                       ("int", "any", "any")) + [
         Case("IfElse(x - y, x, y)", {"x": V("i", 3), "y": V("j", 3)},
