@@ -517,8 +517,7 @@ def check_settings(job, spec: SchedulerSpec) -> str:
     kernels are built in this machine's processes (threads, sync, local)."""
     from . import config
     from .backends import BackendUnavailable, normalize_backend, resolve_backend
-    from .errors import ShapeError
-    from .plan import _parse_block_size
+    from .plan import configured_block_size
 
     config.memory_per_task()
     config.number("max-tasks-per-worker", integer=True, least=1)
@@ -526,12 +525,7 @@ def check_settings(job, spec: SchedulerSpec) -> str:
         config.number("split-every", integer=True, least=2)
     if job.block_size is None:
         config.number("task-seconds", integer=False, least=0, strict=True)
-        try:
-            _parse_block_size(config.get("block-size"))
-        except ShapeError:
-            raise config.setting_error("block-size", config.get("block-size"),
-                                       "rows per block, or [rows, cols], positive integers "
-                                       "(default None: planned)") from None
+        configured_block_size()
     if job.backend is None:
         try:
             normalize_backend(config.get("backend"))

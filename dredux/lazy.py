@@ -41,7 +41,7 @@ from .errors import ArgumentError, ConfigError, DtypeError, FormulaError, ShapeE
 from .functions import FUNCTIONS
 from .ir import Cat, DimError, Expr, Op, const, flatten, unflatten, var, walk
 from .ops import LimitError
-from .parse import ArgSpec, Signature
+from .parse import ArgSpec, Signature, shown_integer
 from .printing import to_formula
 
 __all__ = ["LazyTensor", "LazyReduction", "Var", "Vi", "Vj", "Pm"]
@@ -1600,12 +1600,6 @@ def _same(what: str, a, b, error):
     return a
 
 
-def _shown(value: int) -> str:
-    """An integer as the parser's messages show it (a long one cut to 20 digits)."""
-    text = str(value)
-    return text if len(text) <= 40 else f"{text[:20]}... ({len(text.lstrip('-'))} digits)"
-
-
 def _int_arg(value, what: str, limit: int = limits.MAX_DIM) -> int:
     """``value``, an integer in -limit .. limit (the check of the parser's
     integer arguments, with its message)."""
@@ -1613,7 +1607,8 @@ def _int_arg(value, what: str, limit: int = limits.MAX_DIM) -> int:
         raise FormulaError(f"{what} must be an integer, got {reprlib.repr(value)}")
     value = int(value)
     if abs(value) > limit:
-        raise FormulaError(f"{what} is {_shown(value)}, outside the limits {-limit} .. {limit}",
+        raise FormulaError(f"{what} is {shown_integer(value)}, outside the limits "
+                           f"{-limit} .. {limit}",
                            hint="dredux refuses numbers it could not use exactly "
                            "(docs/formulas.md lists the limits).")
     return value
@@ -1632,8 +1627,8 @@ def _float_arg(value, what: str) -> float:
     try:
         return float(value)
     except OverflowError:
-        raise FormulaError(f"{what} got the integer {_shown(int(value))}, which is larger "
-                           "than any float", hint="Numbers of a formula are floats: write "
+        raise FormulaError(f"{what} got the integer {shown_integer(int(value))}, which is "
+                           "larger than any float", hint="Numbers of a formula are floats: write "
                            "one below 1.8e308.") from None
 
 

@@ -105,16 +105,21 @@ def _literal_int(text: str, node: ast.AST, what: str, limit: int = limits.MAX_PA
         value = sign * inner.value
         low = -limit if low is None else low
         if not low <= value <= limit:
-            shown = str(value) if len(str(value)) <= 40 else f"{str(value)[:20]}... " \
-                f"({len(str(abs(value)))} digits)"
             raise FormulaError(
-                f"{what} is {shown}, outside the limits {low} .. {limit}", text, start, end,
+                f"{what} is {shown_integer(value)}, outside the limits {low} .. {limit}", text,
+                start, end,
                 hint="dredux refuses numbers it could not use exactly (docs/formulas.md "
                 "lists the limits).")
         return value
     raise FormulaError(
         f"{what} must be an integer literal, got '{text[start:end]}'", text, start, end,
         hint="Write a whole number here, e.g. 3.")
+
+
+def shown_integer(value: int) -> str:
+    """An integer as the messages show it: a long one cut to 20 digits."""
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text.lstrip('-'))} digits)"
 
 
 def _var_from_call(text: str, call: ast.Call, implicit_pos: int | None) -> tuple[int, int, Cat]:
@@ -395,8 +400,8 @@ class _Builder:
         if isinstance(value, float) and not math.isfinite(value):
             raise self.error(node, f"non-finite number {value} in formula")
         if isinstance(value, int) and abs(value) > _FLOAT_MAX:
-            raise self.error(node, f"the integer {str(value)[:20]}... ({len(str(value))} "
-                             "digits) is larger than any float", "Numbers of a formula are "
+            raise self.error(node, f"the integer {shown_integer(value)} is larger than any "
+                             "float", "Numbers of a formula are "
                              "floats: write one below 1.8e308.")
         return const(value)
 

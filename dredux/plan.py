@@ -178,6 +178,16 @@ def _group_chunks(chunks: tuple[int, ...], target: int) -> tuple[tuple[int, int]
     return tuple(ranges) or ((0, 0),)
 
 
+def configured_block_size() -> tuple[int | None, int | None]:
+    """``dredux.block-size`` as (rows, cols); ConfigError naming the setting."""
+    try:
+        return _parse_block_size(config.get("block-size"))
+    except ShapeError:
+        raise config.setting_error("block-size", config.get("block-size"),
+                                   "rows per block, or [rows, cols], positive integers "
+                                   "(default None: planned)") from None
+
+
 def _parse_block_size(value) -> tuple[int | None, int | None]:
     if value is None:
         return None, None
@@ -237,15 +247,8 @@ def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,
     """
     split_every = _split_every(split_every)
     workers = max(1, int(workers))
-    if block_size is not None:
-        bm, bn = _parse_block_size(block_size)
-    else:
-        try:
-            bm, bn = _parse_block_size(config.get("block-size"))
-        except ShapeError:
-            raise config.setting_error("block-size", config.get("block-size"),
-                                       "rows per block, or [rows, cols], positive integers "
-                                       "(default None: planned)") from None
+    bm, bn = (_parse_block_size(block_size) if block_size is not None
+              else configured_block_size())
     budget = config.memory_per_task()
     cap = config.number("max-tasks-per-worker", integer=True, least=1) * workers
 

@@ -313,7 +313,7 @@ def _setup_error(command: list[str], groups: tuple[list[str], ...]) -> ConfigErr
         "Fix or remove DREDUX_CXXFLAGS.")
 
 
-def _user_flags_error(source: str, command: list[str], groups: tuple[list[str], ...],
+def _user_flags_error(src: Path, command: list[str], groups: tuple[list[str], ...],
                       out: Path, log: str) -> ConfigError | None:
     """The ConfigError blaming DREDUX_CXXFLAGS when the kernel builds (and loads)
     without them: flags an empty program accepts, but a kernel does not
@@ -324,7 +324,7 @@ def _user_flags_error(source: str, command: list[str], groups: tuple[list[str], 
     bare = out.with_name(out.stem + "-without-cxxflags" + out.suffix)
     try:
         done = subprocess.run([*command, *fixed, *march, "-o", str(bare),
-                               str(out.with_suffix(".cpp"))],
+                               str(src)],
                               capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -371,8 +371,8 @@ def _compile(source: str, command: list[str], groups: tuple[list[str], ...],
             out.parent.parent, OSError(code, os.strerror(code)), "compile a kernel",
             f"the C++ compiler said: {lines[0].strip()}\n(the compiler also writes "
             f"temporary files in {tempfile.gettempdir()!r}, set by TMPDIR)")
-    problem = _setup_error(command, groups) or _user_flags_error(source, command, groups,
-                                                                  out, log)
+    problem = _setup_error(command, groups) or _user_flags_error(src, command, groups, out,
+                                                                  log)
     if problem is not None:
         raise problem
     raise KernelCompileError(
