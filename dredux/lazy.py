@@ -1407,7 +1407,11 @@ class LazyTensor:
         ----------
         other : array or LazyTensor
             The right-hand side b: an (M, E) array (an i-variable), or a
-            LazyTensor ``Vi(b)`` / ``Vj(b)`` (then the solve is over i).
+            LazyTensor ``Vi(b)`` / ``Vj(b)`` (then the solve is over i). With
+            batch axes, b is ``(B..., M, E)`` (``(B..., M, 1, E)`` as a
+            LazyTensor; an axis of length 1 broadcasts to K's), and the
+            batch's systems are solved together, as one block-diagonal
+            system.
         var : LazyTensor, optional
             A symbolic variable of ``self`` in which ``self`` is linear.
         alpha : float

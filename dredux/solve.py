@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._xp import is_dask
+from ._xp import get_xp, is_dask
 from .errors import ArgumentError, DtypeError, FormulaError, ShapeError, SolveError
 from .ir import Cat, Op
 
@@ -303,21 +303,25 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
             b, out_cat = leaf.data, leaf.cat
     else:
         b = other if hasattr(other, "shape") else _as_array(other, K.dtype, "solve(b): b")
-        if len(getattr(b, "shape", ())) != 2:
-            shape = tuple(getattr(b, "shape", ()))
+        shape = tuple(getattr(b, "shape", ()))
+        batch = K.batchdims
+        if len(shape) != 2 + len(batch):
             fix = " (reshape it with b.reshape(-1, 1))" if len(shape) == 1 else ""
-            raise ShapeError(f"solve(b): b has shape {shape}; expected an (M, E) array{fix}")
-        LazyTensor(b, axis=0)  # checks its dtype and shape
+            want = "(M, E)" if not batch else f"a ({', '.join(map(str, batch))}, M, E)"
+            raise ShapeError(f"solve(b): b has shape {shape}; expected {want} array{fix}"
+                             + (f" (K has the batch axes {batch})" if batch else ""))
+        # checks its dtype and shape, as the i-variable Vi(b) of shape (B..., M, 1, E)
+        LazyTensor(b, axis=0) if not batch else LazyTensor(b[..., None, :])
         out_cat = Cat.I
     axis = 1 if out_cat == Cat.I else 0
     if b is not None:
-        _check_rhs(K, b)
+        b = _check_rhs(K, b)
     if var is None:
         if symbolic_b is not None:  # the unknown takes b's place among the arguments
             ind, dim = symbolic_b[0], symbolic_b[1]
         else:
             used = [leaf.ind for leaf in K._vars if leaf.ind is not None]
-            ind, dim = 1 + max(used, default=-1), int(b.shape[1])
+            ind, dim = 1 + max(used, default=-1), int(b.shape[-1])
         unknown = LazyTensor((ind, dim, int(Cat.J if axis == 1 else Cat.I)))
         res = K * unknown
     else:
@@ -331,7 +335,8 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
         raise FormulaError(f"solve(b, var): the symbolic b has index {symbolic_b[0]} but the "
                            f"unknown var has index {ind}; they are one argument at call "
                            "time (b, where the unknown stands), so give them the same index")
-    reduction = res._reduce("Sum", axis, None, call=False, **kwargs)
+    # axis 0 or 1 without the batch axes (which come first in _reduce's axis)
+    reduction = res._reduction("Sum", axis, None, None, False, kwargs)
     others = sorted({leaf.ind for leaf in res._vars if leaf.ind is not None} - {ind})
     scheduler = kwargs.get("scheduler")
     # a symbolic b is the argument at the unknown's index (as KernelSolve takes it)
@@ -349,11 +354,13 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
             rhs = given.pop(ind)
             if not hasattr(rhs, "shape"):
                 rhs = _as_array(rhs, K.dtype, "solve: b")
-            if len(rhs.shape) != 2 or rhs.shape[1] != symbolic_b[1]:
+            lead = "".join(f"{n}, " for n in K.batchdims)
+            if (len(rhs.shape) != 2 + K.nbatchdims
+                    or rhs.shape[-1] != symbolic_b[1]):
                 raise ShapeError(f"solve: b (the argument at index {ind}) has shape "
-                                 f"{tuple(rhs.shape)}; expected (rows, {symbolic_b[1]}) as "
-                                 "its symbolic variable says")
-            _check_rhs(K, rhs)
+                                 f"{tuple(rhs.shape)}; expected ({lead}rows, "
+                                 f"{symbolic_b[1]}) as its symbolic variable says")
+            rhs = _check_rhs(K, rhs)
 
         def linop(p):
             given[ind] = p
@@ -365,13 +372,33 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
     return solve() if call and not names else solve
 
 
-def _check_rhs(K, b) -> None:
-    """b's dtype and rows against the LazyTensor K of ``K.solve(b)``."""
+def _check_rhs(K, b):
+    """b's dtype, rows and batch axes against the LazyTensor K of ``K.solve(b)``;
+    b broadcast to K's batch axes (the shape of the solution: one system per
+    batch item, solved together as one block-diagonal system, as KeOps's
+    conjugate gradient does)."""
     if K.dtype is not None and np.dtype(b.dtype) != K.dtype:
         raise DtypeError(f"solve(b): b has dtype {np.dtype(b.dtype).name} but the LazyTensor "
                          f"is {K.dtype.name}; convert b with .astype(np.{K.dtype.name})")
-    rows = b.shape[0]
+    rows = b.shape[-2]
     for n, which in ((K.ni, "i"), (K.nj, "j")):
         if n is not None and n != rows:
             raise ShapeError(f"solve(b): K has shape {K.shape} ({which} has {n} rows) but b "
                              f"has {rows} rows; K must be square with as many rows as b")
+    batch, lead = K.batchdims, tuple(b.shape[:-2])
+    if lead == batch:
+        return b
+    if len(lead) == len(batch):
+        try:
+            full = np.broadcast_shapes(batch, lead)
+        except ValueError:
+            full = None
+        if full == batch:  # b's axes of length 1 broadcast to K's
+            if is_dask(b):
+                import dask.array as xp
+            else:
+                xp = get_xp(b)
+            return xp.broadcast_to(b, (*batch, *b.shape[-2:]))
+    raise ShapeError(f"solve(b): b has the batch axes {lead} (shape {tuple(b.shape)}) but K "
+                     f"has {batch} (shape {K.shape}); the solution has K's batch axes, so b "
+                     "needs them too, or axes of length 1 where K has more")

@@ -579,6 +579,66 @@ def test_solve_refuses_what_it_cannot_solve():
         rect(x[:10], x, b[:, :1])
 
 
+
+def _batched_system(batch=(3,), n=30, alpha=0.5):
+    gen = np.random.default_rng(11)
+    x = gen.uniform(-1, 1, (*batch, n, 2))
+    b = gen.uniform(-1, 1, (*batch, n, 2))
+    dense = np.exp(-4 * ((x[..., :, None, :] - x[..., None, :, :]) ** 2).sum(-1))
+    return x, b, dense + alpha * np.eye(n)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_batched_lazytensor_solve_solves_each_batch_item(backend):
+    # one system per batch item (a block-diagonal system, as KeOps's CG solves
+    # it): b rows were taken from its batch axis (a ShapeError), and the sum
+    # over j was a sum over i once there are batch axes
+    x, b, A = _batched_system()
+    ref = np.linalg.solve(A, b)
+    K = (-LazyTensor(x[:, :, None, :]).sqdist(LazyTensor(x[:, None, :, :])) * 4.0).exp()
+    opts = dict(alpha=0.5, eps=1e-12, backend=backend)
+    close(K.solve(b, **opts), ref, tol=1e-8)
+    close(K.solve(LazyTensor(b[:, :, None, :]), **opts), ref, tol=1e-8)
+    close(K.solve(LazyTensor((0, 2, 0)), **opts)(b), ref, tol=1e-8)
+    a = LazyTensor((0, 2, 1))
+    close((K * a).solve(LazyTensor(b[:, :, None, :]), var=a, **opts), ref, tol=1e-8)
+    # over i: b a j-variable (B, 1, N, E)
+    close(K.solve(LazyTensor(b[:, None, :, :]), **opts), ref, tol=1e-8)
+    # a b of batch axis 1 broadcasts to K's batch axes
+    close(K.solve(b[:1], **opts), np.linalg.solve(A, np.broadcast_to(b[:1], b.shape)),
+          tol=1e-8)
+    # two batch axes
+    x2, b2, A2 = _batched_system(batch=(2, 2), n=12)
+    K2 = (-LazyTensor(x2[..., :, None, :]).sqdist(LazyTensor(x2[..., None, :, :])) * 4.0).exp()
+    close(K2.solve(b2, **opts), np.linalg.solve(A2, b2), tol=1e-8)
+
+
+def test_batched_solve_refuses_right_hand_sides_of_other_batch_axes():
+    x, b, _ = _batched_system()
+    K = (-LazyTensor(x[:, :, None, :]).sqdist(LazyTensor(x[:, None, :, :])) * 4.0).exp()
+    with pytest.raises(ShapeError, match=r"b has the batch axes \(2,\).*K has \(3,\)"):
+        K.solve(b[:2], alpha=0.5)
+    with pytest.raises(ShapeError, match=r"expected a \(3, M, E\) array"):
+        K.solve(b[0], alpha=0.5)
+    with pytest.raises(ShapeError, match="b has 20 rows"):
+        K.solve(b[:, :20], alpha=0.5)
+    with pytest.raises(ShapeError, match=r"expected \(3, rows, 2\)"):
+        K.solve(LazyTensor((0, 2, 0)), alpha=0.5)(b[0])
+    flat = (-Vi(x[0]).sqdist(Vj(x[0])) * 4.0).exp()
+    with pytest.raises(ShapeError, match=r"batch axes \(3,\).*K has \(\)"):
+        flat.solve(LazyTensor(b[:, :, None, :]), alpha=0.5)
+
+
+def test_batched_solve_on_dask_stays_lazy():
+    da = pytest.importorskip("dask.array")
+    x, b, A = _batched_system(n=20)
+    xd = da.from_array(x, chunks=(3, 10, 2))
+    K = (-LazyTensor(xd[:, :, None, :]).sqdist(LazyTensor(xd[:, None, :, :])) * 4.0).exp()
+    a = K.solve(da.from_array(b[:1], chunks=(1, 10, 2)), alpha=0.5, eps=1e-12)
+    assert isinstance(a, da.Array)
+    close(a.compute(), np.linalg.solve(A, np.broadcast_to(b[:1], b.shape)), tol=1e-8)
+
+
 # ------------------------------------------------------------------- errors
 
 def test_constructor_shape_rules_and_errors():
