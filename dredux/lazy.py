@@ -1309,6 +1309,23 @@ class LazyTensor:
     def sumsoftmaxweight_reduction(self, weight, axis=None, dim=None, **kwargs):
         return self.sumsoftmaxweight(weight, axis, dim, **kwargs)
 
+    def reduction(self, reduction_op, other=None, opt_arg=None, axis=None, dim=None,
+                  call=True, is_complex=None, **kwargs):
+        """KeOps's generic reduction, which its named ones call: ``reduction_op`` is a
+        Genred reduction (``"Sum"``, ``"ArgKMin"``, ``"LogSumExpWeight"``...),
+        ``other`` its weight (Genred's ``formula2``), ``opt_arg`` its K; ``axis``
+        (or ``dim``) and the keywords as for :meth:`sum`."""
+        if is_complex:
+            raise FormulaError("complex reductions (is_complex=True) are not supported; "
+                               "write the real and imaginary parts as two real LazyTensors "
+                               "(see docs/porting.md)")
+        if not isinstance(reduction_op, str):
+            raise ArgumentError(f"reduction(reduction_op=...) takes the name of a reduction "
+                                f"(\"Sum\", \"ArgKMin\"...), got "
+                                f"{type(reduction_op).__name__} {reprlib.repr(reduction_op)}")
+        return self._reduce(reduction_op, axis, dim, weight=other, opt_arg=opt_arg, call=call,
+                            **kwargs)
+
     # linear operators ----------------------------------------------------------
     def __matmul__(self, v, **kwargs):
         """``K @ v``: the matrix-vector (v of shape (N,)) or matrix-matrix (v of

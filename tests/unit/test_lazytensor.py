@@ -580,6 +580,33 @@ def test_solve_refuses_what_it_cannot_solve():
 
 
 
+def test_generic_reduction_method_as_in_keops():
+    # KeOps's LazyTensor.reduction(reduction_op, other, opt_arg, axis, dim, call):
+    # the method its named reductions call, public and used as such
+    x_i, y_j = lazy()
+    w_j = LazyTensor(B[None, :, :])
+    d = ((x_ - y_) ** 2).sum(-1)
+    sq = ((x_i - y_j) ** 2).sum(-1)
+    close(sq.reduction("Sum", axis=1), d.sum(1, keepdims=True))
+    close(sq.reduction("Min", dim=0), d.min(0)[:, None])
+    np.testing.assert_array_equal(sq.reduction("ArgKMin", opt_arg=3, axis=1),
+                                  np.argsort(d, 1)[:, :3])
+    soft = np.exp(-d - (-d).max(1, keepdims=True))
+    close((-sq).reduction("SumSoftMaxWeight", other=w_j, axis=1),
+          soft @ B / soft.sum(1, keepdims=True))
+    routine = sq.reduction("Max", axis=1, call=False)
+    close(routine(), d.max(1, keepdims=True))
+    with pytest.raises(FormulaError, match="unknown reduction_op 'Foo'"):
+        sq.reduction("Foo", axis=1)
+    with pytest.raises(FormulaError, match="needs opt_arg = K"):
+        sq.reduction("KMin", axis=1)
+    with pytest.raises(dredux.ArgumentError, match="the name of a reduction"):
+        sq.reduction(sum, axis=1)
+    with pytest.raises(FormulaError, match="complex reductions"):
+        sq.reduction("Sum", axis=1, is_complex=True)
+
+
+
 def _batched_system(batch=(3,), n=30, alpha=0.5):
     gen = np.random.default_rng(11)
     x = gen.uniform(-1, 1, (*batch, n, 2))
