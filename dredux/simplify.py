@@ -89,15 +89,22 @@ def _zero_in_linear_slot(n: Expr) -> Expr | None:
     return None
 
 
+def _repeated(a: Expr) -> bool:
+    return a.op is Op.SUMT or (a.is_const and a.dim > 1)
+
+
 def _broadcast_operand(n: Expr) -> Expr | None:
     """An element-wise node reads a dimension-1 operand as repeated, so a
-    ``SumT(s)`` operand (autodiff's broadcast of a scalar) is read as ``s``
-    when another operand gives the node its dimension: no vector of copies."""
-    if not OPS[n.op].elementwise or not any(a.op is Op.SUMT for a in n.args):
+    ``SumT(s)`` operand (autodiff's broadcast of a scalar) is read as ``s``,
+    and a constant vector (its values are all equal) as its value, when another
+    operand gives the node its dimension: no vector of copies, and the scalar
+    rules (a scalar factor leaves a Sum) apply."""
+    if not OPS[n.op].elementwise or not any(map(_repeated, n.args)):
         return None
-    if not any(a.dim == n.dim and a.op is not Op.SUMT for a in n.args):
+    if not any(a.dim == n.dim and not _repeated(a) for a in n.args):
         return None
-    return Expr(n.op, tuple(a.args[0] if a.op is Op.SUMT else a for a in n.args), n.params)
+    return Expr(n.op, tuple(a.args[0] if a.op is Op.SUMT else const(a.value) if _repeated(a)
+                            else a for a in n.args), n.params)
 
 
 GENERIC: list[Rule] = [_fold_constants, _zero_in_linear_slot, _broadcast_operand]
@@ -163,7 +170,28 @@ def _mul(n: Expr) -> Expr | None:
             return (v.args[0] * s) * v.args[1]
     if a.op is Op.EXP and b.op is Op.EXP:
         return _e(Op.EXP, a.args[0] + b.args[0])
+    for t, v in ((a, b), (b, a)):
+        if t.op is Op.ELEMT and t.dim == n.dim:  # one product, not one per component
+            return _onehot(t, t.args[0] * _component(v, t.params[1]))
+    # v * (s * w) -> s * (v * w) for vectors v, w and a scalar s: the scalar
+    # outermost, where a Sum can take it out (the same products per component)
+    for v, p, left in ((a, b, True), (b, a, False)):
+        if v.dim == n.dim > 1 and p.op is Op.MUL and not v.is_const:
+            for s, w in (p.args, p.args[::-1]):
+                if _factor(s) and w.dim == n.dim:
+                    return s * (v * w if left else w * v)  # the vectors in their order
     return None
+
+
+def _onehot(t: Expr, value: Expr) -> Expr:
+    """``ElemT(value, D, k)`` with the dimension and index of the ElemT ``t``."""
+    return _e(Op.ELEMT, value, params=t.params)
+
+
+def _component(v: Expr, k: int) -> Expr:
+    """Component ``k`` of ``v``, as the operand of an element-wise node reads it
+    (a dimension-1 operand is repeated)."""
+    return v if v.dim == 1 else _e(Op.ELEM, v, params=(k,))
 
 
 def _div(n: Expr) -> Expr | None:
@@ -172,6 +200,8 @@ def _div(n: Expr) -> Expr | None:
         return _widen(a, n.dim)
     if _scalar_const(b) and _power_of_two(b.value) and _power_of_two(1.0 / b.value):
         return const(1.0 / b.value) * a
+    if a.op is Op.ELEMT and a.dim == n.dim:
+        return _onehot(a, a.args[0] / _component(b, a.params[1]))
     return None
 
 
@@ -212,13 +242,48 @@ def _pow(n: Expr) -> Expr | None:
     return None
 
 
+def _factor(x: Expr) -> bool:
+    """A scalar that may move across a sum or a product: not a constant, or a
+    power of two (exact scaling); ``Sum(3 * v)`` and ``3 * Sum(v)`` round
+    differently, which a constant rewrite must not."""
+    return x.dim == 1 and (not x.is_const or _power_of_two(x.value))
+
+
 def _sum(n: Expr) -> Expr | None:
     (a,) = n.args
     if a.dim == 1:
         return a
     if a.op is Op.SUMT:
         return a.dim * a.args[0]
+    if a.op is Op.ELEMT:
+        return a.args[0]
+    if a.op is Op.MUL:
+        # a scalar factor leaves the sum: one product instead of one per
+        # component, and Sum(s * Square(x - y)) shares Sum(Square(x - y)), the
+        # SqDist the formula computes anyway (the Laplacian of a Gaussian)
+        p, q = a.args
+        for s, v in ((p, q), (q, p)):
+            if _factor(s) and v.dim == a.dim:
+                return s * _e(Op.SUM, v)
+    if a.op in (Op.ADD, Op.SUB) and _scalar_leaves(a):
+        # the sum of each term (as many additions): a broadcast scalar term is D
+        # times its value, and the scalar factors of the others leave their sums
+        p, q = a.args
+        first, second = (a.dim * t if t.dim == 1 else _e(Op.SUM, t) for t in (p, q))
+        return first + second if a.op is Op.ADD else first - second
     return None
+
+
+def _scalar_leaves(x: Expr, depth: int = 8) -> bool:
+    """Whether ``Sum(x)``, for x a sum of terms, has a term with a scalar to take
+    out: a broadcast scalar (not a constant: D * c would be a constant rounding
+    differently from the D additions) or a product by a scalar factor."""
+    if x.op is Op.MUL:
+        return any(_factor(t) for t in x.args) and max(t.dim for t in x.args) == x.dim
+    if x.op not in (Op.ADD, Op.SUB) or depth == 0:
+        return False
+    return any((t.dim == 1 and not t.is_const) or _scalar_leaves(t, depth - 1)
+               for t in x.args)
 
 
 def _sumt(n: Expr) -> Expr | None:
@@ -242,6 +307,14 @@ def _elem(n: Expr) -> Expr | None:
         return _e(Op.ELEM, right, params=(m - left.dim,))
     if a.op is Op.EXTRACT:
         return _e(Op.ELEM, a.args[0], params=(a.params[0] + m,))
+    if OPS[a.op].elementwise:
+        # component m of an element-wise node is the node of its operands'
+        # components m: one value instead of a vector of a.dim. The diagonal
+        # terms of a Laplacian or a Divergence, Elem(Grad(Elem(F, k), v), k),
+        # become O(1) per term instead of O(D), so O(D) in all, not O(D^2).
+        # Where the vector a is computed anyway (read elsewhere too), this costs
+        # the node's op once more for the component, not a second vector.
+        return Expr(a.op, tuple(_component(c, m) for c in a.args), a.params)
     return None
 
 

@@ -204,6 +204,11 @@ PATTERNS = [
     (Op.EXTRACT, [Op.EXTRACTT]), (Op.EXTRACT, [None]), (Op.IFELSE, [None, None, "same"]),
     (Op.IFELSE, ["const", None, None]), (Op.NEG, [Op.MUL]),
     (Op.MUL, [None, (Op.MUL, ["const", None])]), (Op.MUL, [(Op.MUL, ["const", None]), None]),
+    (Op.ELEM, [Op.EXP]), (Op.ELEM, [Op.ADD]), (Op.ELEM, [Op.MUL]), (Op.ELEM, [Op.IFELSE]),
+    (Op.MUL, [Op.ELEMT, None]), (Op.MUL, [None, Op.ELEMT]), (Op.DIV, [Op.ELEMT, None]),
+    (Op.SUM, [Op.ELEMT]), (Op.SUM, [Op.MUL]), (Op.SUM, [Op.ADD]), (Op.SUM, [Op.SUB]),
+    (Op.SUM, [(Op.ADD, [Op.MUL, None])]), (Op.MUL, [None, (Op.MUL, [None, None])]),
+    (Op.MUL, [(Op.MUL, [None, None]), None]),
 ]
 
 
@@ -343,6 +348,34 @@ X, Y, S, T = var(0, 3, Cat.I), var(1, 3, Cat.J), var(2, 1, Cat.I), var(3, 1, Cat
     ("-(2 * x)", lambda: -2 * X),
     ("(-x) * y", lambda: -(X * Y)),
     ("s * (3 * x)", lambda: S * (3 * X)),  # not a power of two: not exact, kept
+    # a component of an element-wise node is the node of its operands' components;
+    # a one-hot vector times a vector is one product; the sum of a one-hot, its value
+    ("Elem(Exp(x - y), 1)", lambda: Expr(Op.EXP, (Expr(Op.ELEM, (X,), (1,))
+                                                   - Expr(Op.ELEM, (Y,), (1,)),))),
+    ("Elem(s * x, 2)", lambda: S * Expr(Op.ELEM, (X,), (2,))),
+    ("Elem(IfElse(x, y, s), 0)", lambda: Expr(Op.IFELSE, (Expr(Op.ELEM, (X,), (0,)),
+                                                          Expr(Op.ELEM, (Y,), (0,)), S))),
+    ("ElemT(s, 3, 1) * y", lambda: Expr(Op.ELEMT, (S * Expr(Op.ELEM, (Y,), (1,)),), (3, 1))),
+    ("x * ElemT(s, 3, 1)", lambda: Expr(Op.ELEMT, (S * Expr(Op.ELEM, (X,), (1,)),), (3, 1))),
+    ("ElemT(s, 3, 2) * t", lambda: Expr(Op.ELEMT, (S * T,), (3, 2))),
+    ("ElemT(s, 3, 0) / y", lambda: Expr(Op.ELEMT, (S / Expr(Op.ELEM, (Y,), (0,)),), (3, 0))),
+    ("Sum(ElemT(s, 3, 1) * x)", lambda: S * Expr(Op.ELEM, (X,), (1,))),
+    # scalars leave sums (one product, not one per component) and go outermost in
+    # products of vectors, where a sum can take them out; constants only when
+    # exact (powers of two), and a broadcast constant term stays
+    ("Sum(s * x)", lambda: S * Expr(Op.SUM, (X,))),
+    ("Sum(x * t)", lambda: T * Expr(Op.SUM, (X,))),
+    ("Sum(2 * x)", lambda: 2 * Expr(Op.SUM, (X,))),
+    ("Sum(3 * x)", lambda: Expr(Op.SUM, (3 * X,))),
+    ("Sum(x + s)", lambda: Expr(Op.SUM, (X,)) + 3 * S),
+    ("Sum(s - x)", lambda: 3 * S - Expr(Op.SUM, (X,))),
+    ("Sum(x + 1)", lambda: Expr(Op.SUM, (X + 1,))),
+    ("Sum(s * x + y)", lambda: S * Expr(Op.SUM, (X,)) + Expr(Op.SUM, (Y,))),
+    ("x * (s * y)", lambda: S * (X * Y)),
+    ("(s * x) * y", lambda: S * (X * Y)),
+    ("x * (3 * y)", lambda: X * (3 * Y)),
+    ("x * (y * s)", lambda: S * (X * Y)),
+    ("Sum(x * (s * x))", lambda: S * Expr(Op.SUM, (Expr(Op.SQUARE, (X,)),))),
 ])
 def test_rule_gives_expected_form(formula, expected):
     assert simp(formula) is expected(), f"{formula} -> {simp(formula)}"
