@@ -3,8 +3,8 @@
     python benchmarks/highdim.py [--quick] [--size 20000] [--dims 16 64 256]
                                  [--dtypes float32 float64] [--write FILE]
 
-(``--dims``, ``--knn-dims``, ``--conv-dims``, ``--aniso-dims`` and ``--colmat-dims`` given
-without values skip their cases.)
+(``--dims``, ``--knn-dims``, ``--conv-dims``, ``--aniso-dims``, ``--colmat-dims`` and
+``--lap-dims`` given without values skip their cases.)
 
 Cases, on inputs x_i, y_j ~ N(0, I/D) (so that |x_i - y_j|^2 is about 2 and the
 Gaussian's values are neither 0 nor 1), b_j ~ U(0, 1):
@@ -42,7 +42,12 @@ Gaussian's values are neither 0 nor 1), b_j ~ U(0, 1):
   N(0, 1/D)), at D = ``--colmat-dims`` and M = N = ``--colmat-size`` (D^2
   multiply-adds per pair, as counted); its baseline computes the pairs'
   products block by block as batched GEMMs (``matmul`` of the (N, B, D)
-  differences by the N transposed matrices), the only exact form; no target.
+  differences by the N transposed matrices), the only exact form; no target;
+* ``laplacian``: the Laplacian of the Gaussian wrt x, summed against b,
+  ``Laplacian(Exp(-SqDist(x,y)), x)*b``, at D = ``--lap-dims``: its baseline
+  is the analytic ``(4 |u|^2 - 2 D) exp(-|u|^2) @ b`` on the blocked GEMM's
+  distances, and its FMA fraction counts one multiply-add per dimension per
+  pair (the distance); no target.
 
 Measured in the same run, on the same inputs:
 
@@ -122,6 +127,9 @@ def case_spec(case: str, d: int) -> tuple[str, list[str], str, int | None]:
         return ("Grad(Exp(-WeightedSqDist(s,x,y))*b, x, e)",
                 [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"s = Pm({d * d})", "e = Vi(1)"],
                 "Sum", None)
+    if case == "laplacian":
+        return ("Laplacian(Exp(-SqDist(x,y)), x)*b", [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)"],
+                "Sum", None)
     if case == "colmat":
         return ("Exp(-SqNorm2(MatVecMult(a,x-y)))*b",
                 [f"x = Vi({d})", f"y = Vj({d})", "b = Vj(1)", f"a = Vj({d * d})"], "Sum", None)
@@ -140,7 +148,7 @@ def inputs(case: str, m: int, n: int, d: int, dtype, seed: int = 0) -> list[np.n
     if case == "colmat":
         a = gen.standard_normal((n, d * d)) / np.sqrt(d)
         return [v.astype(dtype) for v in (x, y, gen.random((n, 1)), a)]
-    arrays = [x, y] + ([gen.random((n, 1))] if case == "gaussian" else
+    arrays = [x, y] + ([gen.random((n, 1))] if case in ("gaussian", "laplacian") else
                        [gen.standard_normal((n, d))] if case == "conv" else
                        [gen.random((n, 1)), np.ones((m, 1))] if case == "grad" else [])
     return [a.astype(dtype) for a in arrays]
@@ -181,6 +189,8 @@ def baseline(case: str, args: list[np.ndarray]) -> np.ndarray:
         if case in ("gaussian", "conv", "aniso"):
             np.exp(-dist, out=dist)
             outs.append(dist @ args[2])
+        elif case == "laplacian":
+            outs.append(((4 * dist - 2 * x.shape[1]) * np.exp(-dist)) @ args[2])
         elif case in ("grad", "anisograd"):
             np.exp(-dist, out=dist)
             dist *= args[2][:, 0][None, :]
@@ -215,6 +225,9 @@ def check(case: str, args: list[np.ndarray], out: np.ndarray) -> float:
     if case in ("gaussian", "conv", "aniso"):
         ref = np.exp(-dist) @ args[2].astype(np.float64)
         return float(np.abs(out[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
+    if case == "laplacian":
+        ref = ((4 * dist - 2 * x.shape[1]) * np.exp(-dist)) @ args[2].astype(np.float64)
+        return float(np.abs(out[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
     got = np.take_along_axis(dist, np.asarray(out[:CHECK_ROWS], np.int64), 1)
     best = np.sort(dist, 1)[:, :K]
     return float(np.abs(got - best).max() / np.abs(best).max())
@@ -237,7 +250,7 @@ def keops_rate(case: str, d: int, dtype, size: int) -> tuple[float | None, str]:
 
 def targets(case: str, dtype: str, d: int, vs_base: float, vs_keops: float | None,
             peak: float) -> str:
-    if case in ("conv", "grad", "aniso", "anisograd", "colmat"):
+    if case in ("conv", "grad", "aniso", "anisograd", "colmat", "laplacian"):
         return "(no target)"
     checks = []
     if dtype == "float32":
@@ -275,6 +288,7 @@ def main(argv=None) -> int:
     parser.add_argument("--colmat-dims", type=int, nargs="*", default=[16, 32, 64])
     parser.add_argument("--colmat-size", type=int, default=2_000,
                         help="M = N of the colmat rows (D^2 work per pair)")
+    parser.add_argument("--lap-dims", type=int, nargs="*", default=[16, 64])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-keops", action="store_true")
@@ -316,7 +330,8 @@ def main(argv=None) -> int:
     rows = ([("gaussian", d) for d in args.dims] + [("knn", d) for d in args.knn_dims]
             + [(case, d) for case in ("conv", "grad") for d in args.conv_dims]
             + [(case, d) for case in ("aniso", "anisograd") for d in args.aniso_dims]
-            + [("colmat", d) for d in args.colmat_dims])
+            + [("colmat", d) for d in args.colmat_dims]
+            + [("laplacian", d) for d in args.lap_dims])
     # the first call at full size imports the modules of dredux's Dask graph path
     # (about 0.3 s, once per process): one such call, excluded, comes first
     formula, aliases, reduction, _ = case_spec("gaussian", 4)

@@ -16,9 +16,12 @@ Elementwise rules are written as if every operand had the output's dimension;
 are differentiated once, cotangents are accumulated per node). Forward mode is
 the transpose of reverse mode: ``Diff(F, v, u)`` is ``Grad(Grad(F, v, w), w,
 u)`` for a fresh dummy ``w``, in which ``w`` vanishes because every VJP rule
-is linear in ``g``. ``Divergence`` and ``GradMatrix`` take one reverse sweep
-per component of F (``Grad(Elem(F, k), v, 1)``), as KeOps's ``GradMatrix``
-does with its basis vectors; the forward nodes are shared by all the sweeps.
+is linear in ``g``. ``GradMatrix`` takes one reverse sweep per component of F
+(``Grad(Elem(F, k), v, 1)``), as KeOps's does with its basis vectors; the
+forward nodes are shared by all the sweeps. ``Divergence`` and ``Laplacian``
+(the divergence of the gradient) sum the Jacobian's diagonal, one vector
+expression where F is element-wise in v (:func:`_diagonal`), else one sweep
+per component too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from . import limits
 from .errors import FormulaError
 from .ir import OPS, Cat, DimError, Expr, Op, const, var, walk, zero
 from .ops import DERIVATIVE
+from .simplify import simplify
 
 __all__ = ["differentiate", "grad", "diff", "laplacian", "divergence", "grad_matrix"]
 
@@ -127,10 +131,18 @@ def diff(formula: Expr, v: Expr, u: Expr) -> Expr:
 
 
 def laplacian(formula: Expr, v: Expr) -> Expr:
-    """``sum_k d^2 formula / d v_k^2`` for a scalar formula."""
+    """``sum_k d^2 formula / d v_k^2`` for a scalar formula: the divergence of its
+    gradient, as one vector expression where :func:`_diagonal` applies, else
+    one derivative of the gradient per component."""
     if formula.dim != 1:
         raise DimError(f"Laplacian(F, v) needs a scalar F, got dimension {formula.dim}")
     gradient = grad(formula, v, const(1))
+    if v.op is Op.VAR and v.dim > 1:
+        # simplified first: the raw gradient's broadcasts (SumT) and products by
+        # ones would each be differentiated
+        diagonal = _diagonal(simplify(gradient), v)
+        if diagonal is not None:
+            return Expr(Op.SUM, (diagonal,))
     # one derivative of the gradient per component of v, each about its size
     size = _size(gradient, MAX_DERIVATIVE_NODES // v.dim)
     if size * v.dim > MAX_DERIVATIVE_NODES:
@@ -185,14 +197,75 @@ def _rows(formula: Expr, v: Expr, name: str, diagonal: bool = False) -> list[Exp
     return rows
 
 
+def _diagonal(formula: Expr, v: Expr) -> Expr | None:
+    """The diagonal of the Jacobian of ``formula`` (of the dimension D of ``v``) as
+    one vector expression, ``(d formula_k / d v_k)_k``; None where the formula
+    has a node this cannot go through.
+
+    Below an element-wise node ``n = f(a, b...)`` of dimension D, component k
+    depends on the operands' components k alone, so ``diag(n) = sum over
+    operands of (df/da) * diag(a)``: ``df/da`` is the operand's VJP with a
+    cotangent of ones (the element-wise rules give it per component, before a
+    broadcast operand's cotangent is summed), and the ``diag`` of a scalar
+    operand is its gradient (``d a / d v_k`` for every k). The diagonal of v is
+    ones, that of ``SumT(s, D)`` the gradient of s. Any other node of
+    dimension D (a Concat, a product by a matrix...) mixes components: None,
+    and the caller takes one sweep per component instead. Where it applies,
+    the result is D-vector operations, loops in the kernels, where a sum of D
+    per-component terms would be D unrolled scalar chains."""
+    dim = v.dim
+    order = list(walk(formula))
+    depends: set[Expr] = set()
+    for node in order:
+        if node is v or any(a in depends for a in node.args):
+            depends.add(node)
+    ones = const(1, dim)
+    diag: dict[Expr, Expr] = {}
+    built = 0
+    for node in order:
+        if node not in depends or node.dim != dim:
+            continue
+        if node is v:
+            diag[node] = ones
+        elif node.op is Op.SUMT:
+            diag[node] = grad(node.args[0], v, const(1))
+        elif OPS[node.op].elementwise:
+            terms = []
+            for child, c in zip(node.args, OPS[node.op].vjp(node, ones)):
+                if c is None or child not in depends:
+                    continue
+                if c.dim != dim:  # pragma: no cover - element-wise rules are per component
+                    return None
+                if child.dim == dim:
+                    inner = diag.get(child)
+                    if inner is None:
+                        return None
+                else:  # a scalar operand: its gradient, computed on its own
+                    inner = grad(child, v, const(1))
+                    built += _size(inner, MAX_DERIVATIVE_NODES)
+                    if built > MAX_DERIVATIVE_NODES:
+                        return None
+                terms.append(c * inner)
+            diag[node] = _balanced(Op.ADD, terms) if terms else zero(dim)
+        else:
+            return None
+    return diag.get(formula, zero(dim))
+
+
 def divergence(formula: Expr, v: Expr) -> Expr:
     """``sum_k d formula_k / d v_k`` for a formula of the dimension of ``v``
-    (KeOps's ``Divergence``: the trace of the Jacobian)."""
+    (KeOps's ``Divergence``: the trace of the Jacobian): the sum of the
+    Jacobian's diagonal, one vector expression where :func:`_diagonal` applies,
+    else one reverse sweep per component."""
     if v.op is not Op.VAR:
         raise DimError("Divergence differentiates with respect to a variable")
     if formula.dim != v.dim:
         raise DimError(f"Divergence(F, v) needs F of the dimension of v ({v.dim}), got "
                        f"dimension {formula.dim}")
+    if v.dim > 1:
+        diagonal = _diagonal(formula, v)
+        if diagonal is not None:
+            return Expr(Op.SUM, (diagonal,))
     return _balanced(Op.ADD, _rows(formula, v, "Divergence", diagonal=True))
 
 

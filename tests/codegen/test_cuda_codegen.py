@@ -485,6 +485,10 @@ HIGH_DIM = {
     "gaussian": ("Exp(-SqDist(x,y))*b", "Sum", None),
     "logsumexp": ("-SqDist(x,y)", "LogSumExp", None),
     "argkmin": ("SqDist(x,y)", "ArgKMin", 10),
+    # the Jacobian's diagonal as vector operations, the scalars out of its sums:
+    # 4 E S - 2 D E on the SqDist S (one sweep per component kept 16 KiB of
+    # stack and spilled at D = 64 in float32, and was refused from D = 256 on)
+    "laplacian": ("Laplacian(Exp(-SqDist(x,y)), x)*b", "Sum", None),
 }
 
 

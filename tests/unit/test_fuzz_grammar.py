@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from dredux import Genred, limits
 from dredux.errors import DreduxError
 from dredux.functions import FUNCTIONS
-from dredux.ir import OPS, Cat
+from dredux.ir import OPS, Cat, walk
 from dredux.ops import DERIVATIVE
 
 M, N = 3, 4  # rows of the i- and j-variables of every call
@@ -522,8 +522,13 @@ def test_regressions(formula, aliases):
 def test_derivatives_past_the_size_limit_are_refused_with_a_message():
     with pytest.raises(DreduxError, match="before simplification than the limit"):
         Genred(nested("Grad({}, x)", "Exp(Sin(x) * x)", 60), ["x = Vi(1)"], axis=1)
+    # (a Concat mixes the components: one derivative of the gradient per component)
     with pytest.raises(DreduxError, match="65536 components of v"):
-        Genred("Laplacian(Sum(Exp(x * x)), x)", ["x = Vi(65536)"], axis=1)
+        Genred("Laplacian(Sum(Exp(Concat(Extract(x, 1, 65535), Extract(x, 0, 1)) * x)), x)",
+               ["x = Vi(65536)"], axis=1)
+    # element-wise, the Laplacian is one vector expression, at any dimension
+    lap = Genred("Laplacian(Sum(Exp(x * x)), x)", ["x = Vi(65536)"], axis=1)
+    assert sum(1 for _ in walk(lap.formulas[0])) < 20
     # within the limits, derivatives of any depth still compute
     x = np.array([[0.25], [-0.5]])
     out = Genred(nested("Grad({}, x, 1)", "Exp(x)", 12), ["x = Vi(1)"], axis=1)(
