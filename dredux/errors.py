@@ -8,6 +8,8 @@ code written against KeOps's ``ValueError`` keeps working.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "DreduxError",
     "FormulaError",
@@ -22,8 +24,31 @@ __all__ = [
 ]
 
 
+# A message names the offending value, which may be any string or object a user
+# passed (a 100,000-character backend name, a huge list): runs of non-space
+# characters longer than this are cut to their two ends, so that every message
+# stays readable, whatever site built it. Paths and formulas of usual lengths
+# are far below it.
+LONG_TOKEN = 500
+_LONG = re.compile(r"\S{" + str(LONG_TOKEN + 1) + ",}")
+
+
+def shorten(text: str) -> str:
+    """``text`` with every run of more than :data:`LONG_TOKEN` non-space characters
+    cut to its first 200 and last 100 characters and its length."""
+    if len(text) <= LONG_TOKEN:
+        return text
+    return _LONG.sub(lambda m: f"{m[0][:200]}...{m[0][-100:]} ({len(m[0]):,} characters)",
+                     text)
+
+
 class DreduxError(Exception):
     """Base class of every error dredux raises on purpose."""
+
+    def __init__(self, *args):
+        if args and isinstance(args[0], str):
+            args = (shorten(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 def caret_line(text: str, start: int, end: int | None = None) -> str:
@@ -58,12 +83,13 @@ class FormulaError(DreduxError, ValueError):
 
     def __init__(self, problem: str, text: str = "", start: int | None = None,
                  end: int | None = None, hint: str = ""):
-        self.problem = problem
+        self.problem = shorten(problem)
         self.text = text
         self.start = start
         self.end = end
-        self.hint = hint
-        super().__init__(self._message())
+        self.hint = shorten(hint)
+        # the caret line stays as built (a cut source line would move the carets)
+        Exception.__init__(self, self._message())
 
     def _message(self) -> str:
         parts = [self.problem]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -561,14 +562,14 @@ def make_reduction(reduction_op: str, dim: int, weight_dim: int = 0,
         ``"auto"``, ``"direct_sum"``, ``"block_sum"`` or ``"kahan_scheme"``.
     """
     if not isinstance(reduction_op, str):
-        raise FormulaError(f"reduction_op must be a string, got {reduction_op!r}",
+        raise FormulaError(f"reduction_op must be a string, got {reprlib.repr(reduction_op)}",
                            hint=f"Use one of: {', '.join(REDUCTIONS)}.")
     name = _SPELLINGS.get(reduction_op, reduction_op)
     if name not in REDUCTIONS:
         by_case = {n.lower(): n for n in REDUCTIONS}
-        near = ([by_case[reduction_op.lower()]] if reduction_op.lower() in by_case else
-                [by_case[m] for m in difflib.get_close_matches(reduction_op.lower(),
-                                                               list(by_case), n=1)])
+        lowered = reduction_op.lower()
+        near = ([by_case[lowered]] if lowered in by_case else [] if len(lowered) > 64 else
+                [by_case[m] for m in difflib.get_close_matches(lowered, list(by_case), n=1)])
         hint = f"Did you mean '{near[0]}'? " if near else ""
         raise FormulaError(f"unknown reduction_op {reduction_op!r}",
                            hint=f"{hint}Expected one of: {', '.join(REDUCTIONS)}.")

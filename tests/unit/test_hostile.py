@@ -356,3 +356,34 @@ def test_lazytensors_and_their_reductions_pickle_at_any_depth():
     symbolic = pickle.loads(pickle.dumps((Vi(0, 2) - Vj(1, 2)).sqnorm2().sum(1)))
     np.testing.assert_allclose(symbolic(XL, XL, backend="numpy"),
                                ((XL[:, None] - XL[None]) ** 2).sum(-1).sum(1, keepdims=True))
+
+
+# --------------------------------------------- huge values named in messages
+
+_HUGE = "Q" * 100_000
+_XS = np.ones((5, 3))
+_SUM = ["x = Vi(3)", "y = Vj(3)"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda: Genred("Sum(x)", _SUM, axis=1)(_XS, _XS, backend=_HUGE),
+    lambda: Genred("Sum(x)", _SUM, axis=1, sum_scheme=_HUGE),
+    lambda: Genred("Sum(x)", _SUM, axis=1, dtype_acc=_HUGE),
+    lambda: Genred("Sum(x)", _SUM, axis=1, dtype=_HUGE),
+    lambda: Genred("Sum(x)", _SUM, axis=1, reduction_op=_HUGE),
+    lambda: Genred("Sum(x)", _SUM, axis=1)(_XS, _XS, scheduler=_HUGE),
+    lambda: Genred("Sum(x)", _SUM, axis=1)(_XS, _XS, block_size=_HUGE),
+    lambda: Genred("Sum(x)", _SUM, axis=1)(_XS, _XS, split_every=_HUGE),
+    lambda: Genred("Sum(x)", _SUM, axis=1)(_XS, _XS, device_id=_HUGE),
+    lambda: KernelSolve("x * a", ["x = Vi(1)", "a = Vj(1)"], _HUGE, axis=1),
+    lambda: (Vi(_XS) - Vj(_XS)).sum(-1).reduction(_HUGE, axis=1),
+], ids=["backend", "sum_scheme", "dtype_acc", "dtype", "reduction_op", "scheduler",
+        "block_size", "split_every", "device_id", "varinvalias", "lazy-reduction"])
+def test_huge_values_are_named_but_cut_in_messages(call):
+    # every message named a 100,000-character value in full: 100 KB messages
+    with pytest.raises(DreduxError) as info:
+        call()
+    message = str(info.value)
+    assert len(message) < 2_000, len(message)
+    assert "Q" * 50 in message and "100,00" in message, message
+    assert str(pickle.loads(pickle.dumps(info.value))) == message
