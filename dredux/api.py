@@ -26,7 +26,7 @@ from ._xp import is_cupy, is_dask, on_device_of
 from .autodiff import differentiate
 from .backends import make_kernel, normalize_backend, resolve_backend
 from .batch import batch_shape, diagonal, flatten, per_row_routine, unflatten, within_items
-from .errors import ArgumentError, ConfigError, DtypeError, FormulaError, ShapeError
+from .errors import ArgumentError, ConfigError, DtypeError, FormulaError, ShapeError, shown
 from .ir import Cat, Expr, Op, walk, walk_all
 from .parse import ArgSpec, Signature, parse_aliases, parse_formula
 from .plan import make_plan, pair_cost
@@ -114,7 +114,7 @@ class Genred:
             try:
                 declared = np.dtype(declared)
             except TypeError:
-                raise DtypeError(f"dtype={declared!r} is not a dtype; expected 'float16', "
+                raise DtypeError(f"dtype={shown(declared)} is not a dtype; expected 'float16', "
                                  "'float32' or 'float64' (or leave it out: the inputs' "
                                  "dtype decides)") from None
         _check_axis(axis)
@@ -172,7 +172,7 @@ class Genred:
         self.sum_scheme = sum_scheme
         if dtype_acc not in ("auto", "float16", "float32", "float64"):
             raise DtypeError(f"dtype_acc must be 'auto', 'float16', 'float32' or 'float64',"
-                             f" got {dtype_acc!r}")
+                             f" got {shown(dtype_acc)}")
         self._programs: dict[str, Program] = {}
         self._kernels: dict[tuple, Any] = {}
         self._calls: dict[tuple, _Call] = {}
@@ -282,7 +282,7 @@ class Genred:
         key = (backend, program.np_dtype.name, tuple(sorted(options.items())))
         if not _hashable(key):
             raise ArgumentError(f"kernel options must be plain values (numbers, strings, "
-                                f"True or False), got {options!r}")
+                                f"True or False), got {shown(options)}")
         kern = self._kernels.get(key)
         if kern is None:
             kern = make_kernel(program, backend, **options)
@@ -554,7 +554,7 @@ def _on_off(name: str, value) -> bool:
     if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer))
                                                and value in (0, 1)):
         return bool(value)
-    raise FormulaError(f"{name}={value!r}: the option is on or off",
+    raise FormulaError(f"{name}={shown(value)}: the option is on or off",
                        hint=f"Pass True or False, e.g. {name}=True.")
 
 
@@ -800,7 +800,7 @@ def _device_id(value) -> int:
         return -1
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < -1:
         raise ShapeError(f"device_id must be -1 (the current GPU) or the number of a GPU "
-                         f"(0, 1, ...), got {value!r}")
+                         f"(0, 1, ...), got {shown(value)}")
     return int(value)
 
 

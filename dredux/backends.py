@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from . import config
 from ._xp import is_cupy
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, shown
 
 __all__ = ["Backend", "BACKENDS", "Kernel", "SPELLINGS", "normalize_backend",
            "resolve_backend", "make_kernel", "gpu_available", "gpu_count", "cpu_available"]
@@ -201,7 +201,7 @@ def normalize_backend(name) -> str:
             return found
     listed = ", ".join(repr(n) for n in ("auto", *BACKENDS))
     raise BackendUnavailable(
-        f"unknown backend {name!r}; expected one of {listed} (KeOps spellings 'CPU', "
+        f"unknown backend {shown(name)}; expected one of {listed} (KeOps spellings 'CPU', "
         "'GPU', 'GPU_1D', 'GPU_2D' are accepted too)")
 
 

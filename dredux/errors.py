@@ -9,6 +9,7 @@ code written against KeOps's ``ValueError`` keeps working.
 from __future__ import annotations
 
 import re
+import reprlib
 
 __all__ = [
     "DreduxError",
@@ -33,13 +34,32 @@ LONG_TOKEN = 500
 _LONG = re.compile(r"\S{" + str(LONG_TOKEN + 1) + ",}")
 
 
+LONG_MESSAGE = 8_000  # past this (after the cuts above), a message keeps its two ends
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = LONG_TOKEN  # strings are cut by shorten, with their length
+_SHOWN.maxother = 200
+
+
 def shorten(text: str) -> str:
     """``text`` with every run of more than :data:`LONG_TOKEN` non-space characters
-    cut to its first 200 and last 100 characters and its length."""
+    cut to its first 200 and last 100 characters and its length; a text still
+    longer than :data:`LONG_MESSAGE` keeps its beginning (the problem) and end
+    (the fix)."""
     if len(text) <= LONG_TOKEN:
         return text
-    return _LONG.sub(lambda m: f"{m[0][:200]}...{m[0][-100:]} ({len(m[0]):,} characters)",
+    text = _LONG.sub(lambda m: f"{m[0][:200]}...{m[0][-100:]} ({len(m[0]):,} characters)",
                      text)
+    if len(text) > LONG_MESSAGE:
+        cut = len(text) - 6_000
+        text = f"{text[:4_000]}\n... ({cut:,} characters of this message left out) ...\n" \
+               f"{text[-2_000:]}"
+    return text
+
+
+def shown(value) -> str:
+    """``value`` as a message names it: its repr, a long container or object cut
+    (``[0, 1, 2, 3, 4, 5, ...]``), a string whole (:func:`shorten` cuts it)."""
+    return repr(value) if isinstance(value, str) else _SHOWN.repr(value)
 
 
 class DreduxError(Exception):

@@ -24,7 +24,7 @@ from concurrent.futures import CancelledError, Executor
 import numpy as np
 
 from ._xp import get_xp, is_cupy, is_dask
-from .errors import ConfigError, ShapeError
+from .errors import ConfigError, ShapeError, shown
 from .graph import finalize_state
 
 __all__ = ["run", "run_single", "worker_count", "client_for", "client_id",
@@ -359,12 +359,12 @@ def check_scheduler(scheduler) -> None:
         if name in ("distributed", "dask.distributed"):
             if client_for(None) is None:
                 raise ConfigError(
-                    f"the scheduler= option is {scheduler!r}, but no distributed.Client "
+                    f"the scheduler= option is {shown(scheduler)}, but no distributed.Client "
                     "is active; create one first (distributed.Client(...)), pass the "
                     "client itself as scheduler=, or use scheduler='threads'")
             return
     raise ConfigError(
-        f"the scheduler= option is {scheduler!r}, which is not a Dask scheduler; expected "
+        f"the scheduler= option is {shown(scheduler)}, which is not a Dask scheduler; expected "
         "'threads', 'sync', 'processes', 'distributed' (with an active Client), a "
         "distributed.Client, a concurrent.futures Executor or a scheduler function such "
         "as dask.get; or leave it out (the active Client, else threads)")

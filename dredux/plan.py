@@ -34,7 +34,7 @@ import numpy as np
 
 from . import config
 from .backends import BACKENDS
-from .errors import ShapeError
+from .errors import ShapeError, shown
 from .ir import OPS, Op, walk
 
 __all__ = ["BlockPlan", "make_plan", "split_sizes", "pair_cost"]
@@ -196,7 +196,7 @@ def _parse_block_size(value) -> tuple[int | None, int | None]:
     elif isinstance(value, (tuple, list)) and len(value) == 2:
         pair = tuple(value)
     else:
-        raise ShapeError(f"block_size must be an int or a pair (rows, cols), got {value!r}")
+        raise ShapeError(f"block_size must be an int or a pair (rows, cols), got {shown(value)}")
     for v in pair:
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
                               or v < 1):
@@ -211,7 +211,7 @@ def _split_every(given) -> int:
     if not isinstance(given, bool) and isinstance(given, (int, np.integer)) and given >= 2:
         return int(given)
     raise ShapeError(f"split_every (the fan-in of the merge tree) must be an integer >= 2, "
-                     f"got {given!r}")
+                     f"got {shown(given)}")
 
 
 def make_plan(m: int, n: int, cost: float, backend: str, workers: int, *,

@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import difflib
 import math
-import reprlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from . import limits
-from .errors import DtypeError, FormulaError
+from .errors import DtypeError, FormulaError, shown
 
 __all__ = ["Reduction", "Family", "Field", "make_reduction", "REDUCTIONS", "IDX_NONE",
            "SUM_SCHEMES", "acc_dtype_for"]
@@ -562,7 +561,7 @@ def make_reduction(reduction_op: str, dim: int, weight_dim: int = 0,
         ``"auto"``, ``"direct_sum"``, ``"block_sum"`` or ``"kahan_scheme"``.
     """
     if not isinstance(reduction_op, str):
-        raise FormulaError(f"reduction_op must be a string, got {reprlib.repr(reduction_op)}",
+        raise FormulaError(f"reduction_op must be a string, got {shown(reduction_op)}",
                            hint=f"Use one of: {', '.join(REDUCTIONS)}.")
     name = _SPELLINGS.get(reduction_op, reduction_op)
     if name not in REDUCTIONS:
@@ -603,7 +602,7 @@ def make_reduction(reduction_op: str, dim: int, weight_dim: int = 0,
                 f"{limits.MAX_K}", hint="Ask for fewer neighbours, or sort the full "
                 "rows with NumPy if you need them all.")
     if sum_scheme not in ("auto", *SUM_SCHEMES):
-        raise FormulaError(f"unknown sum_scheme {sum_scheme!r}",
+        raise FormulaError(f"unknown sum_scheme {shown(sum_scheme)}",
                            hint=f"Expected 'auto' or one of {', '.join(SUM_SCHEMES)}.")
     return Reduction(name, family, dim, weight_dim, k,
                      "block_sum" if sum_scheme == "auto" else sum_scheme)

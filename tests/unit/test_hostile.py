@@ -387,3 +387,27 @@ def test_huge_values_are_named_but_cut_in_messages(call):
     assert len(message) < 2_000, len(message)
     assert "Q" * 50 in message and "100,00" in message, message
     assert str(pickle.loads(pickle.dumps(info.value))) == message
+
+
+_LIST = list(range(100_000))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: Genred("Sum(x)", _SUM, axis=1)(_XS, _XS, backend=_LIST),
+    lambda: Genred("Sum(x)", _SUM, axis=1)(_XS, _XS, scheduler=_LIST),
+    lambda: Genred("Sum(x)", _SUM, axis=1)(_XS, _XS, block_size=_LIST),
+    lambda: Genred("Sum(x)", _SUM, axis=1)(_XS, _XS, split_every=_LIST),
+    lambda: Genred("Sum(x)", _SUM, axis=1)(_XS, _XS, device_id=_LIST),
+    lambda: Genred("Sum(x)", _SUM, axis=1, sum_scheme=_LIST),
+    lambda: Genred("Sum(x)", _SUM, axis=1, dtype_acc=_LIST),
+    lambda: Genred("Sum(x)", _SUM, axis=1, dtype=_LIST),
+    lambda: Genred("Sum(x)", _SUM, axis=1, use_double_acc=_LIST),
+    lambda: Genred("Sum(x)", _SUM, axis=1, use_fast_math=_LIST),
+], ids=["backend", "scheduler", "block_size", "split_every", "device_id", "sum_scheme",
+        "dtype_acc", "dtype", "use_double_acc", "use_fast_math"])
+def test_huge_objects_are_named_by_their_start(call):
+    # a 100,000-item list was printed whole: 689 KB messages
+    with pytest.raises(DreduxError) as info:
+        call()
+    message = str(info.value)
+    assert len(message) < 1_000 and "[0, 1, 2, 3, 4, 5, ...]" in message, message[:300]
