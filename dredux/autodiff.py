@@ -140,9 +140,9 @@ def laplacian(formula: Expr, v: Expr) -> Expr:
     if v.op is Op.VAR and v.dim > 1:
         # simplified first: the raw gradient's broadcasts (SumT) and products by
         # ones would each be differentiated
-        diagonal = _diagonal(simplify(gradient), v)
-        if diagonal is not None:
-            return Expr(Op.SUM, (diagonal,))
+        trace = _trace(simplify(gradient), v)
+        if trace is not None:
+            return trace
     # one derivative of the gradient per component of v, each about its size
     size = _size(gradient, MAX_DERIVATIVE_NODES // v.dim)
     if size * v.dim > MAX_DERIVATIVE_NODES:
@@ -197,10 +197,23 @@ def _rows(formula: Expr, v: Expr, name: str, diagonal: bool = False) -> list[Exp
     return rows
 
 
-def _diagonal(formula: Expr, v: Expr) -> Expr | None:
-    """The diagonal of the Jacobian of ``formula`` (of the dimension D of ``v``) as
-    one vector expression, ``(d formula_k / d v_k)_k``; None where the formula
-    has a node this cannot go through.
+def _trace(formula: Expr, v: Expr) -> Expr | None:
+    """``sum_k d formula_k / d v_k`` from the Jacobian's diagonal (:func:`_diagonal`),
+    summed term by term: the sum of each of the chain rule's terms at the root,
+    whose scalar factors then leave their sums (simplify), where the sum of
+    their sum would keep them per component; None where the diagonal is not
+    one vector expression."""
+    terms = _diagonal(formula, v)
+    if terms is None:
+        return None
+    return _balanced(Op.ADD, [Expr(Op.SUM, (t,)) for t in terms]) if terms else zero()
+
+
+def _diagonal(formula: Expr, v: Expr) -> list[Expr] | None:
+    """The diagonal of the Jacobian of ``formula`` (of the dimension D of ``v``),
+    ``(d formula_k / d v_k)_k``, as the vector expressions of its terms at the
+    root (their sum is the diagonal); None where the formula has a node this
+    cannot go through.
 
     Below an element-wise node ``n = f(a, b...)`` of dimension D, component k
     depends on the operands' components k alone, so ``diag(n) = sum over
@@ -221,14 +234,16 @@ def _diagonal(formula: Expr, v: Expr) -> Expr | None:
             depends.add(node)
     ones = const(1, dim)
     diag: dict[Expr, Expr] = {}
+    parts: dict[Expr, list[Expr]] = {}  # each node's terms (a sum or difference's, joined)
     built = 0
+    terms: list[Expr] = []
     for node in order:
         if node not in depends or node.dim != dim:
             continue
         if node is v:
-            diag[node] = ones
+            terms = [ones]
         elif node.op is Op.SUMT:
-            diag[node] = grad(node.args[0], v, const(1))
+            terms = [grad(node.args[0], v, const(1))]
         elif OPS[node.op].elementwise:
             terms = []
             for child, c in zip(node.args, OPS[node.op].vjp(node, ones)):
@@ -237,19 +252,25 @@ def _diagonal(formula: Expr, v: Expr) -> Expr | None:
                 if c.dim != dim:  # pragma: no cover - element-wise rules are per component
                     return None
                 if child.dim == dim:
-                    inner = diag.get(child)
-                    if inner is None:
-                        return None
+                    if c.is_one():  # the operand of a sum: its terms, one by one
+                        terms.extend(parts[child])
+                        continue
+                    if c.op is Op.NEG and c.args[0].is_one():  # of a difference
+                        terms.extend(-t for t in parts[child])
+                        continue
+                    inner = diag[child]
                 else:  # a scalar operand: its gradient, computed on its own
                     inner = grad(child, v, const(1))
                     built += _size(inner, MAX_DERIVATIVE_NODES)
                     if built > MAX_DERIVATIVE_NODES:
                         return None
                 terms.append(c * inner)
-            diag[node] = _balanced(Op.ADD, terms) if terms else zero(dim)
         else:
             return None
-    return diag.get(formula, zero(dim))
+        parts[node] = terms
+        diag[node] = _balanced(Op.ADD, terms) if terms else zero(dim)
+    # the root's terms (the last node of dimension D: the formula, if it uses v)
+    return terms if formula in diag else []
 
 
 def divergence(formula: Expr, v: Expr) -> Expr:
@@ -263,9 +284,9 @@ def divergence(formula: Expr, v: Expr) -> Expr:
         raise DimError(f"Divergence(F, v) needs F of the dimension of v ({v.dim}), got "
                        f"dimension {formula.dim}")
     if v.dim > 1:
-        diagonal = _diagonal(formula, v)
-        if diagonal is not None:
-            return Expr(Op.SUM, (diagonal,))
+        trace = _trace(formula, v)
+        if trace is not None:
+            return trace
     return _balanced(Op.ADD, _rows(formula, v, "Divergence", diagonal=True))
 
 

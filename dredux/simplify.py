@@ -265,25 +265,9 @@ def _sum(n: Expr) -> Expr | None:
         for s, v in ((p, q), (q, p)):
             if _factor(s) and v.dim == a.dim:
                 return s * _e(Op.SUM, v)
-    if a.op in (Op.ADD, Op.SUB) and _scalar_leaves(a):
-        # the sum of each term (as many additions): a broadcast scalar term is D
-        # times its value, and the scalar factors of the others leave their sums
-        p, q = a.args
-        first, second = (a.dim * t if t.dim == 1 else _e(Op.SUM, t) for t in (p, q))
-        return first + second if a.op is Op.ADD else first - second
+    # Sum(v + s) is not Sum(v) + D s: where v_k is close to -s the terms cancel
+    # exactly (v_k + s rounds relative to itself), the rewritten sum does not
     return None
-
-
-def _scalar_leaves(x: Expr, depth: int = 8) -> bool:
-    """Whether ``Sum(x)``, for x a sum of terms, has a term with a scalar to take
-    out: a broadcast scalar (not a constant: D * c would be a constant rounding
-    differently from the D additions) or a product by a scalar factor."""
-    if x.op is Op.MUL:
-        return any(_factor(t) for t in x.args) and max(t.dim for t in x.args) == x.dim
-    if x.op not in (Op.ADD, Op.SUB) or depth == 0:
-        return False
-    return any((t.dim == 1 and not t.is_const) or _scalar_leaves(t, depth - 1)
-               for t in x.args)
 
 
 def _sumt(n: Expr) -> Expr | None:
