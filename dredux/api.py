@@ -591,7 +591,7 @@ def _check_axis(axis) -> None:
                             "axis=1")
     if axis not in (0, 1):
         raise FormulaError(f"axis must be 0 (reduce over i) or 1 (reduce over j), "
-                           f"got {axis!r}")
+                           f"got {shown(axis)}")
 
 
 def _check_opt_arg(opt_arg, reduction_op) -> None:

@@ -21,7 +21,7 @@ import dask.config
 import dask.utils
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
 
 __all__ = ["KEYS", "DEFAULTS", "get", "cache_dir", "memory_per_task",
            "environment_variable"]
@@ -63,7 +63,7 @@ def setting_error(key: str, value, expected: str) -> ConfigError:
     """The error of a bad setting ``dredux.<key>``: its value, what was expected and
     the three places it may come from."""
     env = environment_variable(key)
-    return ConfigError(f"the setting dredux.{key} is {value!r}; expected {expected}. Fix "
+    return ConfigError(f"the setting dredux.{key} is {shown(value)}; expected {expected}. Fix "
                        f"the environment variable {env} (or DASK_DREDUX__{env[7:]}), or the "
                        f"key {key} under dredux: in your Dask config")
 
@@ -93,7 +93,7 @@ def _settings() -> dict:
     if ours is None or isinstance(ours, dict):
         return ours or {}
     raise ConfigError(
-        f"the Dask config key dredux is {type(ours).__name__} {ours!r}; expected a "
+        f"the Dask config key dredux is {type(ours).__name__} {shown(ours)}; expected a "
         "mapping of dredux's settings (e.g. {'block-size': 4096}). Set one key at a "
         "time with dask.config.set({'dredux.block-size': 4096}), or fix the dredux: "
         "section of your Dask config")

@@ -37,7 +37,7 @@ import numpy as np
 from . import limits
 from ._xp import is_cupy, is_dask
 from .cluster import swap_axes
-from .errors import ArgumentError, ConfigError, DtypeError, FormulaError, ShapeError
+from .errors import ArgumentError, ConfigError, DtypeError, FormulaError, ShapeError, shown
 from .functions import FUNCTIONS
 from .ir import Cat, DimError, Expr, Op, const, flatten, unflatten, var, walk
 from .ops import LimitError
@@ -443,12 +443,12 @@ class LazyTensor:
             self._symbolic(x, axis)
             return
         if isinstance(x, (bool, np.bool_)):
-            raise DtypeError(f"LazyTensor got the boolean {x!r}; expected a number, a list "
+            raise DtypeError(f"LazyTensor got the boolean {shown(x)}; expected a number, a list "
                              "of floats or a float array (write 1.0 or 0.0)")
         if isinstance(x, (int, np.integer)):
             if axis not in (None, 2):
                 raise ShapeError(f"an integer constant is a parameter: axis must be None "
-                                 f"or 2, got axis={axis!r}")
+                                 f"or 2, got axis={shown(axis)}")
             if abs(int(x)) <= limits.MAX_PARAM:
                 self._expr, self._vars = const(int(x)), ()
                 return
@@ -496,18 +496,18 @@ class LazyTensor:
     def _param_list(self, x: list, axis) -> None:
         if axis not in (None, 2):
             raise ShapeError(f"numbers and lists of numbers are parameters: axis must be "
-                             f"None or 2, got axis={axis!r}")
+                             f"None or 2, got axis={shown(axis)}")
         if not x:
             raise ShapeError("LazyTensor got an empty list; expected at least one number")
         values = []
         for v in x:
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
                                                                      np.floating)):
-                raise DtypeError(f"LazyTensor got a list holding {v!r} "
+                raise DtypeError(f"LazyTensor got a list holding {shown(v)} "
                                  f"({type(v).__name__}); expected a list of floats")
             v = _float_arg(v, "LazyTensor")
             if not math.isfinite(v):
-                raise FormulaError(f"LazyTensor got the non-finite number {v!r}; parameters "
+                raise FormulaError(f"LazyTensor got the non-finite number {shown(v)}; parameters "
                                    "must be finite")
             values.append(v)
         self._meta = _meta(None, None, None, flags=_NOT_NUMPY)
@@ -534,7 +534,7 @@ class LazyTensor:
         if ndim == 3:
             if axis is not None:
                 raise ShapeError(f"LazyTensor got a 3-D array of shape {tuple(shape)} and "
-                                 f"axis={axis!r}; a 3-D array's shape says its axis: leave "
+                                 f"axis={shown(axis)}; a 3-D array's shape says its axis: leave "
                                  "axis out")
             if shape[1] == 1:
                 x, cat = (x[0, 0, :], Cat.P) if shape[0] == 1 else (x[:, 0, :], Cat.I)
@@ -548,14 +548,14 @@ class LazyTensor:
         elif ndim == 2:
             if axis not in (0, 1) or isinstance(axis, bool):
                 raise ShapeError(f"LazyTensor got a 2-D array of shape {tuple(shape)} with "
-                                 f"axis={axis!r}; a 2-D array needs axis=0 (an i-variable, "
+                                 f"axis={shown(axis)}; a 2-D array needs axis=0 (an i-variable, "
                                  "like Vi(x)) or axis=1 (a j-variable, like Vj(x)), or "
                                  "write x[:, None, :] / x[None, :, :]")
             cat = Cat.I if axis == 0 else Cat.J
         elif ndim > 3:  # batch axes first: (B..., M, 1, D), (B..., 1, N, D), (B..., 1, 1, D)
             if axis is not None:
                 raise ShapeError(f"LazyTensor got a {ndim}-D array of shape {tuple(shape)} "
-                                 f"and axis={axis!r}; its shape says its axis: leave axis "
+                                 f"and axis={shown(axis)}; its shape says its axis: leave axis "
                                  "out")
             if shape[-2] == 1:
                 x, cat = ((x[..., 0, 0, :], Cat.P) if shape[-3] == 1 else
@@ -571,7 +571,7 @@ class LazyTensor:
             if axis not in (None, 2):
                 fix = " (reshape it with x.reshape(-1, 1))" if ndim == 1 else ""
                 raise ShapeError(f"LazyTensor got a {ndim}-D array of shape {tuple(shape)} "
-                                 f"with axis={axis!r}; 1-D and 0-D arrays are parameters "
+                                 f"with axis={shown(axis)}; 1-D and 0-D arrays are parameters "
                                  f"(axis None or 2){fix}")
             if ndim == 0:
                 x = x.reshape(1)
@@ -983,7 +983,7 @@ class LazyTensor:
         """The Euclidean norm over the vector axis (``dim=-1`` or 2)."""
         dim = _axis_arg(dim, "norm(dim=...)")
         if dim not in (-1, 2):
-            raise ShapeError(f"norm(dim={dim!r}): LazyTensors take norms over their last "
+            raise ShapeError(f"norm(dim={shown(dim)}): LazyTensors take norms over their last "
                              "axis only: dim=-1 (or 2)")
         return self.norm2()
 
@@ -1036,24 +1036,24 @@ class LazyTensor:
                     and (len(key) == 3 or (Ellipsis in head and len(key) <= 3))):
                 key = key[-1]
             else:
-                raise ShapeError(f"LazyTensor indexing {key!r}: only the last (vector) axis "
+                raise ShapeError(f"LazyTensor indexing {shown(key)}: only the last (vector) axis "
                                  "can be indexed, e.g. x[k], x[a:b] or x[:, :, a:b]")
         if isinstance(key, slice):
             for bound in (key.start, key.stop, key.step):
                 if bound is not None and (isinstance(bound, (bool, np.bool_))
                                           or not isinstance(bound, (int, np.integer))):
-                    raise ArgumentError(f"LazyTensor slice {key!r}: its bounds must be "
+                    raise ArgumentError(f"LazyTensor slice {shown(key)}: its bounds must be "
                                         f"integers or None, got {type(bound).__name__} "
                                         f"{reprlib.repr(bound)}; e.g. x[0:2]")
             start, stop, step = key.indices(self.ndim)
             if step != 1 or stop <= start:
-                raise ShapeError(f"LazyTensor slice {key!r} of a vector of dimension "
+                raise ShapeError(f"LazyTensor slice {shown(key)} of a vector of dimension "
                                  f"{self.ndim}: expected a non-empty range with step 1")
             return self.extract(start, stop - start)
         if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
             k = int(key)
             return self.elem(k + self.ndim if k < 0 else k)
-        raise ShapeError(f"LazyTensor index {key!r}: expected an integer or a slice of the "
+        raise ShapeError(f"LazyTensor index {shown(key)}: expected an integer or a slice of the "
                          "vector axis")
 
     def one_hot(self, D):
@@ -1072,7 +1072,7 @@ class LazyTensor:
         """Concatenate a tuple of LazyTensors along the vector axis (axis -1 or 2)."""
         axis = _axis_arg(axis, "LazyTensor.concatenate(axis=...)")
         if axis not in (-1, 2):
-            raise ShapeError(f"LazyTensor.concatenate(axis={axis!r}): only the vector axis "
+            raise ShapeError(f"LazyTensor.concatenate(axis={shown(axis)}): only the vector axis "
                              "(-1 or 2) can be concatenated")
         tensors = tuple(tensors)
         if not tensors:
@@ -1156,10 +1156,10 @@ class LazyTensor:
                 or axis - batch not in (0, 1):
             if batch:
                 raise ShapeError(
-                    f"reduction axis {axis!r} is out of range: with {batch} batch axes "
+                    f"reduction axis {shown(axis)} is out of range: with {batch} batch axes "
                     f"first, expected {batch} (reduce over i: one result per j) or "
                     f"{batch + 1} (reduce over j: one result per i), as in KeOps")
-            raise ShapeError(f"reduction axis {axis!r} is out of range: expected 0 (reduce "
+            raise ShapeError(f"reduction axis {shown(axis)} is out of range: expected 0 (reduce "
                              "over i: one result per j) or 1 (reduce over j: one result "
                              "per i)")
         return self._reduction(op, int(axis) - batch, weight, opt_arg, call, kwargs)
@@ -1693,7 +1693,7 @@ def _int_list(value, what: str) -> tuple[int, ...]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
         value = (value,)
     if not isinstance(value, (list, tuple)):
-        raise FormulaError(f"{what} takes lists of integers, got {value!r}")
+        raise FormulaError(f"{what} takes lists of integers, got {shown(value)}")
     return tuple(_int_arg(v, what) for v in value)
 
 

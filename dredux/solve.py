@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._xp import get_xp, is_dask
-from .errors import ArgumentError, DtypeError, FormulaError, ShapeError, SolveError
+from .errors import ArgumentError, DtypeError, FormulaError, ShapeError, SolveError, shown
 from .ir import Cat, Op
 
 __all__ = ["KernelSolve", "conjugate_gradient", "MAXITER"]
@@ -78,7 +78,7 @@ def conjugate_gradient(linop, b, eps: float = 1e-6, maxiter: int | None = None,
     elif (isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer))
           or maxiter < 1):
         raise SolveError(f"maxiter (the products K p before the solve gives up) must be an "
-                         f"integer >= 1, got {maxiter!r}")
+                         f"integer >= 1, got {shown(maxiter)}")
     maxiter = int(maxiter)
     value = _number(eps, "eps")
     if not (math.isfinite(value) and value > 0):
