@@ -39,6 +39,9 @@ __all__ = ["differentiate", "grad", "diff", "laplacian", "divergence", "grad_mat
 # of a hundred characters would take minutes and gigabytes before the size limit
 # of the simplified formula could refuse it.
 MAX_DERIVATIVE_NODES = limits.MAX_DERIVATIVE_NODES
+# the nodes the gradients of a Jacobian diagonal's scalar operands may walk and
+# return in all, before the diagonal gives way to one sweep per component
+_SWEEP_BUDGET = MAX_DERIVATIVE_NODES // 8
 
 
 def _too_large(problem: str) -> FormulaError:
@@ -223,8 +226,9 @@ def _diagonal(formula: Expr, v: Expr) -> list[Expr] | None:
     operand is its gradient (``d a / d v_k`` for every k). The diagonal of v is
     ones, that of ``SumT(s, D)`` the gradient of s. Any other node of
     dimension D (a Concat, a product by a matrix...) mixes components: None,
-    and the caller takes one sweep per component instead. Where it applies,
-    the result is D-vector operations, loops in the kernels, where a sum of D
+    and the caller takes one sweep per component instead, as it does when the
+    scalar operands would need D sweeps or more. Where it applies, the result
+    is D-vector operations, loops in the kernels, where a sum of D
     per-component terms would be D unrolled scalar chains."""
     dim = v.dim
     order = list(walk(formula))
@@ -235,7 +239,7 @@ def _diagonal(formula: Expr, v: Expr) -> list[Expr] | None:
     ones = const(1, dim)
     diag: dict[Expr, Expr] = {}
     parts: dict[Expr, list[Expr]] = {}  # each node's terms (a sum or difference's, joined)
-    built = 0
+    built = sweeps = 0
     terms: list[Expr] = []
     for node in order:
         if node not in depends or node.dim != dim:
@@ -260,9 +264,20 @@ def _diagonal(formula: Expr, v: Expr) -> list[Expr] | None:
                         continue
                     inner = diag[child]
                 else:  # a scalar operand: its gradient, computed on its own
+                    # one reverse sweep each, none sharing its nodes with the
+                    # others: past D of them, one sweep per component is less
+                    # (the scalars of a long product, each a long product
+                    # itself, took O(length^2) nodes and a minute). Bounded too
+                    # by the operations the sweeps walk and return
+                    sweeps += 1
+                    if sweeps >= dim:
+                        return None
+                    built += _size(child, _SWEEP_BUDGET)
+                    if built > _SWEEP_BUDGET:
+                        return None
                     inner = grad(child, v, const(1))
-                    built += _size(inner, MAX_DERIVATIVE_NODES)
-                    if built > MAX_DERIVATIVE_NODES:
+                    built += _size(inner, _SWEEP_BUDGET)
+                    if built > _SWEEP_BUDGET:
                         return None
                 terms.append(c * inner)
         else:

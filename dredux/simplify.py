@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .ir import OPS, Expr, Op, const, walk, zero
+from .ir import OPS, Expr, Op, const, zero
 
 __all__ = ["simplify", "RULES", "GENERIC"]
 
@@ -173,13 +173,6 @@ def _mul(n: Expr) -> Expr | None:
     for t, v in ((a, b), (b, a)):
         if t.op is Op.ELEMT and t.dim == n.dim:  # one product, not one per component
             return _onehot(t, t.args[0] * _component(v, t.params[1]))
-    # v * (s * w) -> s * (v * w) for vectors v, w and a scalar s: the scalar
-    # outermost, where a Sum can take it out (the same products per component)
-    for v, p, left in ((a, b, True), (b, a, False)):
-        if v.dim == n.dim > 1 and p.op is Op.MUL and not v.is_const:
-            for s, w in (p.args, p.args[::-1]):
-                if _factor(s) and w.dim == n.dim:
-                    return s * (v * w if left else w * v)  # the vectors in their order
     return None
 
 
@@ -249,6 +242,39 @@ def _factor(x: Expr) -> bool:
     return x.dim == 1 and (not x.is_const or _power_of_two(x.value))
 
 
+_MAX_FACTORS = 256  # factors of a product looked at by _scalars_out_of_sum
+
+
+def _scalars_out_of_sum(a: Expr) -> Expr | None:
+    """``Sum(a)`` for a product ``a`` with its scalar factors outside: ``Sum(u * (s
+    * v) * t) = (s * t) * Sum(u * v)``, one product per scalar instead of one
+    per component, and ``Sum(u * (c * u)) = c * Sum(Square(u))`` shares the
+    SqDist a formula computes anyway (the Laplacian of a Gaussian). The
+    factors are found through the products of vectors, in order; only the
+    sum's argument is rebuilt (a rule on every product moved scalars out of
+    products that other nodes share, and the gradient of a long product lost
+    its shared partial products)."""
+    scalars: list[Expr] = []
+    vectors: list[Expr] = []
+    stack = [a]
+    while stack:
+        x = stack.pop()
+        if x.op is Op.MUL and x.dim == a.dim:
+            stack.extend(reversed(x.args))
+            if len(stack) + len(scalars) + len(vectors) > _MAX_FACTORS:
+                return None  # a long (or a deeply shared) product: left as it is
+        else:
+            (scalars if _factor(x) else vectors).append(x)
+    if not scalars:
+        return None
+    scalar, vector = scalars[0], vectors[0]
+    for x in scalars[1:]:
+        scalar = scalar * x
+    for x in vectors[1:]:
+        vector = vector * x
+    return scalar * _e(Op.SUM, vector)
+
+
 def _sum(n: Expr) -> Expr | None:
     (a,) = n.args
     if a.dim == 1:
@@ -258,13 +284,7 @@ def _sum(n: Expr) -> Expr | None:
     if a.op is Op.ELEMT:
         return a.args[0]
     if a.op is Op.MUL:
-        # a scalar factor leaves the sum: one product instead of one per
-        # component, and Sum(s * Square(x - y)) shares Sum(Square(x - y)), the
-        # SqDist the formula computes anyway (the Laplacian of a Gaussian)
-        p, q = a.args
-        for s, v in ((p, q), (q, p)):
-            if _factor(s) and v.dim == a.dim:
-                return s * _e(Op.SUM, v)
+        return _scalars_out_of_sum(a)
     # Sum(v + s) is not Sum(v) + D s: where v_k is close to -s the terms cancel
     # exactly (v_k + s rounds relative to itself), the rewritten sum does not
     return None
@@ -354,12 +374,31 @@ def _rewrite_once(n: Expr) -> Expr | None:
     return None
 
 
+def _pending(top: Expr, done: dict) -> list[Expr]:
+    """The nodes of ``top``'s DAG not in ``done``, children before parents. Below
+    a node in ``done`` everything is done too, so the walk stops there: a rule's
+    output is walked for its new nodes alone, not for the whole (simplified)
+    DAG below them, which made long products quadratic."""
+    order: list[Expr] = []
+    seen: set[Expr] = set()
+    stack: list[tuple[Expr, bool]] = [(top, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif node not in seen and node not in done:
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.args))
+    return order
+
+
 def simplify(root: Expr) -> Expr:
     """Simplified equivalent of ``root`` (same dimension, same values)."""
     done: dict[Expr, Expr] = {}
 
     def run(top: Expr) -> Expr:
-        for node in walk(top):
+        for node in _pending(top, done):
             if node in done:
                 continue
             args = tuple(done[a] for a in node.args)

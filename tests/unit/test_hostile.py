@@ -411,3 +411,18 @@ def test_huge_objects_are_named_by_their_start(call):
         call()
     message = str(info.value)
     assert len(message) < 1_000 and "[0, 1, 2, 3, 4, 5, ...]" in message, message[:300]
+
+
+def test_long_products_in_sums_simplify_without_deep_recursion():
+    # scalar factors moved out of a product one level per rewrite, each rewrite
+    # simplified in a nested call: a RecursionError at 1,000 factors, and every
+    # nested call walked the whole DAG below it (quadratic)
+    n = 1_000
+    formula = "Sum(x" + " * (t * y)" * n + ")"
+    routine = Genred(formula, ["x = Vi(3)", "y = Vj(3)", "t = Vj(1)"], axis=1)
+    x = np.arange(6.0).reshape(2, 3)
+    y, t = np.ones((4, 3)), np.ones((4, 1))
+    np.testing.assert_allclose(routine(x, y, t, backend="numpy"), 4 * x.sum(1, keepdims=True))
+    scaled = "x" + "".join(f" * Sum(x * {k})" for k in range(1, n))
+    with pytest.raises(FormulaError, match="more operations before simplification"):
+        Genred(f"Laplacian(Sum({scaled}), x)", ["x = Vi(8)", "y = Vj(1)"], axis=1)

@@ -206,8 +206,8 @@ PATTERNS = [
     (Op.MUL, [None, (Op.MUL, ["const", None])]), (Op.MUL, [(Op.MUL, ["const", None]), None]),
     (Op.ELEM, [Op.EXP]), (Op.ELEM, [Op.ADD]), (Op.ELEM, [Op.MUL]), (Op.ELEM, [Op.IFELSE]),
     (Op.MUL, [Op.ELEMT, None]), (Op.MUL, [None, Op.ELEMT]), (Op.DIV, [Op.ELEMT, None]),
-    (Op.SUM, [Op.ELEMT]), (Op.SUM, [Op.MUL]), (Op.MUL, [None, (Op.MUL, [None, None])]),
-    (Op.MUL, [(Op.MUL, [None, None]), None]),
+    (Op.SUM, [Op.ELEMT]), (Op.SUM, [Op.MUL]), (Op.SUM, [(Op.MUL, [None, Op.MUL])]),
+    (Op.SUM, [(Op.MUL, [Op.MUL, Op.MUL])]),
 ]
 
 
@@ -359,10 +359,11 @@ X, Y, S, T = var(0, 3, Cat.I), var(1, 3, Cat.J), var(2, 1, Cat.I), var(3, 1, Cat
     ("ElemT(s, 3, 2) * t", lambda: Expr(Op.ELEMT, (S * T,), (3, 2))),
     ("ElemT(s, 3, 0) / y", lambda: Expr(Op.ELEMT, (S / Expr(Op.ELEM, (Y,), (0,)),), (3, 0))),
     ("Sum(ElemT(s, 3, 1) * x)", lambda: S * Expr(Op.ELEM, (X,), (1,))),
-    # scalar factors leave sums (one product, not one per component) and go
-    # outermost in products of vectors, where a sum can take them out; constants
-    # only when exact (powers of two). A sum of sums stays one sum: Sum(x + s) as
-    # Sum(x) + 3 s would lose the exact cancellation of x_k close to -s
+    # scalar factors leave sums (one product, not one per component), found
+    # through the products of vectors below the sum; constants only when exact
+    # (powers of two). A product outside a sum keeps its form (other nodes may
+    # share its parts). A sum of sums stays one sum: Sum(x + s) as Sum(x) + 3 s
+    # would lose the exact cancellation of x_k close to -s
     ("Sum(s * x)", lambda: S * Expr(Op.SUM, (X,))),
     ("Sum(x * t)", lambda: T * Expr(Op.SUM, (X,))),
     ("Sum(2 * x)", lambda: 2 * Expr(Op.SUM, (X,))),
@@ -370,10 +371,11 @@ X, Y, S, T = var(0, 3, Cat.I), var(1, 3, Cat.J), var(2, 1, Cat.I), var(3, 1, Cat
     ("Sum(x + s)", lambda: Expr(Op.SUM, (X + S,))),
     ("Sum(s - x)", lambda: Expr(Op.SUM, (S - X,))),
     ("Sum(s * x + y)", lambda: Expr(Op.SUM, (S * X + Y,))),
-    ("x * (s * y)", lambda: S * (X * Y)),
-    ("(s * x) * y", lambda: S * (X * Y)),
-    ("x * (3 * y)", lambda: X * (3 * Y)),
-    ("x * (y * s)", lambda: S * (X * Y)),
+    ("x * (s * y)", lambda: X * (S * Y)),
+    ("Sum(x * (s * y))", lambda: S * Expr(Op.SUM, (X * Y,))),
+    ("Sum((s * x) * (y * t))", lambda: (S * T) * Expr(Op.SUM, (X * Y,))),
+    ("Sum(x * (3 * y))", lambda: Expr(Op.SUM, (X * (3 * Y),))),
+    ("Sum(x * (y * s))", lambda: S * Expr(Op.SUM, (X * Y,))),
     ("Sum(x * (s * x))", lambda: S * Expr(Op.SUM, (Expr(Op.SQUARE, (X,)),))),
 ])
 def test_rule_gives_expected_form(formula, expected):
