@@ -94,10 +94,7 @@ def grad(formula: Expr, v: Expr, e: Expr) -> Expr:
             f"Grad(F, v, e) needs e of the dimension of F ({formula.dim}), got "
             f"dimension {e.dim}")
     order = list(walk(formula))
-    depends: set[Expr] = set()
-    for node in order:
-        if node is v or any(a in depends for a in node.args):
-            depends.add(node)
+    depends = _dependents(order, v)
     if formula not in depends:
         return zero(v.dim)
     cot: dict[Expr, Expr] = {formula: e}
@@ -111,6 +108,15 @@ def grad(formula: Expr, v: Expr, e: Expr) -> Expr:
             c = _fit(c, child, node)
             cot[child] = cot[child] + c if child in cot else c
     return cot.get(v, zero(v.dim))
+
+
+def _dependents(order: list[Expr], v: Expr) -> set[Expr]:
+    """The nodes of ``order`` (children first) that depend on ``v``."""
+    depends: set[Expr] = set()
+    for node in order:
+        if node is v or any(a in depends for a in node.args):
+            depends.add(node)
+    return depends
 
 
 def _fresh_dummy(dim: int, *exprs: Expr) -> Expr:
@@ -140,7 +146,7 @@ def laplacian(formula: Expr, v: Expr) -> Expr:
     if formula.dim != 1:
         raise DimError(f"Laplacian(F, v) needs a scalar F, got dimension {formula.dim}")
     gradient = grad(formula, v, const(1))
-    if v.op is Op.VAR and v.dim > 1:
+    if v.dim > 1:  # (grad checked that v is a variable)
         # simplified first: the raw gradient's broadcasts (SumT) and products by
         # ones would each be differentiated
         trace = _trace(simplify(gradient), v)
@@ -232,15 +238,10 @@ def _diagonal(formula: Expr, v: Expr) -> list[Expr] | None:
     per-component terms would be D unrolled scalar chains."""
     dim = v.dim
     order = list(walk(formula))
-    depends: set[Expr] = set()
-    for node in order:
-        if node is v or any(a in depends for a in node.args):
-            depends.add(node)
+    depends = _dependents(order, v)
     ones = const(1, dim)
-    diag: dict[Expr, Expr] = {}
     parts: dict[Expr, list[Expr]] = {}  # each node's terms (a sum or difference's, joined)
     built = sweeps = 0
-    terms: list[Expr] = []
     for node in order:
         if node not in depends or node.dim != dim:
             continue
@@ -262,7 +263,7 @@ def _diagonal(formula: Expr, v: Expr) -> list[Expr] | None:
                     if c.op is Op.NEG and c.args[0].is_one():  # of a difference
                         terms.extend(-t for t in parts[child])
                         continue
-                    inner = diag[child]
+                    inner = _balanced(Op.ADD, parts[child]) if parts[child] else zero(dim)
                 else:  # a scalar operand: its gradient, computed on its own
                     # one reverse sweep each, none sharing its nodes with the
                     # others: past D of them, one sweep per component is less
@@ -283,9 +284,7 @@ def _diagonal(formula: Expr, v: Expr) -> list[Expr] | None:
         else:
             return None
         parts[node] = terms
-        diag[node] = _balanced(Op.ADD, terms) if terms else zero(dim)
-    # the root's terms (the last node of dimension D: the formula, if it uses v)
-    return terms if formula in diag else []
+    return parts.get(formula, [])  # none when the formula does not use v
 
 
 def divergence(formula: Expr, v: Expr) -> Expr:

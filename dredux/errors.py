@@ -36,8 +36,8 @@ _LONG = re.compile(r"\S{" + str(LONG_TOKEN + 1) + ",}")
 
 LONG_MESSAGE = 8_000  # past this (after the cuts above), a message keeps its two ends
 _SHOWN = reprlib.Repr()
-_SHOWN.maxstring = LONG_TOKEN  # strings are cut by shorten, with their length
-_SHOWN.maxother = 200
+_SHOWN.maxstring = LONG_TOKEN  # strings inside containers (a string value is
+_SHOWN.maxother = 200  # shown whole: shorten cuts it, with its length)
 
 
 def shorten(text: str) -> str:

@@ -1322,7 +1322,7 @@ class LazyTensor:
         if not isinstance(reduction_op, str):
             raise ArgumentError(f"reduction(reduction_op=...) takes the name of a reduction "
                                 f"(\"Sum\", \"ArgKMin\"...), got "
-                                f"{type(reduction_op).__name__} {reprlib.repr(reduction_op)}")
+                                f"{type(reduction_op).__name__} {shown(reduction_op)}")
         return self._reduce(reduction_op, axis, dim, weight=other, opt_arg=opt_arg, call=call,
                             **kwargs)
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._xp import get_xp, is_dask
+from ._xp import is_dask
 from .errors import ArgumentError, DtypeError, FormulaError, ShapeError, SolveError, shown
 from .ir import Cat, Op
 
@@ -393,12 +393,9 @@ def _check_rhs(K, b):
             full = np.broadcast_shapes(batch, lead)
         except ValueError:
             full = None
-        if full == batch:  # b's axes of length 1 broadcast to K's
-            if is_dask(b):
-                import dask.array as xp
-            else:
-                xp = get_xp(b)
-            return xp.broadcast_to(b, (*batch, *b.shape[-2:]))
+        if full == batch:  # b's axes of length 1 broadcast to K's (NumPy, CuPy or dask:
+            # np.broadcast_to dispatches to the array's own module)
+            return np.broadcast_to(b, (*batch, *b.shape[-2:]))
     raise ShapeError(f"solve(b): b has the batch axes {lead} (shape {tuple(b.shape)}) but K "
                      f"has {batch} (shape {K.shape}); the solution has K's batch axes, so b "
                      "needs them too, or axes of length 1 where K has more")
