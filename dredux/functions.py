@@ -112,6 +112,98 @@ def _diffclampint(f, a, b):
     return (1 - Expr(Op.LT, (f, const(a)))) * (1 - Expr(Op.GT, (f, const(b))))
 
 
+# complex operations: the parts of interleaved complex vectors (dredux.ops.complex)
+
+def _complex_operand(name: str, z: Expr) -> None:
+    _require(z.dim % 2 == 0, f"{name} needs a complex operand (an even dimension: real "
+             f"and imaginary parts interleaved), got dimension {z.dim}")
+
+
+def _parts(name: str, z: Expr) -> tuple[Expr, Expr]:
+    _complex_operand(name, z)
+    return Expr(Op.COMPLEXREAL, (z,)), Expr(Op.COMPLEXIMAG, (z,))
+
+
+def _pack(re: Expr, im: Expr) -> Expr:
+    return Expr(Op.COMPLEX, (re, im))
+
+
+def _complex_pair(name: str, f: Expr, g: Expr):
+    """The parts of two complex operands of equal dimensions, or one of them a
+    complex scalar (dimension 2) that broadcasts, as in KeOps."""
+    _complex_operand(name, f)
+    _complex_operand(name, g)
+    _require(f.dim == g.dim or 2 in (f.dim, g.dim),
+             f"{name} got complex operands of dimensions {f.dim} and {g.dim}; expected "
+             "equal dimensions, or dimension 2 (one complex number) for one to broadcast")
+    return (*_parts(name, f), *_parts(name, g))
+
+
+def _complex_mult(f, g):
+    a, b, c, d = _complex_pair("ComplexMult", f, g)
+    return _pack(a * c - b * d, a * d + b * c)
+
+
+def _complex_divide(f, g):
+    a, b, c, d = _complex_pair("ComplexDivide", f, g)
+    s = Expr(Op.SQUARE, (c,)) + Expr(Op.SQUARE, (d,))
+    return _pack((a * c + b * d) / s, (b * c - a * d) / s)
+
+
+def _complex_add(f, g):
+    a, b, c, d = _complex_pair("ComplexAdd", f, g)
+    return _pack(a + c, b + d)
+
+
+def _complex_subtract(f, g):
+    a, b, c, d = _complex_pair("ComplexSubtract", f, g)
+    return _pack(a - c, b - d)
+
+
+def _complex_real_scal(f, g):
+    if f.dim != 1:
+        f, g = g, f
+    _require(f.dim == 1, f"ComplexRealScal(f, g) needs a real scalar (dimension 1) and a "
+             f"complex vector, got dimensions {g.dim} and {f.dim}")
+    _complex_operand("ComplexRealScal", g)
+    return f * g
+
+
+def _conj(z):
+    re, im = _parts("Conj", z)
+    return _pack(re, -im)
+
+
+def _complex_exp(z):
+    re, im = _parts("ComplexExp", z)
+    r = Expr(Op.EXP, (re,))
+    return _pack(r * Expr(Op.COS, (im,)), r * Expr(Op.SIN, (im,)))
+
+
+def _complex_square_abs(z):
+    re, im = _parts("ComplexSquareAbs", z)
+    return Expr(Op.SQUARE, (re,)) + Expr(Op.SQUARE, (im,))
+
+
+def _complex_angle(z):
+    re, im = _parts("ComplexAngle", z)
+    return Expr(Op.ATAN2, (im, re))
+
+
+def _complex_sum(z):
+    re, im = _parts("ComplexSum", z)
+    return _pack(Expr(Op.SUM, (re,)), Expr(Op.SUM, (im,)))
+
+
+def _complex_sumt(z, d):
+    _require(z.dim == 2, f"ComplexSumT(z, dim) needs one complex number z (dimension 2), "
+             f"got dimension {z.dim}")
+    _require(d >= 2 and d % 2 == 0, f"ComplexSumT(z, dim) needs an even dim >= 2 (real and "
+             f"imaginary parts interleaved), got {d}")
+    re, im = _parts("ComplexSumT", z)
+    return _pack(Expr(Op.SUMT, (re,), (d // 2,)), Expr(Op.SUMT, (im,), (d // 2,)))
+
+
 def _primitives() -> dict[str, Function]:
     """One row per computing op of :mod:`dredux.ops`, under its KeOps name."""
     out = {}
@@ -140,4 +232,20 @@ FUNCTIONS: dict[str, Function] = {
     "IntCst": Function("i", _intcst, usage="IntCst(n)"),
     "IntInv": Function("i", _intinv, usage="IntInv(n) = 1/n"),
     "Zero": Function("i", _zero, usage="Zero(dim)"),
+    # complex operations, on interleaved parts (KeOps's names and layout)
+    "Real2Complex": Function("e", lambda f: _pack(f, zero(f.dim))),
+    "Imag2Complex": Function("e", lambda f: _pack(zero(f.dim), f)),
+    "ComplexExp1j": Function("e", lambda f: _pack(Expr(Op.COS, (f,)), Expr(Op.SIN, (f,)))),
+    "Conj": Function("e", _conj),
+    "ComplexExp": Function("e", _complex_exp),
+    "ComplexSquareAbs": Function("e", _complex_square_abs),
+    "ComplexAbs": Function("e", lambda z: Expr(Op.SQRT, (_complex_square_abs(z),))),
+    "ComplexAngle": Function("e", _complex_angle),
+    "ComplexSum": Function("e", _complex_sum),
+    "ComplexSumT": Function("ei", _complex_sumt, usage="ComplexSumT(z, dim)"),
+    "ComplexAdd": Function("ee", _complex_add),
+    "ComplexSubtract": Function("ee", _complex_subtract),
+    "ComplexMult": Function("ee", _complex_mult),
+    "ComplexDivide": Function("ee", _complex_divide),
+    "ComplexRealScal": Function("ee", _complex_real_scal),
 }

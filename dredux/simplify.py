@@ -347,9 +347,48 @@ def _ifelse(n: Expr) -> Expr | None:
     return None
 
 
+def _part(n: Expr) -> Expr | None:
+    """A part of a complex vector (:mod:`dredux.ops.complex`): of ``Complex(re,
+    im)``, the part itself, so that chained complex operations never
+    interleave their parts in between; through sums, negations, products by a
+    real scalar and broadcasts, the part of each operand (a derivative's
+    cotangents are sums of ``Complex`` nodes)."""
+    (a,) = n.args
+    real = n.op is Op.COMPLEXREAL
+    if a.op is Op.COMPLEX:
+        return a.args[0 if real else 1]
+    if a.op is Op.SUMT:  # a real scalar repeated: both parts are the scalar
+        return _e(Op.SUMT, a.args[0], params=(n.dim,))
+    if a.op in (Op.ADD, Op.SUB, Op.NEG):
+        return Expr(a.op, tuple(_e(n.op, c) for c in a.args))
+    if a.op in (Op.MUL, Op.DIV) and a.args[0].dim == a.dim and a.args[1].dim == 1:
+        return Expr(a.op, (_e(n.op, a.args[0]), a.args[1]))
+    if a.op is Op.MUL and a.args[0].dim == 1 and a.args[1].dim == a.dim:
+        return Expr(a.op, (a.args[0], _e(n.op, a.args[1])))
+    return None
+
+
+def _parts_combined(n: Expr) -> Expr | None:
+    """``Complex(a, b) +- Complex(c, d)`` is ``Complex(a +- c, b +- d)`` (the
+    cotangent of a complex formula's real and imaginary parts, in one vector)."""
+    f, g = n.args
+    if f.op is Op.COMPLEX and g.op is Op.COMPLEX and f.dim == g.dim:
+        return Expr(Op.COMPLEX, tuple(Expr(n.op, (p, q)) for p, q in zip(f.args, g.args)))
+    return None
+
+
+def _complex(n: Expr) -> Expr | None:
+    """``Complex(ComplexReal(z), ComplexImag(z))`` is z."""
+    re, im = n.args
+    if (re.op is Op.COMPLEXREAL and im.op is Op.COMPLEXIMAG and re.args[0] is im.args[0]
+            and re.args[0].dim == n.dim):
+        return re.args[0]
+    return None
+
+
 RULES: dict[Op, list[Rule]] = {
-    Op.ADD: [_add],
-    Op.SUB: [_sub],
+    Op.ADD: [_add, _parts_combined],
+    Op.SUB: [_sub, _parts_combined],
     Op.MUL: [_mul],
     Op.DIV: [_div],
     Op.NEG: [_neg],
@@ -361,6 +400,9 @@ RULES: dict[Op, list[Rule]] = {
     Op.ELEM: [_elem],
     Op.EXTRACT: [_extract],
     Op.IFELSE: [_ifelse],
+    Op.COMPLEXREAL: [_part],
+    Op.COMPLEXIMAG: [_part],
+    Op.COMPLEX: [_complex],
 }
 
 

@@ -114,6 +114,25 @@ def _one_hot(t, d):
     return f64(np.floor(t + 0.5) == np.arange(d))
 
 
+def cx(v):
+    """The complex vector of interleaved parts (re, im, re, im...)."""
+    return v[..., 0::2] + 1j * v[..., 1::2]
+
+
+def interleave(z):
+    """A complex array as interleaved real parts, the layout of the formulas."""
+    z = np.asarray(z, dtype=np.complex128)
+    return np.stack([z.real, z.imag], -1).reshape(z.shape[:-1] + (2 * z.shape[-1],))
+
+
+def complex_binary(name, fn, dom_b="any"):
+    """A complex op of two operands: dims (6, 6), (2, 6) and (6, 2) (a complex
+    number broadcasts)."""
+    return [Case(f"{name}(a, b)", {"a": V("i", da), "b": V("j", db, dom_b)},
+                 lambda a, b: interleave(fn(cx(a), cx(b))))
+            for da, db in ((6, 6), (2, 6), (6, 2))]
+
+
 CASES: dict[str, list[Case]] = {
     "Add": binary("Add", lambda a, b: a + b),
     "Subtract": binary("Subtract", lambda a, b: a - b),
@@ -303,6 +322,44 @@ CASES: dict[str, list[Case]] = {
                Case("IntInv(-3) + x", {"x": V("i", 2)}, lambda x: x - 1 / 3)],
     "Zero": [Case("Zero(3) + x", {"x": V("i", 1)}, lambda x: np.repeat(x, 3, -1)),
              Case("Zero(2) * x", {"x": V("i", 2)}, lambda x: 0 * x)],
+    # complex operations, on interleaved parts
+    "ComplexReal": [Case("ComplexReal(x)", {"x": V("i", 6)}, lambda x: cx(x).real),
+                    Case("ComplexReal(x * y)", {"x": V("i", 4), "y": V("j", 1)},
+                         lambda x, y: cx(x * y).real)],
+    "ComplexImag": [Case("ComplexImag(x)", {"x": V("i", 6)}, lambda x: cx(x).imag),
+                    Case("ComplexImag(Exp(x - y))", {"x": V("i", 2), "y": V("j", 2)},
+                         lambda x, y: cx(np.exp(x - y)).imag)],
+    "Complex": [Case("Complex(a, b)", {"a": V("i", 3), "b": V("j", 3)},
+                     lambda a, b: interleave(a + 1j * b)),
+                Case("Complex(a * b, 2)", {"a": V("i", 1), "b": V("j", 1)},
+                     lambda a, b: interleave(a * b + 2j))],
+    "Real2Complex": [Case("Real2Complex(x)", {"x": V("i", 3)}, lambda x: interleave(x + 0j))],
+    "Imag2Complex": [Case("Imag2Complex(x * y)", {"x": V("i", 3), "y": V("j", 3)},
+                          lambda x, y: interleave(1j * x * y))],
+    "ComplexExp1j": [Case("ComplexExp1j(x - y)", {"x": V("i", 3), "y": V("j", 1)},
+                          lambda x, y: interleave(np.exp(1j * (x - y))))],
+    "Conj": [Case("Conj(x)", {"x": V("i", 6)}, lambda x: interleave(np.conj(cx(x))))],
+    "ComplexExp": [Case("ComplexExp(x)", {"x": V("i", 4)}, lambda x: interleave(np.exp(cx(x)))),
+                   Case("ComplexExp(x + y)", {"x": V("i", 2), "y": V("j", 2)},
+                        lambda x, y: interleave(np.exp(cx(x + y))))],
+    "ComplexSquareAbs": [Case("ComplexSquareAbs(x - y)", {"x": V("i", 6), "y": V("j", 6)},
+                              lambda x, y: np.abs(cx(x - y)) ** 2)],
+    "ComplexAbs": [Case("ComplexAbs(x)", {"x": V("i", 6, "nz")}, lambda x: np.abs(cx(x)))],
+    # real parts > 0: away from the branch cut of the angle
+    "ComplexAngle": [Case("ComplexAngle(x)", {"x": V("i", 6, "pos")},
+                          lambda x: np.angle(cx(x)))],
+    "ComplexSum": [Case("ComplexSum(x)", {"x": V("i", 6)},
+                        lambda x: interleave(cx(x).sum(-1, keepdims=True)))],
+    "ComplexSumT": [Case("ComplexSumT(x, 6)", {"x": V("i", 2)},
+                         lambda x: interleave(np.repeat(cx(x), 3, -1)))],
+    "ComplexAdd": complex_binary("ComplexAdd", lambda a, b: a + b),
+    "ComplexSubtract": complex_binary("ComplexSubtract", lambda a, b: a - b),
+    "ComplexMult": complex_binary("ComplexMult", lambda a, b: a * b),
+    "ComplexDivide": complex_binary("ComplexDivide", lambda a, b: a / b, "nz"),
+    "ComplexRealScal": [Case("ComplexRealScal(s, z)", {"s": V("j", 1), "z": V("i", 6)},
+                             lambda s, z: interleave(s * cx(z))),
+                        Case("ComplexRealScal(z, s)", {"z": V("j", 4), "s": V("i", 1)},
+                             lambda z, s: interleave(s * cx(z)))],
 }
 
 # The infix spellings of the language.

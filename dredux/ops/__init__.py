@@ -8,8 +8,9 @@ fast-math spelling). :class:`Op` is the enum of the records, generated from
 them, and ``OPS`` maps each member to its record; the stages of dredux read
 the records and never branch on an op's name.
 
-The records live in :mod:`.elementwise` (ops applied component by component)
-and :mod:`.vector` (reductions over a vector, indexing, products); leaves and
+The records live in :mod:`.elementwise` (ops applied component by component),
+:mod:`.vector` (reductions over a vector, indexing, products) and
+:mod:`.complex` (the parts of complex vectors, interleaved); leaves and
 the derivative placeholders are defined here. Adding a unary op is one call
 of :func:`~dredux.ops.elementwise.unary` in ``elementwise.py`` plus its
 ``_dr_*`` function in ``kernels/cpu/math.hpp`` and ``kernels/cuda/math.cuh``
@@ -183,9 +184,9 @@ _SPECIAL = [
 
 
 def _collect() -> list[OpDef]:
-    from . import elementwise, vector
+    from . import complex, elementwise, vector
 
-    return [*_SPECIAL, *elementwise.DEFS, *vector.DEFS]
+    return [*_SPECIAL, *elementwise.DEFS, *vector.DEFS, *complex.DEFS]
 
 
 _DEFS = _collect()

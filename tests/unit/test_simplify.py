@@ -96,6 +96,10 @@ def build(draw, op: Op, child):
         if op is Op.MATVECMULT:
             return Expr(op, (fit(a, n * args[1].dim), args[1]))
         return Expr(op, (a, fit(args[1], n * a.dim)))
+    if op in (Op.COMPLEXREAL, Op.COMPLEXIMAG):  # an even dimension: complex parts
+        return Expr(op, (fit(a, a.dim + a.dim % 2),))
+    if op is Op.COMPLEX:  # parts of equal dimensions
+        return Expr(op, (a, fit(args[1], a.dim)))
     if op is Op.TENSORDOT:
         dims_a, dims_b, cont_a, cont_b, perm = draw(st.sampled_from(TENSORDOTS))
         return _tensordot(fit(a, int(np.prod(dims_a))), fit(args[1], int(np.prod(dims_b))),
@@ -208,6 +212,11 @@ PATTERNS = [
     (Op.MUL, [Op.ELEMT, None]), (Op.MUL, [None, Op.ELEMT]), (Op.DIV, [Op.ELEMT, None]),
     (Op.SUM, [Op.ELEMT]), (Op.SUM, [Op.MUL]), (Op.SUM, [(Op.MUL, [None, Op.MUL])]),
     (Op.SUM, [(Op.MUL, [Op.MUL, Op.MUL])]),
+    (Op.COMPLEXREAL, [Op.COMPLEX]), (Op.COMPLEXIMAG, [Op.COMPLEX]),
+    (Op.COMPLEXREAL, [Op.SUMT]), (Op.COMPLEXIMAG, [Op.ADD]), (Op.COMPLEXREAL, [Op.SUB]),
+    (Op.COMPLEXIMAG, [Op.NEG]), (Op.COMPLEXREAL, [Op.MUL]), (Op.COMPLEXIMAG, [Op.DIV]),
+    (Op.COMPLEX, [Op.COMPLEXREAL, Op.COMPLEXIMAG]), (Op.ADD, [Op.COMPLEX, Op.COMPLEX]),
+    (Op.SUB, [Op.COMPLEX, Op.COMPLEX]),
 ]
 
 
