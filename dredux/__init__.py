@@ -10,6 +10,7 @@ See :class:`dredux.Genred` and ``docs/``.
 from . import config as _config  # noqa: F401  (registers the dredux config keys)
 from ._version import __version__
 from .api import Genred, reduce
+from .complexlazy import ComplexLazyTensor
 from .errors import (
     ArgumentError,
     BackendUnavailable,
@@ -34,6 +35,7 @@ __all__ = [
     "generic_argmin",
     "generic_argkmin",
     "LazyTensor",
+    "ComplexLazyTensor",
     "Vi",
     "Vj",
     "Pm",

@@ -56,10 +56,7 @@ _CAT_NAMES = {Cat.I: "i", Cat.J: "j", Cat.P: "parameter"}
 # Genred options that shape the routine (the rest go to its call)
 _INIT_OPTIONS = ("dtype_acc", "use_double_acc", "sum_scheme", "use_fast_math")
 _IGNORED_OPTIONS = ("enable_chunks", "optional_flags", "rec_multVar_highdim")
-_COMPLEX = "dredux has no complex LazyTensors: work on real and imaginary parts"
 _UNSUPPORTED = {
-    **dict.fromkeys(("real2complex", "imag2complex", "exp1j", "real", "imag", "angle",
-                     "conj"), _COMPLEX),
     "keops_kron": "no Kronecker-product operation",
     "bspline": "no B-spline operation",
     "softdtw_sqdist": "no soft-DTW operation",
@@ -67,6 +64,7 @@ _UNSUPPORTED = {
     "auto_factorize": "no symbolic factorisation",
     "trace_operator": "no trace operator",
 }
+_COMPLEX_ONLY = frozenset(("real", "imag", "angle", "conj"))
 _CALL_OPTIONS = ("backend", "device_id", "ranges", "out", "block_size", "split_every",
                  "scheduler")
 _CALL_SET = frozenset(_CALL_OPTIONS)
@@ -392,10 +390,11 @@ class LazyTensor:
     __hash__ = None  # == builds a formula, as in KeOps
 
     def __init__(self, x=None, axis=None, is_complex=False):
-        if is_complex:
-            raise FormulaError("complex LazyTensors (is_complex=True) are not supported; "
-                               "write the real and imaginary parts as two real LazyTensors "
-                               "(see docs/porting.md)")
+        if is_complex:  # a ComplexLazyTensor (so is any complex data, found below)
+            from .complexlazy import complex_init
+
+            complex_init(self, x, axis)
+            return
         if type(x) is np.ndarray:  # the common cases first, then _array for the rest
             shape = x.shape
             dtype = x.dtype
@@ -455,6 +454,11 @@ class LazyTensor:
             x = _float_arg(x, "LazyTensor")  # too large to be exact: a parameter like any float
         if isinstance(x, (float, np.floating)):
             x = [float(x)]
+        elif isinstance(x, (complex, np.complexfloating)):
+            from .complexlazy import complex_init
+
+            complex_init(self, x, axis)
+            return
         if isinstance(x, list):
             self._param_list(x, axis)
             return
@@ -499,6 +503,11 @@ class LazyTensor:
                              f"None or 2, got axis={shown(axis)}")
         if not x:
             raise ShapeError("LazyTensor got an empty list; expected at least one number")
+        if any(isinstance(v, (complex, np.complexfloating)) for v in x):
+            from .complexlazy import complex_init
+
+            complex_init(self, x, axis)
+            return
         values = []
         for v in x:
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
@@ -518,10 +527,11 @@ class LazyTensor:
         dtype = x.dtype
         if dtype.type not in _FLOATS:
             dtype = np.dtype(dtype)
-            if dtype.kind == "c":
-                raise DtypeError(f"LazyTensor got a complex array ({dtype.name}); dredux has "
-                                 "no complex LazyTensors: work on the real and imaginary "
-                                 "parts (x.real, x.imag) as separate float arrays")
+            if dtype.kind == "c":  # a ComplexLazyTensor of its interleaved parts
+                from .complexlazy import complex_init
+
+                complex_init(self, x, axis)
+                return
             raise DtypeError(f"LazyTensor got an array of dtype {dtype}; expected float16, "
                              "float32 or float64 (convert it with .astype(np.float32))")
         native = dtype.isnative
@@ -681,7 +691,7 @@ class LazyTensor:
 
     @property
     def is_complex(self) -> bool:
-        """Always False: dredux's LazyTensors are real."""
+        """False: complex LazyTensors are :class:`~dredux.ComplexLazyTensor`."""
         return False
 
     @property
@@ -735,6 +745,10 @@ class LazyTensor:
     __str__ = __repr__
 
     def __getattr__(self, name):
+        if name in _COMPLEX_ONLY:
+            raise FormulaError(f"LazyTensor.{name} is for complex LazyTensors; this one is "
+                               "real", hint="Make it complex with x.real2complex(), or build "
+                               "it from a complex array.")
         if name in _UNSUPPORTED:
             raise FormulaError(f"LazyTensor.{name} is a pykeops method dredux does not "
                                f"support ({_UNSUPPORTED[name]})",
@@ -762,6 +776,13 @@ class LazyTensor:
                                 "first to get an array, then wrap that array again")
         return LazyTensor(other)
 
+    def _real_operand(self, other, what: str) -> LazyTensor:
+        other = self._operand(other)
+        if type(other) is not LazyTensor:
+            raise FormulaError(f"{what} of a complex LazyTensor operand is not defined here",
+                               hint="Take its parts first (z.real, z.imag, abs(z)).")
+        return other
+
     def _join(self, *others: LazyTensor):
         """The merged variables and attributes of ``self`` and ``others`` (a
         LazyTensor whose formula the caller sets), and each operand's formula
@@ -783,10 +804,14 @@ class LazyTensor:
             return _unary(name, self, params)
         if len(operands) == 1:
             (o,) = operands
-            return _binary(name, self, o if type(o) is LazyTensor else self._operand(o),
-                           params)
-        res, exprs = self._join(*[o if isinstance(o, LazyTensor) else self._operand(o)
-                                  for o in operands])
+            if type(o) is not LazyTensor:
+                o = self._operand(o)
+                if type(o) is not LazyTensor:  # complex: + - * / make a complex result
+                    from .complexlazy import arith
+
+                    return arith(name, self, o)
+            return _binary(name, self, o, params)
+        res, exprs = self._join(*[self._real_operand(o, name) for o in operands])
         res._expr = _build(name, tuple(exprs), params)
         return res
 
@@ -1107,6 +1132,25 @@ class LazyTensor:
                                                                  contfb, *args))
         return self._apply("TensorDot", other, params=lists)
 
+    def real2complex(self):
+        """The complex LazyTensor of real parts ``self`` (imaginary parts 0)."""
+        return self._complex("Real2Complex")
+
+    def imag2complex(self):
+        """The complex LazyTensor of imaginary parts ``self`` (real parts 0)."""
+        return self._complex("Imag2Complex")
+
+    def exp1j(self):
+        """``exp(1j * self)``: the complex LazyTensor ``cos(self) + 1j sin(self)``."""
+        return self._complex("ComplexExp1j")
+
+    def _complex(self, name: str):
+        from .complexlazy import ComplexLazyTensor
+
+        res = _unary(name, self)
+        res.__class__ = ComplexLazyTensor
+        return res
+
     def grad(self, other, gradin):
         """The gradient of ``self`` wrt variable ``other``, applied to ``gradin``."""
         return self._derivative("Grad", other, gradin)
@@ -1130,14 +1174,14 @@ class LazyTensor:
         return self._derivative("GradMatrix", other)
 
     def _derivative(self, name, v, *rest):
-        v = self._operand(v)
+        v = self._real_operand(v, name)
         if v._expr.op is not Op.VAR:
             raise FormulaError(f"{name.lower()}(v, ...) differentiates with respect to a "
                                f"variable: v must be a LazyTensor made from one array "
                                f"(or symbolic), got the formula {v.formula}")
         op = {"Grad": Op.GRAD, "Diff": Op.DIFF, "Laplacian": Op.LAPLACIAN,
               "Divergence": Op.DIVERGENCE, "GradMatrix": Op.GRADMATRIX}[name]
-        res, exprs = self._join(v, *(self._operand(r) for r in rest))
+        res, exprs = self._join(v, *(self._real_operand(r, name) for r in rest))
         res._expr = _node(name, lambda: Expr(op, tuple(exprs)))
         return res
 
@@ -1182,6 +1226,15 @@ class LazyTensor:
             init, options = _split_options(kwargs)
         if weight is not None:
             weight = self._operand(weight)
+            if type(weight) is not LazyTensor:  # complex weights: a complex result
+                from .complexlazy import complex_result
+
+                if op != "SumSoftMaxWeight":
+                    raise FormulaError(f"the {op} reduction takes real weights; complex "
+                                       "weights go with sumsoftmaxweight (or a Sum)")
+                weight = _new(weight._expr, weight._vars, weight._meta)  # its parts
+                return complex_result(self._reduction(op, axis, weight, opt_arg, call,
+                                                      kwargs))
             res, (f, f2) = self._join(weight)
         else:
             res, f, f2 = self, self._expr, None
@@ -1315,10 +1368,15 @@ class LazyTensor:
         Genred reduction (``"Sum"``, ``"ArgKMin"``, ``"LogSumExpWeight"``...),
         ``other`` its weight (Genred's ``formula2``), ``opt_arg`` its K; ``axis``
         (or ``dim``) and the keywords as for :meth:`sum`."""
-        if is_complex:
-            raise FormulaError("complex reductions (is_complex=True) are not supported; "
-                               "write the real and imaginary parts as two real LazyTensors "
-                               "(see docs/porting.md)")
+        if is_complex:  # the result's parts are interleaved: viewed as complex
+            from .complexlazy import complex_result
+
+            if self.ndim % 2:
+                raise ShapeError(f"reduction(..., is_complex=True) views the result as "
+                                 f"complex numbers, real and imaginary parts interleaved: it "
+                                 f"needs a formula of even dimension, got {self.ndim}")
+            return complex_result(self.reduction(reduction_op, other, opt_arg, axis, dim,
+                                                 call, **kwargs))
         if not isinstance(reduction_op, str):
             raise ArgumentError(f"reduction(reduction_op=...) takes the name of a reduction "
                                 f"(\"Sum\", \"ArgKMin\"...), got "

@@ -328,7 +328,7 @@ def test_keops_attributes():
     s = (Vi(0, 3) - Vj(1, 3)).sqnorm2() * p
     assert s.symbolic_variables == ((0, 3, 0), (1, 3, 1))
     assert x_i.symbolic_variables == () and not s.is_complex
-    with pytest.raises(FormulaError, match="complex LazyTensors"):
+    with pytest.raises(DtypeError, match="takes a complex array"):
         LazyTensor(x[:, None], is_complex=True)
 
 
@@ -602,7 +602,7 @@ def test_generic_reduction_method_as_in_keops():
         sq.reduction("KMin", axis=1)
     with pytest.raises(dredux.ArgumentError, match="the name of a reduction"):
         sq.reduction(sum, axis=1)
-    with pytest.raises(FormulaError, match="complex reductions"):
+    with pytest.raises(ShapeError, match="even dimension, got 1"):
         sq.reduction("Sum", axis=1, is_complex=True)
 
 
@@ -683,8 +683,8 @@ def test_constructor_shape_rules_and_errors():
         Vi(np.ones(5))
     with pytest.raises(DtypeError, match="astype"):
         LazyTensor(np.arange(6).reshape(2, 1, 3))
-    with pytest.raises(DtypeError, match="complex"):
-        LazyTensor(np.ones((2, 1, 3), dtype=complex))
+    with pytest.raises(DtypeError, match="complex64 or complex128"):
+        LazyTensor(np.ones((2, 1, 3), dtype=np.clongdouble))
     with pytest.raises(DtypeError, match="boolean"):
         LazyTensor(True)
     with pytest.raises(TypeError, match="NumPy, CuPy or dask"):
@@ -726,8 +726,8 @@ def test_operation_errors_name_the_values():
         (x_i - y_j).sqnorm2().grad(x_i * 2, Vi(np.ones((M, 1))))
     with pytest.raises(FormulaError, match="keops_kron is a pykeops method"):
         x_i.keops_kron(y_j, [3], [3])
-    with pytest.raises(FormulaError, match="complex"):
-        x_i.real2complex()
+    with pytest.raises(FormulaError, match="for complex LazyTensors; this one is real"):
+        x_i.real
     with pytest.raises(AttributeError, match="no attribute 'frobnicate'"):
         x_i.frobnicate()
 
