@@ -183,12 +183,18 @@ def _undefined(name: str):
 
 class ComplexLazyReduction(LazyReduction):
     """A reduced complex LazyTensor (``call=False``): calling it gives a
-    complex array."""
+    complex array; complex arrays given for its symbolic variables are read as
+    their interleaved parts."""
 
     __slots__ = ()
 
     def __call__(self, *args, **kwargs):
+        args = tuple(as_real(a) if hasattr(a, "dtype") and np.dtype(a.dtype).kind == "c"
+                     else a for a in args)
         return as_complex(LazyReduction.__call__(self, *args, **kwargs))
+
+    def __reduce__(self):
+        return (_load_complex_reduction, LazyReduction.__reduce__(self)[1])
 
 
 def complex_result(out):
@@ -418,6 +424,12 @@ def _load_complex(flat, leaves, meta):
     from .lazy import _load_lazy
 
     return _cx(_load_lazy(flat, leaves, meta))
+
+
+def _load_complex_reduction(*args):
+    from .lazy import _load_reduction
+
+    return complex_result(_load_reduction(*args))
 
 
 # every other LazyTensor method is an error on a complex LazyTensor

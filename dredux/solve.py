@@ -282,8 +282,20 @@ def _find_variable(signature, name: str):
 
 def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
     """:meth:`dredux.LazyTensor.solve` (see there)."""
-    from .lazy import LazyTensor, _as_array, _bool_arg
+    from .lazy import LazyTensor, _as_array, _bool_arg, _new
 
+    from .complexlazy import ComplexLazyTensor, as_complex, as_real
+
+    if type(other) is ComplexLazyTensor or (
+            hasattr(other, "dtype") and np.dtype(other.dtype).kind == "c"):
+        # a real K acts on the real and imaginary parts alike: they are solved
+        # together, as the columns of b's interleaved parts
+        if isinstance(other, LazyTensor):
+            parts = _new(other._expr, other._vars, other._meta)  # its real class
+        else:
+            parts = as_real(other)
+        out = solve_lazy(K, parts, var, call, alpha, eps, kwargs)
+        return as_complex(out) if hasattr(out, "dtype") else out
     maxiter = kwargs.pop("maxiter", None)
     alpha = _check_alpha(alpha)
     call = _bool_arg(call, "solve(call=...)")

@@ -48,7 +48,8 @@ TERMS = [
     "SumT(x * y, 3)", "Max(u - v)", "Min(u - v)", "ArgMax(u - v)", "ArgMin(u - v)", "(u | v)",
     "Elem(u - v, 2)", "ElemT(x * y, 4, 1)", "Extract(u * v, 1, 2)", "ExtractT(x * y, 2, 4)",
     "OneHot(x * y, 3)", "MatVecMult(A, w)", "VecMatMult(w, A)", "TensorProd(w, v)",
-    "TensorDot(A, u, [2, 3], [3], [1], [0])",
+    "TensorDot(A, u, [2, 3], [3], [1], [0])", "Complex(x * y, x - y)", "ComplexReal(A * A)",
+    "ComplexImag(Concat(u, v))",
 ]
 ALL_OPS = TERMS[0]
 for _term in TERMS[1:]:

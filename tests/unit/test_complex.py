@@ -233,10 +233,29 @@ def test_symbolic_complex_variables_and_call_false():
     z_i = LazyTensor((0, 2 * D, 0), is_complex=True)
     red = (z_i * LazyTensor(ZY[None])).sum(axis=1, call=False)
     close(red(ZX.view(np.float64)), (ZX[:, None] * ZY[None]).sum(1))
+    close(red(ZX), (ZX[:, None] * ZY[None]).sum(1))  # a complex array, read as its parts
+    close(pickle.loads(pickle.dumps(red))(ZX), (ZX[:, None] * ZY[None]).sum(1))
     late = (LazyTensor(ZX[:, None]) * LazyTensor(ZY[None])).sum(axis=1, call=False)
     close(late(), (ZX[:, None] * ZY[None]).sum(1))
     with pytest.raises(FormulaError, match="even dimension"):
         LazyTensor((0, 3, 0), is_complex=True)
+
+
+def test_real_kernels_solve_complex_right_hand_sides():
+    """(alpha I + K) a = b for a real K and a complex b: both parts at once."""
+    dense = np.exp(-((Y[:, None] - Y[None]) ** 2).sum(-1)) + 0.5 * np.eye(N)
+    K = (-Vi(Y).sqdist(Vj(Y))).exp()
+    for b in (B, Vi(B)):
+        a = K.solve(b, alpha=0.5, eps=1e-12)
+        assert a.dtype == np.complex128 and a.shape == B.shape
+        np.testing.assert_allclose(a, np.linalg.solve(dense, B), rtol=1e-8, atol=1e-8)
+
+
+def test_batched_complex_lazytensors():
+    zb = GEN.uniform(-1, 1, (2, M, 1, D)) + 1j * GEN.uniform(-1, 1, (2, M, 1, D))
+    out = (LazyTensor(zb) * LazyTensor(ZY[None, None])).sum(axis=2)
+    close(out, (zb * ZY[None, None]).sum(2))
+    assert LazyTensor(zb).shape == (2, M, 1, D)
 
 
 def test_complex_lazytensors_pickle():
