@@ -282,9 +282,8 @@ def _find_variable(signature, name: str):
 
 def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
     """:meth:`dredux.LazyTensor.solve` (see there)."""
-    from .lazy import LazyTensor, _as_array, _bool_arg, _new
-
     from .complexlazy import ComplexLazyTensor, as_complex, as_real
+    from .lazy import LazyTensor, _as_array, _bool_arg, _new
 
     if type(other) is ComplexLazyTensor or (
             hasattr(other, "dtype") and np.dtype(other.dtype).kind == "c"):
