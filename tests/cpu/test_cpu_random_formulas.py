@@ -62,6 +62,10 @@ OPERATIONS = {
     "TensorProd": (Op.TENSORPROD, 2, "Sum(TensorProd(SumT(Sum({0}), 2), SumT(Sum({1}), 3)))"),
     "TensorDot": (Op.TENSORDOT, 2, "TensorDot(SumT(Sum({0}), 3), SumT(Sum({1}), 3), "
                                    "[3], [3], [0], [0])"),
+    # complex parts (dimension 2: one complex number)
+    "ComplexReal": (Op.COMPLEXREAL, 2, "ComplexReal(Concat(Sum({0}), Sum({1})))"),
+    "ComplexImag": (Op.COMPLEXIMAG, 2, "ComplexImag(Concat(Sin(Sum({0})), Sum({1})))"),
+    "Complex": (Op.COMPLEX, 2, "Sum(Complex(Sum({0}), Cos(Sum({1}))))"),
 }
 LEAVES = ["x", "y", "u", "v", "p", "q", "0.5", "2"]
 ALIASES = ["x = Vi(1)", "y = Vj(1)", "u = Vi(3)", "v = Vj(3)", "p = Pm(1)", "q = Pm(3)"]
