@@ -27,7 +27,7 @@ import numpy as np
 from . import limits
 from ._xp import get_xp, is_dask
 from .errors import ArgumentError, DtypeError, FormulaError, ShapeError, shown
-from .lazy import LazyReduction, LazyTensor, _binary, _unary
+from .lazy import LazyReduction, LazyTensor, _binary, _load_lazy, _load_reduction, _unary
 
 __all__ = ["ComplexLazyTensor", "ComplexLazyReduction", "as_real", "as_complex"]
 
@@ -137,8 +137,10 @@ def complex_init(self: LazyTensor, x, axis) -> None:
 # --------------------------------------------------------------------------
 
 def _cx(res: LazyTensor) -> ComplexLazyTensor:
+    """``res`` (a new LazyTensor of a complex formula) as a ComplexLazyTensor."""
     res.__class__ = ComplexLazyTensor
     return res
+
 
 
 def _is_cx(x) -> bool:
@@ -421,14 +423,10 @@ class ComplexLazyTensor(LazyTensor):
 
 
 def _load_complex(flat, leaves, meta):
-    from .lazy import _load_lazy
-
     return _cx(_load_lazy(flat, leaves, meta))
 
 
 def _load_complex_reduction(*args):
-    from .lazy import _load_reduction
-
     return complex_result(_load_reduction(*args))
 
 

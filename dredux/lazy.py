@@ -1145,11 +1145,9 @@ class LazyTensor:
         return self._complex("ComplexExp1j")
 
     def _complex(self, name: str):
-        from .complexlazy import ComplexLazyTensor
+        from .complexlazy import _cx
 
-        res = _unary(name, self)
-        res.__class__ = ComplexLazyTensor
-        return res
+        return _cx(_unary(name, self))
 
     def grad(self, other, gradin):
         """The gradient of ``self`` wrt variable ``other``, applied to ``gradin``."""
