@@ -29,7 +29,8 @@ from __future__ import annotations
 from . import limits
 from .errors import FormulaError
 from .ir import OPS, Cat, DimError, Expr, Op, const, var, walk, zero
-from .ops import DERIVATIVE
+from .ops import DERIVATIVE, NoDerivative
+from .printing import to_formula
 from .simplify import simplify
 
 __all__ = ["differentiate", "grad", "diff", "laplacian", "divergence", "grad_matrix"]
@@ -105,6 +106,8 @@ def grad(formula: Expr, v: Expr, e: Expr) -> Expr:
         for child, c in zip(node.args, OPS[node.op].vjp(node, g)):
             if c is None or child not in depends:
                 continue
+            if isinstance(c, NoDerivative):
+                raise FormulaError(f"{c.message} (differentiating {to_formula(node)})")
             c = _fit(c, child, node)
             cot[child] = cot[child] + c if child in cot else c
     return cot.get(v, zero(v.dim))

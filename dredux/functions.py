@@ -204,6 +204,17 @@ def _complex_sumt(z, d):
     return _pack(Expr(Op.SUMT, (re,), (d // 2,)), Expr(Op.SUMT, (im,), (d // 2,)))
 
 
+def _kron(fa, fb, dimsfa, dimsfb):
+    # KeOps's Kron: np.kron of fa and fb reshaped to dimsfa and dimsfb, flattened: a
+    # TensorDot without contraction whose output interleaves the axes (a0, b0, a1, b1...)
+    _require(len(dimsfa) == len(dimsfb) and len(dimsfa) > 0,
+             f"Kron(a, b, dims a, dims b) needs two shapes of the same number of axes, "
+             f"got {list(dimsfa)} and {list(dimsfb)}")
+    n = len(dimsfa)
+    permute = [*range(0, 2 * n, 2), *range(1, 2 * n, 2)]
+    return OPS[Op.TENSORDOT].build(fa, fb, dimsfa, dimsfb, [], [], permute)
+
+
 def _primitives() -> dict[str, Function]:
     """One row per computing op of :mod:`dredux.ops`, under its KeOps name."""
     out = {}
@@ -232,6 +243,7 @@ FUNCTIONS: dict[str, Function] = {
     "IntCst": Function("i", _intcst, usage="IntCst(n)"),
     "IntInv": Function("i", _intinv, usage="IntInv(n) = 1/n"),
     "Zero": Function("i", _zero, usage="Zero(dim)"),
+    "Kron": Function("eell", _kron, usage="Kron(a, b, [dims a], [dims b])"),
     # complex operations, on interleaved parts (KeOps's names and layout)
     "Real2Complex": Function("e", lambda f: _pack(f, zero(f.dim))),
     "Imag2Complex": Function("e", lambda f: _pack(zero(f.dim), f)),

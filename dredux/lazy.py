@@ -57,12 +57,7 @@ _CAT_NAMES = {Cat.I: "i", Cat.J: "j", Cat.P: "parameter"}
 _INIT_OPTIONS = ("dtype_acc", "use_double_acc", "sum_scheme", "use_fast_math")
 _IGNORED_OPTIONS = ("enable_chunks", "optional_flags", "rec_multVar_highdim")
 _UNSUPPORTED = {
-    "keops_kron": "no Kronecker-product operation",
-    "bspline": "no B-spline operation",
-    "softdtw_sqdist": "no soft-DTW operation",
-    "factorize": "no symbolic factorisation",
-    "auto_factorize": "no symbolic factorisation",
-    "trace_operator": "no trace operator",
+    "trace_operator": "no trace operator; divergence(v) is the trace of the Jacobian",
 }
 _COMPLEX_ONLY = frozenset(("real", "imag", "angle", "conj"))
 _CALL_OPTIONS = ("backend", "device_id", "ranges", "out", "block_size", "split_every",
@@ -1131,6 +1126,34 @@ class LazyTensor:
         lists = tuple(_int_list(v, "keops_tensordot") for v in (dimfa, dimfb, contfa,
                                                                  contfb, *args))
         return self._apply("TensorDot", other, params=lists)
+
+    def keops_kron(self, other, dimfself, dimfother):
+        """KeOps's ``Kron``: the Kronecker product of the vector axes reshaped to
+        ``dimfself`` and ``dimfother`` (lists of equal lengths), flattened, as
+        ``np.kron`` of the reshaped arrays."""
+        lists = tuple(_int_list(v, "keops_kron") for v in (dimfself, dimfother))
+        return self._apply("Kron", other, params=lists)
+
+    def bspline(self, x, k=0):
+        """The B-spline basis functions of order ``k`` on the knots ``self``
+        (non-decreasing, dimension n), at the scalar ``x``: n - k - 1 values."""
+        return self._apply("BSpline", x, params=(_op_int("BSpline", 2, k, "bspline(k)"),))
+
+    def softdtw_sqdist(self, other, gamma):
+        """The soft-DTW discrepancy of the sequences ``self`` and ``other`` (their
+        components) for the squared difference, smoothed by the scalar ``gamma > 0``."""
+        return self._apply("SoftDTW_SqDist", other, gamma)
+
+    def factorize(self, other):
+        """``self``, unchanged: KeOps's hint to compute the subexpression ``other``
+        once. dredux's formulas share every repeated subexpression already (one
+        node, computed once per pair), so there is nothing to do."""
+        self._real_operand(other, "factorize")
+        return self
+
+    def auto_factorize(self):
+        """``self``, unchanged (see :meth:`factorize`)."""
+        return self
 
     def real2complex(self):
         """The complex LazyTensor of real parts ``self`` (imaginary parts 0)."""

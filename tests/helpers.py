@@ -73,6 +73,10 @@ DOMAINS: dict[str, Callable] = {
     # [-2, 2) with 100 x away from half-integers (Round(x, 2) jumps there)
     "cents": lambda g, s: (g.integers(-200, 200, s) + g.choice([0.1, 0.3, 0.7, 0.9], s)
                            + g.uniform(-0.05, 0.05, s)) / 100,
+    # B-spline knots: multiples of 1/4 in [-2, 2], non-decreasing along the vector
+    # (repeats included), and sample points 0.04 or more away from them
+    "knots": lambda g, s: np.sort(g.integers(-8, 9, s) / 4, axis=-1),
+    "between": lambda g, s: g.integers(-8, 8, s) / 4 + g.uniform(0.04, 0.21, s),
     # [-6, 6) away from +-5 (Round(x, -1) jumps there)
     "wide5": lambda g, s: away_from(g, s, (-5.0, 5.0), 0.1, -6.0, 6.0),
 }

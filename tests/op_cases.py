@@ -114,6 +114,98 @@ def _one_hot(t, d):
     return f64(np.floor(t + 0.5) == np.arange(d))
 
 
+def _lead(*arrays):
+    return np.broadcast_shapes(*(a.shape[:-1] for a in arrays))
+
+
+def kron(a, b, shape_a, shape_b):
+    """np.kron of every pair of a and b reshaped to shape_a and shape_b, flattened."""
+    lead = _lead(a, b)
+    a = np.broadcast_to(a, lead + a.shape[-1:]).reshape((-1,) + shape_a)
+    b = np.broadcast_to(b, lead + b.shape[-1:]).reshape((-1,) + shape_b)
+    out = np.stack([np.kron(u, v).ravel() for u, v in zip(a, b)])
+    return out.reshape(lead + (-1,))
+
+
+def bspline(t, x, order):
+    """The B-spline basis of ``order`` on the knots t at x, by the textbook recursion
+    B_{i,k} = (x - t_i) / (t_{i+k} - t_i) B_{i,k-1} + (t_{i+k+1} - x) /
+    (t_{i+k+1} - t_{i+1}) B_{i+1,k-1}, a term with a zero denominator being 0."""
+    lead = _lead(t, x)
+    t = np.broadcast_to(t, lead + t.shape[-1:])
+    x = np.broadcast_to(x, lead + (1,))[..., 0]
+
+    def ratio(num, den):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), 0)
+
+    def b(i, k):
+        if k == 0:
+            return f64((t[..., i] <= x) & (x < t[..., i + 1]))
+        return (ratio(x - t[..., i], t[..., i + k] - t[..., i]) * b(i, k - 1)
+                + ratio(t[..., i + k + 1] - x, t[..., i + k + 1] - t[..., i + 1])
+                * b(i + 1, k - 1))
+    return np.stack([b(i, order) for i in range(t.shape[-1] - order - 1)], -1)
+
+
+def _soft_dtw_grid(x, y, gamma):
+    """The padded grid of soft-DTW (Cuturi and Blondel, 2017): R[0, 0] = 0, +inf on
+    the rest of the first row and column, R[i, j] = D[i-1, j-1] + softmin(R[i-1,
+    j-1], R[i-1, j], R[i, j-1]), D the squared differences; per pair (loops)."""
+    n, m = x.shape[-1], y.shape[-1]
+    d = (x[:, None] - y[None, :]) ** 2
+    r = np.full((n + 2, m + 2), np.inf)
+    r[0, 0] = 0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            prev = np.array([r[i - 1, j - 1], r[i - 1, j], r[i, j - 1]])
+            low = prev.min()
+            r[i, j] = d[i - 1, j - 1] + low - gamma * np.log(np.exp((low - prev) / gamma).sum())
+    return r, d
+
+
+def _pairs(*arrays):
+    lead = _lead(*arrays)
+    flat = [np.broadcast_to(a, lead + a.shape[-1:]).reshape(-1, a.shape[-1]) for a in arrays]
+    return lead, zip(*flat)
+
+
+def soft_dtw(x, y, gamma):
+    lead, pairs = _pairs(x, y, gamma)
+    out = [_soft_dtw_grid(u, v, g[0])[0][len(u), len(v)] for u, v, g in pairs]
+    return np.array(out).reshape(lead + (1,))
+
+
+def soft_dtw_grad(x, y, gamma, with_gamma=False):
+    """Gradient in x, y (and gamma) by the expected alignment E (the backward
+    recursion of Cuturi and Blondel): dR/dD = E, and dR/dgamma = (R - <E, D>) / gamma
+    (R is a log-sum-exp over the alignments)."""
+    lead, pairs = _pairs(x, y, gamma)
+    out = []
+    for u, v, g in pairs:
+        n, m = len(u), len(v)
+        r, d = _soft_dtw_grid(u, v, g[0])
+        dp = np.zeros((n + 2, m + 2))
+        dp[1:n + 1, 1:m + 1] = d
+        r[:, m + 1] = -np.inf
+        r[n + 1, :] = -np.inf
+        r[n + 1, m + 1] = r[n, m]
+        e = np.zeros((n + 2, m + 2))
+        e[n + 1, m + 1] = 1
+        for j in range(m, 0, -1):
+            for i in range(n, 0, -1):
+                a = np.exp((r[i + 1, j] - r[i, j] - dp[i + 1, j]) / g[0])
+                b = np.exp((r[i, j + 1] - r[i, j] - dp[i, j + 1]) / g[0])
+                c = np.exp((r[i + 1, j + 1] - r[i, j] - dp[i + 1, j + 1]) / g[0])
+                e[i, j] = e[i + 1, j] * a + e[i, j + 1] * b + e[i + 1, j + 1] * c
+        e = e[1:n + 1, 1:m + 1]
+        diff = 2 * (u[:, None] - v[None, :])
+        parts = [(e * diff).sum(1), -(e * diff).sum(0)]
+        if with_gamma:
+            parts.append([(r[n, m] - (e * d).sum()) / g[0]])
+        out.append(np.concatenate(parts))
+    return np.array(out).reshape(lead + (-1,))
+
+
 def cx(v):
     """The complex vector of interleaved parts (re, im, re, im...)."""
     return v[..., 0::2] + 1j * v[..., 1::2]
@@ -322,6 +414,31 @@ CASES: dict[str, list[Case]] = {
                Case("IntInv(-3) + x", {"x": V("i", 2)}, lambda x: x - 1 / 3)],
     "Zero": [Case("Zero(3) + x", {"x": V("i", 1)}, lambda x: np.repeat(x, 3, -1)),
              Case("Zero(2) * x", {"x": V("i", 2)}, lambda x: 0 * x)],
+    # np.kron of the vectors reshaped
+    "Kron": [Case("Kron(a, b, [2, 3], [3, 2])", {"a": V("i", 6), "b": V("j", 6)},
+                  lambda a, b: kron(a, b, (2, 3), (3, 2))),
+             Case("Kron(a, b, [2, 1, 2], [1, 3, 2])", {"a": V("i", 4), "b": V("p", 6)},
+                  lambda a, b: kron(a, b, (2, 1, 2), (1, 3, 2)))],
+    # knots on the 1/4 grid (repeated ones too), samples away from them
+    "BSpline": [Case("BSpline(t, x, 0)", {"t": V("j", 6, "knots"), "x": V("i", 1, "between")},
+                     lambda t, x: bspline(t, x, 0)),
+                Case("BSpline(t, x, 2)", {"t": V("j", 7, "knots"), "x": V("i", 1, "between")},
+                     lambda t, x: bspline(t, x, 2)),
+                Case("BSpline(t, x, 3)", {"t": V("p", 9, "knots"), "x": V("j", 1, "between")},
+                     lambda t, x: bspline(t, x, 3))],
+    "SoftDTW_SqDist": [
+        Case("SoftDTW_SqDist(x, y, g)", {"x": V("i", 4), "y": V("j", 3), "g": V("p", 1, "pos")},
+             soft_dtw),
+        Case("SoftDTW_SqDist(x, y, g)", {"x": V("i", 1), "y": V("j", 5), "g": V("j", 1, "pos")},
+             soft_dtw),
+        Case("SoftDTW_SqDist(x - y, y, IntInv(2))", {"x": V("i", 3), "y": V("j", 3)},
+             lambda x, y: soft_dtw(x - y, y, np.full((1, 1, 1), 0.5)))],
+    "GradSoftDTW_SqDist": [
+        Case("GradSoftDTW_SqDist(x, y, g)", {"x": V("i", 4), "y": V("j", 3),
+                                             "g": V("p", 1, "pos")}, soft_dtw_grad),
+        Case("GradSoftDTW_SqDist(x, y, g, 1)", {"x": V("i", 3), "y": V("j", 2),
+                                                "g": V("j", 1, "pos")},
+             lambda x, y, g: soft_dtw_grad(x, y, g, True))],
     # complex operations, on interleaved parts
     "ComplexReal": [Case("ComplexReal(x)", {"x": V("i", 6)}, lambda x: cx(x).real),
                     Case("ComplexReal(x * y)", {"x": V("i", 4), "y": V("j", 1)},

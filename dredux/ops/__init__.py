@@ -9,8 +9,9 @@ them, and ``OPS`` maps each member to its record; the stages of dredux read
 the records and never branch on an op's name.
 
 The records live in :mod:`.elementwise` (ops applied component by component),
-:mod:`.vector` (reductions over a vector, indexing, products) and
-:mod:`.complex` (the parts of complex vectors, interleaved); leaves and
+:mod:`.vector` (reductions over a vector, indexing, products),
+:mod:`.complex` (the parts of complex vectors, interleaved) and :mod:`.special`
+(B-splines and soft-DTW, each a loop of its own); leaves and
 the derivative placeholders are defined here. Adding a unary op is one call
 of :func:`~dredux.ops.elementwise.unary` in ``elementwise.py`` plus its
 ``_dr_*`` function in ``kernels/cpu/math.hpp`` and ``kernels/cuda/math.cuh``
@@ -27,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OpDef", "Op", "OPS", "PRIMITIVES", "DimError", "LimitError", "LEAF", "COMPUTE",
-           "DERIVATIVE"]
+__all__ = ["OpDef", "Op", "OPS", "PRIMITIVES", "DimError", "LimitError", "NoDerivative",
+           "LEAF", "COMPUTE", "DERIVATIVE"]
 
 LEAF, COMPUTE, DERIVATIVE = "leaf", "compute", "derivative"
 
@@ -39,6 +40,15 @@ class DimError(ValueError):
 
 class LimitError(DimError):
     """A node would pass one of the limits of :mod:`dredux.limits`."""
+
+
+@dataclass(frozen=True)
+class NoDerivative:
+    """A VJP's entry for an operand in which the op has no derivative (the knots of
+    a B-spline): differentiating through that operand is an error with this
+    message; an operand that does not depend on the variable is skipped as usual."""
+
+    message: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,7 +71,8 @@ class OpDef:
         (``ctx.xp`` is NumPy or CuPy, ``ctx.dtype`` the computation dtype).
     vjp : callable
         ``(node, g) -> tuple``: the cotangent of each child given the cotangent
-        ``g`` of the node (None where the derivative is zero almost everywhere).
+        ``g`` of the node (None where the derivative is zero almost everywhere,
+        a :class:`NoDerivative` where there is none).
         Elementwise rules are written for equal dimensions.
     c : str or callable
         C spelling. Elementwise ops: an expression template with ``{0}``,
@@ -184,9 +195,9 @@ _SPECIAL = [
 
 
 def _collect() -> list[OpDef]:
-    from . import complex, elementwise, vector
+    from . import complex, elementwise, special, vector
 
-    return [*_SPECIAL, *elementwise.DEFS, *vector.DEFS, *complex.DEFS]
+    return [*_SPECIAL, *elementwise.DEFS, *vector.DEFS, *complex.DEFS, *special.DEFS]
 
 
 _DEFS = _collect()

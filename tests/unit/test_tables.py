@@ -77,7 +77,9 @@ SAMPLES = ["Pow(a, 3) + Pow(a, 100) + Pow(a, -2) + Round(a, 0) + Round(a, 2)",
            "MatVecMult(w, a) + VecMatMult(a, w) + Extract(TensorProd(a, b), 2, 3)",
            "TensorDot(w, a, [3, 3], [3], [1], [0]) + ExtractT(Elem(a, 2), 1, 3) + SumT(a|b, 3)",
            "Max(a) + Min(b) + ArgMax(a) + ArgMin(b) + Sum(a)",
-           "ComplexReal(Complex(a, b)) + ComplexImag(z) * ComplexImag(Complex(b, a))"]
+           "ComplexReal(Complex(a, b)) + ComplexImag(z) * ComplexImag(Complex(b, a))",
+           "Concat(BSpline(z, Elem(a, 0), 2), SoftDTW_SqDist(a, b, Elem(b, 1)))"
+           " + Sum(GradSoftDTW_SqDist(a, b, Elem(b, 0), 1))"]
 SAMPLE_ALIASES = ["a = Vi(3)", "b = Vj(3)", "w = Vi(9)", "z = Vj(6)"]
 
 

@@ -1,0 +1,356 @@
+"""Records of the operations computed by a loop of their own: B-splines and soft-DTW.
+
+* ``BSpline(knots, x, order)``: the ``n - order - 1`` B-spline basis functions
+  of the given order on ``n`` knots (non-decreasing), at the scalar ``x``:
+  Cox-de Boor's recursion in place on one buffer of ``n - 1`` values, as KeOps
+  computes it. Order 0 is the indicator of ``t_j <= x < t_{j+1}``; then
+  ``B_{i,k} = w_{i,k} B_{i,k-1} + (1 - w_{i+1,k}) B_{i+1,k-1}`` with
+  ``w_{i,k} = (x - t_i) / (t_{i+k} - t_i)``, taken as 0 unless ``t_i < t_{i+k}``
+  (repeated knots). Its derivative in ``x`` is the classical one, written with
+  the B-splines of the order below; there is none in the knots.
+* ``SoftDTW_SqDist(x, y, gamma)``: the soft dynamic-time-warping discrepancy
+  of the sequences ``x`` (dimension n) and ``y`` (dimension m) for the squared
+  difference, with smoothing ``gamma > 0``: ``r(i, j) = (x_i - y_j)^2 +
+  softmin_gamma(r(i-1, j-1), r(i-1, j), r(i, j-1))`` over the n x m grid, where
+  ``softmin_gamma(a) = -gamma log sum_k exp(-a_k / gamma)``, the first row and
+  column being plain cumulative sums (KeOps's convention), and the result is
+  ``r(n-1, m-1)``. The forward pass keeps one column of the grid (n values).
+* ``GradSoftDTW_SqDist(x, y, gamma)``: its gradient in x then y (n + m
+  components), by the backward pass over the stored grid (n m values);
+  ``GradSoftDTW_SqDist(x, y, gamma, 1)`` appends the derivative in gamma,
+  carried forward along the grid (each cell's softmin weights are the ones its
+  value used). The derivative of ``SoftDTW_SqDist`` is this op; it has none.
+
+The loops are C statements shared by the C++ and CUDA backends; their buffers
+are counted in the kernel's per-thread arrays (``Renderer.array_elems``), so
+that a grid too large for a thread is refused with the other limits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import DimError, NoDerivative, OpDef
+from .elementwise import node
+
+__all__ = ["DEFS"]
+
+
+# ---------------------------------------------------------------------------
+# B-splines
+# ---------------------------------------------------------------------------
+
+def _bspline_dims(dims, params):
+    n, dx = dims
+    (order,) = params
+    if dx != 1:
+        raise DimError(f"BSpline(knots, x, order) samples at a scalar x, got x of "
+                       f"dimension {dx}")
+    if order < 0:
+        raise DimError(f"BSpline(knots, x, order) needs order >= 0, got {order}")
+    if n < order + 2:
+        raise DimError(f"BSpline of order {order} needs at least {order + 2} knots, got a "
+                       f"knot vector of dimension {n}")
+    return n - order - 1
+
+
+def _bspline_numpy(ctx, n, t, x):
+    xp = ctx.xp
+    (order,) = n.params
+    lead = np.broadcast_shapes(t.shape[:-1], x.shape[:-1])
+    t = xp.broadcast_to(t, lead + t.shape[-1:])
+    x = xp.broadcast_to(x, lead + (1,))
+    one = xp.ones((), dtype=ctx.dtype)
+    basis = ((t[..., :-1] <= x) & (x < t[..., 1:])).astype(ctx.dtype)
+    for k in range(1, order + 1):
+        lo, hi = t[..., :-k], t[..., k:]
+        inside = lo < hi
+        w = xp.where(inside, (x - lo) / xp.where(inside, hi - lo, one), 0)
+        basis = w[..., :-1] * basis[..., :-1] + (1 - w[..., 1:]) * basis[..., 1:]
+    return basis.astype(ctx.dtype)
+
+
+def _bspline_vjp(n, g):
+    # d/dx B_{i,k} = k (B_{i,k-1} / (t_{i+k} - t_i) - B_{i+1,k-1} / (t_{i+k+1} - t_{i+1})),
+    # each ratio 0 where its knots coincide (the B-spline above it is 0 there)
+    knots, x = n.args
+    (order,) = n.params
+    no_knots = NoDerivative("BSpline(knots, x, order) has no derivative with respect to "
+                            "its knots; differentiate with respect to x only")
+    if order == 0:
+        return (no_knots, None)  # piecewise constant in x
+    size = n.dim
+
+    def inverse_gap(start: int):
+        gap = (node("EXTRACT", knots, params=(start + order, size))
+               - node("EXTRACT", knots, params=(start, size)))
+        inside = node("GT", gap, _zero_like())
+        return inside / (gap + (1 - inside))
+
+    below = node("BSPLINE", knots, x, params=(order - 1,))
+    slope = (node("EXTRACT", below, params=(0, size)) * inverse_gap(0)
+             - node("EXTRACT", below, params=(1, size)) * inverse_gap(1)) * order
+    return (no_knots, node("SUM", g * slope))
+
+
+def _zero_like():
+    from ..ir import const
+
+    return const(0)
+
+
+def _c_bspline(r, n, out):
+    knots, x = n.args
+    (order,) = n.params
+    size = knots.dim - 1  # the buffer: the order-0 indicators, updated in place
+    r.array_elems += size
+    buf, xv, j, k, i = (r.fresh(s) for s in ("_bs", "_bx", "_j", "_o", "_i"))
+    w1, w2 = r.fresh("_w"), r.fresh("_w")
+
+    def t(index):
+        return r.acc(knots, index)
+
+    def ratio(lo: str) -> str:
+        # w_{lo, k} = (x - t_lo) / (t_{lo+k} - t_lo), 0 unless t_lo < t_{lo+k}
+        hi = f"({lo} + {k})"
+        return f"(({t(lo)} < {t(hi)}) ? ({xv} - {t(lo)}) / ({t(hi)} - {t(lo)}) : (T)0)"
+
+    lines = [f"T {buf}[{size}];",
+             f"const T {xv} = {r.acc(x, 0)};",
+             f"for (int {j} = 0; {j} < {size}; ++{j}) "
+             f"{buf}[{j}] = ({t(j)} <= {xv} && {xv} < {t(f'({j} + 1)')}) ? (T)1 : (T)0;"]
+    if order:
+        lines.append(
+            f"for (int {k} = 1; {k} <= {order}; ++{k}) {{ T {w1} = {ratio('0')}; "
+            f"for (int {i} = 0; {i} < {size} - {k}; ++{i}) {{ "
+            f"const T {w2} = {ratio(f'({i} + 1)')}; "
+            f"{buf}[{i}] = {w1} * {buf}[{i}] + ((T)1 - {w2}) * {buf}[{i} + 1]; "
+            f"{w1} = {w2}; }} }}")
+    return [f"{{ {' '.join(lines)}",
+            *r.each(n.dim, lambda q: f"{out(q)} = {buf}[{q}];"), "}"]
+
+
+# ---------------------------------------------------------------------------
+# soft-DTW
+# ---------------------------------------------------------------------------
+
+def _require_gamma(keops: str, dims) -> None:
+    if dims[2] != 1:
+        raise DimError(f"{keops}(x, y, gamma) needs a scalar gamma, got dimension {dims[2]}")
+
+
+def _softdtw_dims(dims, params):
+    _require_gamma("SoftDTW_SqDist", dims)
+    return 1
+
+
+def _grad_softdtw_dims(dims, params):
+    _require_gamma("GradSoftDTW_SqDist", dims)
+    flag = params[0] if params else 0
+    if flag not in (0, 1):
+        raise DimError(f"GradSoftDTW_SqDist(x, y, gamma, with_gamma) takes with_gamma 0 or "
+                       f"1, got {flag}")
+    return dims[0] + dims[1] + flag
+
+
+def _softmin_numpy(xp, gamma, a, b, c):
+    """Value and weights of softmin_gamma(a, b, c), with the minimum subtracted."""
+    low = xp.minimum(xp.minimum(a, b), c)
+    ea, eb, ec = (xp.exp((low - v) / gamma) for v in (a, b, c))
+    total = ea + eb + ec
+    return low - gamma * xp.log(total), (ea / total, eb / total, ec / total)
+
+
+def _grid_numpy(ctx, x, y, gamma, with_gamma: bool):
+    """The whole grid r (..., n, m) and, if asked, q = dr/dgamma at its last cell."""
+    xp = ctx.xp
+    lead = np.broadcast_shapes(x.shape[:-1], y.shape[:-1], gamma.shape[:-1])
+    nx, my = x.shape[-1], y.shape[-1]
+    x = xp.broadcast_to(x, lead + (nx,))
+    y = xp.broadcast_to(y, lead + (my,))
+    gamma = xp.broadcast_to(gamma, lead + (1,))[..., 0]
+    d2 = (x[..., :, None] - y[..., None, :]) ** 2
+    r = xp.empty(lead + (nx, my), dtype=ctx.dtype)
+    q = xp.zeros(lead + (nx, my), dtype=ctx.dtype) if with_gamma else None
+    r[..., :, 0] = xp.cumsum(d2[..., :, 0], axis=-1)
+    r[..., 0, :] = xp.cumsum(d2[..., 0, :], axis=-1)
+    for j in range(1, my):
+        for i in range(1, nx):
+            a, b, c = r[..., i - 1, j - 1], r[..., i, j - 1], r[..., i - 1, j]
+            s, (pa, pb, pc) = _softmin_numpy(xp, gamma, a, b, c)
+            r[..., i, j] = d2[..., i, j] + s
+            if with_gamma:
+                q[..., i, j] = ((s - (pa * a + pb * b + pc * c)) / gamma
+                                + pa * q[..., i - 1, j - 1] + pb * q[..., i, j - 1]
+                                + pc * q[..., i - 1, j])
+    return r, d2, gamma, q
+
+
+def _softdtw_numpy(ctx, n, x, y, gamma):
+    r, _, _, _ = _grid_numpy(ctx, x, y, gamma, False)
+    return r[..., -1, -1:]
+
+
+def _grad_softdtw_numpy(ctx, n, x, y, gamma):
+    xp = ctx.xp
+    with_gamma = bool(n.params and n.params[0])
+    r, d2, g, q = _grid_numpy(ctx, x, y, gamma, with_gamma)
+    nx, my = r.shape[-2:]
+    e = xp.zeros(r.shape, dtype=ctx.dtype)
+    e[..., -1, -1] = 1
+    for j in range(my - 1, -1, -1):
+        for i in range(nx - 1, -1, -1):
+            # E(i, j): the successors' E times their weight for (i, j), which is
+            # exp((r(s) - d(s) - r(i, j)) / gamma) for every successor s (1 on the
+            # first row and column, whose cells have one predecessor)
+            for si, sj in ((i + 1, j), (i, j + 1), (i + 1, j + 1)):
+                if si < nx and sj < my:
+                    w = xp.exp((r[..., si, sj] - d2[..., si, sj] - r[..., i, j]) / g)
+                    e[..., i, j] += e[..., si, sj] * w
+    diff = 2 * (xp.broadcast_to(x, r.shape[:-2] + (nx,))[..., :, None]
+                - xp.broadcast_to(y, r.shape[:-2] + (my,))[..., None, :])
+    parts = [(e * diff).sum(-1), -(e * diff).sum(-2)]
+    if with_gamma:
+        parts.append(q[..., -1, -1:])
+    return xp.concatenate(parts, axis=-1).astype(ctx.dtype)
+
+
+def _softdtw_vjp(n, g):
+    x, y, gamma = n.args
+    nx, my = x.dim, y.dim
+    # the derivative in gamma is carried along the grid only when gamma has variables
+    with_gamma = any(leaf.op.name == "VAR" for leaf in _leaves(gamma))
+    grad = node("GRADSOFTDTW", x, y, gamma, params=(1,) if with_gamma else ()) * g
+    d_gamma = (node("ELEM", grad, params=(nx + my,)) if with_gamma else None)
+    return (node("EXTRACT", grad, params=(0, nx)), node("EXTRACT", grad, params=(nx, my)),
+            d_gamma)
+
+
+def _leaves(e):
+    from ..ir import walk
+
+    return [n for n in walk(e) if not n.args]
+
+
+def _grad_softdtw_vjp(n, g):
+    return (NoDerivative("GradSoftDTW_SqDist has no derivative: a soft-DTW can be "
+                         "differentiated once"),) * 3
+
+
+def _c_softmin(r, gamma: str, a: str, b: str, c: str, low: str, ea: str, eb: str,
+               ec: str) -> str:
+    """Statements: the minimum and the three exponentials of softmin_gamma(a, b, c)."""
+    return (f"const T {low} = ({a} < {b} ? ({a} < {c} ? {a} : {c}) : ({b} < {c} ? {b} : {c})); "
+            f"const T {ea} = _dr_exp(({low} - {a}) / {gamma}); "
+            f"const T {eb} = _dr_exp(({low} - {b}) / {gamma}); "
+            f"const T {ec} = _dr_exp(({low} - {c}) / {gamma});")
+
+
+def _c_softdtw(r, n, out):
+    """The forward pass, one column of the grid at a time (``col[i] = r(i, j)``)."""
+    x, y, gamma = n.args
+    nx, my = x.dim, y.dim
+    r.array_elems += nx
+    col, gm, d, cur, diag, i, j = (r.fresh(s) for s in ("_dc", "_dg", "_dd", "_dr", "_dq",
+                                                        "_i", "_j"))
+    low, ea, eb, ec = (r.fresh(s) for s in ("_dm", "_da", "_db", "_de"))
+    xs, ys = (lambda k: r.acc(x, k)), (lambda k: r.acc(y, k))
+    body = [
+        f"{{ T {col}[{nx}]; const T {gm} = {r.acc(gamma, 0)}; T {d} = {xs(0)} - {ys(0)}; "
+        f"T {cur} = {d} * {d}; {col}[0] = {cur};",
+        f"for (int {i} = 1; {i} < {nx}; ++{i}) {{ {d} = {xs(i)} - {ys(0)}; "
+        f"{cur} += {d} * {d}; {col}[{i}] = {cur}; }}",
+        f"for (int {j} = 1; {j} < {my}; ++{j}) {{ {d} = {xs(0)} - {ys(j)}; "
+        f"T {diag} = {col}[0]; {cur} = {d} * {d} + {diag}; {col}[0] = {cur};",
+        f"for (int {i} = 1; {i} < {nx}; ++{i}) {{ "
+        + _c_softmin(r, gm, diag, f"{col}[{i}]", cur, low, ea, eb, ec)
+        + f" {d} = {xs(i)} - {ys(j)}; {diag} = {col}[{i}]; "
+        f"{cur} = {d} * {d} + {low} - {gm} * _dr_log({ea} + {eb} + {ec}); "
+        f"{col}[{i}] = {cur}; }} }}",
+        f"{out(0)} = {cur}; }}",
+    ]
+    return body
+
+
+def _c_grad_softdtw(r, n, out):
+    """The forward pass storing the grid (``g[j * n + i] = r(i, j)``), carrying
+    ``dr/dgamma`` along a column if asked, then the backward pass: ``E(i, j)``
+    (the derivative of the result in ``r(i, j)``) from its successors, one
+    column ``ec[i] = E(i, j + 1)`` at a time, accumulated into the gradients."""
+    x, y, gamma = n.args
+    nx, my = x.dim, y.dim
+    with_gamma = bool(n.params and n.params[0])
+    r.array_elems += nx * my + nx + (nx if with_gamma else 0)
+    names = ("_gg", "_gm", "_gd", "_gi", "_gj", "_ge", "_gn", "_gs", "_gw", "_gq", "_gp",
+             "_gc", "_gl", "_ga", "_gb", "_gx", "_gt")
+    grid, gm, d, i, j, ecol, enext, s, w, qcol, qcur, qdiag, low, ea, eb, ec, tot = (
+        r.fresh(k) for k in names)
+    xs, ys = (lambda k: r.acc(x, k)), (lambda k: r.acc(y, k))
+
+    def at(ii, jj):
+        return f"{grid}[({jj}) * {nx} + ({ii})]"
+
+    def d2(ii, jj):
+        return f"(({xs(ii)} - {ys(jj)}) * ({xs(ii)} - {ys(jj)}))"
+
+    a, b, c = at(f"({i} - 1)", f"({j} - 1)"), at(i, f"({j} - 1)"), at(f"({i} - 1)", j)
+    cell = (_c_softmin(r, gm, a, b, c, low, ea, eb, ec)
+            + f" const T {s} = {low} - {gm} * _dr_log({ea} + {eb} + {ec}); "
+            f"{at(i, j)} = {d2(i, j)} + {s};")
+    column_start = ""
+    if with_gamma:
+        # q(i, j) = dr(i, j)/dgamma = (S - sum_k p_k a_k) / gamma + sum_k p_k q_k with
+        # p_k = e_k / (ea + eb + ec); 0 on the first row and column (plain sums).
+        # qdiag = q(i-1, j-1), qcol[i] = q(i, j-1) until overwritten, qcur = q(i-1, j)
+        cell += (f" const T {tot} = {ea} + {eb} + {ec}; "
+                 f"const T {w} = ({s} - ({ea} * {a} + {eb} * {b} + {ec} * {c}) / {tot}) "
+                 f"/ {gm} + ({ea} * {qdiag} + {eb} * {qcol}[{i}] + {ec} * {qcur}) / {tot}; "
+                 f"{qdiag} = {qcol}[{i}]; {qcol}[{i}] = {w}; {qcur} = {w};")
+        column_start = f" T {qdiag} = {qcol}[0], {qcur} = (T)0; {qcol}[0] = (T)0;"
+    forward = [
+        f"{{ T {grid}[{nx * my}]; const T {gm} = {r.acc(gamma, 0)};",
+        *([f"T {qcol}[{nx}]; for (int {i} = 0; {i} < {nx}; ++{i}) {qcol}[{i}] = (T)0;"]
+          if with_gamma else []),
+        f"{at(0, 0)} = {d2(0, 0)};",
+        f"for (int {i} = 1; {i} < {nx}; ++{i}) {at(i, 0)} = {d2(i, 0)} + "
+        f"{at(f'({i} - 1)', 0)};",
+        f"for (int {j} = 1; {j} < {my}; ++{j}) {{ {at(0, j)} = {d2(0, j)} + "
+        f"{at(0, f'({j} - 1)')};{column_start}",
+        f"for (int {i} = 1; {i} < {nx}; ++{i}) {{ {cell} }} }}",
+    ]
+    # backward: E(n-1, m-1) = 1; E(i, j) = sum over successors s of E(s) times
+    # exp((r(s) - d(s) - r(i, j)) / gamma); enext = E(i + 1, j), ecol[i] = E(i, j + 1)
+    def weight(si, sj):
+        return f"_dr_exp(({at(si, sj)} - {d2(si, sj)} - {at(i, j)}) / {gm})"
+
+    backward = [
+        f"T {ecol}[{nx}];",
+        *r.each(n.dim, lambda k: f"{out(k)} = (T)0;"),
+        f"for (int {j} = {my - 1}; {j} >= 0; --{j}) {{ T {enext} = (T)0;",
+        f"for (int {i} = {nx - 1}; {i} >= 0; --{i}) {{ T {tot} = "
+        f"({i} == {nx - 1} && {j} == {my - 1}) ? (T)1 : (T)0;",
+        f"if ({i} + 1 < {nx}) {tot} += {enext} * {weight(f'({i} + 1)', j)};",
+        f"if ({j} + 1 < {my}) {tot} += {ecol}[{i}] * {weight(i, f'({j} + 1)')};",
+        f"if ({i} + 1 < {nx} && {j} + 1 < {my}) {tot} += {ecol}[{i} + 1] * "
+        f"{weight(f'({i} + 1)', f'({j} + 1)')};",
+        f"const T {d} = (T)2 * ({xs(i)} - {ys(j)}) * {tot};",
+        f"{out(i)} += {d}; {out(f'({nx} + {j})')} -= {d};",
+        f"if ({i} + 1 < {nx}) {ecol}[{i} + 1] = {enext};",
+        f"{enext} = {tot}; }}",
+        f"{ecol}[0] = {enext}; }}",
+    ]
+    tail = [f"{out(nx + my)} = {qcol}[{nx - 1}];"] if with_gamma else []
+    return forward + backward + tail + ["}"]
+
+
+DEFS: list[OpDef] = [
+    OpDef("BSPLINE", "BSpline", 2, _bspline_dims, numpy=_bspline_numpy, vjp=_bspline_vjp,
+          c=_c_bspline, signature="eei", usage="BSpline(knots, x, order)", cost=4),
+    OpDef("SOFTDTW", "SoftDTW_SqDist", 3, _softdtw_dims, numpy=_softdtw_numpy,
+          vjp=_softdtw_vjp, c=_c_softdtw, signature="eee",
+          usage="SoftDTW_SqDist(x, y, gamma)", cost=40),
+    OpDef("GRADSOFTDTW", "GradSoftDTW_SqDist", 3, _grad_softdtw_dims,
+          numpy=_grad_softdtw_numpy, vjp=_grad_softdtw_vjp, c=_c_grad_softdtw,
+          signature="eee|i", usage="GradSoftDTW_SqDist(x, y, gamma[, with_gamma])",
+          cost=40),
+]
