@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from cpu_vs_keops import timed  # noqa: E402
-from report import write_report  # noqa: E402
+from report import rate_and_ratio, write_report  # noqa: E402
 
 BLOCK = 2048
 CHECK_ROWS = 256
@@ -122,8 +122,7 @@ def main(argv=None) -> int:
                     k = args.keops_size
                     theirs, why = keops_rate(x[:k], y[:k], b[:k], 1)
                 line = (f"{dtype:8} {d:>4} {e:>3} {ours:15.3e} {base:14.3e} {ours / base:8.1f} "
-                        + (f"{theirs:14.3e} {ours / theirs:8.1f}" if theirs else
-                           f"{'-':>14} {'-':>8}") + f"  rel.diff {diff:.1e}"
+                        f"{rate_and_ratio(ours, theirs)}  rel.diff {diff:.1e}"
                         + (f" ({why})" if why and why != "skipped" else ""))
                 print(line, flush=True)
                 lines.append(line)
