@@ -118,10 +118,15 @@ def _work(node) -> int:
     """Multiply-adds (or element operations) of one evaluation of ``node``: its
     dimension, except for the products whose work grows faster (a
     matrix-vector product of an m x n matrix does m n, a TensorDot the product
-    of all its axes' lengths). A ``Sum`` or ``(a|b)`` over D components counts
+    of all its axes' lengths, a soft-DTW its n m cells, a B-spline its order
+    times its knots). A ``Sum`` or ``(a|b)`` over D components counts
     1: the element-wise ops below it count their D already."""
     if node.op in (Op.MATVECMULT, Op.VECMATMULT):
         return max(a.dim for a in node.args)
+    if node.op is Op.BSPLINE:  # Cox-de Boor: order steps over the n - 1 values
+        return (node.args[0].dim - 1) * max(node.params[0], 1)
+    if node.op in (Op.SOFTDTW, Op.GRADSOFTDTW):  # cells of the n x m grid, once or twice
+        return node.args[0].dim * node.args[1].dim * (1 if node.op is Op.SOFTDTW else 2)
     if node.op is Op.TENSORDOT:
         dims_a, dims_b, sub_a, sub_b = node.params[:4]
         sizes = dict(zip(sub_a, dims_a)) | dict(zip(sub_b, dims_b))

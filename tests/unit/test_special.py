@@ -149,3 +149,18 @@ def test_factorize_and_auto_factorize_leave_the_formula_as_it_is():
     assert f.auto_factorize() is f
     with pytest.raises(ArgumentError):
         f.factorize("x - y")
+
+
+def test_the_planner_counts_every_cell_of_a_soft_dtw_and_every_spline_step():
+    from dredux.plan import pair_cost
+
+    def cost(formula, aliases):
+        g = Genred(formula, aliases)
+        return pair_cost(g.formulas, g.reduction, "float32")
+
+    small = cost("SoftDTW_SqDist(x, y, g)", ["x = Vi(4)", "y = Vj(4)", "g = Pm(1)"])
+    large = cost("SoftDTW_SqDist(x, y, g)", ["x = Vi(64)", "y = Vj(64)", "g = Pm(1)"])
+    assert large > 200 * small / 2  # 256 x the cells; the x - y terms do not count
+    narrow = cost("BSpline(t, x, 1)", ["t = Vj(40)", "x = Vi(1)"])
+    deep = cost("BSpline(t, x, 8)", ["t = Vj(40)", "x = Vi(1)"])
+    assert deep > 5 * narrow
