@@ -359,8 +359,8 @@ def _part(n: Expr) -> Expr | None:
         return a.args[0 if real else 1]
     if a.op is Op.SUMT:  # a real scalar repeated: both parts are the scalar
         return _e(Op.SUMT, a.args[0], params=(n.dim,))
-    if a.op in (Op.ADD, Op.SUB, Op.NEG):
-        return Expr(a.op, tuple(_e(n.op, c) for c in a.args))
+    if a.op in (Op.ADD, Op.SUB, Op.NEG):  # a broadcast real scalar is in both parts
+        return Expr(a.op, tuple(c if c.dim == 1 < a.dim else _e(n.op, c) for c in a.args))
     if a.op in (Op.MUL, Op.DIV) and a.args[0].dim == a.dim and a.args[1].dim == 1:
         return Expr(a.op, (_e(n.op, a.args[0]), a.args[1]))
     if a.op is Op.MUL and a.args[0].dim == 1 and a.args[1].dim == a.dim:

@@ -49,7 +49,8 @@ TERMS = [
     "Elem(u - v, 2)", "ElemT(x * y, 4, 1)", "Extract(u * v, 1, 2)", "ExtractT(x * y, 2, 4)",
     "OneHot(x * y, 3)", "MatVecMult(A, w)", "VecMatMult(w, A)", "TensorProd(w, v)",
     "TensorDot(A, u, [2, 3], [3], [1], [0])", "Complex(x * y, x - y)", "ComplexReal(A * A)",
-    "ComplexImag(Concat(u, v))",
+    "ComplexImag(Concat(u, v))", "BSpline(A, x, 2)", "SoftDTW_SqDist(u, v, p)",
+    "GradSoftDTW_SqDist(u, w, p, 1)",
 ]
 ALL_OPS = TERMS[0]
 for _term in TERMS[1:]:

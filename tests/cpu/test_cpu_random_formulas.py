@@ -66,6 +66,13 @@ OPERATIONS = {
     "ComplexReal": (Op.COMPLEXREAL, 2, "ComplexReal(Concat(Sum({0}), Sum({1})))"),
     "ComplexImag": (Op.COMPLEXIMAG, 2, "ComplexImag(Concat(Sin(Sum({0})), Sum({1})))"),
     "Complex": (Op.COMPLEX, 2, "Sum(Complex(Sum({0}), Cos(Sum({1}))))"),
+    # loops of their own: sorted knots around a sample, two short series
+    "BSpline": (Op.BSPLINE, 2, "Sum(BSpline(Concat(Concat(Minus(Abs(Sum({0}))), Zero(1)), "
+                               "Concat(IntInv(2), 1 + Abs(Sum({1})))), Sin(Sum({0})), 1))"),
+    "SoftDTW_SqDist": (Op.SOFTDTW, 2, "SoftDTW_SqDist(Concat(Sum({0}), Sin(Sum({1}))), "
+                                      "Concat(Sum({1}), Cos(Sum({0}))), 0.5)"),
+    "GradSoftDTW_SqDist": (Op.GRADSOFTDTW, 2, "Sum(GradSoftDTW_SqDist(Concat(Sum({0}), "
+                                              "Sin(Sum({1}))), Sum({1}), 0.5, 1))"),
 }
 LEAVES = ["x", "y", "u", "v", "p", "q", "0.5", "2"]
 ALIASES = ["x = Vi(1)", "y = Vj(1)", "u = Vi(3)", "v = Vj(3)", "p = Pm(1)", "q = Pm(3)"]

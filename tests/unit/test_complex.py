@@ -322,3 +322,13 @@ def test_dredux_numpy_exports_complex_lazytensor():
     import dredux.numpy as dn
 
     assert dn.ComplexLazyTensor is dredux.ComplexLazyTensor is ComplexLazyTensor
+
+
+def test_a_broadcast_real_scalar_is_in_both_parts():
+    # ComplexImag(a + z), a of dimension 1 added to every component of z (the
+    # simplifier took ComplexImag of a itself, a dimension error)
+    g = np.random.default_rng(4)
+    a, z = g.uniform(-1, 1, (5, 1)), g.uniform(-1, 1, (6, 4))
+    f = Genred("ComplexImag(a + z) + ComplexReal(z - a)", ["a = Vi(1)", "z = Vj(4)"], axis=1)
+    ref = ((a[:, None, :] + z[None, :, 1::2]) + (z[None, :, 0::2] - a[:, None, :])).sum(1)
+    np.testing.assert_allclose(f(a, z, backend="numpy"), ref, rtol=1e-13)

@@ -100,6 +100,13 @@ def build(draw, op: Op, child):
         return Expr(op, (fit(a, a.dim + a.dim % 2),))
     if op is Op.COMPLEX:  # parts of equal dimensions
         return Expr(op, (a, fit(args[1], a.dim)))
+    if op is Op.BSPLINE:  # at least order + 2 knots, a scalar x
+        order = draw(st.integers(0, 2))
+        return Expr(op, (fit(a, max(a.dim, order + 2)), fit(args[1], 1)), (order,))
+    if op in (Op.SOFTDTW, Op.GRADSOFTDTW):  # a scalar gamma, kept away from 0
+        gamma = Expr(Op.ADD, (Expr(Op.SQUARE, (fit(args[2], 1),)), const(0.5)))
+        params = (draw(st.integers(0, 1)),) if op is Op.GRADSOFTDTW else ()
+        return Expr(op, (a, args[1], gamma), params)
     if op is Op.TENSORDOT:
         dims_a, dims_b, cont_a, cont_b, perm = draw(st.sampled_from(TENSORDOTS))
         return _tensordot(fit(a, int(np.prod(dims_a))), fit(args[1], int(np.prod(dims_b))),
