@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import DimError, NoDerivative, OpDef
-from .elementwise import node
+from .elementwise import const, node
 
 __all__ = ["DEFS"]
 
@@ -85,19 +85,13 @@ def _bspline_vjp(n, g):
     def inverse_gap(start: int):
         gap = (node("EXTRACT", knots, params=(start + order, size))
                - node("EXTRACT", knots, params=(start, size)))
-        inside = node("GT", gap, _zero_like())
+        inside = node("GT", gap, const(0))
         return inside / (gap + (1 - inside))
 
     below = node("BSPLINE", knots, x, params=(order - 1,))
     slope = (node("EXTRACT", below, params=(0, size)) * inverse_gap(0)
              - node("EXTRACT", below, params=(1, size)) * inverse_gap(1)) * order
     return (no_knots, node("SUM", g * slope))
-
-
-def _zero_like():
-    from ..ir import const
-
-    return const(0)
 
 
 def _c_bspline(r, n, out):
@@ -210,27 +204,24 @@ def _grad_softdtw_numpy(ctx, n, x, y, gamma):
                     e[..., i, j] += e[..., si, sj] * w
     diff = 2 * (xp.broadcast_to(x, r.shape[:-2] + (nx,))[..., :, None]
                 - xp.broadcast_to(y, r.shape[:-2] + (my,))[..., None, :])
-    parts = [(e * diff).sum(-1), -(e * diff).sum(-2)]
+    weighted = e * diff
+    parts = [weighted.sum(-1), -weighted.sum(-2)]
     if with_gamma:
         parts.append(q[..., -1, -1:])
     return xp.concatenate(parts, axis=-1).astype(ctx.dtype)
 
 
 def _softdtw_vjp(n, g):
+    from ..ir import walk
+
     x, y, gamma = n.args
     nx, my = x.dim, y.dim
     # the derivative in gamma is carried along the grid only when gamma has variables
-    with_gamma = any(leaf.op.name == "VAR" for leaf in _leaves(gamma))
+    with_gamma = any(m.op.name == "VAR" for m in walk(gamma))
     grad = node("GRADSOFTDTW", x, y, gamma, params=(1,) if with_gamma else ()) * g
     d_gamma = (node("ELEM", grad, params=(nx + my,)) if with_gamma else None)
     return (node("EXTRACT", grad, params=(0, nx)), node("EXTRACT", grad, params=(nx, my)),
             d_gamma)
-
-
-def _leaves(e):
-    from ..ir import walk
-
-    return [n for n in walk(e) if not n.args]
 
 
 def _grad_softdtw_vjp(n, g):
@@ -317,7 +308,7 @@ def _c_grad_softdtw(r, n, out):
         # qdiag = q(i-1, j-1), qcol[i] = q(i, j-1) until overwritten, qcur = q(i-1, j)
         cell += (f" const T {tot} = {ea} + {eb} + {ec}; "
                  f"const T {w} = ({s} - ({ea} * {a} + {eb} * {b} + {ec} * {c}) / {tot}) "
-                 f"/ {gm} + ({ea} * {qdiag} + {eb} * {qcol}[{i}] + {ec} * {qcur}) / {tot}; "
+                 f"* {gm}_inv + ({ea} * {qdiag} + {eb} * {qcol}[{i}] + {ec} * {qcur}) / {tot}; "
                  f"{qdiag} = {qcol}[{i}]; {qcol}[{i}] = {w}; {qcur} = {w};")
         column_start = f" T {qdiag} = {qcol}[0], {qcur} = (T)0; {qcol}[0] = (T)0;"
     forward = [
