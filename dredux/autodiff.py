@@ -103,7 +103,10 @@ def grad(formula: Expr, v: Expr, e: Expr) -> Expr:
         g = cot.get(node)
         if g is None or node.op is Op.VAR:
             continue
-        for child, c in zip(node.args, OPS[node.op].vjp(node, g)):
+        rule = OPS[node.op]
+        cots = (rule.vjp(node, g, tuple(a in depends for a in node.args)) if rule.vjp_needs
+                else rule.vjp(node, g))
+        for child, c in zip(node.args, cots):
             if c is None or child not in depends:
                 continue
             if isinstance(c, NoDerivative):

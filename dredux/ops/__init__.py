@@ -73,7 +73,9 @@ class OpDef:
         ``(node, g) -> tuple``: the cotangent of each child given the cotangent
         ``g`` of the node (None where the derivative is zero almost everywhere,
         a :class:`NoDerivative` where there is none).
-        Elementwise rules are written for equal dimensions.
+        Elementwise rules are written for equal dimensions. With ``vjp_needs``,
+        ``(node, g, needed)``: ``needed[k]`` says whether child k depends on
+        the variable (a rule whose cotangents share work can skip the others).
     c : str or callable
         C spelling. Elementwise ops: an expression template with ``{0}``,
         ``{1}``... for the operands' components, or ``(operands, node) -> str``.
@@ -112,6 +114,8 @@ class OpDef:
         ``"compute"``; ``"leaf"`` (variables and constants) or ``"derivative"``
         (``Grad``..., replaced by :mod:`dredux.autodiff` before anything
         evaluates the formula).
+    vjp_needs : bool
+        ``vjp`` takes a third argument, which children need a cotangent.
     """
 
     name: str
@@ -133,6 +137,7 @@ class OpDef:
     build: Callable[..., Any] | None = None
     print_params: Callable[[tuple], list] | None = None
     kind: str = COMPUTE
+    vjp_needs: bool = False
 
     def __repr__(self) -> str:
         return f"<op {self.keops}>"

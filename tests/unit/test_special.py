@@ -127,6 +127,35 @@ def test_softdtw_gradients_match_the_expected_alignment(backend):
     assert_close(out, full[..., 8:].sum((0, 1)), rtol=1e-11, atol=1e-11, what="d/dgamma")
 
 
+@pytest.mark.parametrize("nx, my", [(1, 5), (5, 1), (2, 7), (7, 2), (4, 4)])
+def test_softdtw_gradient_walks_every_cell_of_long_and_wide_grids(nx, my):
+    # the compiled gradient walks anti-diagonals and does a diagonal's first and
+    # last cells apart: grids of one row or column, and both orientations
+    g = rng(7)
+    x, y = g.uniform(-1, 1, (M, nx)), g.uniform(-1, 1, (N, my))
+    gamma, e = np.array([0.6]), g.uniform(0, 1, (M, 1))
+    full = soft_dtw_grad(x[:, None], y[None], gamma[None, None], True) * e[:, None]
+    for axis, var, part in ((1, "x", full[..., :nx].sum(1)),
+                            (0, "y", full[..., nx:nx + my].sum(0)),
+                            (1, "g", full[..., nx + my:].sum(1))):
+        f = Genred(f"Grad(SoftDTW_SqDist(x, y, g), {var}, e)",
+                   [f"x = Vi({nx})", f"y = Vj({my})", "g = Pm(1)", "e = Vi(1)"], axis=axis)
+        assert_close(f(x, y, gamma, e, backend="cpu"), part, rtol=1e-11, atol=1e-11,
+                     what=f"d/d{var} on a {nx} x {my} grid")
+
+
+def test_softdtw_gradient_in_x_does_not_carry_the_gamma_derivative():
+    # the gamma derivative costs a division per cell: built only when asked for
+    from dredux.ir import walk
+
+    aliases = ["x = Vi(3)", "y = Vj(4)", "g = Pm(1)", "e = Vi(1)"]
+    flags = {}
+    for var in ("x", "g"):
+        f = Genred(f"Grad(SoftDTW_SqDist(x, y, g), {var}, e)", aliases)
+        flags[var] = [n.params for n in walk(f.formulas[0]) if n.op.name == "GRADSOFTDTW"]
+    assert flags == {"x": [()], "g": [(1,)]}
+
+
 def test_softdtw_is_differentiable_once():
     with pytest.raises(FormulaError, match="differentiated once"):
         Genred("Grad(Grad(SoftDTW_SqDist(x, y, g), x, e), x, f)",
