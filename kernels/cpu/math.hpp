@@ -24,9 +24,13 @@
 //   reach 2.5 ulp (expf), 2.8 ulp (exp), 3.9 ulp (logf); it exists for glibc
 //   on x86-64 only; and its results would depend on the glibc of each
 //   cluster node; these do not depend on the C library.
+// * float sin and cos are written here too: an exact reduction modulo 2 pi
+//   for every float through a table (kernels/cpu/trig_table.py), then Taylor
+//   polynomials in double; within 0.51 ulp (see the section below).
 // * sqrt, floor, round and fabs map to instructions (-fno-math-errno).
-// * the other functions call the C library's scalar versions; a loop that
-//   uses them is not vectorised, but stays correct.
+// * the other functions (double sin and cos among them) call the C library's
+//   scalar versions; a loop that uses them is not vectorised, but stays
+//   correct.
 
 #include <cmath>
 #include <cstdint>
@@ -172,6 +176,209 @@ static inline __attribute__((always_inline)) double _dr_log(double x) {
     return out;
 }
 
+// ---------------------------------------------------------------- sin, cos (float)
+// A float x is m 2^(e - 150) (m a 24-bit integer, e its exponent field), so
+// x mod 2 pi = m T[e] mod 2 pi with T[e] = 2^(e - 150) mod 2 pi, a table of
+// double pairs (kernels/cpu/trig_table.py). In double: p + perr = m hi exactly
+// (an FMA), p < 2^24 2 pi; k = nearest integer to p 2/pi; r = p - k pi/2, pi/2
+// in three doubles (the first FMA is exact: p - k _dr_pio2_1 has at most 52
+// bits), plus perr + m lo; |r| <= pi/4 within about 2^-78 absolute, for every
+// float, the largest included. Then sin r and cos r by their Taylor series to
+// r^11 and r^12 (truncation below 1e-11 relative on |r| <= pi/4), the
+// quadrant k mod 4 choosing one and its sign, and one rounding to float: the
+// result is within 0.51 ulp (tests/cpu/test_cpu_math.py). Two gathers (the
+// table) and about 40 double operations, no branch: GCC vectorises it, where
+// the C library's sinf is a call per value (10x slower in a kernel). Without
+// an FMA instruction (old x86 targets) the C library's is used instead.
+// inf and NaN give NaN.
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+#define _DR_TRIG_TABLE 1
+// BEGIN trig table (written by kernels/cpu/trig_table.py)
+// T[e] = 2^(max(e, 1) - 150) mod 2 pi = _dr_trig_hi[e] + _dr_trig_lo[e]
+alignas(64) static const double _dr_trig_hi[256] = {
+    0x1.0000000000000p-149, 0x1.0000000000000p-149, 0x1.0000000000000p-148, 0x1.0000000000000p-147,
+    0x1.0000000000000p-146, 0x1.0000000000000p-145, 0x1.0000000000000p-144, 0x1.0000000000000p-143,
+    0x1.0000000000000p-142, 0x1.0000000000000p-141, 0x1.0000000000000p-140, 0x1.0000000000000p-139,
+    0x1.0000000000000p-138, 0x1.0000000000000p-137, 0x1.0000000000000p-136, 0x1.0000000000000p-135,
+    0x1.0000000000000p-134, 0x1.0000000000000p-133, 0x1.0000000000000p-132, 0x1.0000000000000p-131,
+    0x1.0000000000000p-130, 0x1.0000000000000p-129, 0x1.0000000000000p-128, 0x1.0000000000000p-127,
+    0x1.0000000000000p-126, 0x1.0000000000000p-125, 0x1.0000000000000p-124, 0x1.0000000000000p-123,
+    0x1.0000000000000p-122, 0x1.0000000000000p-121, 0x1.0000000000000p-120, 0x1.0000000000000p-119,
+    0x1.0000000000000p-118, 0x1.0000000000000p-117, 0x1.0000000000000p-116, 0x1.0000000000000p-115,
+    0x1.0000000000000p-114, 0x1.0000000000000p-113, 0x1.0000000000000p-112, 0x1.0000000000000p-111,
+    0x1.0000000000000p-110, 0x1.0000000000000p-109, 0x1.0000000000000p-108, 0x1.0000000000000p-107,
+    0x1.0000000000000p-106, 0x1.0000000000000p-105, 0x1.0000000000000p-104, 0x1.0000000000000p-103,
+    0x1.0000000000000p-102, 0x1.0000000000000p-101, 0x1.0000000000000p-100, 0x1.0000000000000p-99,
+    0x1.0000000000000p-98, 0x1.0000000000000p-97, 0x1.0000000000000p-96, 0x1.0000000000000p-95,
+    0x1.0000000000000p-94, 0x1.0000000000000p-93, 0x1.0000000000000p-92, 0x1.0000000000000p-91,
+    0x1.0000000000000p-90, 0x1.0000000000000p-89, 0x1.0000000000000p-88, 0x1.0000000000000p-87,
+    0x1.0000000000000p-86, 0x1.0000000000000p-85, 0x1.0000000000000p-84, 0x1.0000000000000p-83,
+    0x1.0000000000000p-82, 0x1.0000000000000p-81, 0x1.0000000000000p-80, 0x1.0000000000000p-79,
+    0x1.0000000000000p-78, 0x1.0000000000000p-77, 0x1.0000000000000p-76, 0x1.0000000000000p-75,
+    0x1.0000000000000p-74, 0x1.0000000000000p-73, 0x1.0000000000000p-72, 0x1.0000000000000p-71,
+    0x1.0000000000000p-70, 0x1.0000000000000p-69, 0x1.0000000000000p-68, 0x1.0000000000000p-67,
+    0x1.0000000000000p-66, 0x1.0000000000000p-65, 0x1.0000000000000p-64, 0x1.0000000000000p-63,
+    0x1.0000000000000p-62, 0x1.0000000000000p-61, 0x1.0000000000000p-60, 0x1.0000000000000p-59,
+    0x1.0000000000000p-58, 0x1.0000000000000p-57, 0x1.0000000000000p-56, 0x1.0000000000000p-55,
+    0x1.0000000000000p-54, 0x1.0000000000000p-53, 0x1.0000000000000p-52, 0x1.0000000000000p-51,
+    0x1.0000000000000p-50, 0x1.0000000000000p-49, 0x1.0000000000000p-48, 0x1.0000000000000p-47,
+    0x1.0000000000000p-46, 0x1.0000000000000p-45, 0x1.0000000000000p-44, 0x1.0000000000000p-43,
+    0x1.0000000000000p-42, 0x1.0000000000000p-41, 0x1.0000000000000p-40, 0x1.0000000000000p-39,
+    0x1.0000000000000p-38, 0x1.0000000000000p-37, 0x1.0000000000000p-36, 0x1.0000000000000p-35,
+    0x1.0000000000000p-34, 0x1.0000000000000p-33, 0x1.0000000000000p-32, 0x1.0000000000000p-31,
+    0x1.0000000000000p-30, 0x1.0000000000000p-29, 0x1.0000000000000p-28, 0x1.0000000000000p-27,
+    0x1.0000000000000p-26, 0x1.0000000000000p-25, 0x1.0000000000000p-24, 0x1.0000000000000p-23,
+    0x1.0000000000000p-22, 0x1.0000000000000p-21, 0x1.0000000000000p-20, 0x1.0000000000000p-19,
+    0x1.0000000000000p-18, 0x1.0000000000000p-17, 0x1.0000000000000p-16, 0x1.0000000000000p-15,
+    0x1.0000000000000p-14, 0x1.0000000000000p-13, 0x1.0000000000000p-12, 0x1.0000000000000p-11,
+    0x1.0000000000000p-10, 0x1.0000000000000p-9, 0x1.0000000000000p-8, 0x1.0000000000000p-7,
+    0x1.0000000000000p-6, 0x1.0000000000000p-5, 0x1.0000000000000p-4, 0x1.0000000000000p-3,
+    0x1.0000000000000p-2, 0x1.0000000000000p-1, 0x1.0000000000000p+0, 0x1.0000000000000p+1,
+    0x1.0000000000000p+2, 0x1.b7812aeef4b9fp+0, 0x1.b7812aeef4b9fp+1, 0x1.2b0bad558f435p-1,
+    0x1.2b0bad558f435p+0, 0x1.2b0bad558f435p+1, 0x1.2b0bad558f435p+2, 0x1.87ef4acdb76a3p+1,
+    0x1.87ef4acdb76a3p+2, 0x1.7dbee0572c02ep+2, 0x1.695e0b6a15344p+2, 0x1.409c618fe7971p+2,
+    0x1.de321bb718b92p+1, 0x1.304999cb579e8p+0, 0x1.304999cb579e8p+1, 0x1.304999cb579e8p+2,
+    0x1.9ce6fca4d8d6ep+1, 0x1.58e8ec12c0aa8p-3, 0x1.58e8ec12c0aa8p-2, 0x1.58e8ec12c0aa8p-1,
+    0x1.58e8ec12c0aa8p+0, 0x1.58e8ec12c0aa8p+1, 0x1.58e8ec12c0aa8p+2, 0x1.1fb222e13e839p+2,
+    0x1.5a8920fc746b2p+1, 0x1.5a8920fc746b2p+2, 0x1.22f28cb4a604bp+2, 0x1.678ac84a126fap+1,
+    0x1.678ac84a126fap+2, 0x1.3cf5db4fe20ddp+2, 0x1.cf9802b702942p+1, 0x1.ebc26b95fe14fp-1,
+    0x1.ebc26b95fe14fp+0, 0x1.ebc26b95fe14fp+1, 0x1.668ad946ed0dap+0, 0x1.668ad946ed0dap+1,
+    0x1.668ad946ed0dap+2, 0x1.3af5fd499749bp+2, 0x1.c7988a9dd783bp+1, 0x1.abc6aacca5912p-1,
+    0x1.abc6aacca5912p+0, 0x1.abc6aacca5912p+1, 0x1.9a6f58862bf99p-2, 0x1.9a6f58862bf99p-1,
+    0x1.9a6f58862bf99p+0, 0x1.9a6f58862bf99p+1, 0x1.09f4683d25023p-3, 0x1.09f4683d25023p-2,
+    0x1.09f4683d25023p-1, 0x1.09f4683d25023p+0, 0x1.09f4683d25023p+1, 0x1.09f4683d25023p+2,
+    0x1.0392366c0e65cp+1, 0x1.0392366c0e65cp+2, 0x1.d412de4f67e7ep+0, 0x1.d412de4f67e7ep+1,
+    0x1.07cca42c94599p+0, 0x1.07cca42c94599p+1, 0x1.07cca42c94599p+2, 0x1.f5e64c5397865p+0,
+    0x1.f5e64c5397865p+1, 0x1.8f1a5c3d52d34p+0, 0x1.8f1a5c3d52d34p+1, 0x1.8f1a5c3d52d34p+2,
+    0x1.8c15033662d50p+2, 0x1.860a512882d88p+2, 0x1.79f4ed0cc2df7p+2, 0x1.61ca24d542ed6p+2,
+    0x1.3174946643093p+2, 0x1.a192e7108681bp+1, 0x1.ee6639887604dp-3, 0x1.ee6639887604dp-2,
+    0x1.ee6639887604dp-1, 0x1.ee6639887604dp+0, 0x1.ee6639887604dp+1, 0x1.711a1110cccd4p+0,
+    0x1.711a1110cccd4p+1, 0x1.711a1110cccd4p+2, 0x1.50146cdd56c8fp+2, 0x1.0e0924766ac06p+2,
+    0x1.13e52751255e7p+1, 0x1.13e52751255e7p+2, 0x1.2b5532bc0fd6bp+1, 0x1.2b5532bc0fd6bp+2,
+    0x1.89156067b9b7bp+1, 0x1.89156067b9b7bp+2, 0x1.800b0b8b309ddp+2, 0x1.6df661d21e6a2p+2,
+    0x1.49cd0e5ffa02cp+2, 0x1.017a677bb133fp+2, 0x1.c35466cc7e59ap+0, 0x1.c35466cc7e59ap+1,
+    0x1.89a58c41dc40cp-1, 0x1.89a58c41dc40cp+0, 0x1.89a58c41dc40cp+1, 0x1.89a58c41dc40cp+2,
+    0x1.812b633f75affp+2, 0x1.7037113aa88e6p+2, 0x1.4e4e6d310e4b4p+2, 0x1.0a7d251dd9c4fp+2,
+    0x1.05b529eee170cp+1, 0x1.05b529eee170cp+2, 0x1.e52a7a6600402p+0, 0x0.0p+0,
+};
+alignas(64) static const double _dr_trig_lo[256] = {
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, 0x0.0p+0, 0x0.0p+0, 0x0.0p+0,
+    0x0.0p+0, -0x1.a62633145c06ep-56, -0x1.a62633145c06ep-55, -0x1.f5f7fb2e61132p-59,
+    -0x1.f5f7fb2e61132p-58, -0x1.f5f7fb2e61132p-57, -0x1.f5f7fb2e61132p-56, 0x1.4dbd3ad1dc3a6p-53,
+    0x1.4dbd3ad1dc3a6p-52, 0x1.8118127272b44p-52, 0x1.e7cdc1b39fa82p-52, -0x1.4ac6dfca06703p-52,
+    0x1.403f74eab57cfp-54, -0x1.e90aa2efac07ep-54, -0x1.e90aa2efac07ep-53, -0x1.e90aa2efac07ep-52,
+    -0x1.d8ef52213ba05p-53, 0x1.95c955afd3e7bp-57, 0x1.95c955afd3e7bp-56, 0x1.95c955afd3e7bp-55,
+    0x1.95c955afd3e7bp-54, 0x1.95c955afd3e7bp-53, 0x1.95c955afd3e7bp-52, -0x1.eecfb7d19df11p-52,
+    -0x1.f003a5a903450p-53, -0x1.f003a5a903450p-52, -0x1.f4d35d069894fp-53, 0x1.e1947f9043554p-53,
+    0x1.e1947f9043554p-52, -0x1.57396410bf160p-52, 0x1.b956a569e09d0p-55, -0x1.6065ceb66cc97p-55,
+    -0x1.6065ceb66cc97p-54, -0x1.6065ceb66cc97p-53, -0x1.eb20c79eca277p-54, -0x1.eb20c79eca277p-53,
+    -0x1.eb20c79eca277p-52, -0x1.e147e4ddb41ebp-53, -0x1.f754901df3be4p-53, -0x1.1b6f34f397eb5p-56,
+    -0x1.1b6f34f397eb5p-55, -0x1.1b6f34f397eb5p-54, 0x1.7e60254ee49ebp-56, 0x1.7e60254ee49ebp-55,
+    0x1.7e60254ee49ebp-54, 0x1.7e60254ee49ebp-53, 0x1.fee10ecf6f246p-59, 0x1.fee10ecf6f246p-58,
+    0x1.fee10ecf6f246p-57, 0x1.fee10ecf6f246p-56, 0x1.fee10ecf6f246p-55, 0x1.fee10ecf6f246p-54,
+    -0x1.af1dbc98e2e42p-56, -0x1.af1dbc98e2e42p-55, 0x1.e758b6a2061a3p-54, 0x1.e758b6a2061a3p-53,
+    -0x1.984d6479fd323p-55, -0x1.984d6479fd323p-54, -0x1.984d6479fd323p-53, 0x1.3540e152f4359p-54,
+    0x1.3540e152f4359p-53, 0x1.ade7e21ae7526p-56, 0x1.ade7e21ae7526p-55, 0x1.ade7e21ae7526p-54,
+    -0x1.0db9c88f485cfp-54, -0x1.a13f4778e9eefp-52, -0x1.7383c88c66790p-54, -0x1.d424477778fcfp-52,
+    -0x1.8555e4406f74ap-53, -0x1.3f708ee36a6a2p-53, 0x1.8b437ad3f55e0p-58, 0x1.8b437ad3f55e0p-57,
+    0x1.8b437ad3f55e0p-56, 0x1.8b437ad3f55e0p-55, 0x1.8b437ad3f55e0p-54, -0x1.5302971d2c45bp-54,
+    -0x1.5302971d2c45bp-53, -0x1.5302971d2c45bp-52, 0x1.fcc374a30da1ap-55, -0x1.36630c1104b01p-53,
+    -0x1.4315bd0929c20p-54, -0x1.4315bd0929c20p-53, -0x1.75e080e9be09ap-54, -0x1.75e080e9be09ap-53,
+    -0x1.2085c83607941p-53, -0x1.2085c83607941p-52, 0x1.492418c5562eep-53, 0x1.760daca08373ap-55,
+    -0x1.79bdf01249c71p-53, 0x1.6bdfacbc70789p-52, -0x1.0a8c26e1933d7p-54, -0x1.0a8c26e1933d7p-53,
+    -0x1.27745096c7eeep-55, -0x1.27745096c7eeep-54, -0x1.27745096c7eeep-53, -0x1.27745096c7eeep-52,
+    0x1.2d69f74254c3bp-53, 0x1.30794110f0348p-56, -0x1.e8a6761e4f73cp-53, 0x1.f9ee4d60d597bp-53,
+    0x1.bf17d45f1fae7p-53, 0x1.bf17d45f1fae7p-52, 0x1.8f351633e671fp-54, 0x0.0p+0,
+};
+// pi / 2 = _dr_pio2_1 + _dr_pio2_2 + _dr_pio2_3 (+ about 2^-160)
+static const double _dr_pio2_1 = 0x1.921fb54442d18p+0, _dr_pio2_2 = 0x1.1a62633145c07p-54,
+                    _dr_pio2_3 = -0x1.f1976b7ed8fbcp-110;
+// END trig table
+
+static inline __attribute__((always_inline)) float _dr_trig(float x, int32_t quarter) {
+    // quarter 0: sin x; 1: cos x = sin(|x| + pi/2), one quadrant on, even in x
+    const int32_t bits = _dr_float_to_bits(x);
+    const int32_t e = (bits >> 23) & 0xff;
+    const double m = (double)((bits & 0x7fffff) | (e ? 0x800000 : 0));
+    const double hi = _dr_trig_hi[e], lo = _dr_trig_lo[e];
+    const double p = m * hi;
+    const double perr = std::fma(m, hi, -p);
+    // 1.5 * 2^52: adding it rounds to an integer held in the low bits
+    const double magic = 6755399441056768.0;
+    const double kj = p * 0.63661977236758134 + magic;
+    const double k = kj - magic;
+    double r = std::fma(-k, _dr_pio2_1, p);
+    r = std::fma(-k, _dr_pio2_2, r);
+    r += std::fma(m, lo, perr);
+    r = std::fma(-k, _dr_pio2_3, r);
+    const double z = r * r;
+    double sp = -2.505210838544172e-08;  // -1/11!
+    sp = sp * z + 2.7557319223985893e-06;
+    sp = sp * z - 1.984126984126984e-04;
+    sp = sp * z + 8.333333333333333e-03;
+    sp = sp * z - 1.6666666666666666e-01;
+    const double sn = r + r * z * sp;
+    double cp = 2.08767569878681e-09;  // 1/12!
+    cp = cp * z - 2.755731922398589e-07;
+    cp = cp * z + 2.48015873015873e-05;
+    cp = cp * z - 1.388888888888889e-03;
+    cp = cp * z + 4.1666666666666664e-02;
+    cp = cp * z - 0.5;
+    const double cs = 1.0 + z * cp;
+    const int32_t q = (int32_t)(_dr_double_to_bits(kj) & 3) + quarter;
+    double out = (q & 1) ? cs : sn;
+    out = (q & 2) ? -out : out;
+    float f = (float)out;
+    // the sign of x for the sine (odd), none for the cosine; NaN for inf, NaN
+    f = _dr_bits_to_float(_dr_float_to_bits(f) ^ ((bits & (int32_t)0x80000000) & (quarter - 1)));
+    return e == 0xff ? x - x : f;
+}
+static inline __attribute__((always_inline)) float _dr_sin(float x) { return _dr_trig(x, 0); }
+static inline __attribute__((always_inline)) float _dr_cos(float x) { return _dr_trig(x, 1); }
+#else
+static inline float _dr_sin(float x) { return std::sin(x); }
+static inline float _dr_cos(float x) { return std::cos(x); }
+#endif
+static inline double _dr_sin(double x) { return std::sin(x); }
+static inline double _dr_cos(double x) { return std::cos(x); }
+
 // ---------------------------------------------------------------- the rest
 #define _DR_BOTH(name, call)                                                        \
     static inline __attribute__((always_inline)) float name(float x) { return call; } \
@@ -181,8 +388,6 @@ _DR_BOTH(_dr_rsqrt, 1 / std::sqrt(x))
 _DR_BOTH(_dr_abs, std::fabs(x))
 _DR_BOTH(_dr_floor, std::floor(x))
 _DR_BOTH(_dr_round, std::round(x))
-_DR_BOTH(_dr_sin, std::sin(x))
-_DR_BOTH(_dr_cos, std::cos(x))
 _DR_BOTH(_dr_asin, std::asin(x))
 _DR_BOTH(_dr_acos, std::acos(x))
 _DR_BOTH(_dr_atan, std::atan(x))

@@ -1,4 +1,4 @@
-"""Accuracy of the CPU kernels' own vectorised exp and log (kernels/cpu/math.hpp).
+"""Accuracy of the CPU kernels' own vectorised exp, log, sin and cos (kernels/cpu/math.hpp).
 
 Each value is computed as a ``Sum`` over a single column, which returns the
 formula's value unchanged, and compared with NumPy's exp/log evaluated in
@@ -110,3 +110,47 @@ def test_special_values(dtype):
     got = values(LOG, x, dtype)
     np.testing.assert_array_equal(got[[0, 1, 2, 3, 4, 6]], want[[0, 1, 2, 3, 4, 6]])
     assert abs(got[5] - want[5]) <= np.spacing(abs(want[5]))
+
+
+SIN = Genred("Sin(x * y)", ALIASES, axis=1)
+COS = Genred("Cos(x * y)", ALIASES, axis=1)
+
+
+def _every_range_of_floats(count: int) -> np.ndarray:
+    """Random float32s of every exponent (bit patterns below +inf, both signs),
+    the first periods, and the integers near multiples of pi/2 up to 2^24."""
+    gen = np.random.default_rng(3)
+    patterns = gen.integers(0, 0x7F800000, count, dtype=np.int64).astype(np.int32)
+    signs = gen.choice(np.array([1, -1], np.float32), count)
+    near = np.round(np.arange(1, 2 ** 24, 2 ** 24 // 5_000) * np.pi / 2)
+    return np.concatenate([patterns.view(np.float32) * signs,
+                           gen.uniform(-10, 10, count).astype(np.float32),
+                           near.astype(np.float32), np.float32(2 ** 24) * near[:100],
+                           [np.finfo(np.float32).max, -np.finfo(np.float32).max,
+                            np.finfo(np.float32).smallest_subnormal]]).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_float_sine_and_cosine_are_within_an_ulp_for_every_float(name):
+    # the kernels reduce a float modulo 2 pi exactly, through a table, up to
+    # the largest float (kernels/cpu/math.hpp): no loss for large arguments
+    x = _every_range_of_floats(400_000)
+    routine, fn = (SIN, np.sin) if name == "sin" else (COS, np.cos)
+    got = values(routine, x, np.float32)
+    err = ulp_error(got, fn(x.astype(np.float64)), np.float32)
+    assert err.max() <= 1.0, (float(err.max()), x[np.argmax(err)])
+    with np.errstate(invalid="ignore"):
+        special = np.array([np.inf, -np.inf, np.nan, 0.0], np.float32)
+        np.testing.assert_array_equal(values(routine, special, np.float32),
+                                      fn(special.astype(np.float64)).astype(np.float32))
+
+
+def test_the_trig_table_in_math_hpp_is_the_one_its_script_writes():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "kernels" / "cpu" / "trig_table.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
