@@ -154,3 +154,24 @@ def test_the_trig_table_in_math_hpp_is_the_one_its_script_writes():
     done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_double_sine_and_cosine_keep_their_digits_near_multiples_of_half_pi(name):
+    # below 2^30 the kernels' own reduction (r in two doubles), above it the C
+    # library through a SIMD clone (kernels/cpu/math.hpp); the doubles nearest
+    # to k pi / 2 have results down to 1e-18, where a one-double reduction
+    # loses every digit
+    gen = np.random.default_rng(4)
+    k = np.unique(np.concatenate([np.arange(1, 20_000), gen.integers(1, 2 ** 31, 100_000)]))
+    near = (k.astype(np.longdouble) * np.longdouble(np.pi) / 2).astype(np.float64)
+    x = np.concatenate([near, np.nextafter(near, 0), gen.uniform(-10, 10, 200_000),
+                        np.exp(gen.uniform(-700, 700, 200_000)) * gen.choice([-1, 1], 200_000),
+                        [np.finfo(np.float64).max, np.finfo(np.float64).smallest_subnormal]])
+    routine, fn = (SIN, np.sin) if name == "sin" else (COS, np.cos)
+    got = values(routine, x, np.float64)
+    err = ulp_error(got, exact(fn, x, np.float64), np.float64)
+    assert err.max() <= 1.5, (float(err.max()), x[np.argmax(err)])
+    with np.errstate(invalid="ignore"):
+        special = np.array([np.inf, -np.inf, np.nan, 0.0])
+        np.testing.assert_array_equal(values(routine, special, np.float64), fn(special))
