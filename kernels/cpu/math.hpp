@@ -332,6 +332,19 @@ static const double _dr_pio2_1 = 0x1.921fb54442d18p+0, _dr_pio2_2 = 0x1.1a626331
                     _dr_pio2_3 = -0x1.f1976b7ed8fbcp-110;
 // END trig table
 
+// 1.5 * 2^52: adding it to y (|y| < 2^51) rounds y to an integer, held in the
+// low bits of the sum
+static const double _dr_round_magic = 6755399441056768.0;
+
+// sin (quarter 0) or cos (quarter 1) of x from sin r and cos r, r = x - k pi/2,
+// kj = k + _dr_round_magic: quadrant k mod 4 picks one and its sign
+static inline __attribute__((always_inline)) double _dr_quadrant(double kj, int32_t quarter,
+                                                                 double sn, double cs) {
+    const int32_t q = (int32_t)(_dr_double_to_bits(kj) & 3) + quarter;
+    const double out = (q & 1) ? cs : sn;
+    return (q & 2) ? -out : out;
+}
+
 static inline __attribute__((always_inline)) float _dr_trig(float x, int32_t quarter) {
     // quarter 0: sin x; 1: cos x = sin(|x| + pi/2), one quadrant on, even in x
     const int32_t bits = _dr_float_to_bits(x);
@@ -340,10 +353,8 @@ static inline __attribute__((always_inline)) float _dr_trig(float x, int32_t qua
     const double hi = _dr_trig_hi[e], lo = _dr_trig_lo[e];
     const double p = m * hi;
     const double perr = std::fma(m, hi, -p);
-    // 1.5 * 2^52: adding it rounds to an integer held in the low bits
-    const double magic = 6755399441056768.0;
-    const double kj = p * 0.63661977236758134 + magic;
-    const double k = kj - magic;
+    const double kj = p * 0.63661977236758134 + _dr_round_magic;
+    const double k = kj - _dr_round_magic;
     double r = std::fma(-k, _dr_pio2_1, p);
     r = std::fma(-k, _dr_pio2_2, r);
     r += std::fma(m, lo, perr);
@@ -361,11 +372,7 @@ static inline __attribute__((always_inline)) float _dr_trig(float x, int32_t qua
     cp = cp * z - 1.388888888888889e-03;
     cp = cp * z + 4.1666666666666664e-02;
     cp = cp * z - 0.5;
-    const double cs = 1.0 + z * cp;
-    const int32_t q = (int32_t)(_dr_double_to_bits(kj) & 3) + quarter;
-    double out = (q & 1) ? cs : sn;
-    out = (q & 2) ? -out : out;
-    float f = (float)out;
+    float f = (float)_dr_quadrant(kj, quarter, sn, 1.0 + z * cp);
     // the sign of x for the sine (odd), none for the cosine; NaN for inf, NaN
     f = _dr_bits_to_float(_dr_float_to_bits(f) ^ ((bits & (int32_t)0x80000000) & (quarter - 1)));
     return e == 0xff ? x - x : f;
@@ -398,9 +405,8 @@ static __attribute__((noinline)) double _dr_trig_wide(double x, double fast, int
 }
 static inline __attribute__((always_inline)) double _dr_trig(double x, int32_t quarter) {
     const double ax = std::fabs(x);
-    const double magic = 6755399441056768.0;  // 1.5 * 2^52, as in the float version
-    const double kj = ax * 0.63661977236758134 + magic;
-    const double k = kj - magic;
+    const double kj = ax * 0.63661977236758134 + _dr_round_magic;
+    const double k = kj - _dr_round_magic;
     const double r1 = std::fma(-k, _dr_pio2_1, ax);
     const double th = k * _dr_pio2_2, tl = std::fma(k, _dr_pio2_2, -th);
     const double rh = r1 - th;  // r1 - th = rh + err exactly (TwoSum)
@@ -425,9 +431,7 @@ static inline __attribute__((always_inline)) double _dr_trig(double x, int32_t q
     cp = cp * z - 1.388888888888889e-03;
     cp = cp * z + 4.1666666666666664e-02;
     const double cs = 1.0 + (-0.5 * z + (z * z * cp - rl * rh));
-    const int32_t q = (int32_t)(_dr_double_to_bits(kj) & 3) + quarter;
-    double out = (q & 1) ? cs : sn;
-    out = (q & 2) ? -out : out;
+    double out = _dr_quadrant(kj, quarter, sn, cs);
     // the sign of x for the sine, none for the cosine
     out = _dr_bits_to_double(_dr_double_to_bits(out) ^ (_dr_double_to_bits(x)
           & (int64_t)0x8000000000000000LL & (int64_t)(quarter - 1)));
