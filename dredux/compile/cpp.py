@@ -56,6 +56,8 @@ from ..errors import (
     KernelCompileError,
     ShapeError,
 )
+from ..ir import Op, walk_all
+from ..ops.elementwise import MAX_WRITTEN_POW
 from ..program import Program
 from . import cache
 
@@ -72,6 +74,14 @@ BASE_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
 # pass so that the j-loop keeps both vector ports busier: 9-21% faster on the
 # Gaussian and seed Sum kernels (one thread, AVX-512, GCC 12), no extra spills.
 GCC_FLAGS = ("-fschedule-insns", "-fsched-pressure")
+# GCC only, for kernels that call the table-driven pow (kernels/cpu/math.hpp):
+# where its operand comes from a select of a constant (Powf(ReLU(1 - r), p)),
+# GCC 12's partial redundancy elimination folds the table loads on the
+# constant's path and leaves masked loads on the other, which its vectoriser
+# cannot gather, so the whole j-loop stays scalar: 3-4.5x slower. Measured
+# without it: the same speed on the other Powf kernels (+-5%). Only these
+# kernels take the flag, the others keep PRE.
+POW_FLAGS = ("-fno-tree-pre",)
 # a -march value: 'native', 'x86-64-v3', 'znver4', 'armv8.2-a+crypto'...
 _MARCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 # the compiler (or its linker) ran out of disk space: the disk's fault, not the code's
@@ -158,16 +168,27 @@ def _user_flags() -> list[str]:
             "line, with balanced quotes (e.g. '-O2 -DNAME=\"a b\"').") from None
 
 
-def _flag_groups(command: list[str] | None = None) -> tuple[list[str], list[str], list[str]]:
-    """(dredux's fixed flags, the -march flag, dredux.cxxflags) of ``command``."""
+def _flag_groups(command: list[str] | None = None, program: Program | None = None
+                 ) -> tuple[list[str], list[str], list[str]]:
+    """(dredux's fixed flags, the -march flag, dredux.cxxflags) of ``command``, for
+    the kernel of ``program`` if given (:data:`POW_FLAGS`)."""
     fixed = list(BASE_FLAGS)
     try:
         if _is_gcc(tuple(command or compiler_command())):
             fixed += GCC_FLAGS
+            if program is not None and _calls_pow(program):
+                fixed += POW_FLAGS
     except BackendUnavailable:
         pass  # no compiler: the flags are only shown, nothing is compiled
     march = _march()
     return fixed, [f"-march={march}"] if march else [], _user_flags()
+
+
+def _calls_pow(program: Program) -> bool:
+    """Whether the kernel of ``program`` calls _dr_pow: Powf, or Pow(f, n) with
+    |n| above the powers it writes out (dredux/ops/elementwise.py, powi)."""
+    return any(n.op is Op.POWF or (n.op is Op.POW and abs(n.params[0]) > MAX_WRITTEN_POW)
+               for n in walk_all(program.formulas))
 
 
 def compile_flags(command: list[str] | None = None) -> list[str]:
@@ -392,7 +413,7 @@ def load_kernel(source: str, program: Program, layout_tag: str):
     kernel wait for the first one's build instead of compiling it again.
     """
     command = compiler_command()
-    groups = _flag_groups(command)
+    groups = _flag_groups(command, program)
     flags = [f for group in groups for f in group]
     key = cache.cache_key(_ingredients(source, command, flags, program))
     fn = _LOADED.get(key)

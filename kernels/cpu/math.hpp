@@ -25,7 +25,7 @@
 //   on x86-64 only; and its results would depend on the glibc of each
 //   cluster node; these do not depend on the C library.
 // * sin and cos are written here too: in float, an exact reduction modulo
-//   2 pi for every float through a table (kernels/cpu/trig_table.py), then
+//   2 pi for every float through a table (kernels/cpu/tables.py), then
 //   Taylor polynomials in double, within 0.51 ulp; in double, a two-double
 //   Cody-Waite reduction below 2^30 and the C library's above (see below).
 // * sqrt, floor, round and fabs map to instructions (-fno-math-errno).
@@ -37,6 +37,12 @@
 #include <cstring>
 #include <limits>
 #include <new>
+
+// sin, cos and pow below are built on exact products (FMA): without an FMA
+// instruction (old x86 targets) they are the C library's
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+#define _DR_FMA 1
+#endif
 
 static inline __attribute__((always_inline)) float _dr_bits_to_float(int32_t b) {
     float f;
@@ -125,7 +131,11 @@ static inline __attribute__((always_inline)) double _dr_exp(double x) {
 // x = 2^e m with m in [sqrt(1/2), sqrt(2)), f = m - 1, s = f / (2 + f):
 // log(m) = 2 atanh(s) = f - s (f - z P(z)), z = s^2, then + e ln2 (split).
 static inline __attribute__((always_inline)) float _dr_log(float x) {
-    const bool tiny = x < 1.17549435e-38f;  // subnormal (or <= 0): scale up first
+    // the special cases are read off the bits: float compares of x would let GCC
+    // fold a select that computed x (exp's flush, say) into them, a mask
+    // conversion its vectoriser rejects (log(exp(x)) ran 20x slower)
+    const int32_t bx = _dr_float_to_bits(x);
+    const bool tiny = bx < 0x00800000;  // subnormal (or <= 0): scale up first
     float xs = tiny ? x * 8388608.0f : x;  // 2^23
     // bias so that the mantissa lands in [sqrt(1/2), sqrt(2)); unsigned arithmetic
     // because x <= 0, inf and NaN (fixed up at the end) give garbage bits here
@@ -143,14 +153,17 @@ static inline __attribute__((always_inline)) float _dr_log(float x) {
     float ef = (float)e;
     float out = ef * 0.693145751953125f + (lm + ef * 1.4286068203094173e-06f);
     const float inf = std::numeric_limits<float>::infinity();
-    out = (x == inf) ? inf : out;
-    out = (x == 0.0f) ? -inf : out;
-    out = (x < 0.0f || x != x) ? std::numeric_limits<float>::quiet_NaN() : out;
+    const uint32_t ub = (uint32_t)bx;
+    out = (ub == 0x7f800000u) ? inf : out;
+    out = ((ub & 0x7fffffffu) == 0) ? -inf : out;
+    // NaN, or below -0
+    out = ((ub > 0x7f800000u) & (ub != 0x80000000u)) ? std::numeric_limits<float>::quiet_NaN() : out;
     return out;
 }
 
 static inline __attribute__((always_inline)) double _dr_log(double x) {
-    const bool tiny = x < 2.2250738585072014e-308;
+    const int64_t bx = _dr_double_to_bits(x);  // the special cases from the bits, as in float
+    const bool tiny = bx < 0x0010000000000000LL;
     double xs = tiny ? x * 4503599627370496.0 : x;  // 2^52
     const uint64_t shifted = (uint64_t)_dr_double_to_bits(xs) - 0x3fe6a09e667f3bcdULL;
     const int64_t e = ((int64_t)shifted >> 52) - (tiny ? 52 : 0);
@@ -170,16 +183,18 @@ static inline __attribute__((always_inline)) double _dr_log(double x) {
     double ef = (double)e;
     double out = ef * 0.6931471803691238165 + (lm + ef * 1.9082149292705877000e-10);
     const double inf = std::numeric_limits<double>::infinity();
-    out = (x == inf) ? inf : out;
-    out = (x == 0.0) ? -inf : out;
-    out = (x < 0.0 || x != x) ? std::numeric_limits<double>::quiet_NaN() : out;
+    const uint64_t ub = (uint64_t)bx;
+    out = (ub == 0x7ff0000000000000ULL) ? inf : out;
+    out = ((ub & 0x7fffffffffffffffULL) == 0) ? -inf : out;
+    out = ((ub > 0x7ff0000000000000ULL) & (ub != 0x8000000000000000ULL))
+              ? std::numeric_limits<double>::quiet_NaN() : out;
     return out;
 }
 
 // ---------------------------------------------------------------- sin, cos (float)
 // A float x is m 2^(e - 150) (m a 24-bit integer, e its exponent field), so
 // x mod 2 pi = m T[e] mod 2 pi with T[e] = 2^(e - 150) mod 2 pi, a table of
-// double pairs (kernels/cpu/trig_table.py). In double: p + perr = m hi exactly
+// double pairs (kernels/cpu/tables.py). In double: p + perr = m hi exactly
 // (an FMA), p < 2^24 2 pi; k = nearest integer to p 2/pi; r = p - k pi/2, pi/2
 // in three doubles (the first FMA is exact: p - k _dr_pio2_1 has at most 52
 // bits), plus perr + m lo; |r| <= pi/4 within about 2^-78 absolute, for every
@@ -191,9 +206,8 @@ static inline __attribute__((always_inline)) double _dr_log(double x) {
 // the C library's sinf is a call per value (10x slower in a kernel). Without
 // an FMA instruction (old x86 targets) the C library's is used instead.
 // inf and NaN give NaN.
-#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
-#define _DR_TRIG_TABLE 1
-// BEGIN trig table (written by kernels/cpu/trig_table.py)
+#if defined(_DR_FMA)
+// BEGIN trig table (written by kernels/cpu/tables.py)
 // T[e] = 2^(max(e, 1) - 150) mod 2 pi = _dr_trig_hi[e] + _dr_trig_lo[e]
 alignas(64) static const double _dr_trig_hi[256] = {
     0x1.0000000000000p-149, 0x1.0000000000000p-149, 0x1.0000000000000p-148, 0x1.0000000000000p-147,
@@ -334,7 +348,7 @@ static const double _dr_pio2_1 = 0x1.921fb54442d18p+0, _dr_pio2_2 = 0x1.1a626331
 
 // 1.5 * 2^52: adding it to y (|y| < 2^51) rounds y to an integer, held in the
 // low bits of the sum
-static const double _dr_round_magic = 6755399441056768.0;
+static const double _dr_round_magic = 6755399441055744.0;
 
 // sin (quarter 0) or cos (quarter 1) of x from sin r and cos r, r = x - k pi/2,
 // kj = k + _dr_round_magic: quadrant k mod 4 picks one and its sign
@@ -386,7 +400,7 @@ static inline float _dr_cos(float x) { return std::cos(x); }
 
 // ---------------------------------------------------------------- sin, cos (double)
 // For |x| < 2^30: k = nearest integer to |x| 2/pi, r = |x| - k pi/2 with
-// pi/2 in three doubles (kernels/cpu/trig_table.py): the first FMA is exact
+// pi/2 in three doubles (kernels/cpu/tables.py): the first FMA is exact
 // (|x| and k _dr_pio2_1 are multiples of 2^-52 and their difference is below
 // 1), k _dr_pio2_2 is an exact product (an FMA) subtracted with a TwoSum, so
 // r = rh + rl to about 2^-105 relative: the doubles closest to multiples of
@@ -398,7 +412,7 @@ static inline float _dr_cos(float x) { return std::cos(x); }
 // vector, which keeps the fast lanes and calls the C library for the others.
 // GCC builds those clones; other compilers (and targets without FMA) use the
 // C library throughout.
-#if defined(_DR_TRIG_TABLE) && defined(__GNUC__) && !defined(__clang__)
+#if defined(_DR_FMA) && defined(__GNUC__) && !defined(__clang__)
 #pragma omp declare simd notinbranch uniform(quarter)
 static __attribute__((noinline)) double _dr_trig_wide(double x, double fast, int32_t quarter) {
     return std::fabs(x) < 1073741824.0 ? fast : (quarter ? std::cos(x) : std::sin(x));
@@ -444,6 +458,275 @@ static inline double _dr_sin(double x) { return std::sin(x); }
 static inline double _dr_cos(double x) { return std::cos(x); }
 #endif
 
+// ---------------------------------------------------------------- pow
+// x^y = e^(y log|x|), the sign and the special values as C's pow (every pair
+// of +-0, +-1, +-inf, NaN, integers odd and even, and x < 0 with y not an
+// integer: NaN). log|x| comes from a table (kernels/cpu/tables.py): x = 2^e m,
+// the 7 mantissa bits below the exponent pick c, 1/c and log c (two doubles),
+// r = m / c - 1 with |r| < 2^-8, and log|x| = e ln2 + log c + log(1 + r) by
+// its series; no division, two or three gathers, no branch, so the loop
+// stays vectorised (the C library's pow is a call per value: 2-3x slower in a
+// bare loop, and the loop around it is not vectorised). Measured against
+// long double: float <= 0.51 ulp, double <= 2.1 ulp (tests/cpu/test_cpu_math.py
+// checks 1 and 2.5).
+#if defined(_DR_FMA)
+// BEGIN log table (written by kernels/cpu/tables.py)
+// interval i of m: 1 / c = _dr_log_invc[i], log c = _dr_log_c_hi[i] + _dr_log_c_lo[i]; c = 1 for i = 75
+alignas(64) static const double _dr_log_invc[128] = {
+    0x1.6a13cd1537290p+0, 0x1.6816816816817p+0, 0x1.661ec6a5122f9p+0, 0x1.642c8590b2164p+0,
+    0x1.623fa77016240p+0, 0x1.6058160581606p+0, 0x1.5e75bb8d015e7p+0, 0x1.5c9882b931057p+0,
+    0x1.5ac056b015ac0p+0, 0x1.58ed2308158edp+0, 0x1.571ed3c506b3ap+0, 0x1.5555555555555p+0,
+    0x1.5390948f40febp+0, 0x1.51d07eae2f815p+0, 0x1.5015015015015p+0, 0x1.4e5e0a72f0539p+0,
+    0x1.4cab88725af6ep+0, 0x1.4afd6a052bf5bp+0, 0x1.49539e3b2d067p+0, 0x1.47ae147ae147bp+0,
+    0x1.460cbc7f5cf9ap+0, 0x1.446f86562d9fbp+0, 0x1.42d6625d51f87p+0, 0x1.4141414141414p+0,
+    0x1.3fb013fb013fbp+0, 0x1.3e22cbce4a902p+0, 0x1.3c995a47babe7p+0, 0x1.3b13b13b13b14p+0,
+    0x1.3991c2c187f63p+0, 0x1.3813813813814p+0, 0x1.3698df3de0748p+0, 0x1.3521cfb2b78c1p+0,
+    0x1.33ae45b57bcb2p+0, 0x1.323e34a2b10bfp+0, 0x1.30d190130d190p+0, 0x1.2f684bda12f68p+0,
+    0x1.2e025c04b8097p+0, 0x1.2c9fb4d812ca0p+0, 0x1.2b404ad012b40p+0, 0x1.29e4129e4129ep+0,
+    0x1.288b01288b013p+0, 0x1.27350b8812735p+0, 0x1.25e22708092f1p+0, 0x1.2492492492492p+0,
+    0x1.23456789abcdfp+0, 0x1.21fb78121fb78p+0, 0x1.20b470c67c0d9p+0, 0x1.1f7047dc11f70p+0,
+    0x1.1e2ef3b3fb874p+0, 0x1.1cf06ada2811dp+0, 0x1.1bb4a4046ed29p+0, 0x1.1a7b9611a7b96p+0,
+    0x1.19453808ca29cp+0, 0x1.1811811811812p+0, 0x1.16e0689427379p+0, 0x1.15b1e5f75270dp+0,
+    0x1.1485f0e0acd3bp+0, 0x1.135c81135c811p+0, 0x1.12358e75d3033p+0, 0x1.1111111111111p+0,
+    0x1.0fef010fef011p+0, 0x1.0ecf56be69c90p+0, 0x1.0db20a88f4696p+0, 0x1.0c9714fbcda3bp+0,
+    0x1.0b7e6ec259dc8p+0, 0x1.0a6810a6810a7p+0, 0x1.0953f39010954p+0, 0x1.0842108421084p+0,
+    0x1.073260a47f7c6p+0, 0x1.0624dd2f1a9fcp+0, 0x1.05197f7d73404p+0, 0x1.0410410410410p+0,
+    0x1.03091b51f5e1ap+0, 0x1.0204081020408p+0, 0x1.0101010101010p+0, 0x1.0000000000000p+0,
+    0x1.fc07f01fc07f0p-1, 0x1.f81f81f81f820p-1, 0x1.f44659e4a4271p-1, 0x1.f07c1f07c1f08p-1,
+    0x1.ecc07b301ecc0p-1, 0x1.e9131abf0b767p-1, 0x1.e573ac901e574p-1, 0x1.e1e1e1e1e1e1ep-1,
+    0x1.de5d6e3f8868ap-1, 0x1.dae6076b981dbp-1, 0x1.d77b654b82c34p-1, 0x1.d41d41d41d41dp-1,
+    0x1.d0cb58f6ec074p-1, 0x1.cd85689039b0bp-1, 0x1.ca4b3055ee191p-1, 0x1.c71c71c71c71cp-1,
+    0x1.c3f8f01c3f8f0p-1, 0x1.c0e070381c0e0p-1, 0x1.bdd2b899406f7p-1, 0x1.bacf914c1bad0p-1,
+    0x1.b7d6c3dda338bp-1, 0x1.b4e81b4e81b4fp-1, 0x1.b2036406c80d9p-1, 0x1.af286bca1af28p-1,
+    0x1.ac5701ac5701bp-1, 0x1.a98ef606a63bep-1, 0x1.a6d01a6d01a6dp-1, 0x1.a41a41a41a41ap-1,
+    0x1.a16d3f97a4b02p-1, 0x1.9ec8e951033d9p-1, 0x1.9c2d14ee4a102p-1, 0x1.999999999999ap-1,
+    0x1.970e4f80cb872p-1, 0x1.948b0fcd6e9e0p-1, 0x1.920fb49d0e229p-1, 0x1.8f9c18f9c18fap-1,
+    0x1.8d3018d3018d3p-1, 0x1.8acb90f6bf3aap-1, 0x1.886e5f0abb04ap-1, 0x1.8618618618618p-1,
+    0x1.83c977ab2beddp-1, 0x1.8181818181818p-1, 0x1.7f405fd017f40p-1, 0x1.7d05f417d05f4p-1,
+    0x1.7ad2208e0ecc3p-1, 0x1.78a4c8178a4c8p-1, 0x1.767dce434a9b1p-1, 0x1.745d1745d1746p-1,
+    0x1.724287f46debcp-1, 0x1.702e05c0b8170p-1, 0x1.6e1f76b4337c7p-1, 0x1.6c16c16c16c17p-1,
+};
+alignas(64) static const double _dr_log_c_hi[128] = {
+    -0x1.630030b3aac48p-2, -0x1.5d5bddf595f31p-2, -0x1.57bf753c8d1fbp-2, -0x1.522ae0738a3d7p-2,
+    -0x1.4c9e09e172c3dp-2, -0x1.4718dc271c41cp-2, -0x1.419b423d5e8c6p-2, -0x1.3c25277333183p-2,
+    -0x1.36b6776be1116p-2, -0x1.314f1e1d35ce3p-2, -0x1.2bef07cdc9355p-2, -0x1.269621134db91p-2,
+    -0x1.214456d0eb8d5p-2, -0x1.1bf99635a6b95p-2, -0x1.16b5ccbacfb73p-2, -0x1.1178e8227e47ap-2,
+    -0x1.0c42d676162e2p-2, -0x1.07138604d5864p-2, -0x1.01eae5626c691p-2, -0x1.f991c6cb3b37ap-3,
+    -0x1.ef5ade4dcffe5p-3, -0x1.e530effe71013p-3, -0x1.db13db0d48941p-3, -0x1.d1037f2655e7bp-3,
+    -0x1.c6ffbc6f00f71p-3, -0x1.bd087383bd8aap-3, -0x1.b31d8575bce3bp-3, -0x1.a93ed3c8ad9e5p-3,
+    -0x1.9f6c407089663p-3, -0x1.95a5adcf70182p-3, -0x1.8beafeb38fe8fp-3, -0x1.823c16551a3c0p-3,
+    -0x1.7898d85444c74p-3, -0x1.6f0128b756ab9p-3, -0x1.6574ebe8c1339p-3, -0x1.5bf406b543db0p-3,
+    -0x1.527e5e4a1b58dp-3, -0x1.4913d8333b563p-3, -0x1.3fb45a59928cap-3, -0x1.365fcb0159014p-3,
+    -0x1.2d1610c86813dp-3, -0x1.23d712a49c201p-3, -0x1.1aa2b7e23f729p-3, -0x1.1178e8227e47ap-3,
+    -0x1.08598b59e3a07p-3, -0x1.fe89139dbd565p-4, -0x1.ec739830a1126p-4, -0x1.da7276384469ep-4,
+    -0x1.c885801bc4b20p-4, -0x1.b6ac88dad5b1dp-4, -0x1.a4e7640b1bc38p-4, -0x1.9335e5d594988p-4,
+    -0x1.8197e2f40e3f0p-4, -0x1.700d30aeac0e8p-4, -0x1.5e95a4d9791cdp-4, -0x1.4d3115d207eacp-4,
+    -0x1.3bdf5a7d1ee5ep-4, -0x1.2aa04a44717a1p-4, -0x1.1973bd1465561p-4, -0x1.08598b59e3a06p-4,
+    -0x1.eea31c006b87cp-5, -0x1.ccb73cdddb2d0p-5, -0x1.aaef2d0fb1108p-5, -0x1.894aa149fb34bp-5,
+    -0x1.67c94f2d4bb65p-5, -0x1.466aed42de3f9p-5, -0x1.252f32f8d1840p-5, -0x1.0415d89e74440p-5,
+    -0x1.c63d2ec14aad7p-6, -0x1.8492528c8cac5p-6, -0x1.432a925980cbcp-6, -0x1.0205658935837p-6,
+    -0x1.82448a388a283p-7, -0x1.010157588de69p-7, -0x1.0080559588b25p-8, 0x0.0p+0,
+    0x1.fe02a6b106799p-8, 0x1.fc0a8b0fc03c4p-7, 0x1.7b91b07d5b126p-6, 0x1.f829b0e7832f8p-6,
+    0x1.39e87b9febd68p-5, 0x1.77458f632dcffp-5, 0x1.b42dd711971b9p-5, 0x1.f0a30c01162a8p-5,
+    0x1.16536eea37ae3p-4, 0x1.341d7961bd1d0p-4, 0x1.51b073f06183cp-4, 0x1.6f0d28ae56b4ep-4,
+    0x1.8c345d6319b23p-4, 0x1.a926d3a4ad562p-4, 0x1.c5e548f5bc743p-4, 0x1.e27076e2af2eap-4,
+    0x1.fec9131dbeabcp-4, 0x1.0d77e7cd08e5bp-3, 0x1.1b72ad52f67a2p-3, 0x1.29552f81ff521p-3,
+    0x1.371fc201e8f75p-3, 0x1.44d2b6ccb7d1cp-3, 0x1.526e5e3a1b438p-3, 0x1.5ff3070a793d6p-3,
+    0x1.6d60fe719d21bp-3, 0x1.7ab890210d907p-3, 0x1.87fa06520c911p-3, 0x1.9525a9cf456b6p-3,
+    0x1.a23bc1fe2b561p-3, 0x1.af3c94e80bff3p-3, 0x1.bc286742d8cd4p-3, 0x1.c8ff7c79a9a20p-3,
+    0x1.d5c216b4fbb94p-3, 0x1.e27076e2af2e8p-3, 0x1.ef0adcbdc5935p-3, 0x1.fb9186d5e3e29p-3,
+    0x1.0402594b4d041p-2, 0x1.0a324e27390e2p-2, 0x1.1058bf9ae4ad4p-2, 0x1.1675cababa60fp-2,
+    0x1.1c898c16999fbp-2, 0x1.22941fbcf7966p-2, 0x1.2895a13de86a4p-2, 0x1.2e8e2bae11d31p-2,
+    0x1.347dd9a987d56p-2, 0x1.3a64c556945eap-2, 0x1.404308686a7e4p-2, 0x1.4618bc21c5ec2p-2,
+    0x1.4be5f957778a1p-2, 0x1.51aad872df82ep-2, 0x1.5767717455a6cp-2, 0x1.5d1bdbf5809cap-2,
+};
+alignas(64) static const double _dr_log_c_lo[128] = {
+    -0x1.ee0c6728fffccp-56, -0x1.d5f75b9a23ae4p-59, 0x1.2908d15f88b63p-57, -0x1.3840b263acb43p-56,
+    0x1.123615b147a5fp-58, -0x1.d8fb4c14c56eep-56, -0x1.5b7648704e721p-58, -0x1.152d81af5713ap-56,
+    0x1.324f0e8838590p-58, -0x1.22966f61a3c23p-56, 0x1.22dad7fd86088p-56, -0x1.e0efadd9db02ap-56,
+    0x1.50a2dca28b3edp-58, 0x1.e9575c2124912p-56, -0x1.56fbd28b40935p-56, -0x1.b8ce2d07f1cb7p-56,
+    0x1.5a74e18a8bb85p-56, 0x1.24e912b16ec8bp-60, -0x1.d9f5bd0b5b348p-57, -0x1.ecca0cdf30143p-58,
+    -0x1.7754d2238f75fp-58, 0x1.f7627ef82f3f0p-57, 0x1.8af715b0349a4p-57, 0x1.3f3adb7b71cbcp-58,
+    0x1.ae58b2c57a4a5p-57, 0x1.1165504ad749ep-59, 0x1.0d4eace1aa537p-59, -0x1.bcafa9de97202p-57,
+    0x1.52979a7e86605p-57, -0x1.8a16283fdbd1cp-57, 0x1.54aae92cd0b87p-59, -0x1.6dcd318f4187ep-57,
+    -0x1.be3dbaf3ec804p-60, 0x1.37967087859b9p-59, -0x1.c5961e173bc82p-57, 0x1.1f5b44c0df7f7p-61,
+    0x1.b8d4b411cadffp-60, 0x1.0d5604930f137p-58, 0x1.d87e6a354d057p-57, -0x1.bea08d2dca256p-57,
+    -0x1.d997036941a6dp-60, -0x1.51c7e9efae297p-57, -0x1.6e44389934420p-57, 0x1.0e63a5f01c693p-58,
+    0x1.fd7009902bf32p-57, 0x1.ac9f4215f9394p-58, -0x1.eea033743f95bp-58, -0x1.401fa71733017p-58,
+    0x1.5c734aa6598fcp-58, 0x1.002bf768e52d0p-58, 0x1.9b5ca203e4259p-58, 0x1.478a85704ccb7p-58,
+    0x1.230690020895fp-59, -0x1.a36a677b4c8b2p-59, 0x1.4c78ba3a3baf6p-58, -0x1.da7d0b1e10b2fp-60,
+    -0x1.f52eda76b68acp-60, -0x1.aea2c72d05c08p-58, 0x1.7aac1b3d35680p-58, 0x1.dd7009902bf32p-58,
+    0x1.7c9f9276f6cd8p-60, 0x1.e48fb0500efd5p-59, -0x1.68d4eed0b82aep-59, 0x1.2ba0b44cfaee5p-59,
+    -0x1.0413e6505e5f9p-59, 0x1.9badefe942718p-60, -0x1.ae021b67a9ba8p-61, -0x1.c05cf1d753621p-59,
+    -0x1.8fe7acbca131dp-63, 0x1.d192d0619fa68p-60, 0x1.8cdaf39004193p-60, -0x1.27c8e8416e717p-60,
+    -0x1.04b16137f0970p-62, -0x1.46662d417cecep-62, -0x1.f96638cf63675p-62, 0x0.0p+0,
+    -0x1.e44b7e3711e7fp-67, -0x1.83092c5964281p-62, -0x1.6d80ab38e9430p-62, 0x1.33e3f04f1ef25p-60,
+    -0x1.5bfa937f551b7p-59, 0x1.8d3ca87b92968p-63, 0x1.0a34531f67db5p-59, 0x1.85f325c5bbacdp-59,
+    0x1.2189705cf74cap-58, -0x1.3599f227becbbp-58, -0x1.5b61c65e5741ap-58, -0x1.20db323097324p-59,
+    -0x1.294d2f5668495p-58, -0x1.d7a16eab1e2adp-59, 0x1.2eb0bf7c0b0d9p-59, -0x1.61578001e015ap-60,
+    -0x1.5746b9981b36cp-58, 0x1.9a5dc5e9030adp-57, -0x1.fbe7ee5c69946p-57, 0x1.301771c407dc0p-57,
+    0x1.e6cb62af18a02p-62, 0x1.7d3d950f87e23p-59, -0x1.546ff8a470d3ap-57, -0x1.bc60efafc6f6cp-58,
+    0x1.d551d97132e87p-57, -0x1.1072534a57e7dp-57, -0x1.9f7fdbfa08d9ap-57, -0x1.26fb3e2b1d1dap-57,
+    0x1.24dc46c1ea664p-57, 0x1.a3398064df33ep-57, 0x1.cfce744870f57p-58, -0x1.4f689f8434011p-57,
+    -0x1.a37794d03657dp-58, -0x1.61578001e015ep-59, 0x1.e8637950dc20dp-57, 0x1.355519b0de535p-57,
+    -0x1.08ec217a5022dp-57, 0x1.bdcfde8061c03p-56, 0x1.3f415699663ecp-63, 0x1.ce63eab883727p-61,
+    0x1.9f1a39d500e3cp-56, -0x1.dbd7ac258a2bdp-58, 0x1.7ad24c13f040fp-56, -0x1.1e99b72bd7bf2p-57,
+    -0x1.16ea62c048cfbp-56, 0x1.cbcd735d03424p-60, -0x1.f79f6c1059cdbp-57, -0x1.7a42642661c62p-61,
+    -0x1.4b366b609027ap-58, -0x1.d8db0a7cc1543p-56, -0x1.fb2a49af933e8p-57, -0x1.7dc9c7c23801fp-56,
+};
+// ln 2 = _dr_ln2_hi + _dr_ln2_lo, the first with 12 low zero bits
+static const double _dr_ln2_hi = 0x1.62e42fefa3000p-1, _dr_ln2_lo = 0x1.3de6af278ece6p-42;
+// END log table
+
+// The special cases below are read off the bits of x, as in _dr_log.
+//
+// x^y = 1 whatever the other is: |x| = 1 (the sign of -1 is set apart), y = 0
+static inline __attribute__((always_inline)) bool _dr_pow_unit(double ax, double y) {
+    return (_dr_double_to_bits(ax) == 0x3ff0000000000000LL) | (y == 0.0);
+}
+
+// The sign and the special values common to both dtypes, given r = e^(y log|x|):
+// -r for x < 0 (and -0) with an odd integer y, NaN for a finite x < 0 with y
+// not an integer (|y| >= 2^53 is an even integer: y / 2 is one too).
+static inline __attribute__((always_inline)) double _dr_pow_sign(double x, double y, double r) {
+    const uint64_t ub = (uint64_t)_dr_double_to_bits(x);
+    const double h = y * 0.5;
+    const bool integer = std::floor(y) == y;
+    const bool odd = integer & (std::floor(h) != h);
+    r = ((ub >> 63) & odd) ? -r : r;  // (std::signbit does not vectorise)
+    const bool negative = (ub > 0x8000000000000000ULL) & (ub < 0xfff0000000000000ULL);
+    return (negative & !integer) ? std::numeric_limits<double>::quiet_NaN() : r;
+}
+
+// y log|x| for the special x, where the table's log is not defined: +-inf
+// (then e^t is 0 or inf) or NaN; 0 for x = +-1 or y = 0 (x^0 = 1^y = 1, NaN
+// included). t is y log|x| elsewhere.
+static inline __attribute__((always_inline)) double _dr_pow_special(double ax, double y, double t) {
+    const double inf = std::numeric_limits<double>::infinity();
+    const uint64_t ub = (uint64_t)_dr_double_to_bits(ax);
+    t = (ub == 0) ? -inf * y : t;
+    t = (ub == 0x7ff0000000000000ULL) ? inf * y : t;
+    t = (ub > 0x7ff0000000000000ULL) ? ax : t;
+    return _dr_pow_unit(ax, y) ? 0.0 : t;
+}
+
+// The float pow computes in double: log|x| within about 2^-52 relative (r by
+// its series to r^5, within 2^-40 r), t = y log|x| within 2^-33 absolute
+// wherever e^t is a float, e^t = 2^k e^s with |s| <= ln2/2 by Taylor to s^8
+// (within 2^-32), then one rounding to float.
+static inline __attribute__((always_inline)) float _dr_pow(float xf, float yf) {
+    const double x = xf, y = yf, ax = std::fabs(x);
+    // a float is a normal double: no subnormal scaling here
+    const uint64_t shifted = (uint64_t)_dr_double_to_bits(ax) - 0x3fe6900000000000ULL;
+    const int32_t i = (int32_t)((shifted >> 45) & 127);
+    const double m = _dr_bits_to_double(
+        (int64_t)((shifted & 0x000fffffffffffffULL) + 0x3fe6900000000000ULL));
+    const double r = std::fma(m, _dr_log_invc[i], -1.0);
+    double p = 0.2;
+    p = p * r - 0.25;
+    p = p * r + 0.3333333333333333;
+    p = p * r - 0.5;
+    const double e = (double)((int64_t)shifted >> 52);
+    const double lg = e * 0.6931471805599453 + _dr_log_c_hi[i] + (r + r * r * p);
+    double t = _dr_pow_special(ax, y, y * lg);
+    // beyond +-200 the float is 0 or inf either way; the clamp keeps 2^k normal
+    t = t < -200.0 ? -200.0 : t;
+    t = t > 200.0 ? 200.0 : t;
+    const double kj = t * 1.4426950408889634 + _dr_round_magic;
+    const double k = kj - _dr_round_magic;
+    const double s = std::fma(-k, 0.6931471805599453, t);
+    double q = 2.48015873015873e-05;  // 1/8!
+    q = q * s + 1.984126984126984e-04;
+    q = q * s + 1.388888888888889e-03;
+    q = q * s + 8.333333333333333e-03;
+    q = q * s + 4.1666666666666664e-02;
+    q = q * s + 1.6666666666666666e-01;
+    q = q * s + 0.5;
+    q = q * s + 1.0;
+    q = q * s + 1.0;
+    const int64_t kb = _dr_double_to_bits(kj) - _dr_double_to_bits(_dr_round_magic);
+    const double scale = _dr_bits_to_double((int64_t)((uint64_t)(kb + 1023) << 52));
+    return (float)_dr_pow_sign(x, y, q * scale);
+}
+
+// log x = hi + lo within about 2^-66 relative, for a finite x > 0: every
+// step that rounds keeps its error (exact products by FMA, TwoSums), and the
+// series r - r^2/2 + ... - r^8/8 takes its r^2 exactly. The double pow needs
+// that much: e^t with |t| up to 745 turns an absolute error in t into the
+// same relative error in the result.
+static inline __attribute__((always_inline)) double _dr_log_dd(double x, double &lo) {
+    const bool tiny = x < 2.2250738585072014e-308;  // subnormal: scale up first
+    const double xs = tiny ? x * 4503599627370496.0 : x;  // 2^52
+    const uint64_t shifted = (uint64_t)_dr_double_to_bits(xs) - 0x3fe6900000000000ULL;
+    const int32_t i = (int32_t)((shifted >> 45) & 127);
+    const double m = _dr_bits_to_double(
+        (int64_t)((shifted & 0x000fffffffffffffULL) + 0x3fe6900000000000ULL));
+    const double e = (double)(((int64_t)shifted >> 52) - (tiny ? 52 : 0));
+    // m invc = 1 + rh + rl exactly: the product is ph + rl, ph - 1 is exact
+    const double invc = _dr_log_invc[i];
+    const double ph = m * invc;
+    const double rl = std::fma(m, invc, -ph);
+    const double rh = ph - 1.0;
+    // e ln2 + log c (e _dr_ln2_hi is exact; |it| >= |log c| unless it is 0)
+    const double a = e * _dr_ln2_hi;
+    const double s1 = a + _dr_log_c_hi[i];
+    const double e1 = _dr_log_c_hi[i] - (s1 - a);
+    // + rh, a TwoSum (either may be the larger)
+    const double s2 = s1 + rh;
+    const double b2 = s2 - s1;
+    const double e2 = (s1 - (s2 - b2)) + (rh - b2);
+    // - rh^2 / 2 = qh + ql exactly, added by a TwoSum
+    const double qh = -0.5 * rh * rh;
+    const double ql = std::fma(-0.5 * rh, rh, -qh);
+    const double s3 = s2 + qh;
+    const double b3 = s3 - s2;
+    const double e3 = (s2 - (s3 - b3)) + (qh - b3);
+    // r^3/3 - r^4/4 + ... - r^8/8: the next term is below 2^-67 |r|
+    double p = -0.125;
+    p = p * rh + 0.14285714285714285;
+    p = p * rh - 0.16666666666666666;
+    p = p * rh + 0.2;
+    p = p * rh - 0.25;
+    p = p * rh + 0.3333333333333333;
+    const double l = (e1 + e2 + e3 + ql) + (e * _dr_ln2_lo + _dr_log_c_lo[i]) +
+                     (p * (rh * rh * rh) + rl * (1.0 - rh));
+    const double h = s3 + l;
+    lo = (s3 - h) + l;
+    return h;
+}
+
+// The double pow: t = y log|x| as th + tl (an exact product plus y lo), then
+// e^th (1 + tl) with _dr_exp, whose error (and flush to zero below 2^-1022)
+// it inherits.
+static inline __attribute__((always_inline)) double _dr_pow(double x, double y) {
+    const double ax = std::fabs(x);
+    double ll;
+    const double lh = _dr_log_dd(ax, ll);
+    const double th = _dr_pow_special(ax, y, y * lh);
+    const double tl = _dr_pow_unit(ax, y) ? 0.0 : std::fma(y, lh, -y * lh) + y * ll;
+    const double ex = _dr_exp(th);
+    // 0 and inf stay (there tl may be NaN), so does NaN
+    const double r = ((ex > 0.0) & (ex < std::numeric_limits<double>::infinity()))
+                         ? std::fma(ex, tl, ex) : ex;
+    return _dr_pow_sign(x, y, r);
+}
+#else
+static inline float _dr_pow(float x, float y) { return std::pow(x, y); }
+static inline double _dr_pow(double x, double y) { return std::pow(x, y); }
+#endif
+
+// sin(x) / x, 1 at 0, as sin(t) / t with t = 1e-30 at 0 (where sin t = t
+// exactly): with "x == 0 ? 1 : sin(x) / x", GCC makes the double sine's
+// SIMD-clone call conditional, and the loop ran 4x slower
+static inline __attribute__((always_inline)) float _dr_sinxdivx(float x) {
+    const float t = x == 0.0f ? 1e-30f : x;
+    return _dr_sin(t) / t;
+}
+static inline __attribute__((always_inline)) double _dr_sinxdivx(double x) {
+    const double t = x == 0.0 ? 1e-30 : x;
+    return _dr_sin(t) / t;
+}
+
 // ---------------------------------------------------------------- the rest
 #define _DR_BOTH(name, call)                                                        \
     static inline __attribute__((always_inline)) float name(float x) { return call; } \
@@ -457,7 +740,5 @@ _DR_BOTH(_dr_asin, std::asin(x))
 _DR_BOTH(_dr_acos, std::acos(x))
 _DR_BOTH(_dr_atan, std::atan(x))
 #undef _DR_BOTH
-static inline float _dr_pow(float x, float y) { return std::pow(x, y); }
-static inline double _dr_pow(double x, double y) { return std::pow(x, y); }
 static inline float _dr_atan2(float y, float x) { return std::atan2(y, x); }
 static inline double _dr_atan2(double y, double x) { return std::atan2(y, x); }
