@@ -77,9 +77,10 @@ def _two_sum(a, b):
 
 
 def _rescale(m, new_m, xp):
-    """exp(m - new_m), with empty partials (m = -inf) giving 0, never NaN."""
+    """exp(m - new_m) (new_m >= m), with empty partials (m = -inf) giving 0 and
+    m = new_m giving 1 (+inf included), never NaN."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return xp.where(xp.isneginf(m), 0, xp.exp(m - xp.where(xp.isneginf(new_m), 0, new_m)))
+        return xp.where(xp.isneginf(m), 0, xp.where(m == new_m, 1, xp.exp(m - new_m)))
 
 
 def _bool(value: bool) -> str:
@@ -360,8 +361,11 @@ class LseFamily(Family):
         if red.unit_weight:
             g = xp.concatenate([xp.ones(g.shape[:2] + (1,), dtype=acc_dtype), g], axis=2)
         m = f.max(axis=1)  # (rows, 1)
-        shift = xp.where(xp.isneginf(m), 0, m)
-        s = (xp.exp(f - shift[:, None, :]) * g).sum(axis=1)
+        # no shift for an empty row (-inf) or one holding +inf: its sum is +inf
+        # (log: +inf, as the maximum), not e^(inf - inf) = NaN
+        shift = xp.where(xp.isinf(m), 0, m)
+        with np.errstate(over="ignore"):  # the rows of +inf: e^f may overflow, s is inf
+            s = (xp.exp(f - shift[:, None, :]) * g).sum(axis=1)
         return (m, s, xp.zeros_like(s)) if red.kahan else (m, s)
 
     def merge(self, red, a, b, xp):

@@ -3,7 +3,7 @@
 // (1, g) when ONE (SumSoftMaxWeight, or no weights at all) and g otherwise.
 // Each tile is reduced around its own maximum, then merged into the row's
 // state exactly like Reduction.merge (empty partials, m = -inf, scale to 0).
-// NaN in f propagates to m and s, as in NumPy.
+// NaN in f propagates to m and s, as in NumPy; +inf in f makes m and s +inf.
 template <int E_, int ONE, bool KAHAN> struct LseState {
     static const int ES = ONE + E_;
     A m;
@@ -15,9 +15,9 @@ template <int E_, int ONE, bool KAHAN> struct LseState {
     // bitwise | and & (no short circuit) keep these loops branch-free
     static inline T max_nan(T v, T b) { return ((v > b) | (v != v)) ? v : b; }
     static inline A rescale(A from, A to) {
-        // e^(from - to); an empty partial (from = -inf) gets 0, never NaN
-        A shift = to == -_dr_inf<A>() ? (A)0 : to;
-        return from == -_dr_inf<A>() ? (A)0 : _dr_exp(from - shift);
+        // e^(from - to) (to >= from); an empty partial (from = -inf) gets 0, and
+        // from = to gets 1, +inf included: never NaN
+        return from == -_dr_inf<A>() ? (A)0 : (from == to ? (A)1 : _dr_exp(from - to));
     }
     void update(const T* f, const T* g, int nt, int64_t) {
         // pass 1: the tile's maximum
@@ -31,7 +31,9 @@ template <int E_, int ONE, bool KAHAN> struct LseState {
         T mt = mx[0];
         for (int l = 1; l < W; ++l) mt = max_nan(mx[l], mt);
         const A tm = (A)mt;
-        const A shift = tm == -_dr_inf<A>() ? (A)0 : tm;
+        // no shift for an empty tile (-inf) or one holding +inf: there the sum is
+        // +inf (so the log is +inf, as the maximum says), not e^(inf - inf) = NaN
+        const A shift = ((tm == -_dr_inf<A>()) | (tm == _dr_inf<A>())) ? (A)0 : tm;
         // pass 2: sum of e^(f - shift) w, per lane
         A ts[ES][W], tc[ES][W];
         for (int e = 0; e < ES; ++e)

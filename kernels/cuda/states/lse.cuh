@@ -2,7 +2,7 @@
 // State (m, s[E]) with s = sum_j e^(f_j - shift) g_j, shift = m, or 0 while
 // m = -inf (an empty partial: s = 0, never NaN). The caller passes g = 1, the
 // weights, or (1, weights) for SumSoftMaxWeight. A column above m rescales s
-// first. NaN in f propagates to m and s, as in NumPy. KAHAN carries the
+// first. NaN in f propagates to m and s, as in NumPy; +inf makes them +inf. KAHAN carries the
 // rounding errors of s in comp (added at finalize).
 template <int E, bool KAHAN> struct _DrLse {
     ACC m;
@@ -39,7 +39,8 @@ template <int E, bool KAHAN> struct _DrLse {
             }
             m = v;
         }
-        const ACC shift = (m == -_dr_inf<ACC>()) ? (ACC)0 : m;
+        // no shift while m is -inf (empty) or +inf (then s is +inf, not NaN)
+        const ACC shift = (m == -_dr_inf<ACC>() || m == _dr_inf<ACC>()) ? (ACC)0 : m;
         const ACC w = _dr_red_exp(v - shift);
 #pragma unroll (E <= _dr_unroll ? E : 1)
         for (int e = 0; e < E; ++e) add(e, KAHAN ? _dr_mul_rn(w, (ACC)g[e]) : w * (ACC)g[e]);
@@ -47,9 +48,9 @@ template <int E, bool KAHAN> struct _DrLse {
     __device__ __forceinline__ void merge(const _DrLse& o) {
         const ACC ninf = -_dr_inf<ACC>();
         const ACC mm = (m != m || o.m != o.m) ? m + o.m : (m > o.m ? m : o.m);
-        const ACC shift = (mm == ninf) ? (ACC)0 : mm;
-        const ACC sa = (m == ninf) ? (ACC)0 : _dr_red_exp(m - shift);
-        const ACC sb = (o.m == ninf) ? (ACC)0 : _dr_red_exp(o.m - shift);
+        // e^(m - mm): 0 for an empty partial, 1 where m = mm (+inf included)
+        const ACC sa = (m == ninf) ? (ACC)0 : (m == mm ? (ACC)1 : _dr_red_exp(m - mm));
+        const ACC sb = (o.m == ninf) ? (ACC)0 : (o.m == mm ? (ACC)1 : _dr_red_exp(o.m - mm));
 #pragma unroll (E <= _dr_unroll ? E : 1)
         for (int e = 0; e < E; ++e) {
             if (KAHAN) {
