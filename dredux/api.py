@@ -111,12 +111,7 @@ class Genred:
                  use_fast_math: bool = False):
         declared = dtype if dtype is not None else cuda_type
         if declared is not None:
-            try:
-                declared = np.dtype(declared)
-            except TypeError:
-                raise DtypeError(f"dtype={shown(declared)} is not a dtype; expected 'float16', "
-                                 "'float32' or 'float64' (or leave it out: the inputs' "
-                                 "dtype decides)") from None
+            declared = _declared_dtype(declared, "dtype" if dtype is not None else "cuda_type")
         _check_axis(axis)
         _check_opt_arg(opt_arg, reduction_op)
         _check_aliases(aliases)
@@ -606,19 +601,26 @@ def _check_opt_arg(opt_arg, reduction_op) -> None:
                         "pass e.g. opt_arg=10, or leave it out where the reduction has no K")
 
 
-def _input_dtype(dtype) -> np.dtype:
-    """The dtype of :meth:`Genred.program`, :meth:`Genred.kernel` and
-    :meth:`Genred.source`: float16, float32 or float64, as a NumPy dtype."""
+def _declared_dtype(dtype, name: str,
+                    fix: str = "or leave it out: the inputs' dtype decides") -> np.dtype:
+    """``dtype`` (the argument ``name``) as float16, float32 or float64; DtypeError
+    naming it, with ``fix``, otherwise."""
     try:
         found = np.dtype(dtype)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # ValueError: a malformed tuple, ('f8', -1)
         found = None
     if found is None or found.type not in _FLOAT_DTYPES:
         what = "not a dtype" if found is None else f"{found}, not a float dtype"
-        raise DtypeError(f"dtype={reprlib.repr(dtype)} is {what}; expected 'float16', "
-                         "'float32' or 'float64' (the dtypes dredux computes in: there is "
-                         "no kernel for other dtypes)")
-    return found.newbyteorder("=")
+        raise DtypeError(f"{name}={shown(dtype)} is {what}; expected 'float16', "
+                         f"'float32' or 'float64' ({fix})")
+    return found
+
+
+def _input_dtype(dtype) -> np.dtype:
+    """The dtype of :meth:`Genred.program`, :meth:`Genred.kernel` and
+    :meth:`Genred.source`: float16, float32 or float64, as a NumPy dtype."""
+    return _declared_dtype(dtype, "dtype", "the dtypes dredux computes in: there is no "
+                           "kernel for other dtypes").newbyteorder("=")
 
 
 def _hashable(key) -> bool:

@@ -207,7 +207,17 @@ def normalize_backend(name) -> str:
 
 def resolve_backend(name: str | None, arrays=()) -> str:
     """The concrete backend for a call: "auto" picks GPU, else CPU, else NumPy."""
-    name = normalize_backend(config.get("backend") if name is None else name)
+    if name is None:
+        setting = config.get("backend")
+        try:
+            name = normalize_backend(setting)
+        except BackendUnavailable:
+            # the user passed no backend=: name the setting that chose this one
+            listed = ", ".join(repr(n) for n in ("auto", *BACKENDS))
+            raise config.setting_error("backend", setting, f"one of {listed} (or KeOps's "
+                                       "'CPU', 'GPU')") from None
+    else:
+        name = normalize_backend(name)
     if name != "auto":
         return name
     if any(is_cupy(a) or is_cupy(getattr(a, "_meta", None)) for a in arrays):

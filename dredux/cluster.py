@@ -88,6 +88,12 @@ def _weights(weights, rows: int, name: str = "weights") -> np.ndarray:
     return w
 
 
+# labels may leave clusters empty, but not by more than this many per point
+# (plus _FEW_CLUSTERS): beyond, the per-cluster arrays dwarf the points
+_MAX_CLUSTERS_PER_POINT = 64
+_FEW_CLUSTERS = 1 << 20
+
+
 def _labels(lab, rows: int | None = None) -> np.ndarray:
     lab = np.asarray(lab)
     if lab.dtype.kind not in "iu" or lab.dtype == bool:
@@ -103,6 +109,15 @@ def _labels(lab, rows: int | None = None) -> np.ndarray:
     if lab.size and lab.min() < 0:
         raise ShapeError(f"labels hold the negative value {int(lab.min())}; expected labels "
                          "in [0, C)")
+    # the largest label sets the number of clusters, and the ranges and centroids
+    # have a row per cluster: refuse labels far sparser than the points before
+    # allocating for them (label 10**12 would be terabytes)
+    if lab.size and int(lab.max()) >= _MAX_CLUSTERS_PER_POINT * lab.size + _FEW_CLUSTERS:
+        raise ShapeError(f"labels hold the value {int(lab.max())}, which makes "
+                         f"{int(lab.max()) + 1} clusters for {lab.size} points (at most "
+                         f"{_MAX_CLUSTERS_PER_POINT * lab.size + _FEW_CLUSTERS} here); expected "
+                         "compact labels in [0, C): np.unique(lab, return_inverse=True)[1] "
+                         "numbers them so")
     return lab
 
 

@@ -163,7 +163,15 @@ def arith(name: str, a: LazyTensor, b: LazyTensor) -> ComplexLazyTensor:
         return _cx(_binary("Mult", a, b))  # ComplexRealScal
     if not _is_cx(b) and b.ndim == 1 and name in ("Mult", "Divide"):
         return _cx(_binary(name, a, b))
-    return _cx(_binary(_ARITH[name], _to_complex(a), _to_complex(b)))
+    za, zb = _to_complex(a), _to_complex(b)
+    # checked here, in complex components: the real-packed formula below would
+    # report twice the dimensions the user sees
+    ca, cb = za.ndim // 2, zb.ndim // 2
+    if ca != cb and 1 not in (ca, cb):
+        raise ShapeError(f"complex {name}: the operands have {ca} and {cb} complex "
+                         "components; expected the same number, or one complex number "
+                         "that broadcasts")
+    return _cx(_binary(_ARITH[name], za, zb))
 
 
 _SPELLED = {"__eq__": "==", "__ne__": "!=", "__lt__": "<", "__le__": "<=", "__gt__": ">",

@@ -73,12 +73,21 @@ def number(key: str, *, integer: bool, least: float, strict: bool = False):
     at least ``least`` (above it if ``strict``); ConfigError naming it otherwise."""
     value = get(key)
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value) \
+    if not isinstance(value, bool) and isinstance(value, kinds) and _finite(value) \
             and (value > least if strict else value >= least):
         return int(value) if integer else float(value)
     bound = f"{'above' if strict else 'at least'} {least:g}"
     raise setting_error(key, value, f"{'an integer' if integer else 'a number'} {bound} "
                         f"(default {DEFAULTS[key]!r})")
+
+
+def _finite(value) -> bool:
+    """Whether a number is finite as a float (an integer beyond the float range,
+    10**400 say, is not: math.isfinite would raise OverflowError on it)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def environment_variable(key: str) -> str:
@@ -147,6 +156,9 @@ def cache_dir() -> str:
     if configured is not None and not isinstance(configured, (str, os.PathLike)):
         raise setting_error("cache-dir", configured, "a folder path (a string), or None for "
                             "the user cache folder")
+    if configured and "\0" in os.fsdecode(os.fspath(configured)):
+        raise setting_error("cache-dir", configured, "a folder path without NUL characters "
+                            "(no file system accepts them)")
     if configured:
         return os.path.abspath(os.path.expanduser(os.fspath(configured)))
     import platformdirs

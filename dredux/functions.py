@@ -84,9 +84,10 @@ def _weighted_sqnorm(s, f):
         return _sqnorm_iso(s, f)
     if s.dim == f.dim:
         return _sqnorm_diag(s, f)
+    allowed = "1" if f.dim == 1 else f"1, {f.dim} or {f.dim ** 2}"
     _require(s.dim == f.dim ** 2,
-             f"WeightedSqNorm(s, f) needs s of dimension 1, {f.dim} or {f.dim ** 2} for "
-             f"f of dimension {f.dim}, got {s.dim}")
+             f"WeightedSqNorm(s, f) needs s of dimension {allowed} for f of dimension "
+             f"{f.dim}, got {s.dim}")
     return _symsqnorm(s, f)
 
 

@@ -98,7 +98,7 @@ INPUT_KEYS = {
     "value": "a list of numbers (a parameter given inline), e.g. [0.5]",
 }
 RANDOM_KEYS = {
-    "rows": "a positive integer: the number of rows (not for Pm parameters)",
+    "rows": "an integer >= 0: the number of rows (not for Pm parameters)",
     "seed": "a non-negative integer",
     "dtype": '"float16", "float32" or "float64"',
     "distribution": '"uniform" (on [0, 1)) or "normal" (standard normal)',
@@ -290,6 +290,8 @@ def check_path(path, what: str) -> None:
     allows (which would otherwise surface as ValueError 'embedded null byte' or
     OSError ENAMETOOLONG in the middle of the run)."""
     text = os.fspath(path)
+    if not text.strip():
+        raise JobError(f"{what} is {text!r}, an empty path; expected a file path")
     if "\0" in text:
         raise JobError(f"{what} is {text!r}, which holds a NUL character ('\\x00'); "
                        "expected a path without one. Fix the path")
@@ -408,7 +410,7 @@ def load_job(path, *, output=None, backend: str | None = None,
         raise read.error("the routine of keys 'formula', 'aliases', 'reduction', "
                          f"'opt_arg', 'formula2' cannot be built:\n{exc}") from None
     inputs = _read_inputs(read, data["inputs"], routine.signature.args)
-    output_names(routine, fields["output"], read)
+    output_names(routine, fields["output"], read, from_option=output is not None)
     _check_output_is_no_input(read, fields["output"], inputs, output is not None)
     return Job(inputs=inputs, **fields)
 
@@ -483,7 +485,7 @@ def _read_inputs(read: _Reader, table, args) -> dict[str, InputSpec]:
             rnd = read.table(entry["random"], f"{key}.random", RANDOM_KEYS,
                              required=("seed",), what=INPUT_KEYS["random"])
             pre = f"{key}.random."
-            rows = read.typed(rnd, "rows", pre, RANDOM_KEYS, lambda v: _is_int(v) and v >= 0)
+            rows = read.typed(rnd, "rows", pre, RANDOM_KEYS, lambda v: _is_int(v) and v >= 1)
             if spec.cat == Cat.P and rows is not None:
                 raise read.error(f"key '{pre}rows' is not allowed: '{name}' is "
                                  f"{spec.describe()}, a vector of {spec.dim} value(s)")
@@ -499,19 +501,21 @@ def _read_inputs(read: _Reader, table, args) -> dict[str, InputSpec]:
     return inputs
 
 
-def output_names(routine, path: Path, read: _Reader | None = None) -> list[str]:
+def output_names(routine, path: Path, read: _Reader | None = None,
+                 from_option: bool = False) -> list[str]:
     """Names of the routine's outputs in ``path`` ("values", "indices"), checked
     against the file type: a ``.npy`` file holds a single array; two outputs
-    (``Min_ArgMin``...) go to a ``.npz`` file or a ``.zarr`` group."""
+    (``Min_ArgMin``...) go to a ``.npz`` file or a ``.zarr`` group. The messages
+    name ``--output`` when the path came from it (``from_option``)."""
     kinds = [kind for _, kind in routine.reduction.outputs()]
     names = [_OUTPUT_NAMES[k] for k in kinds]
-    where = f"job file '{read.source}': " if read is not None else ""
+    where = f"job file '{read.source}': " if read is not None and not from_option else ""
+    what = f"--output '{path}'" if from_option else f"key 'output.path' is '{path}'"
     if path.suffix not in OUTPUT_SUFFIXES:
-        raise JobError(f"{where}key 'output.path' is '{path}'; expected a path ending in "
-                       ".npy, .npz or .zarr")
+        raise JobError(f"{where}{what}; expected a path ending in .npy, .npz or .zarr")
     if path.suffix == ".npy" and len(names) > 1:
         raise JobError(
-            f"{where}key 'output.path' is '{path}', but reduction "
+            f"{where}{what}, but reduction "
             f"{routine.reduction.name!r} returns {len(names)} arrays ({', '.join(names)}); "
             f"expected a path ending in .npz (one named array each) or .zarr (a group)")
     return names
@@ -611,9 +615,15 @@ def _open(job: Job, key: str, path: Path):
             return da.from_zarr(str(path))
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
+        reason = str(exc)
+        if "allow_pickle" in reason:
+            # NumPy's text suggests unpickling the file, which a job must never do
+            reason = ("it has no .npy header (not a NumPy array file), or it holds "
+                      "pickled Python objects, which dredux never loads; write it with "
+                      "np.save from a numeric array")
         raise JobError(f"{where}: '{path}' cannot be read as "
                        f"{'a zarr array' if path.suffix == '.zarr' else 'a .npy file'}: "
-                       f"{exc}") from None
+                       f"{reason}") from None
 
 
 def _check_shape(job: Job, key: str, inp: InputSpec, array, spec) -> None:

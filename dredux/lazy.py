@@ -763,16 +763,23 @@ class LazyTensor:
                         "(x_i < y_j).sum(1)")
 
     # building ---------------------------------------------------------------
-    def _operand(self, other) -> LazyTensor:
+    def _operand(self, other, what: str | None = None) -> LazyTensor:
+        """``other`` as a LazyTensor; ``what`` names the argument in the messages of
+        an array that is no operand (a 2-D array, which needs Vi or Vj)."""
         if isinstance(other, LazyTensor):
             return other
         if isinstance(other, LazyReduction):
             raise ArgumentError("one operand is a reduced LazyTensor (call=False); call it "
                                 "first to get an array, then wrap that array again")
-        return LazyTensor(other)
+        if what is None:
+            return LazyTensor(other)
+        try:
+            return LazyTensor(other)
+        except ShapeError as exc:
+            raise ShapeError(f"{what}: {exc}") from None
 
-    def _real_operand(self, other, what: str) -> LazyTensor:
-        other = self._operand(other)
+    def _real_operand(self, other, what: str, argument: str | None = None) -> LazyTensor:
+        other = self._operand(other, argument)
         if type(other) is not LazyTensor:
             raise FormulaError(f"{what} of a complex LazyTensor operand is not defined here",
                                hint="Take its parts first (z.real, z.imag, abs(z)).")
@@ -1202,7 +1209,9 @@ class LazyTensor:
                                f"(or symbolic), got the formula {v.formula}")
         op = {"Grad": Op.GRAD, "Diff": Op.DIFF, "Laplacian": Op.LAPLACIAN,
               "Divergence": Op.DIVERGENCE, "GradMatrix": Op.GRADMATRIX}[name]
-        res, exprs = self._join(v, *(self._real_operand(r, name) for r in rest))
+        argument = {"Grad": "grad(v, gradin): gradin", "Diff": "diff(v, diffin): diffin"}
+        res, exprs = self._join(v, *(self._real_operand(r, name, argument.get(name))
+                                     for r in rest))
         res._expr = _node(name, lambda: Expr(op, tuple(exprs)))
         return res
 
@@ -1246,7 +1255,7 @@ class LazyTensor:
         else:
             init, options = _split_options(kwargs)
         if weight is not None:
-            weight = self._operand(weight)
+            weight = self._operand(weight, f"the {op} reduction's weight")
             if type(weight) is not LazyTensor:  # complex weights: a complex result
                 from .complexlazy import complex_result
 

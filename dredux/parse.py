@@ -365,8 +365,15 @@ class _Builder:
             raise self.error(node, f"'{self.source(node)}' is too large: {exc}",
                              "docs/formulas.md lists the limits.") from None
         except DimError as exc:
-            raise self.error(node, f"dimension mismatch in '{self.source(node)}': {exc}",
-                             "Check the dimensions declared in the aliases.") from None
+            # DimError covers every invalid operand or integer argument, not only the
+            # dimensions: the hint about the aliases is given for those
+            text = str(exc)
+            about_dims = "dimension" in text or " dim " in text
+            raise self.error(node, f"{'dimension mismatch' if about_dims else 'invalid call'} "
+                             f"in '{self.source(node)}': {text}",
+                             "Check the dimensions declared in the aliases." if about_dims
+                             else "See docs/formulas.md for the operation's arguments."
+                             ) from None
 
     # dispatch --------------------------------------------------------------
     def visit(self, node: ast.AST) -> Expr:

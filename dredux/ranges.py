@@ -139,6 +139,10 @@ def _host(value, name: str) -> np.ndarray:
         raise DtypeError(f"ranges: {name} has dtype {a.dtype}; expected an integer array "
                          f"(int32, as KeOps's helpers return; convert with "
                          f".astype(np.int32))")
+    if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
+        # the conversion below would wrap it to a negative number
+        raise ShapeError(f"ranges: {name} holds the index {int(a.max())}, beyond any array "
+                         f"(more than 2^63); expected row and column indices ({_LAYOUT})")
     return a.astype(np.int64, copy=False)
 
 

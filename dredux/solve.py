@@ -346,6 +346,14 @@ def solve_lazy(K, other, var, call: bool, alpha, eps, kwargs):
         raise FormulaError(f"solve(b, var): the symbolic b has index {symbolic_b[0]} but the "
                            f"unknown var has index {ind}; they are one argument at call "
                            "time (b, where the unknown stands), so give them the same index")
+    if res.ndim != unknown.ndim:
+        # K x must have the unknown's dimension: K of dimension 1 (a kernel) or of
+        # b's (one kernel per component), not another
+        what = (f"K has dimension {K.ndim} but b has {unknown.ndim} columns: K must be "
+                f"scalar-valued (dimension 1) or have b's dimension" if var is None else
+                f"the LazyTensor has dimension {res.ndim} but the unknown var has "
+                f"{unknown.ndim}: the system K x = b needs K x of the unknown's dimension")
+        raise ShapeError(f"solve: {what}")
     # axis 0 or 1 without the batch axes (which come first in _reduce's axis)
     reduction = res._reduction("Sum", axis, None, None, False, kwargs)
     others = sorted({leaf.ind for leaf in res._vars if leaf.ind is not None} - {ind})

@@ -510,3 +510,33 @@ def test_unreachable_scheduler_names_the_setting_quickly(tmp_path, capsys):
     assert time.perf_counter() - start < 30, err
     assert "OSError: Timed out" not in err
     assert not (tmp_path / "out.npy").exists()
+
+
+# ------------------------------------------------- small cases from a sweep
+
+def test_a_text_file_as_npy_input_is_not_advised_to_be_unpickled(tmp_path, capsys):
+    (tmp_path / "x.npy").write_text("not an array\n")
+    job = job_file(tmp_path, x='{ path = "x.npy" }')
+    err = exit_2(capsys, ["run", str(job)], "x.npy", "no .npy header", "np.save")
+    assert "allow_pickle" not in err and "pickle.load" not in err
+
+
+def test_negative_random_rows_are_refused_saying_zero_is_allowed(tmp_path, capsys):
+    # a recipe of 0 rows is an empty input (an edge size the runner handles)
+    job = job_file(tmp_path, x=RANDOM.format(name="x", ext=".npy", rows=-5, seed=0))
+    exit_2(capsys, ["run", str(job)], "rows", "an integer >= 0")
+    assert names(tmp_path) == ["job.toml"]
+
+
+@pytest.mark.parametrize("output", ["", " "])
+def test_an_empty_output_option_is_named_as_the_option(tmp_path, capsys, output):
+    err = exit_2(capsys, ["run", str(job_file(tmp_path)), "-o", output], "--output",
+                 "empty path")
+    assert "output.path" not in err
+    assert names(tmp_path) == ["job.toml"]
+
+
+def test_a_bad_output_suffix_from_the_option_names_the_option(tmp_path, capsys):
+    err = exit_2(capsys, ["run", str(job_file(tmp_path)), "-o", str(tmp_path / "out.txt")],
+                 "--output", ".npy, .npz or .zarr")
+    assert "output.path" not in err

@@ -207,7 +207,7 @@ BAD = [
     ('path = "in/x.npy"', 'path = "in/x.csv"', ["inputs.x.path", ".npy file or a .zarr"]),
     ("rows = 33, seed = 1", "rows = 33", ["missing key 'inputs.x.random.seed'"]),
     ("rows = 33, seed = 1", "seed = 1", ["missing key 'inputs.x.random.rows'"]),
-    ("rows = 33, seed = 1", "rows = -3, seed = 1", ["inputs.x.random.rows", "positive"]),
+    ("rows = 33, seed = 1", "rows = -3, seed = 1", ["inputs.x.random.rows", "an integer >= 0"]),
     ("rows = 33, seed = 1", "rows = 33, seed = 1, dtype = \"float128\"",
      ["inputs.x.random.dtype", "float128", '"float32"']),
     ("rows = 33, seed = 1", "rows = 33, seed = 1, distribution = \"gauss\"",
