@@ -485,7 +485,7 @@ def _read_inputs(read: _Reader, table, args) -> dict[str, InputSpec]:
             rnd = read.table(entry["random"], f"{key}.random", RANDOM_KEYS,
                              required=("seed",), what=INPUT_KEYS["random"])
             pre = f"{key}.random."
-            rows = read.typed(rnd, "rows", pre, RANDOM_KEYS, lambda v: _is_int(v) and v >= 1)
+            rows = read.typed(rnd, "rows", pre, RANDOM_KEYS, lambda v: _is_int(v) and v >= 0)
             if spec.cat == Cat.P and rows is not None:
                 raise read.error(f"key '{pre}rows' is not allowed: '{name}' is "
                                  f"{spec.describe()}, a vector of {spec.dim} value(s)")
