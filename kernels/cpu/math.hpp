@@ -29,8 +29,10 @@
 //   Taylor polynomials in double, within 0.51 ulp; in double, a two-double
 //   Cody-Waite reduction below 2^30 and the C library's above (see below).
 // * sqrt, floor, round and fabs map to instructions (-fno-math-errno).
-// * the other functions call the C library's scalar versions; a loop that
-//   uses them is not vectorised, but stays correct.
+// * pow is written here too (a table-driven log, see below), and in float
+//   atan, asin, acos and atan2 (in double, then rounded);
+// * the other functions (and those four in double) call the C library's
+//   scalar versions; a loop that uses them is not vectorised, but stays correct.
 
 #include <cmath>
 #include <cstdint>
@@ -727,6 +729,106 @@ static inline __attribute__((always_inline)) double _dr_sinxdivx(double x) {
     return _dr_sin(t) / t;
 }
 
+// ---------------------------------------------------------------- atan, asin, acos, atan2
+// The float versions compute in double, then round once to float: within 0.51
+// ulp (tests/cpu/test_cpu_math.py checks 1). No branch, one division (and a
+// square root for asin and acos), so the loop stays vectorised; the C
+// library's are a call per value, which kept the whole j-loop scalar (10-50x
+// slower than a loop with exp). The double versions are the C library's.
+//
+// atan u for |u| <= tan(pi/8) (and a little beyond): u + u z P(z), z = u^2,
+// P of degree 6 within 3e-12 (kernels/cpu/fit_coefficients.py)
+static inline __attribute__((always_inline)) double _dr_atan_small(double u) {
+    const double z = u * u;
+    double p = -0.04041314026470638;
+    p = p * z + 0.07134420201218257;
+    p = p * z - 0.09028824015576213;
+    p = p * z + 0.11107482298859685;
+    p = p * z - 0.14285612049555613;
+    p = p * z + 0.19999998911296413;
+    p = p * z - 0.33333333331428355;
+    return u + u * z * p;
+}
+
+// the angle of (ax, ay) in [0, pi/2], for ax, ay >= 0, by one division: u =
+// ay / ax below pi/8, (ay - ax) / (ay + ax) + pi/4 up to 3pi/8, -ax / ay + pi/2
+// above. 0 for (0, 0) and pi/4 for (inf, inf) are the caller's; NaN gives NaN
+static inline __attribute__((always_inline)) double _dr_angle(double ay, double ax) {
+    const bool low = ay <= ax * 0.41421356237309503;  // tan(pi/8)
+    const bool mid = ay <= ax * 2.414213562373095;    // tan(3pi/8)
+    const double n = low ? ay : (mid ? ay - ax : -ax);
+    const double d = low ? ax : (mid ? ay + ax : ay);
+    const double base = low ? 0.0 : (mid ? 0.7853981633974483 : 1.5707963267948966);
+    return base + _dr_atan_small(n / d);
+}
+
+// the float of r with the sign of x flipped in when x is negative (-0 included)
+static inline __attribute__((always_inline)) float _dr_with_sign(double r, float x) {
+    return _dr_bits_to_float(_dr_float_to_bits((float)r) ^
+                             (_dr_float_to_bits(x) & (int32_t)0x80000000));
+}
+
+static inline __attribute__((always_inline)) float _dr_atan(float x) {
+    return _dr_with_sign(_dr_angle(std::fabs((double)x), 1.0), x);
+}
+
+// atan2 with C's special values: (+-0, +0) +-0, (+-0, -0) +-pi, (+-inf, +-inf)
+// +-pi/4 and +-3pi/4, (y, -inf) +-pi, (+-inf, x) +-pi/2, NaN if either is
+static inline __attribute__((always_inline)) float _dr_atan2(float y, float x) {
+    const double ay = std::fabs((double)y), ax = std::fabs((double)x);
+    // the special cases from the bits (see _dr_log), of the doubles: masks of
+    // the doubles' width, which GCC converts to the other selects' masks
+    const uint64_t by = (uint64_t)_dr_double_to_bits(ay), bx = (uint64_t)_dr_double_to_bits(ax);
+    const uint64_t inf = 0x7ff0000000000000ULL;
+    double t = _dr_angle(ay, ax);
+    t = ((by | bx) == 0) ? 0.0 : t;
+    t = ((by == inf) & (bx == inf)) ? 0.7853981633974483 : t;
+    t = (_dr_double_to_bits((double)x) < 0) ? 3.141592653589793 - t : t;  // x < 0, or -0
+    return _dr_with_sign(t, y);
+}
+
+// asin of a = |x| in [0, 1]: a + a z Q(z), z = a^2, up to 1/2; above,
+// pi/2 - 2 asin(s) with s = sqrt((1 - a) / 2) <= 1/2 (so s = sqrt(z), z =
+// (1 - a) / 2, the same Q). *far says which; this returns asin of the argument
+// of Q (a or s), Q of degree 7 within 4e-12 (kernels/cpu/fit_coefficients.py).
+// a > 1 gives NaN (the square root of a negative number), so does NaN
+static inline __attribute__((always_inline)) double _dr_asin_reduced(double a, bool &far) {
+    far = a > 0.5;
+    const double z = far ? (1.0 - a) * 0.5 : a * a;
+    const double v = far ? std::sqrt(z) : a;
+    double q = 0.029308260610512688;
+    q = q * z + 0.005440742124097075;
+    q = q * z + 0.019307031824078308;
+    q = q * z + 0.022132323932527447;
+    q = q * z + 0.030397643578898906;
+    q = q * z + 0.044642358133837885;
+    q = q * z + 0.07500000599311069;
+    q = q * z + 0.16666666665494026;
+    return v + v * z * q;
+}
+
+static inline __attribute__((always_inline)) float _dr_asin(float x) {
+    bool far;
+    const double s = _dr_asin_reduced(std::fabs((double)x), far);
+    return _dr_with_sign(far ? 1.5707963267948966 - 2.0 * s : s, x);
+}
+
+// acos x = pi/2 - asin x up to |x| = 1/2; above, 2 asin(s) for x > 0 and
+// pi - 2 asin(s) for x < 0 (s as in _dr_asin_reduced): no cancellation
+static inline __attribute__((always_inline)) float _dr_acos(float x) {
+    bool far;
+    const double s = _dr_asin_reduced(std::fabs((double)x), far);
+    const bool negative = (double)x < 0.0;  // a mask of the doubles' width
+    const double near_zero = 1.5707963267948966 - (negative ? -s : s);
+    const double far_out = negative ? 3.141592653589793 - 2.0 * s : 2.0 * s;
+    return (float)(far ? far_out : near_zero);
+}
+
+static inline double _dr_atan(double x) { return std::atan(x); }
+static inline double _dr_asin(double x) { return std::asin(x); }
+static inline double _dr_acos(double x) { return std::acos(x); }
+static inline double _dr_atan2(double y, double x) { return std::atan2(y, x); }
+
 // ---------------------------------------------------------------- the rest
 #define _DR_BOTH(name, call)                                                        \
     static inline __attribute__((always_inline)) float name(float x) { return call; } \
@@ -736,9 +838,5 @@ _DR_BOTH(_dr_rsqrt, 1 / std::sqrt(x))
 _DR_BOTH(_dr_abs, std::fabs(x))
 _DR_BOTH(_dr_floor, std::floor(x))
 _DR_BOTH(_dr_round, std::round(x))
-_DR_BOTH(_dr_asin, std::asin(x))
-_DR_BOTH(_dr_acos, std::acos(x))
-_DR_BOTH(_dr_atan, std::atan(x))
 #undef _DR_BOTH
-static inline float _dr_atan2(float y, float x) { return std::atan2(y, x); }
-static inline double _dr_atan2(double y, double x) { return std::atan2(y, x); }
+

@@ -253,3 +253,62 @@ def test_pow_special_values_follow_c(dtype):
     close = np.isclose(got, ref, rtol=4 * np.finfo(dtype).eps, atol=0)
     bad = ~(same | flushed | close)
     assert not bad.any(), list(zip(x[bad], y[bad], got[bad], ref[bad]))[:10]
+
+
+def _signed_values(routine, x, column=None):
+    """The routine's formula at (x_i, column) as a Max over the single column:
+    the value itself with the sign of a zero (a Sum's 0 + -0 is +0), NaN
+    excepted (a NaN never wins a Max)."""
+    column = np.ones((1, 1), np.float32) if column is None else column
+    best = Genred(routine.formula, ALIASES, reduction_op="Max", axis=1)
+    return best(np.asarray(x, np.float32).reshape(-1, 1), column, backend="cpu")[:, 0]
+
+
+ATAN = Genred("Atan(x * y)", ALIASES, axis=1)
+ASIN = Genred("Asin(x * y)", ALIASES, axis=1)
+ACOS = Genred("Acos(x * y)", ALIASES, axis=1)
+ATAN2 = Genred("Atan2(x, y)", ALIASES, axis=1)
+
+
+@pytest.mark.parametrize("name", ["atan", "asin", "acos"])
+def test_float_inverse_trig_is_within_an_ulp_for_every_float(name):
+    # computed in double, rounded once (0.5 ulp measured); for asin and acos
+    # |x| > 1 is NaN, so are inf and NaN; atan(+-inf) = +-pi/2; the signs of 0 kept
+    routine, fn = {"atan": (ATAN, np.arctan), "asin": (ASIN, np.arcsin),
+                   "acos": (ACOS, np.arccos)}[name]
+    x = _every_range_of_floats(3_000_000)
+    if name != "atan":
+        gen = np.random.default_rng(5)
+        x = np.concatenate([x[np.abs(x) <= 1], gen.uniform(-1, 1, 1_000_000).astype(np.float32),
+                            np.float32([0.5, -0.5, 1, -1, np.nextafter(np.float32(0.5), 1)])])
+    got = values(routine, x, np.float32)
+    err = ulp_error(got, fn(x.astype(np.float64)), np.float32)
+    assert err.max() <= 1.0, (float(err.max()), x[np.argmax(err)])
+    special = np.float32([np.inf, -np.inf, np.nan, 0.0, -0.0, 1.0000001, -1.0000001])
+    with np.errstate(invalid="ignore"):
+        want = fn(special.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(values(routine, special, np.float32), want)
+    signed = _signed_values(routine, special)
+    number = ~np.isnan(want)
+    assert np.array_equal(np.signbit(signed[number]), np.signbit(want[number]))
+
+
+def test_float_atan2_is_within_an_ulp_with_cs_special_values():
+    y = _every_range_of_floats(400_000)
+    out, ref = [], []
+    for x in np.float32([0.7, -3.0, 1e-30, -2e30, 1.0]):  # one column each
+        out.append(ATAN2(y.reshape(-1, 1), np.float32([[x]]), backend="cpu")[:, 0])
+        ref.append(np.arctan2(y.astype(np.float64), np.float64(x)))
+    err = ulp_error(np.concatenate(out), np.concatenate(ref), np.float32)
+    assert err.max() <= 1.0, float(err.max())
+    # every pair of zeros, infinities, NaN, tiny and huge values, both signs
+    edges = np.float32([0.0, -0.0, 1.0, -1.0, 1e-40, -1e-40, 3e38, -3e38, np.inf, -np.inf,
+                        np.nan])
+    for x in edges:
+        col = np.float32([[x]])
+        got = ATAN2(edges.reshape(-1, 1), col, backend="cpu")[:, 0]
+        signed = _signed_values(ATAN2, edges, col)
+        want = np.arctan2(edges.astype(np.float64), np.float64(x)).astype(np.float32)
+        same = ((got == want) & (np.signbit(signed) == np.signbit(want))) | (
+            np.isnan(got) & np.isnan(want))
+        assert same.all(), (x, edges[~same], got[~same], want[~same])
