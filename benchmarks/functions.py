@@ -1,4 +1,4 @@
-"""Radial kernels built on Powf and SinXDivX, CPU backend: dredux vs NumPy vs KeOps.
+"""Kernels built on Powf, SinXDivX and Asin, CPU backend: dredux vs NumPy vs KeOps.
 
 The rows are kernel matrix-vector products ``out_i = sum_j k(|x_i - y_j|^2) b_j``
 as KeOps users write them with LazyTensors (``D2 = ((Vi(x) - Vj(y)) ** 2).sum()``):
@@ -7,7 +7,11 @@ as KeOps users write them with LazyTensors (``D2 = ((Vi(x) - Vj(y)) ** 2).sum()`
   kernel, a ``Powf`` of every pair;
 * truncated: ``(1 - D2 / 4).relu() ** 2.5 * b``, a truncated power (compactly
   supported) kernel: a ``Powf`` of a ``ReLU``;
-* sinc: ``(2 * D2).sinxdivx() * b``.
+* sinc: ``(2 * D2).sinxdivx() * b``;
+* haversine: ``(-2 * hav.sqrt().asin()).exp() * b`` on points of the sphere
+  (latitude, longitude; D = 2), ``hav = sin^2(dlat / 2) + cos lat_i cos lat_j
+  sin^2(dlon / 2)``: the exponential kernel of the great-circle distance, an
+  ``Asin`` of every pair (and two sines and two cosines).
 
 Three implementations are timed in the same run, on the same arrays:
 
@@ -15,7 +19,8 @@ Three implementations are timed in the same run, on the same arrays:
   first, outside the timing);
 * a blocked NumPy baseline: the squared distances of a block of 2,048 rows by
   ``|x|^2 + |y|^2 - 2 x y^T`` (a GEMM), NumPy's element-wise function, then a
-  matrix-vector product; at ``--numpy-size`` (as a rate: it is slower);
+  matrix-vector product (haversine: NumPy's functions on the block's pairs);
+  at ``--numpy-size`` (as a rate: it is slower);
 * pykeops 2.3's CPU backend, with the same LazyTensor expression (at
   ``--keops-size``).
 
@@ -44,7 +49,7 @@ from report import rate_and_ratio, write_report  # noqa: E402
 BLOCK = 2048
 CHECK_ROWS = 256
 
-REPORT = """# Radial kernels of Powf and SinXDivX on the CPU backend: dredux vs NumPy vs KeOps 2.3
+REPORT = """# Kernels of Powf, SinXDivX and Asin on the CPU backend: dredux vs NumPy vs KeOps 2.3
 
 Produced by `{command}` (this file is written by the script).
 See the module docstring of `benchmarks/functions.py` for what is timed and how.
@@ -77,14 +82,47 @@ def _np_sinc(d2):
         return np.where(t == 0, 1, np.sin(t) / t)
 
 
-# name: (the LazyTensor function of D2, NumPy's)
-CASES = {"cauchy": (_cauchy, _cauchy), "truncated": (_truncated, _np_truncated),
-         "sinc": (_sinc, _np_sinc)}
+def _haversine(xi, xj):
+    lat_i, lon_i, lat_j, lon_j = xi[0], xi[1], xj[0], xj[1]
+    hav = ((lat_i - lat_j) / 2).sin() ** 2 + lat_i.cos() * lat_j.cos() * (
+        (lon_i - lon_j) / 2).sin() ** 2
+    return (-2 * hav.sqrt().asin()).exp()
+
+
+def _np_haversine(xb, y):
+    lat_i, lon_i = xb[:, :1], xb[:, 1:]
+    lat_j, lon_j = y[:, 0][None], y[:, 1][None]
+    hav = np.sin((lat_i - lat_j) / 2) ** 2 + np.cos(lat_i) * np.cos(lat_j) * np.sin(
+        (lon_i - lon_j) / 2) ** 2
+    return np.exp(-2 * np.arcsin(np.sqrt(hav)))
+
+
+def _radial(fn):
+    """(the LazyTensor kernel of points, NumPy's of a block and y) for fn(D2)."""
+    def lazy_kernel(xi, xj):
+        return fn(((xi - xj) ** 2).sum())
+
+    def numpy_kernel(xb, y):
+        d2 = (xb * xb).sum(1)[:, None] + (y * y).sum(1)[None] - 2 * (xb @ y.T)
+        return fn(np.maximum(d2, 0))
+
+    return lazy_kernel, numpy_kernel
+
+
+# name: (the LazyTensor kernel of Vi(x), Vj(y); NumPy's of a block of x and y;
+# the dimension D, or None for --dims)
+CASES = {"cauchy": (*_radial(_cauchy), None),
+         "truncated": (_radial(_truncated)[0], _radial(_np_truncated)[1], None),
+         "sinc": (_radial(_sinc)[0], _radial(_np_sinc)[1], None),
+         "haversine": (_haversine, _np_haversine, 2)}
 
 
 def inputs(m: int, n: int, d: int, dtype, seed: int = 0):
+    """Points in [-1, 1]^D / sqrt(D) (D2 of order 1 whatever D: every branch of
+    the kernels runs; for haversine, latitudes and longitudes of a region of
+    the sphere), and weights."""
     gen = np.random.default_rng(seed)
-    scale = 1.0 / np.sqrt(d)  # D2 of order 1 whatever D: every branch of the kernels runs
+    scale = 1.0 / np.sqrt(d)
     x = (gen.uniform(-1, 1, (m, d)) * scale).astype(dtype)
     y = (gen.uniform(-1, 1, (n, d)) * scale).astype(dtype)
     b = gen.standard_normal((n, 1)).astype(dtype)
@@ -92,18 +130,14 @@ def inputs(m: int, n: int, d: int, dtype, seed: int = 0):
 
 
 def lazy(module, case: str, x, y, b):
-    d2 = ((module.Vi(x) - module.Vj(y)) ** 2).sum()
-    return (CASES[case][0](d2) * module.Vj(b)).sum(axis=1)
+    return (CASES[case][0](module.Vi(x), module.Vj(y)) * module.Vj(b)).sum(axis=1)
 
 
 def baseline(case: str, x, y, b):
     fn = CASES[case][1]
     out = np.empty((x.shape[0], 1), dtype=b.dtype)
-    yy = (y * y).sum(1)
     for start in range(0, x.shape[0], BLOCK):
-        xb = x[start:start + BLOCK]
-        d2 = np.maximum((xb * xb).sum(1)[:, None] + yy[None] - 2 * (xb @ y.T), 0)
-        out[start:start + BLOCK] = fn(d2) @ b
+        out[start:start + BLOCK] = fn(x[start:start + BLOCK], y) @ b
     return out
 
 
@@ -141,7 +175,7 @@ def main(argv=None) -> int:
     print("\n".join(lines), flush=True)
     for dtype in args.dtypes:
         for case in args.cases:
-            for d in args.dims:
+            for d in [CASES[case][2]] if CASES[case][2] else args.dims:
                 x, y, b = inputs(args.size, args.size, d, dtype)
                 lazy(dn, case, *inputs(500, 500, d, dtype, seed=1))  # compile (excluded)
                 t_ours, out = timed(lambda: lazy(dn, case, x, y, b), args.repeats)
