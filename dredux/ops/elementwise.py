@@ -208,10 +208,8 @@ DEFS: list[OpDef] = [
     # maths. The costs of the functions are measured on the CPU backend (one core,
     # AVX-512, GCC 12: time per pair of F(1 + SqDist(x, y)) * b less that of
     # Exp(-SqDist(x, y)) * b, in units of 2e-11 s, the backend's seconds_per_cost):
-    # the vectorised sin, cos and pow of kernels/cpu/math.hpp about 80 and 120;
-    # asin, acos, atan and atan2 40-70 in float32 (vectorised) but 200-600 in
-    # float64 (C library calls that keep the j-loop scalar): 150-200 is within a
-    # factor of 4 of both
+    # the vectorised sin, cos and pow of kernels/cpu/math.hpp about 80 and 120,
+    # atan, asin, acos and atan2 40-75
     unary("EXP", "Exp", "_dr_exp({0})", lambda c, n, a: c.xp.exp(a),
           vjp=lambda n, g: (g * n,), cost=8, fast="_dr_fast_exp({0})"),
     unary("LOG", "Log", "_dr_log({0})", lambda c, n, a: c.xp.log(a),
@@ -225,11 +223,11 @@ DEFS: list[OpDef] = [
     unary("COS", "Cos", "_dr_cos({0})", lambda c, n, a: c.xp.cos(a),
           lambda n, a: -node("SIN", a), cost=80, fast="__cosf({0})"),
     unary("ASIN", "Asin", "_dr_asin({0})", lambda c, n, a: c.xp.arcsin(a),
-          lambda n, a: node("RSQRT", 1 - node("SQUARE", a)), cost=150),
+          lambda n, a: node("RSQRT", 1 - node("SQUARE", a)), cost=60),
     unary("ACOS", "Acos", "_dr_acos({0})", lambda c, n, a: c.xp.arccos(a),
-          lambda n, a: -node("RSQRT", 1 - node("SQUARE", a)), cost=150),
+          lambda n, a: -node("RSQRT", 1 - node("SQUARE", a)), cost=70),
     unary("ATAN", "Atan", "_dr_atan({0})", lambda c, n, a: c.xp.arctan(a),
-          lambda n, a: node("INV", 1 + node("SQUARE", a)), cost=150),
+          lambda n, a: node("INV", 1 + node("SQUARE", a)), cost=45),
     unary("SINXDIVX", "SinXDivX", "_dr_sinxdivx({0})",
           lambda c, n, a: _where(c, a == 0, 1, c.xp.sin(a) / a),
           lambda n, a: (node("COS", a) - n) / a, cost=85,
@@ -260,7 +258,7 @@ DEFS: list[OpDef] = [
     nary("POWF", "Powf", "_dr_pow({0}, {1})", lambda c, n, a, b: c.xp.power(a, b),
          _powf_vjp, cost=120),
     nary("ATAN2", "Atan2", "_dr_atan2({0}, {1})", lambda c, n, a, b: c.xp.arctan2(a, b),
-         _atan2_vjp, cost=200),
+         _atan2_vjp, cost=75),
     nary("CLAMP", "Clamp", "(({0} < {1}) ? {1} : (({0} > {2}) ? {2} : {0}))",
          lambda c, n, x, lo, hi: _where(c, x < lo, lo, c.xp.where(x > hi, hi, x)),
          _clamp_vjp, usage="Clamp(f, a, b)"),

@@ -13,10 +13,10 @@ math.hpp holds the same numbers.
 * log: with s = f / (2 + f), log(1 + f) = f - s (f - z P(z)), z = s^2, where
   P(z) = (2 atanh(s) / s - 2) / z on z in [0, (3 - 2 sqrt 2)^2] (the range of
   z for 1 + f in [sqrt(1/2), sqrt(2))); degree 3 (float) and 6 (double).
-* atan (float, computed in double): atan u = u + u z P(z), z = u^2, P on z in
-  [0, tan(pi/8)^2]; degree 6.
-* asin (float, in double): asin a = a + a z Q(z), z = a^2, Q on z in [0, 1/4];
-  degree 7.
+* atan: atan u = u + u z P(z), z = u^2, P on z in [0, tan(pi/8)^2] of degree
+  6 (float, computed in double), on [0, (7/16)^2] of degree 10 (double).
+* asin: asin a = a + a z Q(z), z = a^2, Q on z in [0, 1/4]; degree 7 (float,
+  in double) and 12 (double).
 """
 
 from __future__ import annotations
@@ -106,7 +106,9 @@ def main() -> None:
             ("log P, float", atanh_p, 0.0, z_max * 1.0001, 3, None),
             ("log P, double", atanh_p, 0.0, z_max * 1.0001, 6, None),
             ("atan P, float", atan_p, 0.0, math.tan(math.pi / 8) ** 2 * 1.001, 6, None),
-            ("asin Q, float", asin_q, 0.0, 0.25 * 1.0001, 7, None)]
+            ("atan P, double", atan_p, 0.0, (7 / 16) ** 2 * 1.02, 10, None),
+            ("asin Q, float", asin_q, 0.0, 0.25 * 1.0001, 7, None),
+            ("asin Q, double", asin_q, 0.0, 0.25 * 1.0001, 12, None)]
     for label, fn, lo, hi, degree, scale in jobs:
         coefs = fit(fn, lo, hi, degree)
         grid = [Decimal(lo + (hi - lo) * i / 2000) for i in range(2001)]
