@@ -97,8 +97,8 @@ def run(kernel, plan, rows: list, cols: list, params: list, *, meta_arrays: list
                 # one task stream per GPU (more threads would only queue on them)
                 computed = dask.compute(*arrays, scheduler="threads", num_workers=devices)
             elif scheduler is None and client is None and _num_workers() == 0:
-                # num_workers 0 means one thread per core here (as in Dask's own
-                # docs' default), which Dask's thread pool would refuse
+                # num_workers 0 means one thread per core to dredux (_num_workers),
+                # which Dask's thread pool would refuse as 0 threads
                 computed = dask.compute(*arrays, scheduler=scheduler,
                                         num_workers=os.cpu_count() or 1)
             else:
