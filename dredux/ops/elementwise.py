@@ -264,7 +264,7 @@ DEFS: list[OpDef] = [
          _clamp_vjp, usage="Clamp(f, a, b)"),
     unary("CLAMPINT", "ClampInt", _clampint_c, _clampint_numpy, vjp=_clampint_vjp,
           signature="eii", usage="ClampInt(f, a, b) with integers a <= b"),
-    nary("IFELSE", "IfElse", "(({0} >= (T)0) ? {1} : {2})",
+    nary("IFELSE", "IfElse", "_dr_ifelse({0}, {1}, {2})",
          lambda c, n, x, a, b: _where(c, x >= 0, a, b),
          lambda n, g: (None, node("IFELSE", n.args[0], g, zero()),
                        node("IFELSE", n.args[0], zero(), g)),

@@ -932,6 +932,19 @@ static inline __attribute__((always_inline)) double _dr_acos(double x) {
     return far ? far_out : near_zero;
 }
 
+// IfElse(c, a, b): a where c >= 0, else b (NaN: b), blended by their bits, so
+// that both are computed for every pair: with a select, GCC made an operand's
+// SIMD call (the double sine's) conditional, and IfElse(c, Sin(x), Cos(x))
+// ran 2.5x slower in float64
+static inline __attribute__((always_inline)) float _dr_ifelse(float c, float a, float b) {
+    const int32_t m = -(int32_t)(c >= 0.0f);
+    return _dr_bits_to_float((_dr_float_to_bits(a) & m) | (_dr_float_to_bits(b) & ~m));
+}
+static inline __attribute__((always_inline)) double _dr_ifelse(double c, double a, double b) {
+    const int64_t m = -(int64_t)(c >= 0.0);
+    return _dr_bits_to_double((_dr_double_to_bits(a) & m) | (_dr_double_to_bits(b) & ~m));
+}
+
 // ---------------------------------------------------------------- the rest
 #define _DR_BOTH(name, call)                                                        \
     static inline __attribute__((always_inline)) float name(float x) { return call; } \

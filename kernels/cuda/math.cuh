@@ -101,6 +101,8 @@ __device__ __forceinline__ double _dr_pow(double x, double y) { return pow(x, y)
 __device__ __forceinline__ float _dr_atan2(float y, float x) { return atan2f(y, x); }
 __device__ __forceinline__ double _dr_atan2(double y, double x) { return atan2(y, x); }
 // sin(x) / x, 1 at 0 (the CPU's is written to keep its loop vectorised)
+__device__ __forceinline__ float _dr_ifelse(float c, float a, float b) { return c >= 0.0f ? a : b; }
+__device__ __forceinline__ double _dr_ifelse(double c, double a, double b) { return c >= 0.0 ? a : b; }
 __device__ __forceinline__ float _dr_sinxdivx(float x) { return x == 0.0f ? 1.0f : sinf(x) / x; }
 __device__ __forceinline__ double _dr_sinxdivx(double x) { return x == 0.0 ? 1.0 : sin(x) / x; }
 

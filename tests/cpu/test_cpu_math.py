@@ -365,3 +365,22 @@ def test_double_inverse_trig_special_values_follow_c(name):
         same = (np.isclose(got, want, rtol=4.5e-16, atol=0) &
                 (np.signbit(signed) == np.signbit(want))) | (np.isnan(got) & np.isnan(want))
         assert same.all(), (x if x is None else x[0], y[~same], got[~same], want[~same])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ifelse_blends_by_bits_with_the_select_semantics(dtype):
+    # IfElse is a blend of the operands' bits (both computed for every pair):
+    # a where c >= 0 (-0 included), b otherwise and for a NaN c; infinities and
+    # NaN operands pass through unchanged, never mixed into the other's value
+    c = np.array([1.0, -1.0, 0.0, -0.0, np.nan, 2.0, -2.0, 3.0], dtype)
+    a = np.array([np.inf, np.inf, -np.inf, 5.0, 1.0, np.nan, np.nan, -0.0], dtype)
+    b = np.array([1.0, 1.0, 2.0, np.inf, np.nan, 3.0, -np.inf, 4.0], dtype)
+    routine = Genred("IfElse(c, a, b * y)", ["c = Vi(1)", "a = Vi(1)", "b = Vi(1)", "y = Vj(1)"],
+                     reduction_op="Max", axis=1)
+    got = routine(c[:, None], a[:, None], b[:, None], np.ones((1, 1), dtype),
+                  backend="cpu")[:, 0]
+    want = np.where(c >= 0, a, b)
+    # (a Max over one column: the value itself, the sign of a zero kept, NaN as -inf)
+    want = np.where(np.isnan(want), -np.inf, want)
+    np.testing.assert_array_equal(got, want)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
