@@ -65,6 +65,22 @@ static inline __attribute__((always_inline)) int64_t _dr_double_to_bits(double f
     return b;
 }
 
+// a + b = hi + lo exactly (Knuth's TwoSum: either may be the larger); the
+// compensated sums of the reduction states use it too (states/lanes.hpp)
+template <class U> static inline __attribute__((always_inline)) void _dr_two_sum(U a, U b, U &hi,
+                                                                               U &lo) {
+    const U s = a + b;
+    const U bp = s - a;
+    lo = (a - (s - bp)) + (b - bp);
+    hi = s;
+}
+
+// r with the sign bit of x flipped in (the sign of x when r >= 0)
+static inline __attribute__((always_inline)) double _dr_with_sign(double r, double x) {
+    return _dr_bits_to_double(_dr_double_to_bits(r) ^
+                              (_dr_double_to_bits(x) & (int64_t)0x8000000000000000LL));
+}
+
 // ---------------------------------------------------------------- exp
 // e^x = 2^k e^r with k = floor(x log2 e) and r = x - k ln2 in [0, ln2). The
 // floor (not the nearest integer) keeps k in [-126, 127] over the whole range
@@ -423,9 +439,8 @@ static inline __attribute__((always_inline)) double _dr_trig(double x, int32_t q
     const double k = kj - _dr_round_magic;
     const double r1 = std::fma(-k, _dr_pio2_1, ax);
     const double th = k * _dr_pio2_2, tl = std::fma(k, _dr_pio2_2, -th);
-    const double rh = r1 - th;  // r1 - th = rh + err exactly (TwoSum)
-    const double bb = rh - r1;
-    const double err = (r1 - (rh - bb)) + (-th - bb);
+    double rh, err;
+    _dr_two_sum(r1, -th, rh, err);  // r1 - th = rh + err exactly
     const double rl = (err - tl) - k * _dr_pio2_3;
     const double z = rh * rh;
     double sp = 2.8114572543455206e-15;  // 1/17!
@@ -610,6 +625,16 @@ static inline __attribute__((always_inline)) double _dr_pow_special(double ax, d
     return _dr_pow_unit(ax, y) ? 0.0 : t;
 }
 
+// x = 2^e m for a normal x > 0, m in [0x1.69p-1, 0x1.69p+0) (the offset of
+// kernels/cpu/tables.py), i the table's interval of m: its 7 bits below e's
+static inline __attribute__((always_inline)) void _dr_log_split(double x, int32_t &i, double &m,
+                                                                double &e) {
+    const uint64_t shifted = (uint64_t)_dr_double_to_bits(x) - 0x3fe6900000000000ULL;
+    i = (int32_t)((shifted >> 45) & 127);
+    m = _dr_bits_to_double((int64_t)((shifted & 0x000fffffffffffffULL) + 0x3fe6900000000000ULL));
+    e = (double)((int64_t)shifted >> 52);
+}
+
 // The float pow computes in double: log|x| within about 2^-52 relative (r by
 // its series to r^5, within 2^-40 r), t = y log|x| within 2^-33 absolute
 // wherever e^t is a float, e^t = 2^k e^s with |s| <= ln2/2 by Taylor to s^8
@@ -617,16 +642,14 @@ static inline __attribute__((always_inline)) double _dr_pow_special(double ax, d
 static inline __attribute__((always_inline)) float _dr_pow(float xf, float yf) {
     const double x = xf, y = yf, ax = std::fabs(x);
     // a float is a normal double: no subnormal scaling here
-    const uint64_t shifted = (uint64_t)_dr_double_to_bits(ax) - 0x3fe6900000000000ULL;
-    const int32_t i = (int32_t)((shifted >> 45) & 127);
-    const double m = _dr_bits_to_double(
-        (int64_t)((shifted & 0x000fffffffffffffULL) + 0x3fe6900000000000ULL));
+    int32_t i;
+    double m, e;
+    _dr_log_split(ax, i, m, e);
     const double r = std::fma(m, _dr_log_invc[i], -1.0);
     double p = 0.2;
     p = p * r - 0.25;
     p = p * r + 0.3333333333333333;
     p = p * r - 0.5;
-    const double e = (double)((int64_t)shifted >> 52);
     const double lg = e * 0.6931471805599453 + _dr_log_c_hi[i] + (r + r * r * p);
     double t = _dr_pow_special(ax, y, y * lg);
     // beyond +-200 the float is 0 or inf either way; the clamp keeps 2^k normal
@@ -656,12 +679,10 @@ static inline __attribute__((always_inline)) float _dr_pow(float xf, float yf) {
 // same relative error in the result.
 static inline __attribute__((always_inline)) double _dr_log_dd(double x, double &lo) {
     const bool tiny = x < 2.2250738585072014e-308;  // subnormal: scale up first
-    const double xs = tiny ? x * 4503599627370496.0 : x;  // 2^52
-    const uint64_t shifted = (uint64_t)_dr_double_to_bits(xs) - 0x3fe6900000000000ULL;
-    const int32_t i = (int32_t)((shifted >> 45) & 127);
-    const double m = _dr_bits_to_double(
-        (int64_t)((shifted & 0x000fffffffffffffULL) + 0x3fe6900000000000ULL));
-    const double e = (double)(((int64_t)shifted >> 52) - (tiny ? 52 : 0));
+    int32_t i;
+    double m, e;
+    _dr_log_split(tiny ? x * 4503599627370496.0 : x, i, m, e);  // 2^52
+    e -= tiny ? 52.0 : 0.0;
     // m invc = 1 + rh + rl exactly: the product is ph + rl, ph - 1 is exact
     const double invc = _dr_log_invc[i];
     const double ph = m * invc;
@@ -671,16 +692,14 @@ static inline __attribute__((always_inline)) double _dr_log_dd(double x, double 
     const double a = e * _dr_ln2_hi;
     const double s1 = a + _dr_log_c_hi[i];
     const double e1 = _dr_log_c_hi[i] - (s1 - a);
-    // + rh, a TwoSum (either may be the larger)
-    const double s2 = s1 + rh;
-    const double b2 = s2 - s1;
-    const double e2 = (s1 - (s2 - b2)) + (rh - b2);
-    // - rh^2 / 2 = qh + ql exactly, added by a TwoSum
+    // + rh (either may be the larger)
+    double s2, e2;
+    _dr_two_sum(s1, rh, s2, e2);
+    // - rh^2 / 2 = qh + ql exactly
     const double qh = -0.5 * rh * rh;
     const double ql = std::fma(-0.5 * rh, rh, -qh);
-    const double s3 = s2 + qh;
-    const double b3 = s3 - s2;
-    const double e3 = (s2 - (s3 - b3)) + (qh - b3);
+    double s3, e3;
+    _dr_two_sum(s2, qh, s3, e3);
     // r^3/3 - r^4/4 + ... - r^8/8: the next term is below 2^-67 |r|
     double p = -0.125;
     p = p * rh + 0.14285714285714285;
@@ -861,8 +880,7 @@ static inline __attribute__((always_inline)) double _dr_angle_d(double ay, doubl
 }
 
 static inline __attribute__((always_inline)) double _dr_atan(double x) {
-    const double r = _dr_angle_d(std::fabs(x), 1.0);
-    return _dr_bits_to_double(_dr_double_to_bits(r) ^ (_dr_double_to_bits(x) & (int64_t)0x8000000000000000LL));
+    return _dr_with_sign(_dr_angle_d(std::fabs(x), 1.0), x);
 }
 
 static inline __attribute__((always_inline)) double _dr_atan2(double y, double x) {
@@ -878,7 +896,7 @@ static inline __attribute__((always_inline)) double _dr_atan2(double y, double x
     t = ((by | bx) == 0) ? 0.0 : t;
     t = ((by == inf) & (bx == inf)) ? 0x1.921fb54442d18p-1 : t;
     t = (_dr_double_to_bits(x) < 0) ? (0x1.921fb54442d18p+1 - t) + 0x1.1a62633145c07p-53 : t;
-    return _dr_bits_to_double(_dr_double_to_bits(t) ^ (_dr_double_to_bits(y) & (int64_t)0x8000000000000000LL));
+    return _dr_with_sign(t, y);
 }
 
 // asin of a = |x| as in float: hi + lo pieces. Q of degree 12 within 4e-18
@@ -916,7 +934,7 @@ static inline __attribute__((always_inline)) double _dr_asin(double x) {
     _dr_asin_parts(std::fabs(x), far, s, w);
     const double r = far ? (0x1.921fb54442d18p+0 - 2.0 * s) + (0x1.1a62633145c07p-54 - 2.0 * w)
                          : s + w;
-    return _dr_bits_to_double(_dr_double_to_bits(r) ^ (_dr_double_to_bits(x) & (int64_t)0x8000000000000000LL));
+    return _dr_with_sign(r, x);
 }
 
 static inline __attribute__((always_inline)) double _dr_acos(double x) {

@@ -1,12 +1,6 @@
 // dredux CPU kernels: sums in W vector lanes (Sum and LogSumExp states).
 
-// s + t exactly as hi + lo (Knuth's TwoSum)
-static inline void _dr_two_sum(A a, A b, A& hi, A& lo) {
-    A s = a + b;
-    A bp = s - a;
-    lo = (a - (s - bp)) + (b - bp);
-    hi = s;
-}
+// (_dr_two_sum, hi + lo = a + b exactly, is in kernels/cpu/math.hpp)
 
 // lane[l] += f[jj] for the jj = l mod W of the tile
 static inline void _dr_add_lanes(A* __restrict lane, const T* __restrict f, int nt) {
