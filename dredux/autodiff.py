@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from . import limits
 from .errors import FormulaError
-from .ir import OPS, Cat, DimError, Expr, Op, const, var, walk, zero
+from .ir import OPS, Cat, DimError, Expr, Op, ParamError, const, var, walk, zero
 from .ops import DERIVATIVE, NoDerivative
 from .printing import to_formula
 from .simplify import simplify
@@ -89,7 +89,7 @@ def grad(formula: Expr, v: Expr, e: Expr) -> Expr:
     not simplified.
     """
     if v.op is not Op.VAR:
-        raise DimError("Grad differentiates with respect to a variable")
+        raise ParamError("Grad differentiates with respect to a variable")
     if e.dim != formula.dim:
         raise DimError(
             f"Grad(F, v, e) needs e of the dimension of F ({formula.dim}), got "
@@ -134,7 +134,7 @@ def _fresh_dummy(dim: int, *exprs: Expr) -> Expr:
 def diff(formula: Expr, v: Expr, u: Expr) -> Expr:
     """``[d formula / d v] u``: the derivative of ``formula`` along ``u`` (forward mode)."""
     if v.op is not Op.VAR:
-        raise DimError("Diff differentiates with respect to a variable")
+        raise ParamError("Diff differentiates with respect to a variable")
     if u.dim != v.dim:
         raise DimError(f"Diff(F, v, u) needs u of the dimension of v ({v.dim}), got "
                        f"dimension {u.dim}")
@@ -299,7 +299,7 @@ def divergence(formula: Expr, v: Expr) -> Expr:
     Jacobian's diagonal, one vector expression where :func:`_diagonal` applies,
     else one reverse sweep per component."""
     if v.op is not Op.VAR:
-        raise DimError("Divergence differentiates with respect to a variable")
+        raise ParamError("Divergence differentiates with respect to a variable")
     if formula.dim != v.dim:
         raise DimError(f"Divergence(F, v) needs F of the dimension of v ({v.dim}), got "
                        f"dimension {formula.dim}")
@@ -316,7 +316,7 @@ def grad_matrix(formula: Expr, v: Expr) -> Expr:
     ``d formula_i / d v_j`` (the gradients of the components of F, one after the
     other)."""
     if v.op is not Op.VAR:
-        raise DimError("GradMatrix differentiates with respect to a variable")
+        raise ParamError("GradMatrix differentiates with respect to a variable")
     return _balanced(Op.CONCAT, _rows(formula, v, "GradMatrix"))
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .ir import OPS, DimError, Expr, Op, const, zero
+from .ir import OPS, DimError, Expr, Op, ParamError, const, zero
 from .limits import MAX_PARAM
 from .ops import COMPUTE
 
@@ -97,13 +97,13 @@ def _intcst(n):
 
 def _intinv(n):
     if n == 0:
-        raise DimError("IntInv(0) is a division by zero; expected a non-zero integer")
+        raise ParamError("IntInv(0) is a division by zero; expected a non-zero integer")
     return const(1.0 / n)
 
 
 def _zero(d):
     if d < 1:
-        raise DimError(f"Zero(dim) needs dim >= 1, got {d}")
+        raise ParamError(f"Zero(dim) needs dim >= 1, got {d}")
     return zero(d)
 
 

@@ -24,10 +24,10 @@ import weakref
 from collections.abc import Iterator
 
 from .limits import MAX_DIM
-from .ops import OPS, DimError, LimitError, Op, OpDef
+from .ops import OPS, DimError, LimitError, Op, OpDef, ParamError
 
 __all__ = [
-    "Cat", "Op", "OpDef", "OPS", "Expr", "DimError",
+    "Cat", "Op", "OpDef", "OPS", "Expr", "DimError", "ParamError",
     "var", "const", "zero", "walk", "walk_all", "variables", "flatten", "unflatten",
 ]
 

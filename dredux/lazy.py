@@ -771,11 +771,11 @@ class LazyTensor:
         if isinstance(other, LazyReduction):
             raise ArgumentError("one operand is a reduced LazyTensor (call=False); call it "
                                 "first to get an array, then wrap that array again")
-        if what is None:
-            return LazyTensor(other)
         try:
             return LazyTensor(other)
         except ShapeError as exc:
+            if what is None:
+                raise
             raise ShapeError(f"{what}: {exc}") from None
 
     def _real_operand(self, other, what: str, argument: str | None = None) -> LazyTensor:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from . import limits
 from .errors import FormulaError
 from .functions import FUNCTIONS, Function
-from .ir import OPS, Cat, DimError, Expr, Op, const, var
+from .ir import OPS, Cat, DimError, Expr, Op, ParamError, const, var
 from .ops import DERIVATIVE, LimitError
 
 __all__ = ["ArgSpec", "Signature", "FUNCTIONS", "parse_aliases", "parse_formula"]
@@ -365,12 +365,10 @@ class _Builder:
             raise self.error(node, f"'{self.source(node)}' is too large: {exc}",
                              "docs/formulas.md lists the limits.") from None
         except DimError as exc:
-            # DimError covers every invalid operand or integer argument, not only the
-            # dimensions: the hint about the aliases is given for those
-            text = str(exc)
-            about_dims = "dimension" in text or " dim " in text
+            # a ParamError is about the argument itself, not the aliases' dimensions
+            about_dims = not isinstance(exc, ParamError)
             raise self.error(node, f"{'dimension mismatch' if about_dims else 'invalid call'} "
-                             f"in '{self.source(node)}': {text}",
+                             f"in '{self.source(node)}': {exc}",
                              "Check the dimensions declared in the aliases." if about_dims
                              else "See docs/formulas.md for the operation's arguments."
                              ) from None

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OpDef", "Op", "OPS", "PRIMITIVES", "DimError", "LimitError", "NoDerivative",
+__all__ = ["OpDef", "Op", "OPS", "PRIMITIVES", "DimError", "ParamError", "LimitError",
+           "NoDerivative",
            "LEAF", "COMPUTE", "DERIVATIVE"]
 
 LEAF, COMPUTE, DERIVATIVE = "leaf", "compute", "derivative"
@@ -36,6 +37,14 @@ LEAF, COMPUTE, DERIVATIVE = "leaf", "compute", "derivative"
 
 class DimError(ValueError):
     """Operand dimensions do not fit an operation (the parser adds the position)."""
+
+
+class ParamError(DimError):
+    """An operation's argument is invalid in itself, whatever the dimensions: an
+    integer parameter out of its range (IntInv(0), a B-spline order < 0, an
+    axis list that is no permutation), or a derivative taken with respect to a
+    formula instead of a variable. The parser does not call it a dimension
+    mismatch."""
 
 
 class LimitError(DimError):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import DimError, NoDerivative, OpDef
+from . import DimError, NoDerivative, OpDef, ParamError
 from .elementwise import const, node
 
 __all__ = ["DEFS"]
@@ -48,7 +48,7 @@ def _bspline_dims(dims, params):
         raise DimError(f"BSpline(knots, x, order) samples at a scalar x, got x of "
                        f"dimension {dx}")
     if order < 0:
-        raise DimError(f"BSpline(knots, x, order) needs order >= 0, got {order}")
+        raise ParamError(f"BSpline(knots, x, order) needs order >= 0, got {order}")
     if n < order + 2:
         raise DimError(f"BSpline of order {order} needs at least {order + 2} knots, got a "
                        f"knot vector of dimension {n}")
@@ -143,7 +143,7 @@ def _grad_softdtw_dims(dims, params):
     _require_gamma("GradSoftDTW_SqDist", dims)
     flag = params[0] if params else 0
     if flag not in (0, 1):
-        raise DimError(f"GradSoftDTW_SqDist(x, y, gamma, with_gamma) takes with_gamma 0 or "
+        raise ParamError(f"GradSoftDTW_SqDist(x, y, gamma, with_gamma) takes with_gamma 0 or "
                        f"1, got {flag}")
     return dims[0] + dims[1] + flag
 

@@ -18,7 +18,7 @@ from itertools import product
 
 import numpy as np
 
-from . import DimError, OpDef
+from . import DimError, OpDef, ParamError
 from .elementwise import node
 
 __all__ = ["DEFS", "tensordot_node", "tensordot_keops_params", "ix"]
@@ -51,7 +51,7 @@ def _sumt_dims(dims, params):
     _require_scalar("SumT", dims[0])
     (d,) = params
     if d < 1:
-        raise DimError(f"SumT needs an output dimension >= 1, got {d}")
+        raise ParamError(f"SumT needs an output dimension >= 1, got {d}")
     return d
 
 
@@ -74,7 +74,7 @@ def _elemt_dims(dims, params):
     _require_scalar("ElemT", dims[0])
     n, m = params
     if n < 1 or not 0 <= m < n:
-        raise DimError(f"ElemT(f, n={n}, m={m}) needs n >= 1 and 0 <= m < n")
+        raise ParamError(f"ElemT(f, n={n}, m={m}) needs n >= 1 and 0 <= m < n")
     return n
 
 
@@ -101,7 +101,7 @@ def _onehot_dims(dims, params):
     _require_scalar("OneHot", dims[0])
     (d,) = params
     if d < 1:
-        raise DimError(f"OneHot needs a length >= 1, got {d}")
+        raise ParamError(f"OneHot needs a length >= 1, got {d}")
     return d
 
 
@@ -126,7 +126,7 @@ def _vecmat_dims(dims, params):
 def _tensordot_dims(dims, params):
     dims_a, dims_b, sub_a, sub_b, sub_out, out_shape = params
     if len(set(sub_a) | set(sub_b)) > 26:  # einsum's labels of the NumPy reference
-        raise DimError(f"TensorDot got {len(dims_a)} + {len(dims_b)} axes with "
+        raise ParamError(f"TensorDot got {len(dims_a)} + {len(dims_b)} axes with "
                        f"{len(set(sub_a) | set(sub_b))} distinct ones; at most 26 are "
                        "supported (merge axes of size 1 into their neighbours)")
     if math.prod(dims_a) != dims[0] or math.prod(dims_b) != dims[1]:
@@ -187,7 +187,7 @@ def _tensordot_build(fa, fb, dimsfa, dimsfb, contfa, contfb, permute=None):
                        "axes of b; expected the same number")
     for name, axes, shape in (("a", contfa, dimsfa), ("b", contfb, dimsfb)):
         if len(set(axes)) != len(axes) or any(not 0 <= k < len(shape) for k in axes):
-            raise DimError(f"TensorDot contraction axes {axes} of {name} are not distinct "
+            raise ParamError(f"TensorDot contraction axes {axes} of {name} are not distinct "
                            f"axes of its shape {shape}")
     for ka, kb in zip(contfa, contfb):
         if dimsfa[ka] != dimsfb[kb]:
@@ -203,7 +203,7 @@ def _tensordot_build(fa, fb, dimsfa, dimsfb, contfa, contfb, permute=None):
     keep += [label for k, label in enumerate(sub_b) if k not in contfb]
     permute = list(range(len(keep))) if permute is None else list(permute)
     if sorted(permute) != list(range(len(keep))):
-        raise DimError(f"TensorDot permutation {permute} is not a permutation of "
+        raise ParamError(f"TensorDot permutation {permute} is not a permutation of "
                        f"{list(range(len(keep)))}")
     inverse = sorted(range(len(permute)), key=permute.__getitem__)
     sub_out = [keep[k] for k in inverse]

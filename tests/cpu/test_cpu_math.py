@@ -255,13 +255,13 @@ def test_pow_special_values_follow_c(dtype):
     assert not bad.any(), list(zip(x[bad], y[bad], got[bad], ref[bad]))[:10]
 
 
-def _signed_values(routine, x, column=None):
+def _signed_values(routine, x, column=None, dtype=np.float32):
     """The routine's formula at (x_i, column) as a Max over the single column:
     the value itself with the sign of a zero (a Sum's 0 + -0 is +0), NaN
     excepted (a NaN never wins a Max)."""
-    column = np.ones((1, 1), np.float32) if column is None else column
+    column = np.ones((1, 1), dtype) if column is None else np.asarray(column, dtype)
     best = Genred(routine.formula, ALIASES, reduction_op="Max", axis=1)
-    return best(np.asarray(x, np.float32).reshape(-1, 1), column, backend="cpu")[:, 0]
+    return best(np.asarray(x, dtype).reshape(-1, 1), column, backend="cpu")[:, 0]
 
 
 ATAN = Genred("Atan(x * y)", ALIASES, axis=1)
@@ -360,8 +360,7 @@ def test_double_inverse_trig_special_values_follow_c(name):
             want = fn(y) if x is None else fn(y, x)
         column = np.ones((1, 1)) if x is None else np.array([[x[0]]])
         got = routine(y.reshape(-1, 1), column, backend="cpu")[:, 0]
-        best = Genred(routine.formula, ALIASES, reduction_op="Max", axis=1)
-        signed = best(y.reshape(-1, 1), column, backend="cpu")[:, 0]
+        signed = _signed_values(routine, y, column, np.float64)
         same = (np.isclose(got, want, rtol=4.5e-16, atol=0) &
                 (np.signbit(signed) == np.signbit(want))) | (np.isnan(got) & np.isnan(want))
         assert same.all(), (x if x is None else x[0], y[~same], got[~same], want[~same])

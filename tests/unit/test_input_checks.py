@@ -95,6 +95,7 @@ def test_a_bad_backend_setting_names_the_setting():
 @pytest.mark.parametrize("formula, aliases, words", [
     ("IntInv(0) * x", ["x = Vi(1)"], "division by zero"),
     ("BSpline(s, x, -1)", ["x = Vi(1)", "s = Vj(4)"], "order >= 0"),
+    ("Zero(0) + x", ["x = Vi(1)"], "dim >= 1"),
 ])
 def test_an_invalid_argument_is_not_called_a_dimension_mismatch(formula, aliases, words):
     with pytest.raises(FormulaError, match=words) as info:
